@@ -1,0 +1,1 @@
+"""Framework integrations (Lightning, transformers); each imports only the public core API."""

@@ -1,0 +1,495 @@
+"""The Board: what a training script logs through.
+
+``log()`` only records: plain numbers are packed into the ring's owner lane in the calling
+thread (no I/O, no lock, no pickling); tensors and rich values are snapshotted and handed to
+the flusher thread. A writer process persists everything (see ``kohakuboard.writer``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import pickle
+import secrets
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
+import zlib
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, ring
+from ..errors import BoardClosedError, BoardDirectoryError, BoardNotFoundError, bad_key
+from ..metadata import BoardMeta, read_meta, write_meta
+from ..storage import BACKENDS
+from .flusher import Deferred, Flusher
+from .lane import LaneWriter, WriterUnavailable
+from .sanitize import jsonable_config
+from .spawn import recover, spawn_writer
+from .values import check_key, classify, snapshot_tensors
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RING_SIZE = 32 << 20
+FINISH_TIMEOUT_S = 120.0
+MAX_RESPAWNS = 5
+_FAST = frozenset({float, int})
+_HDR = ring.REC_HEADER.pack
+_crc = zlib.crc32
+_time = time.time
+_get_ident = threading.get_ident
+_LIVE: weakref.WeakSet[Board] = weakref.WeakSet()
+
+
+def _new_board_id() -> str:
+    return time.strftime("%Y%m%d_%H%M%S") + "_" + secrets.token_hex(4)
+
+
+class Board:
+    """A run: one directory of logged values.
+
+    Args:
+        name: display name (default: the board id).
+        config: hyperparameters; anything not JSON is stored as its ``repr``.
+        base_dir: folder holding boards (created if missing).
+        project: project name the board belongs to.
+        backend: storage backend, ``"hybrid"`` (default), ``"duckdb"`` or ``"parquet"``.
+        board_id: re-open this board to append (created with that id if it does not exist).
+        ring_size: bytes per ring lane; bounds memory and how far the writer may fall behind.
+        commit_interval: seconds between the writer's commits (visibility latency).
+
+    Step semantics: every ``log()`` call advances ``step`` by one and all its values share
+    it; ``global_step`` is the training step, advanced by :meth:`step` or set with a
+    ``global_step=`` keyword to ``log()``.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+        base_dir: str | os.PathLike[str] = "./kohakuboard",
+        project: str = "default",
+        backend: str = "hybrid",
+        board_id: str | None = None,
+        *,
+        ring_size: int = DEFAULT_RING_SIZE,
+        commit_interval: float = 0.2,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        self._closed = True  # until fully set up (atexit and __del__ look at it)
+        self._owner = -1
+        base = Path(base_dir).expanduser().resolve()
+        meta, path, resumed = self._open_dir(base, name, project, backend, board_id)
+        self._meta = meta
+        self._path = path
+        self._commit_interval = float(commit_interval)
+        start_step, start_gstep = 0, 0
+        if resumed:
+            start_step, start_gstep = self._resume_state()
+        self._steps = itertools.count(start_step)
+        self._global_step = start_gstep
+        self._schemas: dict[tuple[str, ...], tuple[Any, int, int]] = {}
+        self._session = secrets.token_hex(8)
+        self._ring_path = path / f"ring-{self._session}.kbr"
+        ring_path = str(self._ring_path)
+        capacity = ring.padded(int(ring_size))
+        try:
+            self._mm, self._fd = ring.create_ring(
+                ring_path, capacity=capacity, session_id=int(self._session, 16)
+            )
+        except OSError as exc:
+            raise BoardDirectoryError(
+                f"cannot create the log ring in {path}: {exc.strerror or exc}"
+            ) from exc
+        label = meta.name
+        self._lane0 = LaneWriter(
+            self._mm, ring.LANE_OWNER, capacity, check_writer=self._check_writer, board_label=label
+        )
+        lane1 = LaneWriter(
+            self._mm, ring.LANE_SHARED, capacity, check_writer=self._check_writer, board_label=label
+        )
+        self._respawn_lock = threading.Lock()
+        self._respawns = 0
+        self._writer_failed = False
+        self._finish_lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = spawn_writer(str(path), self._session, commit_interval=self._commit_interval)
+        staging = path / "staging"
+        staging.mkdir(exist_ok=True)
+        self._flusher = Flusher(
+            lane1, staging_dir=str(staging), session=self._session, watchdog=self._watchdog, label=label
+        )
+        self._flusher.start()
+        self._owner = _get_ident()
+        self._pid = os.getpid()
+        self._closed = False
+        _LIVE.add(self)
+        if config:
+            self.update_config(config)
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """The board's directory."""
+        return self._path
+
+    @property
+    def id(self) -> str:
+        return self._meta.id
+
+    @property
+    def name(self) -> str:
+        return self._meta.name
+
+    @property
+    def project(self) -> str:
+        return self._meta.project
+
+    @property
+    def backend(self) -> str:
+        return self._meta.backend
+
+    @property
+    def global_step(self) -> int:
+        return self._global_step
+
+    @property
+    def current_step(self) -> int:
+        """The ``step`` the next ``log()`` call will get."""
+        return int(repr(self._steps)[6:-1])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "finished" if self._closed else "running"
+        return f"<Board {self.name!r} id={self.id} backend={self.backend} {state}>"
+
+    # -- logging ------------------------------------------------------------------
+    def log(self, **values: Any) -> None:
+        """Record values; all values of one call share one ``step``. Returns at once.
+
+        Accepts int, float, bool, numpy numbers, one-element arrays/tensors (read on a
+        background thread, never synchronising the device here), Media, Table, Histogram
+        and lists of Media. ``global_step=N`` sets the training step for this and later
+        calls. NaN and ±Inf are stored as they are.
+        """
+        if self._owner != _get_ident():
+            return self._log_slow(values)
+        keys = tuple(values)
+        schema = self._schemas.get(keys)
+        if schema is None:
+            return self._log_slow(values)
+        vals = values.values()
+        for v in vals:
+            if v.__class__ not in _FAST:
+                return self._log_slow(values)
+        pack, sid, size = schema
+        body = pack(sid, 0, next(self._steps), self._global_step, _time(), *vals)
+        lane = self._lane0
+        pos = lane.pos
+        off = pos % lane.capacity
+        if off + size > lane.capacity or pos + size > lane.limit:
+            self._write_owner(body)
+            return None
+        start = lane.base + off
+        self._mm[start : start + size] = _HDR(size, _crc(body), pos) + body
+        lane.pos = pos + size
+        return None
+
+    def _log_slow(self, values: dict[str, Any]) -> None:
+        self._check_open()
+        if "global_step" in values:
+            values = dict(values)
+            self._set_global_step(values.pop("global_step"))
+        if not values:
+            return
+        found = classify(values)  # raises before anything is recorded
+        owner = self._owner == _get_ident()
+        step = next(self._steps)
+        if found.plain and owner:
+            keys = tuple(found.scalars)
+            schema = self._schemas.get(keys) or self._register_schema(keys)
+            pack, sid, _size = schema
+            self._write_owner(pack(sid, 0, step, self._global_step, _time(), *found.scalars.values()))
+            return
+        snap = snapshot_tensors(found.tensors) if found.tensors else None
+        item = Deferred(
+            step, self._global_step, _time(), found.scalars, found.tensor_keys, snap, found.rich
+        )
+        self._flusher.submit(item, urgent=bool(found.rich))
+
+    def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, int, int]:
+        sid = ring.FIRST_SCHEMA_ID + len(self._schemas)
+        self._write_owner(ring.blob_body(ring.K_SCHEMA, pickle.dumps((sid, keys), protocol=5)))
+        st = struct.Struct(ring.SCALAR_PREFIX + "d" * len(keys))
+        schema = (st.pack, sid, ring.REC_HEADER.size + st.size)
+        self._schemas[keys] = schema
+        return schema
+
+    def _write_owner(self, body: bytes) -> None:
+        try:
+            self._lane0.write(body)
+        except WriterUnavailable:
+            self._flusher._drop_notice()
+
+    def step(self, increment: int = 1, *, to: int | None = None) -> int:
+        """Advance the training step (``global_step``) and return it."""
+        if to is not None:
+            self._set_global_step(to)
+        else:
+            self._set_global_step(self._global_step + _as_int("increment", increment))
+        return self._global_step
+
+    def _set_global_step(self, value: Any) -> None:
+        self._global_step = _as_int("global_step", value)
+
+    def log_images(self, key: str, images: Any, caption: str | list[str] | None = None) -> None:
+        """Log one image or a list of images under ``key`` at one step."""
+        from ..types import Media
+
+        items = images if isinstance(images, (list, tuple)) else [images]
+        captions = caption if isinstance(caption, (list, tuple)) else [caption] * len(items)
+        if len(captions) != len(items):
+            raise ValueError(f"{len(captions)} captions for {len(items)} images under {key!r}")
+        media = [m if isinstance(m, Media) else Media(m, caption=c) for m, c in zip(items, captions, strict=True)]
+        self.log(**{check_key(key): media})
+
+    def log_histogram(self, key: str, values: Any, **kwargs: Any) -> None:
+        """Log a histogram of ``values`` under ``key`` (kwargs go to :class:`Histogram`)."""
+        from ..types import Histogram
+
+        self.log(**{check_key(key): values if isinstance(values, Histogram) else Histogram(values, **kwargs)})
+
+    def log_table(self, key: str, data: Any, columns: list[str] | None = None) -> None:
+        """Log a table under ``key``."""
+        from ..types import Table
+
+        self.log(**{check_key(key): data if isinstance(data, Table) else Table(data, columns=columns)})
+
+    def update_config(self, config: dict[str, Any] | None = None, **more: Any) -> None:
+        """Merge hyperparameters into the board's config."""
+        self._check_open()
+        merged = dict(config or {})
+        merged.update(more)
+        for key in merged:
+            if not isinstance(key, str):
+                raise bad_key(key, "config keys must be str")
+        self._flusher.submit({"op": "config", "config": jsonable_config(merged)}, urgent=True)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def finish(self, status: str = "finished") -> None:
+        """Drain, commit, mark the board ``status`` and stop the writer. Idempotent."""
+        with self._finish_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._owner = -1
+        if os.getpid() != self._pid:
+            return  # a forked child never owns the writer
+        self._flusher.stop()
+        control = {"op": "finish", "status": status, "lane1_end": self._flusher.lane_end}
+        try:
+            self._lane0.write(ring.blob_body(ring.K_CONTROL, pickle.dumps(control, protocol=5)))
+        except WriterUnavailable:
+            pass
+        self._wait_for_writer()
+        _LIVE.discard(self)
+        try:
+            self._mm.close()
+        finally:
+            os.close(self._fd)
+
+    def _wait_for_writer(self) -> None:
+        deadline = time.monotonic() + FINISH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            proc = self._proc
+            if proc is None:
+                return
+            try:
+                code = proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                if ring.read_writer_error(self._mm):
+                    return
+                continue
+            if code == 0 or self._writer_failed or not self._ring_path.exists():
+                return
+            if not self._respawn(code):
+                return
+        logger.error(
+            "kohakuboard %s: the writer did not finish within %.0f s; unwritten values stay in "
+            "the ring file and are recovered when the board is opened again",
+            self.name,
+            FINISH_TIMEOUT_S,
+        )
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted")
+        else:
+            self.finish("failed")
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("a Board cannot be pickled; create it in the process that logs")
+
+    # -- the writer process -----------------------------------------------------------
+    def _check_writer(self) -> None:
+        if ring.read_writer_error(self._mm):
+            raise WriterUnavailable
+        self._watchdog()
+        if self._writer_failed:
+            raise WriterUnavailable
+
+    def _watchdog(self) -> None:
+        proc = self._proc
+        if proc is None or self._writer_failed:
+            return
+        code = proc.poll()
+        if code is not None and not (self._closed and code == 0):
+            self._respawn(code)
+
+    def _respawn(self, code: int | None) -> bool:
+        with self._respawn_lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                return True  # another thread already replaced it
+            if self._respawns >= MAX_RESPAWNS:
+                if not self._writer_failed:
+                    self._writer_failed = True
+                    logger.error(
+                        "kohakuboard %s: the writer process keeps dying (see %s); giving up",
+                        self.name,
+                        self._path / "writer.log",
+                    )
+                return False
+            self._respawns += 1
+            logger.warning(
+                "kohakuboard %s: the writer process exited (code %s); starting a new one",
+                self.name,
+                code,
+            )
+            self._proc = spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+            return True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            if getattr(self, "_pid", os.getpid()) != os.getpid():
+                raise BoardClosedError(
+                    f"board {self.name!r} belongs to process {self._pid}; log from that process"
+                )
+            raise BoardClosedError(f"board {self.name!r} is finished; create or re-open a Board")
+
+    # -- directory ----------------------------------------------------------------------
+    @staticmethod
+    def _open_dir(
+        base: Path, name: str | None, project: str, backend: str, board_id: str | None
+    ) -> tuple[BoardMeta, Path, bool]:
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BoardDirectoryError(
+                f"cannot create base_dir {str(base)!r}: {exc.strerror or exc}; pass base_dir= a "
+                "writable folder"
+            ) from exc
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise BoardDirectoryError(
+                f"base_dir {str(base)!r} is not writable; pass base_dir= a writable folder"
+            )
+        if board_id is not None:
+            if not isinstance(board_id, str) or not board_id or "/" in board_id or board_id in (".", ".."):
+                raise ValueError(f"board_id must be a plain folder name, got {board_id!r}")
+            path = base / board_id
+            if (path / "board.json").exists():
+                meta = read_meta(path)
+                if meta.backend != backend and backend != "hybrid":
+                    raise ValueError(
+                        f"board {board_id!r} uses backend {meta.backend!r}, not {backend!r}"
+                    )
+                return meta, path, True
+            if path.exists() and any(path.iterdir()):
+                raise BoardNotFoundError(f"{path} exists but is not a kohakuboard board")
+            path.mkdir(exist_ok=True)
+            new_id = board_id
+        else:
+            while True:
+                new_id = _new_board_id()
+                path = base / new_id
+                try:
+                    path.mkdir()  # atomic: two processes never get the same id
+                    break
+                except FileExistsError:
+                    continue
+                except OSError as exc:
+                    raise BoardDirectoryError(f"cannot create {path}: {exc.strerror or exc}") from exc
+        meta = BoardMeta(
+            id=new_id,
+            name=name or new_id,
+            project=project,
+            backend=backend,
+            created_at=time.time(),
+            version=__version__,
+        )
+        write_meta(path, meta)
+        return meta, path, False
+
+    def _resume_state(self) -> tuple[int, int]:
+        if any(p.name.startswith("ring-") for p in self._path.iterdir()):
+            try:
+                recover(str(self._path))
+            except (subprocess.SubprocessError, OSError) as exc:
+                logger.error("kohakuboard %s: could not recover an earlier session: %s", self.name, exc)
+        from ..reader import open_board
+
+        progress = open_board(self._path).progress()
+        return progress.next_step, progress.global_step
+
+
+def _as_int(what: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, got bool")
+    if hasattr(value, "numel") and type(value).__module__.startswith("torch"):
+        raise TypeError(f"{what} must be a Python int, not a tensor (that would sync the device)")
+    try:
+        return int(value.__index__())
+    except AttributeError:
+        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
+
+
+def _finish_all() -> None:
+    """atexit: finish boards the user forgot, with the status the interpreter is exiting with."""
+    last = getattr(sys, "last_value", None)
+    status = "finished"
+    if isinstance(last, KeyboardInterrupt):
+        status = "interrupted"
+    elif last is not None and not isinstance(last, SystemExit):
+        status = "failed"
+    for board in list(_LIVE):
+        try:
+            board.finish(status)
+        except Exception:
+            logger.exception("kohakuboard: could not finish board %s", board.name)
+
+
+def _after_fork_in_child() -> None:
+    for board in list(_LIVE):
+        board._closed = True
+        board._owner = -1
+    _LIVE.clear()
+
+
+atexit.register(_finish_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)

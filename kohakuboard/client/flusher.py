@@ -1,0 +1,175 @@
+"""The background thread of the training process.
+
+It turns deferred records (one-element tensors, Media, Table, Histogram) into plain data
+with one device-to-host transfer per batch, writes them into the shared lane of the ring,
+and watches the writer process. Failures are logged, never raised into the training loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import ring
+from .lane import LaneWriter, WriterUnavailable
+from .values import tensors_to_floats
+
+logger = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.25
+FLUSH_INTERVAL_S = 0.05
+
+
+@dataclass
+class Deferred:
+    step: int
+    global_step: int
+    wall_time: float
+    scalars: dict[str, float]
+    tensor_keys: list[str]
+    tensors: Any  # snapshot from values.snapshot_tensors, or None
+    rich: dict[str, Any]
+
+
+class Flusher(threading.Thread):
+    def __init__(
+        self,
+        lane: LaneWriter,
+        *,
+        staging_dir: str,
+        session: str,
+        watchdog: Callable[[], None],
+        label: str,
+    ) -> None:
+        super().__init__(name=f"kohakuboard-flusher-{label}", daemon=True)
+        self._lane = lane
+        self._staging_dir = staging_dir
+        self._session = session
+        self._watchdog = watchdog
+        self._pending: collections.deque[Deferred | dict[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._staged = 0
+        self._dropping = False
+
+    # -- called from any thread ---------------------------------------------------
+    def submit(self, item: Deferred | dict[str, Any], *, urgent: bool = False) -> None:
+        self._pending.append(item)  # deque.append is atomic: no lock on the caller's path
+        if urgent:
+            self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain everything submitted so far, then end the thread."""
+        self._stopping = True
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    @property
+    def lane_end(self) -> int:
+        return self._lane.pos
+
+    # -- the thread -------------------------------------------------------------
+    def run(self) -> None:
+        waited = 0.0
+        while True:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            stopping = self._stopping
+            self._drain()
+            if stopping:
+                break
+            waited += FLUSH_INTERVAL_S
+            if waited >= WATCH_INTERVAL_S:
+                waited = 0.0
+                try:
+                    self._watchdog()
+                except Exception:  # the watchdog must never kill the flusher
+                    logger.exception("kohakuboard: writer watchdog failed")
+        self._drain()
+
+    def _drain(self) -> None:
+        batch: list[Deferred | dict[str, Any]] = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return
+        records = [b for b in batch if isinstance(b, Deferred) and b.tensors is not None]
+        try:
+            host = tensors_to_floats([r.tensors for r in records]) if records else []
+        except Exception:
+            logger.exception("kohakuboard: could not read logged tensors; their values are lost")
+            host = [[float("nan")] * len(r.tensor_keys) for r in records]
+        values = {id(r): v for r, v in zip(records, host, strict=True)}
+        for item in batch:
+            try:
+                if isinstance(item, Deferred):
+                    self._write(ring.K_PICKLE, self._payload(item, values.get(id(item))))
+                else:
+                    self._write(ring.K_CONTROL, item)
+            except WriterUnavailable:
+                self._drop_notice()
+            except Exception:
+                logger.exception("kohakuboard: could not record a logged value")
+
+    def _payload(self, item: Deferred, host: list[float] | None) -> dict[str, Any]:
+        scalars = dict(item.scalars)
+        if host is not None:
+            scalars.update(zip(item.tensor_keys, host, strict=True))
+        media: dict[str, list[dict[str, Any]]] = {}
+        tables: dict[str, dict[str, Any]] = {}
+        histograms: dict[str, dict[str, Any]] = {}
+        from ..types import Histogram, Media, Table
+
+        for key, value in item.rich.items():
+            try:
+                if isinstance(value, list):
+                    media[key] = [m.to_payload() for m in value]
+                elif isinstance(value, Media):
+                    media[key] = [value.to_payload()]
+                elif isinstance(value, Table):
+                    tables[key] = value.to_payload()
+                elif isinstance(value, Histogram):
+                    histograms[key] = value.to_payload()
+            except Exception:
+                logger.exception("kohakuboard: could not prepare %r at step %d", key, item.step)
+        return {
+            "step": item.step,
+            "global_step": item.global_step,
+            "wall_time": item.wall_time,
+            "scalars": scalars,
+            "media": media,
+            "tables": tables,
+            "histograms": histograms,
+        }
+
+    def _write(self, kind: int, obj: dict[str, Any]) -> None:
+        data = pickle.dumps(obj, protocol=5)
+        if len(data) > self._lane.max_body:
+            kind, data = ring.K_STAGED, self._stage(data)
+        self._lane.write(ring.blob_body(kind, data))
+
+    def _stage(self, data: bytes) -> bytes:
+        """Write a large payload beside the ring; the record only names the file."""
+        self._staged += 1
+        name = f"{self._session}-{self._staged:08d}.pkl"
+        final = os.path.join(self._staging_dir, name)
+        tmp = final + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, final)
+        return name.encode()
+
+    def _drop_notice(self) -> None:
+        if not self._dropping:
+            self._dropping = True
+            logger.error(
+                "kohakuboard: the writer reported a storage error (see writer.log in the board "
+                "directory); values logged from now on are not recorded"
+            )

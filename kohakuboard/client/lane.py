@@ -1,0 +1,102 @@
+"""Producer side of one ring lane: framing, wrap-around and backpressure."""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import time
+from collections.abc import Callable
+
+from .. import ring
+
+logger = logging.getLogger(__name__)
+
+WARN_AFTER_S = 1.0
+
+
+class WriterUnavailable(Exception):
+    """The writer reported a storage error and will not consume more records."""
+
+
+class LaneWriter:
+    """Appends records to one lane. Not thread-safe: each lane has exactly one writing thread.
+
+    The board's hot path writes in-line using ``pos``, ``limit``, ``base`` and ``capacity``;
+    everything unusual (wrap-around, a full ring) goes through :meth:`write`.
+    """
+
+    def __init__(
+        self,
+        mm: mmap.mmap,
+        lane: int,
+        capacity: int,
+        *,
+        check_writer: Callable[[], None],
+        board_label: str,
+    ) -> None:
+        self.mm = mm
+        self.lane = lane
+        self.capacity = capacity
+        self.base = ring.lane_data_offset(lane, capacity)
+        self.pos = 0
+        self.limit = capacity  # pos may grow up to consumed + capacity
+        self._check_writer = check_writer
+        self._label = board_label
+
+    @property
+    def max_body(self) -> int:
+        return self.capacity // 4
+
+    def write(self, body: bytes) -> None:
+        size = ring.padded(ring.REC_HEADER.size + len(body))
+        cap = self.capacity
+        if size > cap // 2:
+            raise ValueError(f"record of {size} bytes does not fit a ring lane of {cap} bytes")
+        pos = self.pos
+        off = pos % cap
+        skip = 0
+        if cap - off < ring.MIN_TAIL:
+            skip = cap - off
+        elif off + size > cap:
+            skip = cap - off
+        if pos + skip + size > self.limit:
+            self._wait_for_space(pos + skip + size)
+        if skip:
+            if cap - off >= ring.MIN_TAIL:
+                wrap = ring.frame(pos, ring.KIND.pack(ring.K_WRAP))
+                self.mm[self.base + off : self.base + off + len(wrap)] = wrap
+            pos += skip
+            off = 0
+        rec = ring.frame(pos, body)
+        self.mm[self.base + off : self.base + off + size] = rec
+        self.pos = pos + size
+
+    def refresh_limit(self) -> int:
+        self.limit = ring.read_consumed(self.mm, self.lane) + self.capacity
+        return self.limit
+
+    def _wait_for_space(self, end: int) -> None:
+        if self.refresh_limit() >= end:
+            return
+        started = time.monotonic()
+        warned = False
+        delay = 0.0005
+        while self.refresh_limit() < end:
+            self._check_writer()  # raises WriterUnavailable, respawns a dead writer
+            if not warned and time.monotonic() - started > WARN_AFTER_S:
+                warned = True
+                logger.warning(
+                    "kohakuboard %s: the writer process is behind and log() is waiting for "
+                    "ring space (%d MiB per lane). Log less often, precompute histograms, "
+                    "or pass a larger ring_size= to Board().",
+                    self._label,
+                    self.capacity >> 20,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        if warned:
+            logger.warning(
+                "kohakuboard %s: log() resumed after waiting %.1f s",
+                self._label,
+                time.monotonic() - started,
+            )

@@ -1,0 +1,57 @@
+"""Starting writer processes.
+
+The writer is a fresh interpreter (``python -m kohakuboard.writer``), never a fork: that is
+safe with CUDA and with threads in the training process. It runs in its own session so that
+Ctrl+C in a terminal reaches only the training process; it watches its parent instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The writer must import this very copy of kohakuboard, installed or not.
+    parts = [_PACKAGE_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def writer_command(board_dir: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "kohakuboard.writer", board_dir, *args]
+
+
+def spawn_writer(board_dir: str, session: str, *, commit_interval: float) -> subprocess.Popen[bytes]:
+    log = open(os.path.join(board_dir, "writer.log"), "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            writer_command(board_dir, "--session", session, "--commit-interval", str(commit_interval)),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=_env(),
+            close_fds=True,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def recover(board_dir: str, *, timeout: float = 300.0) -> None:
+    """Drain rings left behind by dead sessions, synchronously."""
+    subprocess.run(
+        writer_command(board_dir, "--recover"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        timeout=timeout,
+        check=True,
+    )

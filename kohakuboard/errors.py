@@ -1,0 +1,53 @@
+"""One exception class per user mistake; messages name the key, the value and what is accepted."""
+
+from __future__ import annotations
+
+
+class KohakuBoardError(Exception):
+    """Base class of kohakuboard's own errors."""
+
+
+class InvalidKeyError(KohakuBoardError, ValueError):
+    """A metric key is empty, not a string or reserved."""
+
+
+class InvalidValueError(KohakuBoardError, TypeError):
+    """A logged value has a type that cannot be stored under that key."""
+
+
+class MultiElementTensorError(KohakuBoardError, ValueError):
+    """A tensor with more than one element was passed where a scalar is expected."""
+
+
+class BoardDirectoryError(KohakuBoardError, OSError):
+    """The board directory cannot be created or written."""
+
+
+class BoardNotFoundError(KohakuBoardError, FileNotFoundError):
+    """No board exists at the given path or id."""
+
+
+class BoardClosedError(KohakuBoardError, RuntimeError):
+    """The board was finished and cannot take more values."""
+
+
+ACCEPTED_TYPES = (
+    "int, float, bool, a numpy number, a one-element numpy array or torch tensor, "
+    "Media, Table, Histogram (or a list of Media)"
+)
+
+
+def bad_value(key: str, value: object) -> InvalidValueError:
+    return InvalidValueError(
+        f"cannot log key {key!r}: got {type(value).__module__}.{type(value).__qualname__} "
+        f"{_short(value)}; accepted: {ACCEPTED_TYPES}"
+    )
+
+
+def bad_key(key: object, why: str) -> InvalidKeyError:
+    return InvalidKeyError(f"invalid metric key {key!r}: {why}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,175 @@
+"""The one read API: every reader of boards (viewer, CLI, tests) goes through it.
+
+``open_board(path)`` works on any backend and while the board is being written: it sees
+what the writer has committed (within about ``commit_interval`` of ``log()``).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import BoardNotFoundError
+from .metadata import BoardMeta, is_board_dir, read_meta
+from .storage import open_reader
+from .storage.base import HistogramRow, MediaRow, MetricInfo, TableRow
+
+WRITER_LOCK = "writer.lock"
+
+
+@dataclass(frozen=True)
+class Progress:
+    next_step: int
+    global_step: int
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    id: str
+    name: str
+    project: str
+    backend: str
+    created_at: float
+    updated_at: float | None
+    status: str
+    steps: int
+    metrics: int
+    path: Path
+
+
+def _writer_alive(board_dir: Path) -> bool:
+    try:
+        fd = os.open(board_dir / WRITER_LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+    return False
+
+
+class Reader:
+    """Read access to one board. Results are plain data; nothing here writes."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.meta: BoardMeta = read_meta(self.path)
+        self._store = open_reader(self.path, self.meta.backend)
+
+    # identity and state
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    def status(self) -> str:
+        """running, finished, interrupted, failed or crashed.
+
+        A board whose last commit says ``running`` but which no writer serves any more
+        (both processes were killed) reads as ``crashed``.
+        """
+        status = str(self._store.meta().get("status") or "running")
+        if status == "running" and not _writer_alive(self.path):
+            return "crashed"
+        return status
+
+    def progress(self) -> Progress:
+        meta = self._store.meta()
+        return Progress(int(meta.get("next_step", 0)), int(meta.get("global_step", 0)))
+
+    def config(self) -> dict[str, Any]:
+        return self._store.config()
+
+    def info(self) -> BoardInfo:
+        meta = self._store.meta()
+        return BoardInfo(
+            id=self.meta.id,
+            name=self.meta.name,
+            project=self.meta.project,
+            backend=self.meta.backend,
+            created_at=self.meta.created_at,
+            updated_at=meta.get("updated_at"),
+            status=self.status(),
+            steps=int(meta.get("next_step", 0)),
+            metrics=len(self._store.metrics()),
+            path=self.path,
+        )
+
+    # catalog
+    def metric_infos(self) -> list[MetricInfo]:
+        return self._store.metrics()
+
+    def metrics(self) -> list[str]:
+        """Names of scalar series, in first-logged order."""
+        return [m.name for m in self._store.metrics() if m.kind == "scalar"]
+
+    def keys(self, kind: str) -> list[str]:
+        """Names of series of one kind: scalar, media, table or histogram."""
+        return [m.name for m in self._store.metrics() if m.kind == kind]
+
+    # data
+    def scalars(self, name: str) -> pa.Table:
+        """One scalar series: columns ``step, global_step, wall_time, value``, by step.
+
+        NaN and ±Inf come back exactly as logged. An unknown name gives an empty table.
+        """
+        return self._store.scalars(name)
+
+    def media(self, name: str) -> list[MediaRow]:
+        """Media index rows; ``file`` is relative to :attr:`path` (see :meth:`media_path`)."""
+        return self._store.media(name)
+
+    def media_path(self, row: MediaRow) -> Path:
+        return self.path / row.file
+
+    def tables(self, name: str) -> list[TableRow]:
+        return self._store.tables(name)
+
+    def histograms(self, name: str) -> list[HistogramRow]:
+        return self._store.histograms(name)
+
+    def disk_bytes(self) -> int:
+        return self._store.disk_bytes()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_board(path: str | os.PathLike[str]) -> Reader:
+    """A :class:`Reader` for the board in ``path`` (any backend)."""
+    return Reader(path)
+
+
+def list_boards(base_dir: str | os.PathLike[str] = "./kohakuboard") -> list[BoardInfo]:
+    """Every board directly under ``base_dir``, oldest first."""
+    base = Path(base_dir).expanduser().resolve()
+    if not base.is_dir():
+        raise BoardNotFoundError(f"no such folder: {base}")
+    out = []
+    for child in sorted(base.iterdir()):
+        if child.is_dir() and is_board_dir(child):
+            try:
+                with Reader(child) as r:
+                    out.append(r.info())
+            except (BoardNotFoundError, OSError):
+                continue
+    out.sort(key=lambda b: b.created_at)
+    return out

@@ -1,0 +1,209 @@
+"""The shared-memory ring between a training process and its writer process.
+
+One file, memory-mapped by both processes. Keeping the ring in a file under the board
+directory means that a record survives a SIGKILL of either process: the pages stay in the
+page cache, and whichever writer runs next drains them.
+
+Layout (little endian)::
+
+    header (4096 bytes)
+      0   magic  b"KBRING01"
+      8   u32 format version, u32 lane count
+      16  u64 session id           (random per producer session)
+      24  u64 producer pid
+      32  u64 lane capacity in bytes (multiple of 8)
+      48  u32 writer error code (0 = fine; set when storage fails, e.g. a full disk)
+      64 + 64*i   lane i: u64 consumed position (written by the writer after a commit)
+    lane i data: capacity bytes starting at 4096 + i*capacity
+
+Positions are byte counters that only grow; a record lives at ``pos % capacity``.
+A record is a 16-byte header ``(u32 length, u32 crc32(body), u64 pos)`` then its body;
+lengths are multiples of 8. The writer accepts a record only when ``pos`` matches its
+cursor and the crc matches, so stale bytes from an earlier lap, a half-visible record
+and a record torn by a kill are all recognised. A record never straddles the end of a
+lane: when it would, the producer writes a WRAP record (or, with fewer than
+``MIN_TAIL`` bytes left, both sides skip implicitly) and starts again at offset 0.
+
+Lane 0 belongs to the thread that created the board (no lock on its hot path); lane 1
+takes everything else (the background flusher and other threads) under a lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+
+MAGIC = b"KBRING01"
+VERSION = 1
+HEADER_SIZE = 4096
+LANES = 2
+LANE_OWNER = 0
+LANE_SHARED = 1
+MIN_TAIL = 32
+REC_HEADER = struct.Struct("<IIQ")
+KIND = struct.Struct("<I")
+_TOP = struct.Struct("<8sIIQQQ")
+_U64 = struct.Struct("<Q")
+BLOB = struct.Struct("<II")
+
+# Body kinds (first u32 of a body). Values >= FIRST_SCHEMA_ID are scalar records whose
+# kind is the id of a key schema announced earlier in the same lane.
+K_WRAP = 0
+K_SCHEMA = 1
+K_PICKLE = 2
+K_CONTROL = 3
+K_STAGED = 4
+FIRST_SCHEMA_ID = 16
+
+# Scalar record body: (u32 schema id, u32 pad, i64 step, i64 global_step, f64 time, f64 * n)
+SCALAR_PREFIX = "<IIqqd"
+SCALAR_PREFIX_SIZE = struct.calcsize(SCALAR_PREFIX)
+
+
+def lane_consumed_offset(lane: int) -> int:
+    return 64 + 64 * lane
+
+
+def lane_data_offset(lane: int, capacity: int) -> int:
+    return HEADER_SIZE + lane * capacity
+
+
+def padded(n: int) -> int:
+    return (n + 7) & ~7
+
+
+@dataclass(frozen=True)
+class RingInfo:
+    session_id: int
+    producer_pid: int
+    capacity: int
+
+
+def create_ring(path: str, *, capacity: int, session_id: int) -> tuple[mmap.mmap, int]:
+    """Create a new ring file and map it; returns (map, fd)."""
+    if capacity % 8 or capacity < 4096:
+        raise ValueError(f"ring capacity must be a multiple of 8 and >= 4096, got {capacity}")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    size = HEADER_SIZE + LANES * capacity
+    try:
+        # Reserve the blocks now: touching an unbacked page of a sparse map on a full
+        # disk would kill the training process with SIGBUS later.
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.ftruncate(fd, size)
+        mm = mmap.mmap(fd, size)
+    except Exception:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    _TOP.pack_into(mm, 0, MAGIC, VERSION, LANES, session_id, os.getpid(), capacity)
+    return mm, fd
+
+
+def open_ring(path: str) -> tuple[mmap.mmap, RingInfo, int]:
+    """Map an existing ring file (writer side); returns (map, info, fd)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size < HEADER_SIZE:
+            raise ValueError(f"ring file {path} is truncated ({size} bytes)")
+        mm = mmap.mmap(fd, size)
+    except Exception:
+        os.close(fd)
+        raise
+    magic, version, lanes, session, pid, capacity = _TOP.unpack_from(mm, 0)
+    if magic != MAGIC or version != VERSION or lanes != LANES:
+        mm.close()
+        os.close(fd)
+        raise ValueError(f"{path} is not a kohakuboard ring (or an unknown version)")
+    return mm, RingInfo(session, pid, capacity), fd
+
+
+ERROR_OFFSET = 48  # u32 set by the writer when storage fails (e.g. disk full)
+
+
+def read_writer_error(mm: mmap.mmap) -> int:
+    return KIND.unpack_from(mm, ERROR_OFFSET)[0]
+
+
+def set_writer_error(mm: mmap.mmap, code: int) -> None:
+    KIND.pack_into(mm, ERROR_OFFSET, code)
+
+
+def read_consumed(mm: mmap.mmap, lane: int) -> int:
+    return _U64.unpack_from(mm, lane_consumed_offset(lane))[0]
+
+
+def write_consumed(mm: mmap.mmap, lane: int, pos: int) -> None:
+    _U64.pack_into(mm, lane_consumed_offset(lane), pos)
+
+
+def frame(pos: int, body: bytes) -> bytes:
+    """Header + body for a record at ``pos``; the body is zero-padded to 8 bytes first so
+    that the crc covers every byte the record occupies."""
+    pad = padded(len(body)) - len(body)
+    if pad:
+        body += bytes(pad)
+    return REC_HEADER.pack(REC_HEADER.size + len(body), zlib.crc32(body), pos) + body
+
+
+def blob_body(kind: int, payload: bytes) -> bytes:
+    """Body of a variable-length record: (u32 kind, u32 payload length, payload)."""
+    return BLOB.pack(kind, len(payload)) + payload
+
+
+def blob_payload(body: memoryview) -> memoryview:
+    n = BLOB.unpack_from(body, 0)[1]
+    return body[BLOB.size : BLOB.size + n]
+
+
+@dataclass
+class Record:
+    pos: int
+    kind: int
+    body: memoryview
+
+
+class LaneReader:
+    """Reads records of one lane in order, from a cursor (writer side)."""
+
+    def __init__(self, mm: mmap.mmap, lane: int, capacity: int, pos: int) -> None:
+        self.mm = mm
+        self.capacity = capacity
+        self.base = lane_data_offset(lane, capacity)
+        self.pos = pos
+        self.view = memoryview(mm)
+
+    def next(self) -> Record | None:
+        """The record at the cursor, or None when none is (fully) there yet."""
+        cap = self.capacity
+        while True:
+            off = self.pos % cap
+            if cap - off < MIN_TAIL:
+                self.pos += cap - off
+                continue
+            start = self.base + off
+            length, crc, pos = REC_HEADER.unpack_from(self.mm, start)
+            if pos != self.pos or length < REC_HEADER.size + 4 or length > cap - off or length % 8:
+                return None
+            kind = KIND.unpack_from(self.mm, start + REC_HEADER.size)[0]
+            if kind == K_WRAP:
+                if crc != zlib.crc32(self.view[start + 16 : start + length]):
+                    return None
+                self.pos += cap - off
+                continue
+            body = self.view[start + REC_HEADER.size : start + length]
+            if zlib.crc32(body) != crc:
+                return None
+            self.pos += length
+            return Record(pos, kind, body)
+
+    def release(self) -> None:
+        self.view.release()

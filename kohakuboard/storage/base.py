@@ -1,0 +1,184 @@
+"""The storage contract: what the writer process calls, and what every backend's reader offers.
+
+A backend stores everything of one board in the board's directory. The writer buffers
+values with the ``add_*`` methods; :meth:`StorageWriter.commit` makes all of them durable and
+visible to readers at once, together with the ring cursors they came from (so a new writer
+resumes exactly after the last committed record: nothing lost, nothing twice).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+SCALAR_SCHEMA = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("global_step", pa.int64()),
+        ("wall_time", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+
+STATUSES = ("running", "finished", "interrupted", "failed", "crashed")
+
+
+@dataclass
+class ScalarColumns:
+    """Scalar points in long form; ``metric`` indexes ``names``."""
+
+    names: list[str]
+    metric: np.ndarray
+    step: np.ndarray
+    global_step: np.ndarray
+    wall_time: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    name: str
+    step: int
+    global_step: int
+    wall_time: float
+    index: int
+    kind: str
+    file: str  # relative to the board directory
+    mime: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    duration: float | None = None
+    sample_rate: int | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class TableRow:
+    name: str
+    step: int
+    global_step: int
+    wall_time: float
+    columns: list[str]
+    rows: list[list[Any]]  # media cells are {"__media__": {file, mime, kind, ...}}
+
+
+@dataclass(frozen=True)
+class HistogramRow:
+    name: str
+    step: int
+    global_step: int
+    wall_time: float
+    data: dict[str, Any]  # the Histogram payload (see kohakuboard.types.histogram)
+
+
+@dataclass
+class WriterState:
+    cursors: dict[tuple[str, int], int] = field(default_factory=dict)
+    schemas: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    next_step: int = 0
+    global_step: int = 0
+    status: str | None = None
+
+
+class StorageWriter(abc.ABC):
+    """Write side of a backend; used only inside the writer process."""
+
+    backend: str
+
+    def __init__(self, board_dir: Path) -> None:
+        self.board_dir = Path(board_dir)
+
+    @abc.abstractmethod
+    def state(self) -> WriterState:
+        """What the last commit recorded (cursors, schemas, progress, status)."""
+
+    @abc.abstractmethod
+    def add_scalars(self, columns: ScalarColumns) -> None: ...
+
+    @abc.abstractmethod
+    def add_media(self, rows: list[MediaRow]) -> None: ...
+
+    @abc.abstractmethod
+    def add_tables(self, rows: list[TableRow]) -> None: ...
+
+    @abc.abstractmethod
+    def add_histograms(self, rows: list[HistogramRow]) -> None: ...
+
+    @abc.abstractmethod
+    def update_config(self, config: dict[str, Any]) -> None:
+        """Merge keys into the stored config (takes effect at the next commit)."""
+
+    @abc.abstractmethod
+    def set_status(self, status: str) -> None: ...
+
+    @abc.abstractmethod
+    def commit(
+        self,
+        *,
+        cursors: dict[tuple[str, int], int],
+        schemas: dict[tuple[str, int], tuple[str, ...]],
+        next_step: int,
+        global_step: int,
+    ) -> None:
+        """Make everything added so far durable and visible, atomically."""
+
+    @abc.abstractmethod
+    def compact(self, *, full: bool = False) -> None:
+        """Reorganise committed data for fast reads; ``full`` merges everything."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    kind: str  # "scalar" | "media" | "table" | "histogram"
+    count: int
+    last_step: int
+
+
+class StorageReader(abc.ABC):
+    """Read side of a backend. Safe to use while a writer runs in another process."""
+
+    def __init__(self, board_dir: Path) -> None:
+        self.board_dir = Path(board_dir)
+
+    @abc.abstractmethod
+    def metrics(self) -> list[MetricInfo]: ...
+
+    @abc.abstractmethod
+    def scalars(self, name: str) -> pa.Table:
+        """Columns step, global_step, wall_time, value, ordered by step."""
+
+    @abc.abstractmethod
+    def media(self, name: str) -> list[MediaRow]: ...
+
+    @abc.abstractmethod
+    def tables(self, name: str) -> list[TableRow]: ...
+
+    @abc.abstractmethod
+    def histograms(self, name: str) -> list[HistogramRow]: ...
+
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def meta(self) -> dict[str, Any]:
+        """status, next_step, global_step, updated_at (what the last commit stored)."""
+
+    @abc.abstractmethod
+    def disk_bytes(self) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,523 @@
+"""The ``hybrid`` backend (default).
+
+* ``catalog.sqlite`` (WAL): metric catalog, status/config/progress, ring cursors, media
+  index, tables and histograms. One SQLite transaction is the commit point.
+* ``scalars/seg-*.arrow``: append-only Arrow IPC streams, one record batch per commit. The
+  catalog stores how many bytes of each segment are committed; readers read only that
+  prefix, so a torn tail after a crash is never seen.
+* ``scalars/part-*.parquet``: compacted segments, sorted by (metric, step).
+* ``media/``: content-addressed media files (shared layout, see ``media_files``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .base import (
+    HistogramRow,
+    MediaRow,
+    MetricInfo,
+    ScalarColumns,
+    StorageReader,
+    StorageWriter,
+    TableRow,
+    WriterState,
+)
+from .codec import decode_histogram, decode_json, encode_histogram, encode_json
+
+CATALOG = "catalog.sqlite"
+SCALAR_DIR = "scalars"
+SEGMENT_ROWS = 1_000_000
+COMPACT_SEGMENTS = 4
+ROW_GROUP = 1 << 20
+
+_STORED = pa.schema(
+    [
+        ("metric", pa.int32()),
+        ("step", pa.int64()),
+        ("global_step", pa.int64()),
+        ("wall_time", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 0, last_step INTEGER NOT NULL DEFAULT -1,
+    UNIQUE (name, kind));
+CREATE TABLE IF NOT EXISTS cursors (
+    session TEXT NOT NULL, lane INTEGER NOT NULL, pos INTEGER NOT NULL,
+    PRIMARY KEY (session, lane));
+CREATE TABLE IF NOT EXISTS schemas (
+    session TEXT NOT NULL, sid INTEGER NOT NULL, keys TEXT NOT NULL,
+    PRIMARY KEY (session, sid));
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY, file TEXT NOT NULL UNIQUE, format TEXT NOT NULL,
+    committed_bytes INTEGER NOT NULL, rows INTEGER NOT NULL, sealed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS media (
+    metric INTEGER NOT NULL, step INTEGER NOT NULL, global_step INTEGER NOT NULL,
+    wall_time REAL NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL,
+    mime TEXT NOT NULL, size INTEGER NOT NULL, width INTEGER, height INTEGER, frames INTEGER,
+    duration REAL, sample_rate INTEGER, caption TEXT);
+CREATE INDEX IF NOT EXISTS media_by_metric ON media (metric, step);
+CREATE TABLE IF NOT EXISTS tables (
+    metric INTEGER NOT NULL, step INTEGER NOT NULL, global_step INTEGER NOT NULL,
+    wall_time REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tables_by_metric ON tables (metric, step);
+CREATE TABLE IF NOT EXISTS histograms (
+    metric INTEGER NOT NULL, step INTEGER NOT NULL, global_step INTEGER NOT NULL,
+    wall_time REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histograms_by_metric ON histograms (metric, step);
+"""
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 30000")
+    if not readonly:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+    return con
+
+
+class HybridWriter(StorageWriter):
+    backend = "hybrid"
+
+    def __init__(self, board_dir: Path) -> None:
+        super().__init__(board_dir)
+        self.scalar_dir = self.board_dir / SCALAR_DIR
+        self.scalar_dir.mkdir(exist_ok=True)
+        self.db = _connect(self.board_dir / CATALOG)
+        self.db.executescript(_SCHEMA_SQL)
+        self._metric_ids: dict[tuple[str, str], int] = {
+            (n, k): i for i, n, k in self.db.execute("SELECT id, name, kind FROM metrics")
+        }
+        self._scalars: list[ScalarColumns] = []
+        self._media: list[MediaRow] = []
+        self._tables: list[TableRow] = []
+        self._histograms: list[HistogramRow] = []
+        self._config: dict[str, Any] | None = None
+        self._status: str | None = None
+        self._segment: Any = None  # (file handle, stream writer, catalog row id, rows)
+
+    # -- state -----------------------------------------------------------------
+    def state(self) -> WriterState:
+        st = WriterState()
+        for session, lane, pos in self.db.execute("SELECT session, lane, pos FROM cursors"):
+            st.cursors[(session, lane)] = pos
+        for session, sid, keys in self.db.execute("SELECT session, sid, keys FROM schemas"):
+            st.schemas[(session, sid)] = tuple(json.loads(keys))
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        st.next_step = int(json.loads(meta.get("next_step", "0")))
+        st.global_step = int(json.loads(meta.get("global_step", "0")))
+        st.status = json.loads(meta["status"]) if "status" in meta else None
+        return st
+
+    # -- buffering ---------------------------------------------------------------
+    def add_scalars(self, columns: ScalarColumns) -> None:
+        if len(columns):
+            self._scalars.append(columns)
+
+    def add_media(self, rows: list[MediaRow]) -> None:
+        self._media.extend(rows)
+
+    def add_tables(self, rows: list[TableRow]) -> None:
+        self._tables.extend(rows)
+
+    def add_histograms(self, rows: list[HistogramRow]) -> None:
+        self._histograms.extend(rows)
+
+    def update_config(self, config: dict[str, Any]) -> None:
+        if self._config is None:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+            self._config = json.loads(row[0]) if row else {}
+        self._config.update(config)
+
+    def set_status(self, status: str) -> None:
+        self._status = status
+
+    # -- commit ----------------------------------------------------------------------
+    def _metric_id(self, name: str, kind: str, pending: list[tuple[int, str, str]]) -> int:
+        key = (name, kind)
+        mid = self._metric_ids.get(key)
+        if mid is None:
+            mid = len(self._metric_ids) + 1
+            self._metric_ids[key] = mid
+            pending.append((mid, name, kind))
+        return mid
+
+    def commit(
+        self,
+        *,
+        cursors: dict[tuple[str, int], int],
+        schemas: dict[tuple[str, int], tuple[str, ...]],
+        next_step: int,
+        global_step: int,
+    ) -> None:
+        new_metrics: list[tuple[int, str, str]] = []
+        counts: dict[int, list[int]] = {}  # metric id -> [count, last step]
+        batch = self._scalar_batch(new_metrics, counts)
+        segment_update = self._append_segment(batch) if batch is not None else None
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO metrics (id, name, kind) VALUES (?, ?, ?)", new_metrics)
+            if segment_update is not None:
+                db.execute(
+                    "UPDATE segments SET committed_bytes = ?, rows = ? WHERE id = ?", segment_update
+                )
+            self._insert_rich(counts, new_metrics)
+            db.executemany(
+                "UPDATE metrics SET count = count + ?, last_step = max(last_step, ?) WHERE id = ?",
+                [(c, s, mid) for mid, (c, s) in counts.items()],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO cursors (session, lane, pos) VALUES (?, ?, ?)",
+                [(s, lane, pos) for (s, lane), pos in cursors.items()],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO schemas (session, sid, keys) VALUES (?, ?, ?)",
+                [(s, sid, json.dumps(list(keys))) for (s, sid), keys in schemas.items()],
+            )
+            meta = {"next_step": next_step, "global_step": global_step, "updated_at": time.time()}
+            if self._config is not None:
+                meta["config"] = self._config
+            if self._status is not None:
+                meta["status"] = self._status
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in meta.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._metric_ids = {
+                (n, k): i for i, n, k in db.execute("SELECT id, name, kind FROM metrics")
+            }
+            raise
+        self._scalars.clear()
+        self._media.clear()
+        self._tables.clear()
+        self._histograms.clear()
+        if self._segment is not None and self._segment[3] >= SEGMENT_ROWS:
+            self._seal_segment()
+
+    def _scalar_batch(
+        self, new_metrics: list[tuple[int, str, str]], counts: dict[int, list[int]]
+    ) -> pa.RecordBatch | None:
+        if not self._scalars:
+            return None
+        parts = []
+        for cols in self._scalars:
+            ids = np.array(
+                [self._metric_id(n, "scalar", new_metrics) for n in cols.names], dtype=np.int32
+            )
+            parts.append((ids[cols.metric], cols))
+        metric = np.concatenate([m for m, _ in parts])
+        step = np.concatenate([c.step for _, c in parts]).astype(np.int64, copy=False)
+        uniq, first_idx, n = np.unique(metric, return_index=True, return_counts=True)
+        del first_idx
+        last = np.full(len(uniq), -1, dtype=np.int64)
+        order = np.searchsorted(uniq, metric)
+        np.maximum.at(last, order, step)
+        for mid, c, s in zip(uniq.tolist(), n.tolist(), last.tolist(), strict=True):
+            counts[mid] = [c, s]
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(metric, pa.int32()),
+                pa.array(step, pa.int64()),
+                pa.array(np.concatenate([c.global_step for _, c in parts]), pa.int64()),
+                pa.array(np.concatenate([c.wall_time for _, c in parts]), pa.float64()),
+                pa.array(np.concatenate([c.value for _, c in parts]), pa.float64()),
+            ],
+            schema=_STORED,
+        )
+
+    def _append_segment(self, batch: pa.RecordBatch) -> tuple[int, int, int]:
+        if self._segment is None:
+            self._open_segment()
+        fh, stream, seg_id, rows = self._segment
+        stream.write_batch(batch)
+        fh.flush()
+        os.fsync(fh.fileno())
+        rows += batch.num_rows
+        self._segment = (fh, stream, seg_id, rows)
+        return (fh.tell(), rows, seg_id)
+
+    def _open_segment(self) -> None:
+        # A new file per writer session: never append after a tail a crash may have torn.
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}.arrow"
+        fh = open(self.scalar_dir / name, "wb")  # noqa: SIM115 - kept open across commits
+        stream = ipc.new_stream(fh, _STORED)
+        fh.flush()
+        cur = self.db.execute(
+            "INSERT INTO segments (file, format, committed_bytes, rows) VALUES (?, 'arrow', ?, 0)",
+            (name, fh.tell()),
+        )
+        self._segment = (fh, stream, cur.lastrowid, 0)
+
+    def _seal_segment(self) -> None:
+        fh, _stream, seg_id, _rows = self._segment
+        fh.close()  # no end-of-stream marker needed: readers stop at the committed length
+        self.db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (seg_id,))
+        self._segment = None
+        sealed = self.db.execute(
+            "SELECT count(*) FROM segments WHERE format = 'arrow' AND sealed = 1"
+        ).fetchone()[0]
+        if sealed >= COMPACT_SEGMENTS:
+            self.compact()
+
+    def _insert_rich(self, counts: dict[int, list[int]], new_metrics: list[tuple[int, str, str]]) -> None:
+        def bump(mid: int, step: int) -> None:
+            c = counts.setdefault(mid, [0, -1])
+            c[0] += 1
+            c[1] = max(c[1], step)
+
+        media = []
+        for m in self._media:
+            mid = self._metric_id(m.name, "media", new_metrics)
+            if m.index == 0:
+                bump(mid, m.step)
+            media.append(
+                (mid, m.step, m.global_step, m.wall_time, m.index, m.kind, m.file, m.mime, m.size,
+                 m.width, m.height, m.frames, m.duration, m.sample_rate, m.caption)
+            )
+        tables = []
+        for t in self._tables:
+            mid = self._metric_id(t.name, "table", new_metrics)
+            bump(mid, t.step)
+            data = encode_json({"columns": t.columns, "rows": t.rows})
+            tables.append((mid, t.step, t.global_step, t.wall_time, data))
+        hists = []
+        for h in self._histograms:
+            mid = self._metric_id(h.name, "histogram", new_metrics)
+            bump(mid, h.step)
+            hists.append((mid, h.step, h.global_step, h.wall_time, encode_histogram(h.data)))
+        # New metric rows must exist before the count updates; insert any created here.
+        self.db.executemany(
+            "INSERT OR IGNORE INTO metrics (id, name, kind) VALUES (?, ?, ?)", new_metrics
+        )
+        self.db.executemany("INSERT INTO media VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", media)
+        self.db.executemany("INSERT INTO tables VALUES (?,?,?,?,?)", tables)
+        self.db.executemany("INSERT INTO histograms VALUES (?,?,?,?,?)", hists)
+
+    # -- compaction --------------------------------------------------------------------
+    def compact(self, *, full: bool = False) -> None:
+        """Merge sealed Arrow segments (and with ``full``, all Parquet parts) into one Parquet
+        part sorted by (metric, step)."""
+        rows = self.db.execute(
+            "SELECT id, file, format, committed_bytes FROM segments "
+            "WHERE (format = 'arrow' AND sealed = 1) OR (? AND format = 'parquet') ORDER BY id",
+            (1 if full else 0,),
+        ).fetchall()
+        if not rows or (len(rows) == 1 and rows[0][2] == "parquet"):
+            return  # nothing to merge
+        tables = [_read_segment(self.scalar_dir, f, fmt, n) for _, f, fmt, n in rows]
+        merged = pa.concat_tables(tables) if tables else pa.table({}, schema=_STORED)
+        if merged.num_rows:
+            merged = merged.sort_by([("metric", "ascending"), ("step", "ascending")])
+        name = f"part-{time.time_ns():020d}.parquet"
+        tmp = self.scalar_dir / ("." + name + ".tmp")
+        pq.write_table(merged, tmp, row_group_size=ROW_GROUP, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.scalar_dir / name)
+        size = (self.scalar_dir / name).stat().st_size
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO segments (file, format, committed_bytes, rows, sealed) "
+                "VALUES (?, 'parquet', ?, ?, 1)",
+                (name, size, merged.num_rows),
+            )
+            db.executemany("DELETE FROM segments WHERE id = ?", [(r[0],) for r in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for _, f, _, _ in rows:
+            try:
+                (self.scalar_dir / f).unlink()
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        if self._segment is not None:
+            self._seal_segment_quietly()
+        self.db.close()
+
+    def finalize(self) -> None:
+        """Seal the open segment and compact everything into Parquet (at finish)."""
+        if self._segment is not None:
+            self._seal_segment_quietly()
+        self.compact()
+
+    def _seal_segment_quietly(self) -> None:
+        fh, _stream, seg_id, _ = self._segment
+        fh.close()
+        self.db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (seg_id,))
+        self._segment = None
+
+
+def _read_segment(folder: Path, file: str, fmt: str, committed: int) -> pa.Table:
+    path = folder / file
+    if fmt == "parquet":
+        return pq.read_table(path, schema=_STORED)
+    with open(path, "rb") as fh:
+        data = fh.read(committed)
+    return _read_stream_prefix(data)
+
+
+def _read_stream_prefix(data: bytes) -> pa.Table:
+    batches = []
+    try:
+        reader = ipc.open_stream(pa.py_buffer(data))
+        for batch in reader:
+            batches.append(batch)
+    except (pa.ArrowInvalid, OSError):
+        pass  # a torn tail: keep the complete batches before it
+    return pa.Table.from_batches(batches, schema=_STORED)
+
+
+class HybridReader(StorageReader):
+    def __init__(self, board_dir: Path) -> None:
+        super().__init__(board_dir)
+        self.scalar_dir = self.board_dir / SCALAR_DIR
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        if self._db is None and (self.board_dir / CATALOG).exists():
+            self._db = _connect(self.board_dir / CATALOG, readonly=True)
+        return self._db
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = self.db
+        if db is None:
+            return []
+        try:
+            return db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+    def metrics(self) -> list[MetricInfo]:
+        return [
+            MetricInfo(name, kind, count, last_step)
+            for name, kind, count, last_step in self._query(
+                "SELECT name, kind, count, last_step FROM metrics WHERE count > 0 ORDER BY id"
+            )
+        ]
+
+    def _metric(self, name: str, kind: str) -> int | None:
+        rows = self._query("SELECT id FROM metrics WHERE name = ? AND kind = ?", (name, kind))
+        return rows[0][0] if rows else None
+
+    def scalars(self, name: str) -> pa.Table:
+        mid = self._metric(name, "scalar")
+        if mid is None:
+            return pa.table(
+                {f.name: pa.array([], f.type) for f in _STORED if f.name != "metric"}
+            )
+        for attempt in range(5):
+            segments = self._query(
+                "SELECT file, format, committed_bytes FROM segments ORDER BY id"
+            )
+            try:
+                parts = [self._read_metric(f, fmt, n, mid) for f, fmt, n in segments]
+                break
+            except FileNotFoundError:
+                # compaction replaced a segment between our catalog read and the file read
+                time.sleep(0.01 * (attempt + 1))
+        else:
+            raise RuntimeError(f"could not read scalars of {name!r}: files kept changing")
+        table = pa.concat_tables(parts) if parts else pa.table({}, schema=_STORED)
+        table = table.drop_columns(["metric"])
+        if table.num_rows > 1:
+            steps = table.column("step").to_numpy()
+            if np.any(steps[1:] < steps[:-1]):
+                table = table.take(np.argsort(steps, kind="stable"))
+        return table.combine_chunks()
+
+    def _read_metric(self, file: str, fmt: str, committed: int, mid: int) -> pa.Table:
+        if fmt == "parquet":
+            return pq.read_table(self.scalar_dir / file, filters=[("metric", "=", mid)], schema=_STORED)
+        table = _read_segment(self.scalar_dir, file, fmt, committed)
+        mask = pc.equal(table.column("metric"), pa.scalar(mid, pa.int32()))
+        return table.filter(mask)
+
+    def media(self, name: str) -> list[MediaRow]:
+        mid = self._metric(name, "media")
+        if mid is None:
+            return []
+        rows = self._query(
+            "SELECT step, global_step, wall_time, idx, kind, file, mime, size, width, height, "
+            "frames, duration, sample_rate, caption FROM media WHERE metric = ? ORDER BY step, idx",
+            (mid,),
+        )
+        return [MediaRow(name, *r) for r in rows]
+
+    def tables(self, name: str) -> list[TableRow]:
+        mid = self._metric(name, "table")
+        if mid is None:
+            return []
+        out = []
+        for step, gstep, wall, data in self._query(
+            "SELECT step, global_step, wall_time, data FROM tables WHERE metric = ? ORDER BY step",
+            (mid,),
+        ):
+            obj = decode_json(data)
+            out.append(TableRow(name, step, gstep, wall, obj["columns"], obj["rows"]))
+        return out
+
+    def histograms(self, name: str) -> list[HistogramRow]:
+        mid = self._metric(name, "histogram")
+        if mid is None:
+            return []
+        return [
+            HistogramRow(name, step, gstep, wall, decode_histogram(data))
+            for step, gstep, wall, data in self._query(
+                "SELECT step, global_step, wall_time, data FROM histograms WHERE metric = ? "
+                "ORDER BY step",
+                (mid,),
+            )
+        ]
+
+    def config(self) -> dict[str, Any]:
+        rows = self._query("SELECT value FROM meta WHERE key = 'config'")
+        return json.loads(rows[0][0]) if rows else {}
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta") if k != "config"}
+
+    def disk_bytes(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.board_dir):
+            for f in files:
+                if f.startswith("ring-"):
+                    continue
+                try:
+                    total += os.path.getsize(os.path.join(root, f))
+                except OSError:
+                    pass
+        return total
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,1 @@
+"""The writer process (run as ``python -m kohakuboard.writer``)."""
