@@ -13,14 +13,19 @@ Layout (little endian)::
       24  u64 producer pid
       32  u64 lane capacity in bytes (multiple of 8)
       48  u32 writer error code (0 = fine; set when storage fails, e.g. a full disk)
+      52  u32 done flag: the final commit of this session is durable
       64 + 64*i   lane i: u64 consumed position (written by the writer after a commit)
     lane i data: capacity bytes starting at 4096 + i*capacity
 
 Positions are byte counters that only grow; a record lives at ``pos % capacity``.
-A record is a 16-byte header ``(u32 length, u32 crc32(body), u64 pos)`` then its body;
-lengths are multiples of 8. The writer accepts a record only when ``pos`` matches its
-cursor and the crc matches, so stale bytes from an earlier lap, a half-visible record
-and a record torn by a kill are all recognised. A record never straddles the end of a
+A record is a 16-byte header ``(u32 length, u32 reserved, u64 pos)`` then its body;
+lengths are multiples of 8. The producer copies the body first and the header last, so
+a header whose ``pos`` equals the reader's cursor proves the body before it is complete:
+stale bytes from an earlier lap, a record still being written and a record torn by a
+kill all fail that check. (Store order between the two copies is what x86-64 guarantees;
+on weakly ordered CPUs the writer additionally lets each record age one drain pass, see
+``LaneReader``.) A per-record crc32 was measured and dropped: it cost ~0.2 us of the
+~1.3 us budget of ``log()``. A record never straddles the end of a
 lane: when it would, the producer writes a WRAP record (or, with fewer than
 ``MIN_TAIL`` bytes left, both sides skip implicitly) and starts again at offset 0.
 
@@ -33,9 +38,11 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import platform
 import struct
-import zlib
 from dataclasses import dataclass
+
+import numpy as np
 
 MAGIC = b"KBRING01"
 VERSION = 1
@@ -44,6 +51,8 @@ LANES = 2
 LANE_OWNER = 0
 LANE_SHARED = 1
 MIN_TAIL = 32
+# x86 keeps stores in program order; elsewhere the reader lets records age one pass.
+STRONG_STORE_ORDER = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
 REC_HEADER = struct.Struct("<IIQ")
 KIND = struct.Struct("<I")
 _TOP = struct.Struct("<8sIIQQQ")
@@ -137,6 +146,17 @@ def set_writer_error(mm: mmap.mmap, code: int) -> None:
     KIND.pack_into(mm, ERROR_OFFSET, code)
 
 
+DONE_OFFSET = 52  # u32 set by the writer once the session's final commit is durable
+
+
+def read_done(mm: mmap.mmap) -> bool:
+    return KIND.unpack_from(mm, DONE_OFFSET)[0] == 1
+
+
+def set_done(mm: mmap.mmap) -> None:
+    KIND.pack_into(mm, DONE_OFFSET, 1)
+
+
 def read_consumed(mm: mmap.mmap, lane: int) -> int:
     return _U64.unpack_from(mm, lane_consumed_offset(lane))[0]
 
@@ -145,13 +165,17 @@ def write_consumed(mm: mmap.mmap, lane: int, pos: int) -> None:
     _U64.pack_into(mm, lane_consumed_offset(lane), pos)
 
 
-def frame(pos: int, body: bytes) -> bytes:
-    """Header + body for a record at ``pos``; the body is zero-padded to 8 bytes first so
-    that the crc covers every byte the record occupies."""
+def put_record(mm: mmap.mmap, start: int, pos: int, body: bytes) -> int:
+    """Copy a record to ``start``: body first, header last. Returns the record's size."""
+    size = REC_HEADER.size + len(body)
+    mm[start + REC_HEADER.size : start + size] = body
+    REC_HEADER.pack_into(mm, start, size, 0, pos)
+    return size
+
+
+def pad_body(body: bytes) -> bytes:
     pad = padded(len(body)) - len(body)
-    if pad:
-        body += bytes(pad)
-    return REC_HEADER.pack(REC_HEADER.size + len(body), zlib.crc32(body), pos) + body
+    return body + bytes(pad) if pad else body
 
 
 def blob_body(kind: int, payload: bytes) -> bytes:
@@ -180,6 +204,9 @@ class LaneReader:
         self.base = lane_data_offset(lane, capacity)
         self.pos = pos
         self.view = memoryview(mm)
+        self.lag = not STRONG_STORE_ORDER
+        self.safe_end = pos
+        self.next_safe_end = pos
 
     def next(self) -> Record | None:
         """The record at the cursor, or None when none is (fully) there yet."""
@@ -190,20 +217,82 @@ class LaneReader:
                 self.pos += cap - off
                 continue
             start = self.base + off
-            length, crc, pos = REC_HEADER.unpack_from(self.mm, start)
+            length, _reserved, pos = REC_HEADER.unpack_from(self.mm, start)
             if pos != self.pos or length < REC_HEADER.size + 4 or length > cap - off or length % 8:
+                return None
+            if self.lag and self.pos + length > self.safe_end:
                 return None
             kind = KIND.unpack_from(self.mm, start + REC_HEADER.size)[0]
             if kind == K_WRAP:
-                if crc != zlib.crc32(self.view[start + 16 : start + length]):
-                    return None
                 self.pos += cap - off
                 continue
-            body = self.view[start + REC_HEADER.size : start + length]
-            if zlib.crc32(body) != crc:
-                return None
             self.pos += length
-            return Record(pos, kind, body)
+            return Record(pos, kind, self.view[start + REC_HEADER.size : start + length])
+
+    def scalar_run(self, limit: int) -> tuple[int, bytes, int] | None:
+        """Consume a run of complete scalar records of one schema at the cursor at once.
+
+        Returns (schema id, the bodies back to back, count), or None when the cursor is not
+        at a run of at least two such records. The headers are checked with numpy, so a run
+        costs a few microseconds however long it is.
+        """
+        cap = self.capacity
+        off = self.pos % cap
+        if cap - off < MIN_TAIL:
+            return None
+        start = self.base + off
+        length, _reserved, pos = REC_HEADER.unpack_from(self.mm, start)
+        if pos != self.pos or length < REC_HEADER.size + 8 or length % 8 or length > cap - off:
+            return None
+        kind = KIND.unpack_from(self.mm, start + REC_HEADER.size)[0]
+        if kind < FIRST_SCHEMA_ID:
+            return None
+        n_max = min(limit, (cap - off) // length)
+        if self.lag:
+            n_max = min(n_max, (self.safe_end - self.pos) // length)
+        if n_max < 2:
+            return None
+        width = length // 8
+        total = 0
+        n = min(n_max, 256)
+        # Probe growing chunks so that a short run does not pay for checking a long one.
+        while n > 0:
+            at = start + total * length
+            words = np.frombuffer(self.mm, dtype="<u8", count=n * width, offset=at).reshape(n, width)
+            expected = np.arange(n, dtype=np.uint64) * np.uint64(length)
+            expected += np.uint64(self.pos + total * length)
+            ok = (words[:, 0] == length) & (words[:, 1] == expected)
+            ok &= (words[:, 2] & np.uint64(0xFFFFFFFF)) == kind
+            k = n if bool(ok.all()) else int(np.argmin(ok))
+            del words
+            total += k
+            if k < n:
+                break
+            n = min(n_max - total, n * 4)
+        if total < 2:
+            return None
+        view = np.frombuffer(self.mm, dtype="<u8", count=total * width, offset=start)
+        data = view.reshape(total, width)[:, 2:].tobytes()
+        del view
+        self.pos += total * length
+        return kind, data, total
+
+    def frontier(self) -> int:
+        """Scan ahead without consuming: the end of the records visible now."""
+        saved = self.pos
+        lag, self.lag = self.lag, False
+        try:
+            while self.next() is not None:
+                pass
+            return self.pos
+        finally:
+            self.pos = saved
+            self.lag = lag
+
+    def begin_pass(self) -> None:
+        """On weakly ordered CPUs, accept only records already visible one pass ago."""
+        if self.lag:
+            self.safe_end, self.next_safe_end = self.next_safe_end, self.frontier()
 
     def release(self) -> None:
         self.view.release()

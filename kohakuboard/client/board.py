@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import weakref
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,7 @@ DEFAULT_RING_SIZE = 32 << 20
 FINISH_TIMEOUT_S = 120.0
 MAX_RESPAWNS = 5
 _FAST = frozenset({float, int})
-_HDR = ring.REC_HEADER.pack
-_crc = zlib.crc32
+_HDR_INTO = ring.REC_HEADER.pack_into
 _time = time.time
 _get_ident = threading.get_ident
 _LIVE: weakref.WeakSet[Board] = weakref.WeakSet()
@@ -197,13 +195,16 @@ class Board:
         body = pack(sid, 0, next(self._steps), self._global_step, _time(), *vals)
         lane = self._lane0
         pos = lane.pos
-        off = pos % lane.capacity
-        if off + size > lane.capacity or pos + size > lane.limit:
+        end = pos + size
+        if end > lane.fast_end:  # wrap-around or a full ring: the careful path
             self._write_owner(body)
             return None
-        start = lane.base + off
-        self._mm[start : start + size] = _HDR(size, _crc(body), pos) + body
-        lane.pos = pos + size
+        # Body first, header last: a visible header proves a complete record (ring.py).
+        start = pos + lane.shift
+        mm = self._mm
+        mm[start + 16 : start + size] = body
+        _HDR_INTO(mm, start, size, 0, pos)
+        lane.pos = end
         return None
 
     def _log_slow(self, values: dict[str, Any]) -> None:
@@ -316,9 +317,9 @@ class Board:
             if proc is None:
                 return
             try:
-                code = proc.wait(timeout=0.05)
+                code = proc.wait(timeout=0.005)
             except subprocess.TimeoutExpired:
-                if ring.read_writer_error(self._mm):
+                if ring.read_done(self._mm) or ring.read_writer_error(self._mm):
                     return
                 continue
             if code == 0 or self._writer_failed or not self._ring_path.exists():

@@ -12,6 +12,7 @@ from .. import ring
 logger = logging.getLogger(__name__)
 
 WARN_AFTER_S = 1.0
+_WRAP_BODY = ring.pad_body(ring.KIND.pack(ring.K_WRAP))
 
 
 class WriterUnavailable(Exception):
@@ -21,9 +22,13 @@ class WriterUnavailable(Exception):
 class LaneWriter:
     """Appends records to one lane. Not thread-safe: each lane has exactly one writing thread.
 
-    The board's hot path writes in-line using ``pos``, ``limit``, ``base`` and ``capacity``;
-    everything unusual (wrap-around, a full ring) goes through :meth:`write`.
+    The board's hot path writes in-line: a record of ``size`` bytes at ``pos`` may be copied
+    to ``pos + shift`` in the map when ``pos + size <= fast_end`` (no wrap-around and room
+    before the consumer's position); everything else goes through :meth:`write`.
     """
+
+    __slots__ = ("mm", "lane", "capacity", "base", "pos", "limit", "shift", "fast_end",
+                 "_check_writer", "_label")
 
     def __init__(
         self,
@@ -40,6 +45,8 @@ class LaneWriter:
         self.base = ring.lane_data_offset(lane, capacity)
         self.pos = 0
         self.limit = capacity  # pos may grow up to consumed + capacity
+        self.shift = self.base
+        self.fast_end = capacity
         self._check_writer = check_writer
         self._label = board_label
 
@@ -48,31 +55,33 @@ class LaneWriter:
         return self.capacity // 4
 
     def write(self, body: bytes) -> None:
-        size = ring.padded(ring.REC_HEADER.size + len(body))
+        body = ring.pad_body(body)
+        size = ring.REC_HEADER.size + len(body)
         cap = self.capacity
         if size > cap // 2:
             raise ValueError(f"record of {size} bytes does not fit a ring lane of {cap} bytes")
         pos = self.pos
         off = pos % cap
-        skip = 0
-        if cap - off < ring.MIN_TAIL:
-            skip = cap - off
-        elif off + size > cap:
-            skip = cap - off
+        skip = cap - off if (cap - off < ring.MIN_TAIL or off + size > cap) else 0
         if pos + skip + size > self.limit:
             self._wait_for_space(pos + skip + size)
         if skip:
-            if cap - off >= ring.MIN_TAIL:
-                wrap = ring.frame(pos, ring.KIND.pack(ring.K_WRAP))
-                self.mm[self.base + off : self.base + off + len(wrap)] = wrap
+            if skip >= ring.MIN_TAIL:
+                ring.put_record(self.mm, self.base + off, pos, _WRAP_BODY)
             pos += skip
             off = 0
-        rec = ring.frame(pos, body)
-        self.mm[self.base + off : self.base + off + size] = rec
+        ring.put_record(self.mm, self.base + off, pos, body)
         self.pos = pos + size
+        self._update_fast_path()
+
+    def _update_fast_path(self) -> None:
+        lap_start = self.pos - self.pos % self.capacity
+        self.shift = self.base - lap_start
+        self.fast_end = min(self.limit, lap_start + self.capacity)
 
     def refresh_limit(self) -> int:
         self.limit = ring.read_consumed(self.mm, self.lane) + self.capacity
+        self._update_fast_path()
         return self.limit
 
     def _wait_for_space(self, end: int) -> None:

@@ -84,6 +84,12 @@ CREATE INDEX IF NOT EXISTS histograms_by_metric ON histograms (metric, step);
 """
 
 
+def _arrow(values: np.ndarray, typ: pa.DataType, dtype: type) -> pa.Array:
+    """Zero-copy numpy -> Arrow without ``pa.array``'s detour through pandas detection."""
+    data = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)])
+
+
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 30000")
@@ -226,22 +232,25 @@ class HybridWriter(StorageWriter):
                 [self._metric_id(n, "scalar", new_metrics) for n in cols.names], dtype=np.int32
             )
             parts.append((ids[cols.metric], cols))
+            # Count and last step per name in O(n): later assignments win, and steps grow
+            # in log order, so the last write is the latest step.
+            n_per = np.bincount(cols.metric, minlength=len(ids))
+            last = np.full(len(ids), -1, dtype=np.int64)
+            last[cols.metric] = cols.step
+            for mid, c, s in zip(ids.tolist(), n_per.tolist(), last.tolist(), strict=True):
+                if c:
+                    prev = counts.setdefault(mid, [0, -1])
+                    prev[0] += c
+                    prev[1] = max(prev[1], s)
         metric = np.concatenate([m for m, _ in parts])
         step = np.concatenate([c.step for _, c in parts]).astype(np.int64, copy=False)
-        uniq, first_idx, n = np.unique(metric, return_index=True, return_counts=True)
-        del first_idx
-        last = np.full(len(uniq), -1, dtype=np.int64)
-        order = np.searchsorted(uniq, metric)
-        np.maximum.at(last, order, step)
-        for mid, c, s in zip(uniq.tolist(), n.tolist(), last.tolist(), strict=True):
-            counts[mid] = [c, s]
         return pa.RecordBatch.from_arrays(
             [
-                pa.array(metric, pa.int32()),
-                pa.array(step, pa.int64()),
-                pa.array(np.concatenate([c.global_step for _, c in parts]), pa.int64()),
-                pa.array(np.concatenate([c.wall_time for _, c in parts]), pa.float64()),
-                pa.array(np.concatenate([c.value for _, c in parts]), pa.float64()),
+                _arrow(metric, pa.int32(), np.int32),
+                _arrow(step, pa.int64(), np.int64),
+                _arrow(np.concatenate([c.global_step for _, c in parts]), pa.int64(), np.int64),
+                _arrow(np.concatenate([c.wall_time for _, c in parts]), pa.float64(), np.float64),
+                _arrow(np.concatenate([c.value for _, c in parts]), pa.float64(), np.float64),
             ],
             schema=_STORED,
         )

@@ -57,10 +57,12 @@ def reduce_on_device(tensor: Any, bins: int, rng: tuple[float, float] | None) ->
         lo, hi = torch.where(same, lo - 0.5, lo), torch.where(same, hi + 0.5, hi)
     else:
         lo, hi = scalar(rng[0]), scalar(rng[1])
-    steps = torch.arange(bins + 1, dtype=f64, device=device) / bins
-    width = hi - lo
+    steps = torch.arange(bins + 1, dtype=f64, device=device)
+    delta = hi - lo
     edges = torch.where(
-        torch.isfinite(width), lo + width * steps, (lo / 2 + (hi / 2 - lo / 2) * steps) * 2
+        torch.isfinite(delta),
+        torch.where(delta / bins == 0, steps / bins * delta, steps * (delta / bins)) + lo,
+        (lo / 2 + steps * ((hi / 2 - lo / 2) / bins)) * 2,
     )
     edges[0] = lo
     edges[-1] = hi

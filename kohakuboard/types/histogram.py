@@ -10,7 +10,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kohakuboard.types._common import describe, is_torch_tensor, numpy_snapshot, snapshot_tensor
+from kohakuboard.types._common import (
+    describe,
+    is_torch_tensor,
+    numpy_snapshot,
+    snapshot_tensor,
+    tensor_to_host,
+)
 from kohakuboard.types._histogram_torch import reduce_on_device, unpack_device_result
 
 Precision = Literal["exact", "compact"]
@@ -49,8 +55,9 @@ class Histogram:
     ``underflow``/``overflow``; NaN, +Inf and -Inf in ``nan``/``posinf``/``neginf``; none is
     dropped silently.
 
-    Torch tensors are detached and cloned on their device; bins are computed there (in float64,
-    in chunks) and only the small result is brought to the host, by :meth:`to_payload`.
+    Torch tensors are detached and cloned on their device. For an accelerator, bins are
+    computed there with torch ops (in float64, in chunks) and only the small result is brought
+    to the host, by :meth:`to_payload`; CPU tensors are viewed as numpy and binned by numpy.
 
     Args:
         values: numpy array, list/tuple of numbers or torch tensor of any shape (flattened).
@@ -101,12 +108,15 @@ class Histogram:
         until :meth:`to_payload`, so this does not wait for the device either.
         """
         with self._lock:
-            if self._values is not None:
-                if is_torch_tensor(self._values):
-                    self._device_result = reduce_on_device(self._values, self.bins, self.range)
-                else:
-                    self._stats = _numpy_stats(self._values, self.bins, self.range)
-                self._values = None
+            values = self._values
+            if values is None:
+                return self
+            if is_torch_tensor(values) and values.device.type != "cpu":
+                self._device_result = reduce_on_device(values, self.bins, self.range)
+            else:  # numpy is faster than torch's CPU kernels here, and no device is involved
+                host = tensor_to_host(values) if is_torch_tensor(values) else values
+                self._stats = _numpy_stats(host, self.bins, self.range)
+            self._values = None
         return self
 
     def stats(self) -> HistogramStats:
@@ -147,13 +157,17 @@ class Histogram:
 
 
 def uniform_edges(lo: float, hi: float, bins: int) -> np.ndarray:
-    """``bins + 1`` increasing float64 edges from lo to hi (both exact)."""
-    steps = np.arange(bins + 1, dtype=np.float64) / bins
-    width = hi - lo
-    if math.isfinite(width):
-        edges = lo + width * steps
-    else:  # the span overflows float64: work at half scale
-        edges = (lo / 2 + (hi / 2 - lo / 2) * steps) * 2
+    """``bins + 1`` increasing float64 edges from lo to hi, bit-identical to
+    ``numpy.linspace(lo, hi, bins + 1)`` (the edges ``numpy.histogram`` uses) whenever hi - lo
+    is finite; a span that overflows float64 is computed at half scale instead."""
+    steps = np.arange(bins + 1, dtype=np.float64)
+    delta = hi - lo
+    if not math.isfinite(delta):
+        edges = (lo / 2 + steps * ((hi / 2 - lo / 2) / bins)) * 2
+    elif delta / bins == 0:  # zero or subnormal span, as numpy.linspace handles it
+        edges = steps / bins * delta + lo
+    else:
+        edges = steps * (delta / bins) + lo
     edges[0], edges[-1] = lo, hi
     return edges
 
@@ -162,8 +176,9 @@ def expand_histogram(payload: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray
     """``(edges, counts)`` as float64 arrays from an exact or compact payload.
 
     Compact counts come back as ``uint16 * count_scale``: exact when the largest bin held at
-    most 65535 values, otherwise within ``count_scale / 2`` of the truth (non-empty bins
-    never come back empty).
+    most 65535 values, otherwise within ``count_scale / 2`` of the truth, except that a
+    non-empty bin never comes back empty (a count under ``count_scale / 2`` reads as
+    ``count_scale``). Compact edges are rebuilt exactly.
     """
     precision = payload.get("precision", "exact")
     counts = np.asarray(payload["counts"])
@@ -209,7 +224,8 @@ def auto_range(lo: float, hi: float) -> tuple[float, float]:
 
 def _numpy_stats(values: np.ndarray, bins: int, rng: tuple[float, float] | None) -> HistogramStats:
     flat = values.reshape(-1).astype(np.float64, copy=False)
-    finite = flat[np.isfinite(flat)]
+    is_finite = np.isfinite(flat)
+    finite = flat if is_finite.all() else flat[is_finite]
     summary: dict[str, float | None] = dict.fromkeys(("min", "max", "mean", "std"))
     if finite.size:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -223,15 +239,17 @@ def _numpy_stats(values: np.ndarray, bins: int, rng: tuple[float, float] | None)
         rng = auto_range(summary["min"], summary["max"]) if finite.size else (0.0, 1.0)  # type: ignore[arg-type]
     lo, hi = rng
     edges = uniform_edges(lo, hi, bins)
-    # index 0 = underflow, k = bin k - 1 (x == hi lands in the last bin), bins + 1 = overflow
-    index = np.searchsorted(edges[:-1], finite, side="right")
-    index[finite > hi] = bins + 1
-    full = np.bincount(index, minlength=bins + 2).astype(np.int64)
+    if hi > lo and math.isfinite(hi - lo):
+        # numpy's uniform-bin fast path; its edges are np.linspace(lo, hi), i.e. ours
+        counts = np.histogram(finite, bins=bins, range=(lo, hi))[0].astype(np.int64)
+    else:  # degenerate or overflowing span: place each value by search, same semantics
+        index = np.searchsorted(edges[:-1], finite[(finite >= lo) & (finite <= hi)], "right")
+        counts = np.bincount(index - 1, minlength=bins).astype(np.int64)
     return HistogramStats(
         edges=edges,
-        counts=full[1 : bins + 1],
-        underflow=int(full[0]),
-        overflow=int(full[bins + 1]),
+        counts=counts,
+        underflow=int(np.count_nonzero(finite < lo)),
+        overflow=int(np.count_nonzero(finite > hi)),
         nan=int(np.count_nonzero(np.isnan(flat))),
         posinf=int(np.count_nonzero(flat == np.inf)),
         neginf=int(np.count_nonzero(flat == -np.inf)),

@@ -98,6 +98,15 @@ class Decoder:
         else:
             logger.error("unknown record kind %d at position %d; skipped", kind, rec.pos)
 
+    def feed_run(self, session: str, sid: int, bodies: bytes, count: int) -> None:
+        """Many scalar records of one schema, bodies back to back (see LaneReader.scalar_run)."""
+        p = self.pending
+        p.records += count
+        buf = p.raw.get((session, sid))
+        if buf is None:
+            buf = p.raw[(session, sid)] = bytearray()
+        buf += bodies
+
     def _rich(self, obj: dict[str, Any]) -> None:
         p = self.pending
         step, gstep, wall = obj["step"], obj["global_step"], obj["wall_time"]
@@ -159,7 +168,7 @@ class Decoder:
                 logger.error("scalar records of unknown schema %d (session %s) skipped", sid, session)
                 continue
             n = len(keys)
-            arr = np.frombuffer(bytes(buf), dtype=_scalar_dtype(n))
+            arr = np.frombuffer(buf, dtype=_scalar_dtype(n))
             if not len(arr):
                 continue
             i = int(np.argmax(arr["step"]))

@@ -28,7 +28,7 @@ logger = logging.getLogger("kohakuboard.writer")
 
 LOCK_FILE = "writer.lock"
 IDLE_SLEEP_S = 0.005
-MAX_RECORDS_PER_PASS = 20_000
+MAX_RECORDS_PER_PASS = 200_000
 LOCK_TIMEOUT_S = 60.0
 E_STORAGE = 1
 
@@ -84,14 +84,22 @@ class Writer:
 
     def _drain(self, session: str, lanes: list[ring.LaneReader]) -> int:
         n = 0
-        feed = self.decoder.feed
+        feed, feed_run = self.decoder.feed, self.decoder.feed_run
         for lane_no, lane in enumerate(lanes):
-            for _ in range(MAX_RECORDS_PER_PASS):
+            lane.begin_pass()
+            done = 0
+            while done < MAX_RECORDS_PER_PASS:
+                run = lane.scalar_run(MAX_RECORDS_PER_PASS - done)
+                if run is not None:
+                    feed_run(session, *run)
+                    done += run[2]
+                    continue
                 rec = lane.next()
                 if rec is None:
                     break
                 feed(session, rec)
-                n += 1
+                done += 1
+            n += done
             self.cursors[(session, lane_no)] = lane.pos
         return n
 
@@ -183,6 +191,9 @@ class Writer:
                     self._drain(session, lanes)
                     self.storage.set_status(str(finish["status"]))
                     self.commit(mm, session)
+                    # finish() in the training process returns now; compaction is ours.
+                    ring.set_done(mm)
+                    path.unlink(missing_ok=True)
                     self._finalize()
                     break
                 now = time.monotonic()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kohakuboard.types import Histogram, Media, Table
+from kohakuboard.types._histogram_torch import reduce_on_device
 
 HOST_SYNCING = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
 
@@ -42,9 +43,14 @@ def test_constructors_never_touch_the_host(no_host_sync: None) -> None:
     Table([["x", Media(torch.rand(1, 4, 4))]])
     Histogram(torch.randn(1000, requires_grad=True), bins=10)
     Histogram(torch.randn(1000, dtype=torch.bfloat16), range=(-1, 1), precision="compact")
-    # computing bins ahead of time queues device work only; the transfer is in to_payload
-    Histogram(torch.randn(1000), bins=10).compute_bins()
-    Histogram(torch.tensor([float("nan"), 1.0]), bins=3).compute_bins()
+
+
+def test_device_histogram_only_queues_work(no_host_sync: None) -> None:
+    # What compute_bins() runs for a tensor on an accelerator (CPU tensors go through numpy);
+    # the one transfer to the host happens later, in to_payload().
+    reduce_on_device(torch.randn(1000, dtype=torch.bfloat16), 10, None)
+    reduce_on_device(torch.tensor([float("nan"), 1.0, float("inf")]), 3, (0.0, 2.0))
+    reduce_on_device(torch.zeros(0), 3, None)
 
 
 def test_payload_after_precompute_is_correct() -> None:

@@ -1,0 +1,688 @@
+"""Core benchmarks of KohakuBoard's data path, measured in one run against a floor.
+
+Run ``python benchmarks/bench_core.py`` (full) or ``python benchmarks/bench_core.py --quick``;
+``--json PATH`` also writes the table as JSON. The figures quoted in ``docs/performance.md``
+come from this script.
+
+What is measured (each against the targets of issue 2):
+
+1. floor: a method taking the same 4 keyword floats and appending the dict to a list;
+2. ``board.log(a=, b=, c=, d=)`` with 4 Python floats: median per call over chunks of
+   10k calls, and (loop + ``finish()``) / calls, so work deferred to the background counts;
+3. the same with 4 0-dim torch tensors, counting ``.item()`` calls made by the calling thread;
+4. end-to-end throughput, first ``log()`` to ``finish()`` returning (values durable and
+   readable, verified through the Reader);
+5. ``finish()`` after 100k steps of 4 floats;
+6. training-process RSS overhead at 1M points (250k calls x 4 floats), in a fresh child process;
+7. bytes on disk per scalar point after finish (compaction).
+
+Peers (TensorBoard's ``SummaryWriter`` and others) are measured when importable and
+otherwise listed as "not installed"; nothing is installed by this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHUNK = 10_000
+VALUES = (0.5, 0.25, 1.5, -3.0)
+
+
+@dataclass
+class Row:
+    name: str
+    median: float | None
+    unit: str
+    floor: float | None = None
+    ratio: float | None = None  # cost relative to the floor: >1 means slower than the floor
+    target: str = ""
+    status: str = "info"  # pass, FAIL, info, skip
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def timed_chunks(log: Callable[..., Any], calls: int, chunk: int, values: tuple[Any, ...]) -> list[float]:
+    """Seconds per chunk of ``chunk`` calls of ``log(a=, b=, c=, d=)``."""
+    a, b, c, d = values
+    clock = time.perf_counter
+    rng = range(chunk)
+    out = []
+    for _ in range(calls // chunk):
+        t0 = clock()
+        for _ in rng:
+            log(a=a, b=b, c=c, d=d)
+        out.append(clock() - t0)
+    return out
+
+
+def per_call_us(chunks: list[float], chunk: int) -> dict[str, float]:
+    s = sorted(chunks)
+    return {
+        "median_us": statistics.median(s) / chunk * 1e6,
+        "p90_us": s[int(0.9 * (len(s) - 1))] / chunk * 1e6,
+        "max_us": s[-1] / chunk * 1e6,
+        "min_us": s[0] / chunk * 1e6,
+    }
+
+
+def wait_until_readable(path: Path, name: str, rows: int, timeout: float = 60.0) -> float:
+    """Poll the Reader until ``name`` has ``rows`` rows; returns the seconds waited."""
+    from kohakuboard import open_board
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        try:
+            with open_board(path) as r:
+                if r.scalars(name).num_rows >= rows:
+                    return time.perf_counter() - t0
+        except Exception:
+            pass  # catalog not created yet
+        time.sleep(0.01)
+    raise TimeoutError(f"{name!r} did not reach {rows} rows in {path} within {timeout} s")
+
+
+def new_board(base: Path, name: str, **kw: Any) -> Any:
+    """A board whose writer is up and has the 4-key schema registered (not timed)."""
+    from kohakuboard import Board
+
+    board = Board(name=name, base_dir=base, **kw)
+    a, b, c, d = VALUES
+    board.log(a=a, b=b, c=c, d=d)
+    wait_until_readable(board.path, "a", 1)
+    return board
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "points/s":
+        return f"{v / 1e6:.2f}M"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
+
+
+def check(value: float | None, op: str, limit: float) -> str:
+    if value is None:
+        return "skip"
+    ok = value <= limit if op == "<=" else value >= limit
+    return "pass" if ok else "FAIL"
+
+
+# -- 1. floor ------------------------------------------------------------------------------
+
+
+class ListLogger:
+    """The floor: what a logger that only keeps the call's dict would cost."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def log(self, **values: Any) -> None:
+        self.rows.append(values)
+
+
+def bench_floor(calls: int, reps: int) -> Row:
+    medians = []
+    for _ in range(reps):
+        sink = ListLogger()
+        chunks = timed_chunks(sink.log, calls, CHUNK, VALUES)
+        medians.append(per_call_us(chunks, CHUNK)["median_us"])
+        del sink
+        gc.collect()
+    med = statistics.median(medians)
+    return Row(
+        "floor: list.append(4-float kwargs dict)",
+        med,
+        "us/call",
+        note=f"median of {reps} x {calls:,} calls",
+        extra={"rep_medians_us": medians},
+    )
+
+
+# -- 2, 4, 7. floats ---------------------------------------------------------------------------
+
+
+def bench_floats(base: Path, calls: int, floor_us: float) -> list[Row]:
+    from kohakuboard import open_board
+
+    board = new_board(base, "floats")
+    gc.collect()
+    t0 = time.perf_counter()
+    chunks = timed_chunks(board.log, calls, CHUNK, VALUES)
+    t_loop = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    board.finish()
+    t_finish = time.perf_counter() - t1
+    total = t_loop + t_finish
+    stats = per_call_us(chunks, CHUNK)
+
+    with open_board(board.path) as r:
+        counts = {k: r.scalars(k).num_rows for k in "abcd"}
+        status = r.status()
+        disk = r.disk_bytes()
+    expected = calls + 1  # plus the warm-up call
+    complete = all(n == expected for n in counts.values()) and status == "finished"
+    points = 4 * expected
+    scalar_bytes = dir_bytes(board.path / "scalars")
+    throughput = 4 * calls / total
+    floor_rate = 4 / (floor_us * 1e-6)
+    total_us = total / calls * 1e6
+    return [
+        Row(
+            "log(4 floats): per call, median of 10k-call chunks",
+            stats["median_us"],
+            "us/call",
+            floor_us,
+            stats["median_us"] / floor_us,
+            "<= 1.5",
+            check(stats["median_us"], "<=", 1.5),
+            note=f"{calls:,} calls; p90 chunk {stats['p90_us']:.2f} us, max chunk {stats['max_us']:.2f} us",
+            extra=stats,
+        ),
+        Row(
+            "log(4 floats): (loop + finish) / calls",
+            total_us,
+            "us/call",
+            floor_us,
+            total_us / floor_us,
+            "<= 1.5",
+            check(total_us, "<=", 1.5),
+            note=f"loop {t_loop:.3f} s + finish {t_finish:.3f} s",
+            extra={"loop_s": t_loop, "finish_s": t_finish},
+        ),
+        Row(
+            "end-to-end: first log() to finish() returned",
+            throughput,
+            "points/s",
+            floor_rate,
+            floor_rate / throughput,
+            ">= 1M",
+            check(throughput, ">=", 1e6) if complete else "FAIL",
+            note=f"{4 * calls:,} points, all readable: {complete} ({status})",
+            extra={"rows_read_back": counts, "status": status},
+        ),
+        Row(
+            "disk after finish: whole board / point",
+            disk / points,
+            "B/point",
+            note=f"{disk:,} B for {points:,} points (catalog, board.json, writer.log included)",
+            extra={"disk_bytes": disk, "points": points},
+        ),
+        Row(
+            "disk after finish: scalars/ folder / point",
+            scalar_bytes / points,
+            "B/point",
+            note="Parquet (zstd), sorted by (metric, step); raw float64 value = 8 B",
+            extra={"scalar_bytes": scalar_bytes, "files": sorted(p.name for p in (board.path / "scalars").iterdir())},
+        ),
+    ]
+
+
+# -- 3. tensors ------------------------------------------------------------------------------
+
+
+class MainThreadSyncCounter:
+    """Counts host-synchronising tensor calls made from the main thread while installed."""
+
+    METHODS = ("item", "tolist", "cpu", "numpy", "__float__")
+
+    def __init__(self) -> None:
+        self.main = threading.get_ident()
+        self.counts = dict.fromkeys(self.METHODS, 0)
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> MainThreadSyncCounter:
+        import torch
+
+        for name in self.METHODS:
+            original = getattr(torch.Tensor, name)
+            self._saved[name] = original
+            setattr(torch.Tensor, name, self._wrap(name, original))
+        return self
+
+    def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        counts, main, get_ident = self.counts, self.main, threading.get_ident
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if get_ident() == main:
+                counts[name] += 1
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    def __exit__(self, *exc: Any) -> None:
+        import torch
+
+        for name, original in self._saved.items():
+            setattr(torch.Tensor, name, original)
+
+
+def bench_tensors(base: Path, calls: int, floor_us: float) -> list[Row]:
+    try:
+        import torch
+    except ImportError:
+        return [Row("log(4 0-dim tensors)", None, "us/call", status="skip", note="torch not installed")]
+    from kohakuboard import open_board
+
+    tensors = tuple(torch.tensor(v) for v in VALUES)
+    board = new_board(base, "tensors")
+    board.log(a=tensors[0], b=tensors[1], c=tensors[2], d=tensors[3])  # first tensor call: lazy imports
+    gc.collect()
+    with MainThreadSyncCounter() as syncs:
+        t0 = time.perf_counter()
+        chunks = timed_chunks(board.log, calls, CHUNK, tensors)
+        t_loop = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        board.finish()
+        t_finish = time.perf_counter() - t1
+    stats = per_call_us(chunks, CHUNK)
+    total_us = (t_loop + t_finish) / calls * 1e6
+    with open_board(board.path) as r:
+        col = r.scalars("c").column("value")
+        n = len(col)
+        values_ok = n == calls + 2 and col[n - 1].as_py() == VALUES[2]
+    main_syncs = sum(syncs.counts.values())
+    return [
+        Row(
+            "log(4 0-dim tensors): per call, median of 10k-call chunks",
+            stats["median_us"],
+            "us/call",
+            floor_us,
+            stats["median_us"] / floor_us,
+            "<= 5",
+            check(stats["median_us"], "<=", 5.0),
+            note=f"{calls:,} calls; p90 chunk {stats['p90_us']:.2f} us; read back ok: {values_ok}",
+            extra=stats,
+        ),
+        Row(
+            "log(4 0-dim tensors): (loop + finish) / calls",
+            total_us,
+            "us/call",
+            floor_us,
+            total_us / floor_us,
+            "",
+            "info",
+            note=f"loop {t_loop:.3f} s + finish {t_finish:.3f} s (flusher thread shares the GIL)",
+            extra={"loop_s": t_loop, "finish_s": t_finish},
+        ),
+        Row(
+            "tensor .item() calls in the calling thread",
+            float(syncs.counts["item"]),
+            "calls",
+            target="== 0",
+            status="pass" if syncs.counts["item"] == 0 else "FAIL",
+            note=f"all host syncs in calling thread: {main_syncs} {syncs.counts}",
+            extra=dict(syncs.counts),
+        ),
+    ]
+
+
+# -- 5. finish -------------------------------------------------------------------------------
+
+
+def bench_finish(base: Path, steps: int, reps: int) -> Row:
+    times = []
+    for i in range(reps):
+        board = new_board(base, f"finish-{i}")
+        a, b, c, d = VALUES
+        log = board.log
+        for _ in range(steps):
+            log(a=a, b=b, c=c, d=d)
+        t0 = time.perf_counter()
+        board.finish()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return Row(
+        f"finish() after {steps // 1000}k steps x 4 floats",
+        med,
+        "s",
+        target="<= 0.5",
+        status=check(med, "<=", 0.5),
+        note=f"median of {reps}: " + ", ".join(f"{t:.3f}" for t in times),
+        extra={"times_s": times},
+    )
+
+
+# -- 6. RSS (child process) -----------------------------------------------------------------------
+
+
+def _proc_status_kb() -> dict[str, int]:
+    out = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
+                    out[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def rss_child(base: str, calls: int) -> None:
+    """Run in a fresh interpreter: RSS before the Board vs after ``calls`` x 4 floats."""
+    import psutil
+
+    import kohakuboard
+
+    proc = psutil.Process()
+    gc.collect()
+    before, st0 = proc.memory_info().rss, _proc_status_kb()
+    board = kohakuboard.Board(name="rss", base_dir=base)
+    a, b, c, d = VALUES
+    log = board.log
+    for _ in range(calls):
+        log(a=a, b=b, c=c, d=d)
+    after, st1 = proc.memory_info().rss, _proc_status_kb()
+    board.finish()
+    gc.collect()
+    finished, st2 = proc.memory_info().rss, _proc_status_kb()
+    ring_bytes = (calls + 1) * 80  # 16-byte record header + 64-byte body per 4-float call
+    print(
+        json.dumps(
+            {
+                "before": before,
+                "after": after,
+                "after_finish": finished,
+                "status_kb": [st0, st1, st2],
+                "ring_bytes_written": ring_bytes,
+            }
+        )
+    )
+
+
+def bench_rss(base: Path, calls: int) -> list[Row]:
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        return [Row("RSS overhead", None, "MB", status="skip", note="psutil not installed")]
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--_rss-child", str(base), str(calls)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        tail = out.stderr.strip().splitlines()[-1:] or ["?"]
+        return [Row("RSS overhead", None, "MB", status="FAIL", note=f"child failed: {tail[0]}"[:200])]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    mb = 1e6
+    delta = (res["after"] - res["before"]) / mb
+    st0, st1, st2 = res["status_kb"]
+    anon = (st1.get("RssAnon", 0) - st0.get("RssAnon", 0)) * 1024 / mb
+    file_ = (st1.get("RssFile", 0) - st0.get("RssFile", 0)) * 1024 / mb
+    shmem = (st1.get("RssShmem", 0) - st0.get("RssShmem", 0)) * 1024 / mb
+    points = 4 * calls
+    return [
+        Row(
+            f"RSS overhead at {points / 1e6:g}M points (training process)",
+            delta,
+            "MB",
+            target="<= 50",
+            status=check(delta, "<=", 50.0),
+            note=(
+                f"anon {anon:+.1f} MB, file-backed {file_:+.1f} MB, shmem {shmem:+.1f} MB; "
+                f"ring written {res['ring_bytes_written'] / mb:.1f} MB (mapped file pages, shared "
+                f"with the writer); after finish {(res['after_finish'] - res['before']) / mb:+.1f} MB"
+            ),
+            extra={**res, "anon_mb": anon, "file_mb": file_, "shmem_mb": shmem},
+        ),
+        Row(
+            "RSS overhead, anonymous memory only",
+            anon,
+            "MB",
+            note="private heap growth of the training process (ring pages excluded)",
+        ),
+    ]
+
+
+# -- peers -------------------------------------------------------------------------------------------
+
+
+def _peer_tensorboard(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(base / "tensorboard"))
+    step = [0]
+
+    def log(**values: float) -> None:
+        s = step[0]
+        for k, v in values.items():
+            writer.add_scalar(k, v, s)
+        step[0] = s + 1
+
+    return log, writer.close
+
+
+def _peer_tensorboardx(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(logdir=str(base / "tensorboardx"))
+    step = [0]
+
+    def log(**values: float) -> None:
+        s = step[0]
+        for k, v in values.items():
+            writer.add_scalar(k, v, s)
+        step[0] = s + 1
+
+    return log, writer.close
+
+
+def _peer_wandb(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+    import wandb
+
+    run = wandb.init(mode="offline", dir=str(base), project="bench")
+    return run.log, run.finish
+
+
+def _peer_mlflow(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+    import mlflow
+
+    mlflow.set_tracking_uri((base / "mlruns").as_uri())
+    mlflow.start_run()
+    step = [0]
+
+    def log(**values: float) -> None:
+        mlflow.log_metrics(values, step=step[0])
+        step[0] += 1
+
+    return log, mlflow.end_run
+
+
+PEERS: list[tuple[str, str, Callable[[Path], tuple[Callable[..., Any], Callable[[], None]]]]] = [
+    ("TensorBoard SummaryWriter (torch)", "tensorboard", _peer_tensorboard),
+    ("tensorboardX SummaryWriter", "tensorboardX", _peer_tensorboardx),
+    ("W&B offline", "wandb", _peer_wandb),
+    ("MLflow (file store)", "mlflow", _peer_mlflow),
+]
+
+
+def bench_peers(base: Path, calls: int, floor_us: float) -> list[Row]:
+    rows = []
+    chunk = 1000
+    for label, module, start in PEERS:
+        name = f"peer: {label}, 4 floats per call"
+        if importlib.util.find_spec(module) is None:
+            rows.append(Row(name, None, "us/call", status="skip", note="not installed"))
+            continue
+        try:
+            log, close = start(base / module)
+            t0 = time.perf_counter()
+            chunks = timed_chunks(log, calls, chunk, VALUES)
+            t_loop = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            close()
+            t_close = time.perf_counter() - t1
+        except Exception as exc:  # a peer's failure must not cost the whole run
+            rows.append(Row(name, None, "us/call", status="skip", note=f"error: {exc!r}"[:120]))
+            continue
+        med = per_call_us(chunks, chunk)["median_us"]
+        rows.append(
+            Row(
+                name,
+                med,
+                "us/call",
+                floor_us,
+                med / floor_us,
+                note=f"{calls:,} calls; (loop + close) / calls = {(t_loop + t_close) / calls * 1e6:.1f} us",
+            )
+        )
+    return rows
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    for mod in ("kohakuboard", "torch", "numpy", "pyarrow"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    return info
+
+
+def print_table(rows: list[Row], info: dict[str, Any], title: str) -> None:
+    head = ("benchmark", "median", "unit", "floor", "ratio", "target", "result")
+    cells = [
+        (
+            r.name,
+            fmt(r.median, r.unit) if r.median is not None else "-",
+            r.unit,
+            fmt(r.floor, r.unit),
+            f"{r.ratio:.1f}x" if r.ratio is not None else "-",
+            r.target or "-",
+            r.status,
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    line = "  ".join("-" * w for w in widths)
+    print(f"\n{title}")
+    print(
+        f"python {info['python']}, {info.get('cpu', '?')}, {info['cpus']} CPUs, "
+        f"torch {info['torch']}, pyarrow {info['pyarrow']}"
+    )
+    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    print(line)
+    for c in cells:
+        print(
+            "  ".join(
+                v.ljust(w) if i in (0, 2, 5, 6) else v.rjust(w)
+                for i, (v, w) in enumerate(zip(c, widths, strict=True))
+            )
+        )
+    print(line)
+    print("notes:")
+    for r in rows:
+        if r.note:
+            print(f"  {r.name}: {r.note}")
+    print("ratio = cost relative to the floor (for throughput: floor rate / measured rate)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (200k instead of 1M)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--base-dir", type=Path, help="where boards are written (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the boards written")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--_rss-child", nargs=2, metavar=("BASE", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._rss_child:
+        rss_child(args._rss_child[0], int(args._rss_child[1]))
+        return 0
+
+    quick = args.quick
+    float_calls = 200_000 if quick else 1_000_000
+    tensor_calls = 50_000 if quick else 200_000
+    floor_reps = 3 if quick else 7
+    finish_reps = 1 if quick else 3
+    peer_calls = 5_000 if quick else 20_000
+
+    base = args.base_dir or Path(tempfile.mkdtemp(prefix="kobo-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    started = time.time()
+    try:
+        import kohakuboard  # noqa: F401  (import cost is not part of any figure)
+
+        floor = bench_floor(200_000, floor_reps)
+        floor_us = floor.median or 1.0
+        rows = [floor]
+        rows += bench_floats(base, float_calls, floor_us)
+        rows += bench_tensors(base, tensor_calls, floor_us)
+        rows.append(bench_finish(base, 100_000, finish_reps))
+        rows += bench_rss(base, 250_000)
+        rows += bench_peers(base, peer_calls, floor_us)
+    finally:
+        if not args.keep and args.base_dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    elapsed = time.time() - started
+    print_table(rows, info, f"kohakuboard core benchmarks ({'quick' if quick else 'full'}, {elapsed:.0f} s)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "benchmark": "core",
+                    "mode": "quick" if quick else "full",
+                    "machine": info,
+                    "started": started,
+                    "elapsed_s": elapsed,
+                    "results": [asdict(r) for r in rows],
+                },
+                indent=2,
+            )
+        )
+        print(f"wrote {args.json}")
+    failed = [r.name for r in rows if r.status == "FAIL"]
+    if failed:
+        print(f"{len(failed)} target(s) missed: " + "; ".join(failed))
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

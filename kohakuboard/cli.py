@@ -1,0 +1,368 @@
+"""The ``kobo`` command line: list, show and export boards.
+
+Everything here reads through :mod:`kohakuboard.reader` (and :mod:`kohakuboard.export`); no
+storage backend is imported. Logging set-up and exit codes live here and nowhere else in the
+package: 0 = done, 1 = an error explained in one line on stderr, 2 = a usage error.
+"""
+
+import contextlib
+import json
+import logging
+import math
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import pyarrow as pa
+import typer
+
+from . import __version__
+from .errors import BoardNotFoundError, KohakuBoardError
+from .export import export_scalars
+from .reader import Reader, list_boards, open_board
+
+DEFAULT_BASE_DIR = Path("kohakuboard")
+
+app = typer.Typer(
+    name="kobo",
+    help="KohakuBoard: list, inspect and export experiment boards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+# -- errors ----------------------------------------------------------------------------------
+def _fail(message: str) -> NoReturn:
+    text = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    typer.echo(f"kobo: error: {text}", err=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause (bad path, unreadable board) into one line + exit 1."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # click exits quietly when the reader of our stdout went away
+    except (
+        KohakuBoardError,
+        OSError,
+        NotImplementedError,
+        sqlite3.DatabaseError,
+        pa.ArrowException,
+    ) as exc:
+        _fail(str(exc) or type(exc).__name__)
+
+
+# -- formatting ------------------------------------------------------------------------------
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _when(ts: float | None) -> str:
+    if ts is None or not math.isfinite(ts) or ts <= 0:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)])
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+
+
+# -- finding a board -------------------------------------------------------------------------
+def _resolve(board: str, base_dir: Path) -> Path:
+    """BOARD is a board folder, or the id or name of a board directly under ``base_dir``."""
+    given = Path(board).expanduser()
+    if given.is_dir():
+        return given
+    base = base_dir.expanduser()
+    if "/" not in board and board not in (".", "..") and (base / board).is_dir():
+        return base / board
+    if base.is_dir():
+        matches = [b for b in list_boards(base) if b.name == board]
+        if len(matches) == 1:
+            return matches[0].path
+        if matches:
+            ids = ", ".join(b.id for b in matches)
+            _fail(
+                f"{len(matches)} boards under {base.resolve()} are named {board!r} (ids: {ids}); pass an id or a path"
+            )
+    _fail(
+        f"no board {board!r}: {given.absolute()} is not a folder, and no board under "
+        f"{base.absolute()} has that id or name"
+    )
+
+
+def _open(board: str, base_dir: Path) -> Reader:
+    path = _resolve(board, base_dir)
+    try:
+        return open_board(path)
+    except BoardNotFoundError as exc:
+        hint = ""
+        with contextlib.suppress(KohakuBoardError, OSError):
+            if list_boards(path):
+                hint = f"; it is a folder of boards: try `kobo list {path}`"
+        _fail(f"{exc}{hint}")
+
+
+BoardArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="BOARD",
+        help="A board folder, or the id or name of a board under --base-dir.",
+        show_default=False,
+    ),
+]
+BaseDirOpt = Annotated[
+    Path,
+    typer.Option("--base-dir", "-b", help="Folder holding boards, for BOARD given by id or name."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+# -- commands --------------------------------------------------------------------------------
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kobo (kohakuboard) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Log more (-v info, -vv debug).")
+    ] = 0,
+) -> None:
+    """KohakuBoard: list, inspect and export experiment boards."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="kobo: %(levelname)s: %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@app.command("list")
+def list_command(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
+    ] = DEFAULT_BASE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the boards in PATH, oldest first."""
+    with _user_errors():
+        if not path.expanduser().is_dir():
+            _fail(f"no such folder: {path.expanduser().absolute()}")
+        boards = list_boards(path)
+        sizes = []
+        for info in boards:
+            with open_board(info.path) as reader:
+                sizes.append(reader.disk_bytes())
+    if as_json:
+        typer.echo(
+            _json(
+                [
+                    {
+                        "id": b.id,
+                        "name": b.name,
+                        "project": b.project,
+                        "backend": b.backend,
+                        "status": b.status,
+                        "steps": b.steps,
+                        "metrics": b.metrics,
+                        "size_bytes": size,
+                        "created_at": b.created_at,
+                        "updated_at": b.updated_at,
+                        "path": str(b.path),
+                    }
+                    for b, size in zip(boards, sizes, strict=True)
+                ]
+            )
+        )
+        return
+    if not boards:
+        typer.echo(f"no boards in {path.expanduser().absolute()}")
+        return
+    rows = [
+        [b.name, b.id, b.status, str(b.steps), str(b.metrics), _size(size), _when(b.created_at)]
+        for b, size in zip(boards, sizes, strict=True)
+    ]
+    headers = ["NAME", "ID", "STATUS", "STEPS", "METRICS", "SIZE", "CREATED"]
+    typer.echo(_table(headers, rows, right={3, 4, 5}))
+
+
+@app.command("show")
+def show_command(
+    board: BoardArg,
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a board: identity, status, progress, config and every series with its count."""
+    with _user_errors(), _open(board, base_dir) as reader:
+        info = reader.info()
+        progress = reader.progress()
+        config = reader.config()
+        series = reader.metric_infos()
+        size = reader.disk_bytes()
+    if as_json:
+        typer.echo(
+            _json(
+                {
+                    "id": info.id,
+                    "name": info.name,
+                    "project": info.project,
+                    "backend": info.backend,
+                    "status": info.status,
+                    "path": str(info.path),
+                    "created_at": info.created_at,
+                    "updated_at": info.updated_at,
+                    "steps": progress.next_step,
+                    "global_step": progress.global_step,
+                    "size_bytes": size,
+                    "config": config,
+                    "series": [
+                        {"name": m.name, "kind": m.kind, "count": m.count, "last_step": m.last_step}
+                        for m in series
+                    ],
+                }
+            )
+        )
+        return
+    fields = [
+        ("name", info.name),
+        ("id", info.id),
+        ("project", info.project),
+        ("backend", info.backend),
+        ("status", info.status),
+        ("path", str(info.path)),
+        ("created", _when(info.created_at)),
+        ("updated", _when(info.updated_at)),
+        (
+            "progress",
+            f"{progress.next_step} log() calls (step), global_step {progress.global_step}",
+        ),
+        ("size", _size(size)),
+    ]
+    lines = [f"{key:<9} {value}" for key, value in fields]
+    lines.append("")
+    lines.append(f"config ({_plural(len(config), 'key')})" if config else "config: (empty)")
+    lines += [f"  {key} = {json.dumps(value, ensure_ascii=False)}" for key, value in config.items()]
+    lines.append("")
+    if series:
+        lines.append(f"series ({len(series)})")
+        rows = [[m.kind, str(m.count), str(m.last_step), m.name] for m in series]
+        table = _table(["KIND", "COUNT", "LAST STEP", "NAME"], rows, right={1, 2})
+        lines += ["  " + row for row in table.splitlines()]
+    else:
+        lines.append("series: none logged yet")
+    typer.echo("\n".join(lines))
+
+
+def _pick_format(fmt: Format | None, output: str | None) -> Format:
+    if fmt is not None:
+        return fmt
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    return Format.parquet if suffix in (".parquet", ".pq") else Format.csv
+
+
+@app.command("export")
+def export_command(
+    board: BoardArg,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            show_default=False,
+            help="csv or parquet (default: from the -o suffix, else csv).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help="Output file (default: ./<board id>.<format>); '-' writes CSV to stdout.",
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            show_default=False,
+            help="Export only this scalar series (repeatable).",
+        ),
+    ] = None,
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+) -> None:
+    """Export a board's scalars in long form: metric, step, global_step, wall_time, value.
+
+    NaN and +/-Inf are kept (CSV writes nan, inf, -inf; Parquet stores float64 exactly).
+    """
+    chosen = _pick_format(fmt, output)
+    metric = metric or None
+    with _user_errors(), _open(board, base_dir) as reader:
+        if output == "-":
+            if chosen is not Format.csv:
+                _fail("parquet cannot be written to stdout; pass -o FILE")
+            sys.stdout.flush()
+            rows = export_scalars(reader, sys.stdout.buffer, chosen.value, metrics=metric)
+            sys.stdout.buffer.flush()
+            return
+        target = Path(output) if output else Path(f"{reader.id}.{chosen.value}")
+        rows = export_scalars(reader, target, chosen.value, metrics=metric)
+        count = len(metric) if metric else len(reader.metrics())
+    typer.echo(f"wrote {rows} rows of {count} scalar series to {target}")
+
+
+def main() -> None:
+    """Entry point of the ``kobo`` console script."""
+    app(prog_name="kobo")
+
+
+if __name__ == "__main__":
+    main()

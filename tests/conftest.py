@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Script, live_writers_of_board, wait_until
+
+from kohakuboard import Board
+
+
+@pytest.fixture
+def base_dir(tmp_path: Path) -> Path:
+    return tmp_path / "boards"
+
+
+@pytest.fixture
+def make_board(base_dir: Path) -> Iterator[Callable[..., Board]]:
+    """Create boards under ``base_dir``; every one is finished at teardown, and its writer
+    process must be gone by then (no leaked processes)."""
+    made: list[Board] = []
+
+    def make(**kwargs: Any) -> Board:
+        kwargs.setdefault("base_dir", base_dir)
+        board = Board(**kwargs)
+        made.append(board)
+        return board
+
+    yield make
+    for board in made:
+        board.finish()
+    for board in made:
+        wait_until(
+            lambda b=board: not live_writers_of_board(b.path),
+            timeout=20,
+            what=f"the writer of {board.path.name} to exit after finish()",
+        )
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Iterator[Callable[..., Script]]:
+    """Start a Python script (source text) in a real subprocess; killed at teardown."""
+    started: list[Script] = []
+
+    def start(source: str, *args: str, name: str = "train.py", **popen: Any) -> Script:
+        proc = Script(tmp_path, source, *args, name=name, **popen)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()

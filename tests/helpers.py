@@ -1,0 +1,196 @@
+"""Shared helpers for the core tests: polling with deadlines and real training subprocesses.
+
+Subprocess scripts talk to the test through stdout lines (``READY <path>``, ``LOGGED <i>``,
+...); a background thread collects them with the time they arrived, so that a test can say
+"everything reported more than 1 s before the kill" without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+T = TypeVar("T")
+
+# Generous: the suite must pass on a loaded 2-core machine.
+DEADLINE_S = 20.0
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def rows(reader: Any, name: str) -> list[tuple[int, int, float]]:
+    """``(step, global_step, value)`` of one scalar series."""
+    table = reader.scalars(name)
+    return list(
+        zip(
+            table.column("step").to_pylist(),
+            table.column("global_step").to_pylist(),
+            table.column("value").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def same_float(a: float, b: float) -> bool:
+    """Equality that treats NaN as equal to NaN (and keeps the sign of infinities)."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b
+
+
+# -- processes -----------------------------------------------------------------------------
+def is_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped counts as exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def writer_pids(pid: int) -> list[int]:
+    """Pids of kohakuboard writer processes started by process ``pid``."""
+    out = []
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    for child in children:
+        try:
+            if "kohakuboard.writer" in " ".join(child.cmdline()) and not is_gone(child.pid):
+                out.append(child.pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return out
+
+
+def live_writers_of_board(board_dir: Path) -> list[int]:
+    """Pids of live writer processes serving ``board_dir`` (whoever their parent is now)."""
+    target = str(board_dir)
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if "kohakuboard.writer" in cmd and target in cmd and not is_gone(proc.info["pid"]):
+            out.append(proc.info["pid"])
+    return out
+
+
+class Script:
+    """A Python script run in a real subprocess, with its stdout lines collected as they come."""
+
+    def __init__(self, tmp_path: Path, source: str, *args: str, name: str = "train.py", **popen: Any) -> None:
+        self.file = tmp_path / name
+        self.file.write_text(textwrap.dedent(source), encoding="utf-8")
+        self.lines: list[tuple[float, str]] = []
+        self._queue: queue.Queue[tuple[float, str] | None] = queue.Queue()
+        self.stderr_file = tmp_path / (name + ".stderr")
+        self._stderr = open(self.stderr_file, "wb")  # noqa: SIM115 - closed in wait()/close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", str(self.file), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            cwd=str(tmp_path),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            **popen,
+        )
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put((time.monotonic(), line.rstrip("\n")))
+        self._queue.put(None)
+
+    def _collect(self, timeout: float) -> bool:
+        """Move arrived lines to ``self.lines``; False once stdout is closed."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        while True:
+            if item is None:
+                self._queue.put(None)  # keep reporting EOF
+                return False
+            self.lines.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def expect(self, prefix: str, *, timeout: float = DEADLINE_S) -> str:
+        """The rest of the first line starting with ``prefix`` (waiting for it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for _, line in self.lines:
+                if line.startswith(prefix):
+                    return line[len(prefix) :].strip()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._collect(min(remaining, 0.1)):
+                for _, line in self.lines:  # one more look after EOF
+                    if line.startswith(prefix):
+                        return line[len(prefix) :].strip()
+                raise AssertionError(
+                    f"no line starting with {prefix!r} from {self.file.name} "
+                    f"(exit code {self.proc.poll()}); stderr:\n{self.stderr()}"
+                )
+
+    def logged(self, prefix: str = "LOGGED ") -> list[tuple[float, int]]:
+        """(arrival time, int) of every ``LOGGED <i>`` line so far."""
+        self._collect(0)
+        return [(t, int(line[len(prefix) :])) for t, line in self.lines if line.startswith(prefix)]
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.file.name} did not exit in {timeout:.0f} s; stderr:\n{self.stderr()}") from None
+        self._thread.join(10)
+        self._collect(0)
+        self._stderr.close()
+        return code
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_file.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        """Kill the script if it still runs (test teardown)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.proc.stdout is not None:
+            self._thread.join(5)
+            self.proc.stdout.close()
+        self._stderr.close()

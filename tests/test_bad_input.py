@@ -1,0 +1,176 @@
+"""Bad input raises a clear error naming the key, logs nothing of that call, and harms nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import rows
+
+from kohakuboard import Board, Media, open_board
+from kohakuboard.errors import BoardDirectoryError, KohakuBoardError
+
+UNSUPPORTED = [
+    pytest.param("a string", id="str"),
+    pytest.param(None, id="None"),
+    pytest.param({"nested": 1.0}, id="dict"),
+    pytest.param([1.0, 2.0], id="list-of-floats"),
+    pytest.param([], id="empty-list"),
+    pytest.param(1 + 2j, id="complex"),
+    pytest.param(b"bytes", id="bytes"),
+    pytest.param(object(), id="object"),
+    pytest.param(np.array(["x"]), id="np-str-array"),
+    pytest.param(torch.tensor(1 + 1j), id="complex-tensor"),
+]
+
+
+@pytest.mark.parametrize("value", UNSUPPORTED)
+def test_unsupported_type_names_the_key_and_accepted_types(make_board, value: object) -> None:
+    board = make_board()
+    board.log(good=1.0)
+    with pytest.raises(TypeError, match=r"'my/metric'.*accepted: int, float") as info:
+        board.log(**{"my/metric": value})
+    assert isinstance(info.value, KohakuBoardError)
+    _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
+
+
+MULTI_ELEMENT = [
+    pytest.param(np.ones(3), id="numpy-3"),
+    pytest.param(np.zeros((2, 2)), id="numpy-2x2"),
+    pytest.param(np.array([]), id="numpy-empty"),
+    pytest.param(torch.ones(3), id="torch-3"),
+    pytest.param(torch.ones(2, 2, requires_grad=True), id="torch-2x2-grad"),
+    pytest.param(torch.empty(0), id="torch-empty"),
+]
+
+
+@pytest.mark.parametrize("value", MULTI_ELEMENT)
+def test_multi_element_array_as_scalar_names_the_key(make_board, value: object) -> None:
+    board = make_board()
+    board.log(good=1.0)
+    with pytest.raises(ValueError, match=r"'weights'.*not a scalar.*Histogram"):
+        board.log(weights=value)
+    _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
+
+
+@pytest.mark.parametrize("key", ["", "   ", "a\x00b"])
+def test_empty_or_bad_key_is_a_value_error_naming_it(make_board, key: str) -> None:
+    board = make_board()
+    board.log(good=1.0)
+    with pytest.raises(ValueError, match=re.escape(repr(key))):
+        board.log(**{key: 1.0})
+    with pytest.raises(ValueError, match=re.escape(repr(key))):
+        board.log_images(key, np.zeros((2, 2), dtype=np.uint8))
+    _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
+
+
+def test_non_string_keys_are_rejected(make_board) -> None:
+    board = make_board()
+    with pytest.raises(ValueError, match="123"):
+        board.log_histogram(123, np.arange(3))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be str"):
+        board.update_config({1: "x"})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        board.log(**{1: 1.0})  # type: ignore[misc] # Python itself refuses
+    _still_works(board, expected_good=[(0, 0, 2.0)])
+
+
+def test_reserved_key_is_rejected(make_board) -> None:
+    board = make_board()
+    with pytest.raises(ValueError, match="'global_step'"):
+        board.log_images("global_step", np.zeros((2, 2), dtype=np.uint8))
+    _still_works(board, expected_good=[(0, 0, 2.0)])
+
+
+def test_a_bad_value_rejects_the_whole_call(make_board) -> None:
+    """Nothing of a rejected call is recorded and it does not use up a step."""
+    board = make_board()
+    board.log(a=1.0, b=2.0)
+    board.log(a=1.5, b=2.5)  # the fast path caches this key set
+    with pytest.raises(TypeError, match="'b'"):
+        board.log(a=99.0, b="oops")
+    with pytest.raises(TypeError, match="'bad'"):
+        board.log(a=99.0, t=torch.tensor(99.0), img=Media(np.zeros((2, 2))), bad=None)
+    with pytest.raises(ValueError, match="'w'"):
+        board.log(a=99.0, w=torch.ones(4))
+    board.log(a=3.0, b=4.0)
+    board.finish()
+    reader = open_board(board.path)
+    assert rows(reader, "a") == [(0, 0, 1.0), (1, 0, 1.5), (2, 0, 3.0)]
+    assert rows(reader, "b") == [(0, 0, 2.0), (1, 0, 2.5), (2, 0, 4.0)]
+    assert reader.scalars("t").num_rows == 0
+    assert reader.media("img") == []
+    assert reader.metrics() == ["a", "b"]
+
+
+def test_bad_media_fails_at_construction_not_in_the_writer(make_board) -> None:
+    board = make_board()
+    with pytest.raises((TypeError, ValueError)):
+        board.log(img=Media(np.zeros(5)))  # 1-D without sample_rate
+    with pytest.raises(FileNotFoundError):
+        board.log(img=Media("/definitely/not/here.png"))
+    _still_works(board, expected_good=[(0, 0, 2.0)])
+
+
+def test_many_bad_calls_do_not_disturb_a_long_run(make_board) -> None:
+    board = make_board()
+    n = 2000
+    for i in range(n):
+        board.log(x=float(i))
+        if i % 100 == 0:
+            with pytest.raises(TypeError, match="'x'"):
+                board.log(x=str(i))
+    board.finish()
+    assert rows(open_board(board.path), "x") == [(i, 0, float(i)) for i in range(n)]
+
+
+def _still_works(board: Board, *, expected_good: list[tuple[int, int, float]]) -> None:
+    board.log(good=2.0)
+    board.finish()
+    reader = open_board(board.path)
+    assert rows(reader, "good") == expected_good
+    assert reader.status() == "finished"
+
+
+# -- the board directory --------------------------------------------------------------------
+def test_base_dir_under_a_regular_file_fails_at_creation(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(BoardDirectoryError, match=r"base_dir .*afile.*writable folder") as info:
+        Board(base_dir=afile / "x")
+    assert isinstance(info.value, OSError)
+    assert afile.read_text() == "not a folder"
+
+
+def test_base_dir_that_is_a_file_fails_at_creation(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(BoardDirectoryError, match="afile"):
+        Board(base_dir=afile)
+
+
+def test_unknown_backend_and_bad_name_fail_at_creation(base_dir: Path) -> None:
+    with pytest.raises(ValueError, match="'nosuch'.*hybrid"):
+        Board(base_dir=base_dir, backend="nosuch")
+    with pytest.raises(TypeError, match="name"):
+        Board(base_dir=base_dir, name=123)  # type: ignore[arg-type]
+
+
+def test_reopen_a_folder_that_is_not_a_board(base_dir: Path) -> None:
+    (base_dir / "stranger").mkdir(parents=True)
+    (base_dir / "stranger" / "file.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="not a kohakuboard board"):
+        Board(base_dir=base_dir, board_id="stranger")
+    assert (base_dir / "stranger" / "file.txt").read_text() == "x"
+
+
+def test_open_board_on_a_missing_path_is_clear(tmp_path: Path) -> None:
+    from kohakuboard import list_boards
+
+    with pytest.raises(FileNotFoundError, match="no kohakuboard board"):
+        open_board(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        list_boards(tmp_path / "nothing")

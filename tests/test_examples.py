@@ -1,0 +1,59 @@
+"""The examples in ``examples/`` run offline and write boards the Reader can read."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from kohakuboard import list_boards, open_board
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    base = tmp_path / "boards"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), "--base-dir", str(base), "--epochs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    (info,) = list_boards(base)
+    assert str(info.path) in done.stdout and "kobo show" in done.stdout
+    assert not (tmp_path / "kohakuboard-data").exists()  # --base-dir was honoured
+
+    with open_board(info.path) as reader:
+        assert reader.status() == "finished"
+        assert reader.config()["epochs"] == 3
+        assert reader.metrics() == ["train/loss", "train/lr", "val/acc"]
+        assert reader.keys("media") == ["sample"]
+        assert reader.keys("table") == ["per_class"]
+        assert reader.keys("histogram") == ["weights"]
+
+        loss = reader.scalars("train/loss")
+        assert loss.num_rows == 3 * 200 // 10
+        assert all(math.isfinite(v) for v in loss.column("value").to_pylist())
+        # train/loss and train/lr are logged in one call: they share every step.
+        assert loss.column("step").equals(reader.scalars("train/lr").column("step"))
+
+        acc = reader.scalars("val/acc")
+        assert acc.column("global_step").to_pylist() == [0, 1, 2]  # one board.step() per epoch
+        steps = acc.column("step").to_pylist()
+        # val/acc, the image, the table and the histogram of an epoch share one step.
+        for kind_rows in (
+            reader.media("sample"),
+            reader.tables("per_class"),
+            reader.histograms("weights"),
+        ):
+            assert [row.step for row in kind_rows] == steps
+
+        image = reader.media("sample")[0]
+        assert image.kind == "image" and (image.width, image.height) == (64, 64)
+        assert reader.media_path(image).is_file()
+        table = reader.tables("per_class")[0]
+        assert table.columns == ["class", "accuracy"] and len(table.rows) == 3
+        assert reader.histograms("weights")[0].data["count"] == 256
