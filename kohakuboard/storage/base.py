@@ -136,6 +136,10 @@ class StorageWriter(abc.ABC):
     def compact(self, *, full: bool = False) -> None:
         """Reorganise committed data for fast reads; ``full`` merges everything."""
 
+    def finalize(self) -> None:  # noqa: B027 - optional hook
+        """Called once after a session's final commit (the training process has already
+        been released): seal open files and compact."""
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

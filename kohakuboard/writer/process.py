@@ -246,9 +246,7 @@ class Writer:
 
     def _finalize(self) -> None:
         try:
-            finalize = getattr(self.storage, "finalize", None)
-            if finalize is not None:
-                finalize()
+            self.storage.finalize()
         except Exception:
             logger.exception("compaction at finish failed; data stays in uncompacted segments")
 
