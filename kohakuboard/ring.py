@@ -67,6 +67,7 @@ K_PICKLE = 2
 K_CONTROL = 3
 K_STAGED = 4
 FIRST_SCHEMA_ID = 16
+FIRST_SHARED_SCHEMA_ID = 1 << 30  # schemas announced in the shared lane (no clash with lane 0)
 
 # Scalar record body: (u32 schema id, u32 pad, i64 step, i64 global_step, f64 time, f64 * n)
 SCALAR_PREFIX = "<IIqqd"

@@ -30,7 +30,7 @@ from .flusher import Deferred, Flusher
 from .lane import LaneWriter, WriterUnavailable
 from .sanitize import jsonable_config
 from .spawn import recover, spawn_writer
-from .values import check_key, classify, snapshot_tensors
+from .values import TENSOR_CLASSES, check_key, classify, snapshot_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class Board:
         self._steps = itertools.count(start_step)
         self._global_step = start_gstep
         self._schemas: dict[tuple[str, ...], tuple[Any, int, int]] = {}
+        self._tensor_keys: set[tuple[str, ...]] = set()
         self._session = secrets.token_hex(8)
         self._ring_path = path / f"ring-{self._session}.kbr"
         ring_path = str(self._ring_path)
@@ -209,6 +210,9 @@ class Board:
 
     def _log_slow(self, values: dict[str, Any]) -> None:
         self._check_open()
+        keys = tuple(values)
+        if keys in self._tensor_keys and self._log_tensors(keys, values):
+            return
         if "global_step" in values:
             values = dict(values)
             self._set_global_step(values.pop("global_step"))
@@ -223,11 +227,33 @@ class Board:
             pack, sid, _size = schema
             self._write_owner(pack(sid, 0, step, self._global_step, _time(), *found.scalars.values()))
             return
+        if found.tensors and not found.scalars and not found.rich and found.tensors[0].dim() == 0:
+            self._tensor_keys.add(keys)  # next time: the cheaper path below
         snap = snapshot_tensors(found.tensors) if found.tensors else None
         item = Deferred(
             step, self._global_step, _time(), found.scalars, found.tensor_keys, snap, found.rich
         )
         self._flusher.submit(item, urgent=bool(found.rich))
+
+    def _log_tensors(self, keys: tuple[str, ...], values: dict[str, Any]) -> bool:
+        """One-element tensors only, under keys already validated: copy them with one stack
+        (no host sync) and let the flusher read them all with one transfer."""
+        vals = list(values.values())
+        for v in vals:
+            if v.__class__ not in TENSOR_CLASSES or v.numel() != 1:
+                return False
+        grad = _grad_enabled()
+        try:
+            if grad:
+                _set_grad_enabled(False)
+            snap = _stack(vals)
+        except (RuntimeError, TypeError):
+            return False  # mixed shapes or devices: the general path copies one by one
+        finally:
+            if grad:
+                _set_grad_enabled(True)
+        self._flusher.submit_tensors((keys, next(self._steps), self._global_step, _time(), snap))
+        return True
 
     def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, int, int]:
         sid = ring.FIRST_SCHEMA_ID + len(self._schemas)
@@ -457,6 +483,24 @@ class Board:
 
         progress = open_board(self._path).progress()
         return progress.next_step, progress.global_step
+
+
+def _grad_enabled() -> bool:
+    import torch
+
+    global _grad_enabled, _set_grad_enabled, _stack
+    _grad_enabled = torch.is_grad_enabled
+    _set_grad_enabled = torch._C._set_grad_enabled
+    _stack = torch.stack
+    return _grad_enabled()
+
+
+def _set_grad_enabled(mode: bool) -> None:  # replaced by torch's on first use
+    raise RuntimeError("torch not loaded")
+
+
+def _stack(tensors: list[Any]) -> Any:  # replaced by torch's on first use
+    raise RuntimeError("torch not loaded")
 
 
 def _as_int(what: str, value: Any) -> int:

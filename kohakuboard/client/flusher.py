@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import pickle
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25
 FLUSH_INTERVAL_S = 0.05
+
+
+TensorItem = tuple[tuple[str, ...], int, int, float, Any]
 
 
 @dataclass
@@ -53,6 +57,9 @@ class Flusher(threading.Thread):
         self._session = session
         self._watchdog = watchdog
         self._pending: collections.deque[Deferred | dict[str, Any]] = collections.deque()
+        # (keys, step, global_step, wall_time, stacked one-element tensors) from log()
+        self._tensor_items: collections.deque[TensorItem] = collections.deque()
+        self._schemas: dict[tuple[str, ...], tuple[Any, int]] = {}
         self._wake = threading.Event()
         self._stopping = False
         self._staged = 0
@@ -63,6 +70,9 @@ class Flusher(threading.Thread):
         self._pending.append(item)  # deque.append is atomic: no lock on the caller's path
         if urgent:
             self._wake.set()
+
+    def submit_tensors(self, item: TensorItem) -> None:
+        self._tensor_items.append(item)
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain everything submitted so far, then end the thread."""
@@ -95,6 +105,13 @@ class Flusher(threading.Thread):
         self._drain()
 
     def _drain(self) -> None:
+        if self._tensor_items:
+            try:
+                self._drain_tensors()
+            except WriterUnavailable:
+                self._drop_notice()
+            except Exception:
+                logger.exception("kohakuboard: could not record logged tensors")
         batch: list[Deferred | dict[str, Any]] = []
         while self._pending:
             batch.append(self._pending.popleft())
@@ -117,6 +134,38 @@ class Flusher(threading.Thread):
                 self._drop_notice()
             except Exception:
                 logger.exception("kohakuboard: could not record a logged value")
+
+    def _drain_tensors(self) -> None:
+        """One device-to-host copy per device for every pending call of one-element tensors;
+        each call then becomes an ordinary scalar record in the shared lane."""
+        import torch
+
+        items = []
+        while self._tensor_items:
+            items.append(self._tensor_items.popleft())
+        by_device: dict[Any, list[int]] = {}
+        for i, item in enumerate(items):
+            by_device.setdefault(item[4].device, []).append(i)
+        values: list[list[float]] = [[] for _ in items]
+        for indices in by_device.values():
+            snaps = [items[i][4].reshape(-1) for i in indices]
+            flat = torch.cat(snaps).to(torch.float64).cpu().tolist()
+            start = 0
+            for i, snap in zip(indices, snaps, strict=True):
+                end = start + snap.shape[0]
+                values[i] = flat[start:end]
+                start = end
+        for item, vals in zip(items, values, strict=True):
+            keys = item[0]
+            schema = self._schemas.get(keys) or self._register_schema(keys)
+            self._lane.write(schema[0](schema[1], 0, item[1], item[2], item[3], *vals))
+
+    def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, int]:
+        sid = ring.FIRST_SHARED_SCHEMA_ID + len(self._schemas)
+        self._lane.write(ring.blob_body(ring.K_SCHEMA, pickle.dumps((sid, keys), protocol=5)))
+        schema = (struct.Struct(ring.SCALAR_PREFIX + "d" * len(keys)).pack, sid)
+        self._schemas[keys] = schema
+        return schema
 
     def _payload(self, item: Deferred, host: list[float] | None) -> dict[str, Any]:
         scalars = dict(item.scalars)

@@ -13,6 +13,8 @@ from ..errors import MultiElementTensorError, bad_key, bad_value
 from ..types import Histogram, Media, Table
 
 RESERVED_KEYS = frozenset({"global_step"})
+# Tensor classes seen so far (torch is never imported here; classes register on first sight).
+TENSOR_CLASSES: set[type] = set()
 RICH_TYPES = (Media, Table, Histogram)
 
 
@@ -59,7 +61,8 @@ def classify(values: dict[str, Any]) -> Classified:
             out.scalars[key] = _to_float(key, value)
         elif isinstance(value, np.ndarray):
             out.scalars[key] = _array_scalar(key, value)
-        elif is_torch_tensor(value):
+        elif cls in TENSOR_CLASSES or is_torch_tensor(value):
+            TENSOR_CLASSES.add(cls)
             n = value.numel()
             if n != 1:
                 raise MultiElementTensorError(

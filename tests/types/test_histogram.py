@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from kohakuboard.types import Histogram, expand_histogram
 from kohakuboard.types._histogram_torch import reduce_on_device, unpack_device_result
 
 
-def numpy_reference(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def numpy_reference(values: Any, edges: np.ndarray) -> np.ndarray:
     flat = np.asarray(values, dtype=np.float64).ravel()
     finite = flat[np.isfinite(flat)]
     inside = finite[(finite >= edges[0]) & (finite <= edges[-1])]
@@ -21,7 +22,7 @@ def numpy_reference(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def device_payload(
     tensor: torch.Tensor, bins: int, rng: tuple[float, float] | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """What Histogram computes for a tensor on an accelerator, run here on the CPU."""
     return unpack_device_result(reduce_on_device(tensor, bins, rng), bins)
 
