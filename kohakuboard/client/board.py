@@ -303,6 +303,18 @@ class Board:
 
         self.log(**{check_key(key): data if isinstance(data, Table) else Table(data, columns=columns)})
 
+    def log_histograms(self, named_tensors: Any, prefix: str = "", **kwargs: Any) -> None:
+        """Histograms of many tensors at one step (see ``kohakuboard.client.histograms``)."""
+        from .histograms import log_histograms
+
+        log_histograms(self, named_tensors, prefix=prefix, **kwargs)
+
+    def watch(self, model: Any, log: str = "gradients", every: int = 100, **kwargs: Any) -> Any:
+        """Log gradient and/or parameter histograms of ``model`` every ``every`` steps."""
+        from .histograms import watch
+
+        return watch(self, model, log=log, every=every, **kwargs)
+
     def update_config(self, config: dict[str, Any] | None = None, **more: Any) -> None:
         """Merge hyperparameters into the board's config."""
         self._check_open()
