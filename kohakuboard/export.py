@@ -5,7 +5,7 @@ The export is in long form, one row per logged point::
     metric, step, global_step, wall_time, value
 
 ordered by metric (in first-logged order), then by step. NaN, +Inf and -Inf are kept: CSV
-writes them as ``nan``, ``inf`` and ``-inf`` (which pandas, polars, DuckDB and Python's
+writes them as ``nan``, ``inf`` and ``-inf`` (which pandas, DuckDB and Python's
 ``float()`` read back), Parquet stores the float64 values exactly. Floats in CSV use the
 shortest text that reads back to the same float64.
 

@@ -57,6 +57,17 @@ def _writer_alive(board_dir: Path) -> bool:
     return False
 
 
+def _producer_alive(board_dir: Path) -> bool:
+    from .ring import read_producer_pid
+    from .writer.process import pid_alive
+
+    for ring_file in board_dir.glob("ring-*.kbr"):
+        pid = read_producer_pid(ring_file)
+        if pid and pid_alive(pid):
+            return True
+    return False
+
+
 class Reader:
     """Read access to one board. Results are plain data; nothing here writes."""
 
@@ -82,7 +93,8 @@ class Reader:
         """
         status = str(self._store.meta().get("status") or "running")
         if status == "running" and not _writer_alive(self.path):
-            return "crashed"
+            # A writer may be starting or restarting while the training process lives.
+            return "running" if _producer_alive(self.path) else "crashed"
         return status
 
     def progress(self) -> Progress:

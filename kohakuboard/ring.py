@@ -117,6 +117,17 @@ def create_ring(path: str, *, capacity: int, session_id: int) -> tuple[mmap.mmap
     return mm, fd
 
 
+def read_producer_pid(path: str | os.PathLike[str]) -> int | None:
+    """The pid recorded in a ring file's header (None if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_TOP.size)
+        magic, _v, _l, _s, pid, _c = _TOP.unpack(head)
+    except (OSError, struct.error):
+        return None
+    return int(pid) if magic == MAGIC else None
+
+
 def open_ring(path: str) -> tuple[mmap.mmap, RingInfo, int]:
     """Map an existing ring file (writer side); returns (map, info, fd)."""
     fd = os.open(path, os.O_RDWR)

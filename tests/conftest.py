@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Script, live_writers_of_board, wait_until
 
-from kohakuboard import Board
+# pytest runs with --import-mode=importlib, which does not put tests/ on sys.path;
+# the test modules import their shared helpers from there.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import Script, live_writers_of_board, wait_until  # noqa: E402
+
+from kohakuboard import Board  # noqa: E402
 
 
 @pytest.fixture
