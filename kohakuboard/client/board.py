@@ -238,9 +238,9 @@ class Board:
     def _log_tensors(self, keys: tuple[str, ...], values: dict[str, Any]) -> bool:
         """One-element tensors only, under keys already validated: copy them with one stack
         (no host sync) and let the flusher read them all with one transfer."""
-        vals = list(values.values())
+        vals: list[Any] = list(values.values())
         for v in vals:
-            if v.__class__ not in TENSOR_CLASSES or v.numel() != 1:
+            if type(v) not in TENSOR_CLASSES or v.numel() != 1:
                 return False
         grad = _grad_enabled()
         try:
@@ -507,7 +507,7 @@ def _grad_enabled() -> bool:
     return _grad_enabled()
 
 
-def _set_grad_enabled(mode: bool) -> None:  # replaced by torch's on first use
+def _set_grad_enabled(enabled: bool) -> None:  # replaced by torch's on first use
     raise RuntimeError("torch not loaded")
 
 

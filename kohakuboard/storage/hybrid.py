@@ -86,7 +86,7 @@ CREATE INDEX IF NOT EXISTS histograms_by_metric ON histograms (metric, step);
 
 def _arrow(values: np.ndarray, typ: pa.DataType, dtype: type) -> pa.Array:
     """Zero-copy numpy -> Arrow without ``pa.array``'s detour through pandas detection."""
-    data = np.ascontiguousarray(values, dtype=dtype)
+    data: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
     return pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)])
 
 
@@ -198,7 +198,7 @@ class HybridWriter(StorageWriter):
                 "INSERT OR IGNORE INTO schemas (session, sid, keys) VALUES (?, ?, ?)",
                 [(s, sid, json.dumps(list(keys))) for (s, sid), keys in schemas.items()],
             )
-            meta = {"next_step": next_step, "global_step": global_step, "updated_at": time.time()}
+            meta: dict[str, Any] = {"next_step": next_step, "global_step": global_step, "updated_at": time.time()}
             if self._config is not None:
                 meta["config"] = self._config
             if self._status is not None:
