@@ -107,7 +107,10 @@ def _json(obj: Any) -> str:
 
 # -- finding a board -------------------------------------------------------------------------
 def _resolve(board: str, base_dir: Path) -> Path:
-    """BOARD is a board folder, or the id or name of a board directly under ``base_dir``."""
+    """BOARD is a board folder, or the id or name of a board directly under ``base_dir``.
+
+    Several boards with one name (a script run again) resolve to the newest, with a note.
+    """
     given = Path(board).expanduser()
     if given.is_dir():
         return given
@@ -116,13 +119,18 @@ def _resolve(board: str, base_dir: Path) -> Path:
         return base / board
     if base.is_dir():
         matches = [b for b in list_boards(base) if b.name == board]
-        if len(matches) == 1:
-            return matches[0].path
         if matches:
-            ids = ", ".join(b.id for b in matches)
-            _fail(
-                f"{len(matches)} boards under {base.resolve()} are named {board!r} (ids: {ids}); pass an id or a path"
-            )
+            newest = matches[-1]  # list_boards is oldest first
+            if len(matches) > 1:
+                others = ", ".join(b.id for b in matches[-6:-1])
+                if len(matches) > 6:
+                    others += ", ..."
+                typer.echo(
+                    f"kobo: note: {len(matches)} boards are named {board!r}; using the newest, "
+                    f"{newest.id} (others: {others}); pass an id or a path to pick another",
+                    err=True,
+                )
+            return newest.path
     _fail(
         f"no board {board!r}: {given.absolute()} is not a folder, and no board under "
         f"{base.absolute()} has that id or name"

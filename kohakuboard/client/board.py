@@ -42,6 +42,12 @@ _HDR_INTO = ring.REC_HEADER.pack_into
 _time = time.time
 _get_ident = threading.get_ident
 _LIVE: weakref.WeakSet[Board] = weakref.WeakSet()
+# Writers that finished a session and are still compacting: referenced until they exit.
+_COMPACTING: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    _COMPACTING[:] = [p for p in _COMPACTING if p.poll() is None]
 
 
 def _new_board_id() -> str:
@@ -82,6 +88,7 @@ class Board:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
+        _reap()
         self._closed = True  # until fully set up (atexit and __del__ look at it)
         self._owner = -1
         base = Path(base_dir).expanduser().resolve()
@@ -342,6 +349,8 @@ class Board:
         except WriterUnavailable:
             pass
         self._wait_for_writer()
+        if self._proc is not None and self._proc.poll() is None:
+            _COMPACTING.append(self._proc)  # still compacting; reaped later
         _LIVE.discard(self)
         try:
             self._mm.close()
@@ -357,7 +366,7 @@ class Board:
             try:
                 code = proc.wait(timeout=0.005)
             except subprocess.TimeoutExpired:
-                if ring.read_done(self._mm) or ring.read_writer_error(self._mm):
+                if ring.read_done(self._mm):
                     return
                 continue
             if code == 0 or self._writer_failed or not self._ring_path.exists():
@@ -387,8 +396,6 @@ class Board:
 
     # -- the writer process -----------------------------------------------------------
     def _check_writer(self) -> None:
-        if ring.read_writer_error(self._mm):
-            raise WriterUnavailable
         self._watchdog()
         if self._writer_failed:
             raise WriterUnavailable

@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     # This is kohakuboard's own process: Ctrl+C belongs to the training process, which
     # finishes the board itself; the writer must keep draining meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Past a file-size limit, fail the write with an error we log instead of dying silently.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     board_dir = Path(args.board_dir)
     meta = read_meta(board_dir)
     lock_fd = acquire_lock(board_dir)
