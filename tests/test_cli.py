@@ -193,11 +193,12 @@ def test_show_base_dir_hints_at_list(boards: dict) -> None:
     assert "kobo list" in err
 
 
-def test_show_ambiguous_name_lists_the_ids(boards: dict) -> None:
-    code, _, err = run("show", "twin", "-b", boards["base"])
-    assert code == 1
-    for twin in boards["twins"]:
-        assert twin in err
+def test_show_shared_name_picks_the_newest_with_a_note(boards: dict) -> None:
+    older, newer = boards["twins"]
+    code, out, err = run("show", "twin", "-b", boards["base"])
+    assert code == 0
+    assert re.search(rf"^id\s+{newer}$", out, re.M)
+    assert "2 boards are named 'twin'" in err and older in err
 
 
 # -- export ------------------------------------------------------------------------------------

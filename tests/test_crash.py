@@ -61,6 +61,31 @@ def _x_rows(path: Path) -> list[tuple[int, int, float]]:
         return rows(reader, "x")
 
 
+def _check_survivors(path: Path, lines: list[tuple[float, int]], cutoff: float) -> list[int]:
+    """What a crash at ``cutoff`` must leave on disk; returns the stored steps of x.
+
+    ``lines`` are the script's LOGGED reports that arrived before ``cutoff``.
+    """
+    with open_board(path) as reader:
+        got = rows(reader, "x")
+        t_steps = {s for s, _, _ in rows(reader, "t")}
+    steps = [s for s, _, _ in got]
+    # Nothing invented or garbled: x == step, each step once, in order.
+    assert all(g == 0 and v == float(s) for s, g, v in got), got
+    assert steps == sorted(set(steps))
+    stored = set(steps)
+    # Every value logged more than 1 s before the crash is there (the issue's promise),
+    # tensors (deferred path) included.
+    old = [i for t, i in lines if t <= cutoff - 1.0]
+    assert old, "the script logged nothing in its first second"
+    assert [i for i in old if i not in stored] == []
+    assert [i for i in old if i % 10 == 0 and i not in t_steps] == []
+    # A call of plain numbers is in the ring once log() has returned (DESIGN: such a value
+    # survives a SIGKILL of the training process), however close to the crash.
+    assert [i for _, i in lines if i % 10 and i not in stored] == []
+    return steps
+
+
 def test_sigkill_of_training_keeps_logged_values_and_marks_crashed(script, tmp_path, base_dir) -> None:
     proc, path, _ = _start(script, tmp_path, base_dir)
     writers = wait_until(lambda: writer_pids(proc.pid), what="the writer process to start")
@@ -75,24 +100,8 @@ def test_sigkill_of_training_keeps_logged_values_and_marks_crashed(script, tmp_p
     wait_until(lambda: all(is_gone(w) for w in writers), timeout=5.0, what="the writer to exit")
     assert not live_writers_of_board(path)
 
-    reader = open_board(path)
-    assert reader.status() == "crashed"
-    got = _x_rows(path)
-    # Every value logged more than 1 s before the kill is there (the issue's promise) ...
-    old = [i for t, i in lines if t <= killed_at - 1.0]
-    assert old, "the script logged nothing in its first second"
-    assert got[: len(old)] == [(i, 0, float(i)) for i in old]
-    # ... and in fact every plain number whose log() had returned (DESIGN: a value for which
-    # log() has returned survives a SIGKILL of the training process).
-    printed = [i for _, i in lines]
-    assert got[: len(printed)] == [(i, 0, float(i)) for i in printed]
-    # Nothing invented: the series is exactly steps 0..n-1.
-    assert got == [(i, 0, float(i)) for i in range(len(got))]
-    # Tensors go through the deferred path: the 1 s promise holds for them too.
-    t_rows = rows(reader, "t")
-    assert t_rows[: len([i for i in old if i % 10 == 0])] == [
-        (i, 0, float(i)) for i in old if i % 10 == 0
-    ]
+    assert open_board(path).status() == "crashed"
+    _check_survivors(path, lines, killed_at)
     assert [b.status for b in list_boards(base_dir)] == ["crashed"]
     assert not list(path.glob("ring-*.kbr")), "the writer drained the ring and removed it"
 
@@ -104,8 +113,9 @@ def test_crashed_board_can_be_reopened_and_continued(script, tmp_path, base_dir,
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     wait_until(lambda: all(is_gone(w) for w in writers), timeout=5.0, what="the writer to exit")
-    n = len(_x_rows(path))
-    assert n > 0
+    before = _x_rows(path)
+    assert before
+    n = before[-1][0] + 1
 
     board = make_board(board_id=path.name)
     assert board.current_step == n
@@ -113,7 +123,7 @@ def test_crashed_board_can_be_reopened_and_continued(script, tmp_path, base_dir,
     board.finish()
     reader = open_board(path)
     assert reader.status() == "finished"
-    assert _x_rows(path) == [(i, 0, float(i)) for i in range(n + 1)]
+    assert _x_rows(path) == [*before, (n, 0, float(n))]
 
 
 @pytest.mark.parametrize("kills", [1, 3])
@@ -169,16 +179,12 @@ def test_both_killed_then_reopen_recovers_the_ring(script, tmp_path, base_dir, m
     assert list(path.glob("ring-*.kbr")), "the ring file is kept for recovery"
 
     board = make_board(board_id=path.name)
-    printed = [i for _, i in lines]
-    got = _x_rows(path)
-    assert got[: len(printed)] == [(i, 0, float(i)) for i in printed]
-    assert got == [(i, 0, float(i)) for i in range(len(got))]
-    old_tensors = [i for t, i in lines if t <= stopped_at - 1.0 and i % 10 == 0]
-    assert rows(open_board(path), "t")[: len(old_tensors)] == [(i, 0, float(i)) for i in old_tensors]
-    assert board.current_step == len(got)
-    board.log(x=float(len(got)))
+    steps = _check_survivors(path, lines, stopped_at)
+    n = steps[-1] + 1
+    assert board.current_step == n
+    board.log(x=float(n))
     board.finish()
-    assert _x_rows(path) == [(i, 0, float(i)) for i in range(len(got) + 1)]
+    assert [s for s, _, _ in _x_rows(path)] == [*steps, n]
     assert open_board(path).status() == "finished"
     assert not list(path.glob("ring-*.kbr"))
 

@@ -234,7 +234,13 @@ class Board:
             pack, sid, _size = schema
             self._write_owner(pack(sid, 0, step, self._global_step, _time(), *found.scalars.values()))
             return
-        if found.tensors and not found.scalars and not found.rich and found.tensors[0].dim() == 0:
+        if (
+            found.tensors
+            and not found.scalars
+            and not found.rich
+            and "global_step" not in keys
+            and found.tensors[0].dim() == 0
+        ):
             self._tensor_keys.add(keys)  # next time: the cheaper path below
         snap = snapshot_tensors(found.tensors) if found.tensors else None
         item = Deferred(
