@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .storage import open_reader
 from .storage.base import HistogramRow, MediaRow, MetricInfo, TableRow
 
 WRITER_LOCK = "writer.lock"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def list_boards(base_dir: str | os.PathLike[str] = "./kohakuboard") -> list[Boar
             try:
                 with Reader(child) as r:
                     out.append(r.info())
-            except (BoardNotFoundError, OSError):
+            except Exception as exc:  # one unreadable board must not hide the others
+                logger.warning("skipping %s: %s", child, exc)
                 continue
     out.sort(key=lambda b: b.created_at)
     return out

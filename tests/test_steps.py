@@ -166,11 +166,6 @@ def test_reopen_by_id_appends_and_continues_steps(make_board, base_dir: Path) ->
     assert [b.id for b in list_boards(base_dir)] == [first.id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="board.py: finish() does not store the board's global_step, only the one of the "
-    "last logged record, so step() calls after the last log() are lost on re-open",
-)
 def test_reopen_keeps_global_step_advanced_after_the_last_log(make_board) -> None:
     first = make_board()
     first.log(loss=1.0)

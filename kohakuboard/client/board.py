@@ -35,6 +35,7 @@ from .values import TENSOR_CLASSES, check_key, classify, snapshot_tensors
 logger = logging.getLogger(__name__)
 
 DEFAULT_RING_SIZE = 32 << 20
+FINAL_STATUSES = ("finished", "interrupted", "failed")
 FINISH_TIMEOUT_S = 120.0
 MAX_RESPAWNS = 5
 _FAST = frozenset({float, int})
@@ -341,6 +342,8 @@ class Board:
     # -- lifecycle ------------------------------------------------------------------
     def finish(self, status: str = "finished") -> None:
         """Drain, commit, mark the board ``status`` and stop the writer. Idempotent."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
         with self._finish_lock:
             if self._closed:
                 return
@@ -349,7 +352,12 @@ class Board:
         if os.getpid() != self._pid:
             return  # a forked child never owns the writer
         self._flusher.stop()
-        control = {"op": "finish", "status": status, "lane1_end": self._flusher.lane_end}
+        control = {
+            "op": "finish",
+            "status": status,
+            "lane1_end": self._flusher.lane_end,
+            "global_step": self._global_step,  # board.step() after the last log() counts
+        }
         try:
             self._lane0.write(ring.blob_body(ring.K_CONTROL, pickle.dumps(control, protocol=5)))
         except WriterUnavailable:

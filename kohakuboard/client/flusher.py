@@ -13,6 +13,7 @@ import os
 import pickle
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ from .values import tensors_to_floats
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25
+# Bounds on values waiting for the flusher (memory stays bounded; log() waits beyond them).
+MAX_PENDING_RICH = 1024
+MAX_PENDING_TENSORS = 100_000
 FLUSH_INTERVAL_S = 0.05
 
 
@@ -67,12 +71,31 @@ class Flusher(threading.Thread):
 
     # -- called from any thread ---------------------------------------------------
     def submit(self, item: Deferred | dict[str, Any], *, urgent: bool = False) -> None:
+        if len(self._pending) >= MAX_PENDING_RICH:
+            self._throttle(self._pending, MAX_PENDING_RICH)
         self._pending.append(item)  # deque.append is atomic: no lock on the caller's path
         if urgent:
             self._wake.set()
 
     def submit_tensors(self, item: TensorItem) -> None:
+        if len(self._tensor_items) >= MAX_PENDING_TENSORS:
+            self._throttle(self._tensor_items, MAX_PENDING_TENSORS)
         self._tensor_items.append(item)
+
+    def _throttle(self, queue: collections.deque[Any], limit: int) -> None:
+        """Backpressure for deferred values: wait (with one warning) while the queue is full."""
+        started = time.monotonic()
+        warned = False
+        while len(queue) >= limit and self.is_alive():
+            self._wake.set()
+            if not warned and time.monotonic() - started > 1.0:
+                warned = True
+                logger.warning(
+                    "kohakuboard: %d deferred values are waiting to be written; log() waits. "
+                    "Log media and tensors less often, or pass a larger ring_size= to Board().",
+                    len(queue),
+                )
+            time.sleep(0.001)
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain everything submitted so far, then end the thread."""

@@ -40,7 +40,7 @@ CATALOG = "catalog.sqlite"
 SCALAR_DIR = "scalars"
 SEGMENT_ROWS = 1_000_000
 COMPACT_SEGMENTS = 4
-ROW_GROUP = 1 << 20
+ROW_GROUP = 1 << 17  # small enough that a metric filter skips most of a part
 
 _STORED = pa.schema(
     [
@@ -108,6 +108,9 @@ class HybridWriter(StorageWriter):
         self.scalar_dir.mkdir(exist_ok=True)
         self.db = _connect(self.board_dir / CATALOG)
         self.db.executescript(_SCHEMA_SQL)
+        # We hold the writer lock: any unsealed segment belongs to a writer that died.
+        self.db.execute("UPDATE segments SET sealed = 1 WHERE format = 'arrow' AND sealed = 0")
+        self._remove_orphans()
         self._metric_ids: dict[tuple[str, str], int] = {
             (n, k): i for i, n, k in self.db.execute("SELECT id, name, kind FROM metrics")
         }
@@ -364,6 +367,13 @@ class HybridWriter(StorageWriter):
             except FileNotFoundError:
                 pass
 
+    def _remove_orphans(self) -> None:
+        """Delete data files no catalog row names (left by a crash mid-compaction)."""
+        listed = {f for (f,) in self.db.execute("SELECT file FROM segments")}
+        for path in self.scalar_dir.iterdir():
+            if path.name not in listed and (path.suffix in (".arrow", ".parquet", ".tmp")):
+                path.unlink(missing_ok=True)
+
     def close(self) -> None:
         if self._segment is not None:
             self._seal_segment_quietly()
@@ -412,6 +422,14 @@ class HybridReader(StorageReader):
     def db(self) -> sqlite3.Connection | None:
         if self._db is None and (self.board_dir / CATALOG).exists():
             self._db = _connect(self.board_dir / CATALOG, readonly=True)
+            try:
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # No write access to the board (WAL needs its -shm file): read the
+                # checkpointed file as immutable; fine for boards no writer serves.
+                self._db.close()
+                uri = (self.board_dir / CATALOG).resolve().as_uri() + "?immutable=1"
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         return self._db
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -518,7 +536,7 @@ class HybridReader(StorageReader):
         total = 0
         for root, _dirs, files in os.walk(self.board_dir):
             for f in files:
-                if f.startswith("ring-"):
+                if f.startswith("ring-") or f.endswith(("-shm", "-wal")):
                     continue
                 try:
                     total += os.path.getsize(os.path.join(root, f))

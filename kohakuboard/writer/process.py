@@ -117,6 +117,9 @@ class Writer:
         if p.max_step >= 0 and p.max_step + 1 > self.next_step:
             self.next_step = p.max_step + 1
             self.global_step = p.global_step_at_max
+        finish = self._finish_control()
+        if finish is not None and "global_step" in finish:
+            self.global_step = int(finish["global_step"])
         self.storage.commit(
             cursors=self.cursors,
             schemas=dec.new_schemas,
