@@ -141,6 +141,10 @@ class Reader:
         """
         return self._store.scalars(name)
 
+    def scalars_many(self, names: list[str]) -> dict[str, pa.Table]:
+        """Several scalar series in one pass over the data (same columns as :meth:`scalars`)."""
+        return self._store.scalars_many(list(names))
+
     def media(self, name: str) -> list[MediaRow]:
         """Media index rows; ``file`` is relative to :attr:`path` (see :meth:`media_path`)."""
         return self._store.media(name)

@@ -165,6 +165,10 @@ class StorageReader(abc.ABC):
     def scalars(self, name: str) -> pa.Table:
         """Columns step, global_step, wall_time, value, ordered by step."""
 
+    def scalars_many(self, names: list[str]) -> dict[str, pa.Table]:
+        """Several series at once (backends override this to read their files once)."""
+        return {name: self.scalars(name) for name in names}
+
     @abc.abstractmethod
     def media(self, name: str) -> list[MediaRow]: ...
 

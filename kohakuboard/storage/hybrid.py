@@ -52,6 +52,8 @@ _STORED = pa.schema(
     ]
 )
 
+_EMPTY_SERIES = pa.schema([f for f in _STORED if f.name != "metric"]).empty_table()
+
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -456,36 +458,50 @@ class HybridReader(StorageReader):
         return rows[0][0] if rows else None
 
     def scalars(self, name: str) -> pa.Table:
-        mid = self._metric(name, "scalar")
-        if mid is None:
-            return pa.table(
-                {f.name: pa.array([], f.type) for f in _STORED if f.name != "metric"}
-            )
+        return self.scalars_many([name])[name]
+
+    def scalars_many(self, names: list[str]) -> dict[str, pa.Table]:
+        """Several series with one pass over the data files."""
+        ids: dict[int, str] = {}
+        for name in names:
+            mid = self._metric(name, "scalar")
+            if mid is not None:
+                ids[mid] = name
+        out = {name: _EMPTY_SERIES for name in names}
+        if not ids:
+            return out
         for attempt in range(5):
-            segments = self._query(
-                "SELECT file, format, committed_bytes FROM segments ORDER BY id"
-            )
+            segments = self._query("SELECT file, format, committed_bytes FROM segments ORDER BY id")
             try:
-                parts = [self._read_metric(f, fmt, n, mid) for f, fmt, n in segments]
+                parts = [self._read_metrics(f, fmt, n, list(ids)) for f, fmt, n in segments]
                 break
             except FileNotFoundError:
                 # compaction replaced a segment between our catalog read and the file read
                 time.sleep(0.01 * (attempt + 1))
         else:
-            raise RuntimeError(f"could not read scalars of {name!r}: files kept changing")
-        table = pa.concat_tables(parts) if parts else pa.table({}, schema=_STORED)
-        table = table.drop_columns(["metric"])
-        if table.num_rows > 1:
-            steps = table.column("step").to_numpy()
-            if np.any(steps[1:] < steps[:-1]):
-                table = table.take(np.argsort(steps, kind="stable"))
-        return table.combine_chunks()
+            raise RuntimeError("could not read scalars: data files kept changing")
+        table = pa.concat_tables(parts) if parts else _STORED.empty_table()
+        if not table.num_rows:
+            return out
+        metric = table.column("metric").to_numpy()
+        step = table.column("step").to_numpy()
+        order = np.lexsort((step, metric))  # stable: equal steps keep log order
+        table = table.take(order).drop_columns(["metric"]).combine_chunks()
+        metric = metric[order]
+        bounds = np.flatnonzero(np.diff(metric)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [len(metric)]))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            out[ids[int(metric[a])]] = table.slice(a, b - a)
+        return out
 
-    def _read_metric(self, file: str, fmt: str, committed: int, mid: int) -> pa.Table:
+    def _read_metrics(self, file: str, fmt: str, committed: int, mids: list[int]) -> pa.Table:
         if fmt == "parquet":
-            return pq.read_table(self.scalar_dir / file, filters=[("metric", "=", mid)], schema=_STORED)
+            return pq.read_table(
+                self.scalar_dir / file, filters=[("metric", "in", mids)], schema=_STORED
+            )
         table = _read_segment(self.scalar_dir, file, fmt, committed)
-        mask = pc.equal(table.column("metric"), pa.scalar(mid, pa.int32()))
+        mask = pc.is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
         return table.filter(mask)
 
     def media(self, name: str) -> list[MediaRow]:
