@@ -75,10 +75,19 @@ def _pick_metrics(reader: Reader, metrics: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(metrics))
 
 
+EXPORT_CHUNK = 256  # series read per pass over the data files
+
+
 def _long_tables(reader: Reader, names: list[str]) -> Iterator[pa.Table]:
-    # One series at a time: memory stays bounded by the largest series, not the board.
+    # Chunks of series per pass: few passes over the files, bounded memory.
+    for start in range(0, len(names), EXPORT_CHUNK):
+        chunk = names[start : start + EXPORT_CHUNK]
+        yield from _chunk_tables(reader.scalars_many(chunk), chunk)
+
+
+def _chunk_tables(series: dict[str, pa.Table], names: list[str]) -> Iterator[pa.Table]:
     for name in names:
-        table = reader.scalars(name)
+        table = series[name]
         metric = pa.array([name] * table.num_rows, pa.string())
         columns = [metric] + [table.column(f.name) for f in LONG_SCHEMA if f.name != "metric"]
         yield pa.Table.from_arrays(columns, schema=LONG_SCHEMA)
