@@ -26,13 +26,13 @@ def _has_venv(session: nox.Session) -> bool:
     return not isinstance(session.virtualenv, nox.virtualenv.PassthroughEnv)
 
 
-def _install_project(session: nox.Session) -> None:
-    """torch first (the pinned CPU build), then the project with its dev extra."""
+def _install_project(session: nox.Session, extras: str = "dev") -> None:
+    """torch first (the pinned build), then the project in editable mode with ``extras``."""
     if not _has_venv(session):
         session.log("no virtual environment: using what the current interpreter has")
         return
     session.install(TORCH)
-    session.install("-e", ".[dev]")
+    session.install("-e", f".[{extras}]")
 
 
 @nox.session
@@ -54,10 +54,22 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmarks/bench_*.py, one after the other (not timed tests: nothing fails on a
     missed target; pass ``-- --strict`` to scripts that support it)."""
-    _install_project(session)
+    _install_project(session, "dev,lightning,transformers")  # the integrations' benchmarks too
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
     if not scripts:
         session.error("no benchmarks/bench_*.py found")
     for script in scripts:
         session.log(f"running {script.relative_to(ROOT)}")
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def ui(session: nox.Session) -> None:
+    """Rebuild the viewer's web app (viewer_ui/, Node.js >= 20.19) from its lockfile into
+    kohakuboard/viewer/static/ and record the source hash that tests/viewer/test_bundle.py
+    checks. Commit the result: pip install needs no Node.js."""
+    session.chdir(ROOT / "viewer_ui")
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    session.run("npm", "run", "build", external=True)
+    session.chdir(ROOT)
+    session.run("python", "kohakuboard/viewer/bundle.py", "--write", external=True)

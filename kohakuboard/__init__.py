@@ -27,3 +27,27 @@ __all__ = [
     "list_boards",
     "open_board",
 ]
+
+# Integrations re-exported lazily: importing kohakuboard never imports a framework.
+_LAZY = {
+    "KohakuBoardLogger": "kohakuboard.integrations.lightning",
+    "KohakuBoardCallback": "kohakuboard.integrations.transformers",
+}
+
+# report_to="kohakuboard" for transformers where the start-up hook (kohakuboard_hf_hook.pth) is
+# absent or turned off; imports nothing, registers when transformers loads its integrations.
+try:
+    import kohakuboard_hf_hook as _hf_hook
+
+    _hf_hook.install()
+except ImportError:  # running from a source tree that is not installed
+    pass
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -50,20 +50,21 @@ def _fail(message: str) -> NoReturn:
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the errors a user can cause (bad path, unreadable board) into one line + exit 1."""
+def _user_errors(where: Path | None = None) -> Iterator[None]:
+    """Turn the errors a user can cause (bad path, unreadable board) into one line + exit 1.
+
+    Errors of the board's own files (SQLite, Arrow) do not name a path: ``where`` is
+    prefixed to them.
+    """
     try:
         yield
     except BrokenPipeError:
         raise  # click exits quietly when the reader of our stdout went away
-    except (
-        KohakuBoardError,
-        OSError,
-        NotImplementedError,
-        sqlite3.DatabaseError,
-        pa.ArrowException,
-    ) as exc:
+    except (KohakuBoardError, OSError, NotImplementedError) as exc:
         _fail(str(exc) or type(exc).__name__)
+    except (sqlite3.DatabaseError, pa.ArrowException) as exc:
+        text = str(exc) or type(exc).__name__
+        _fail(f"cannot read {where}: {text}" if where is not None else text)
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -87,6 +88,7 @@ def _when(ts: float | None) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    rows = [[" ".join(c.split()) for c in row] for row in rows]  # a name may hold newlines
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -199,7 +201,7 @@ def list_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List the boards in PATH, oldest first."""
-    with _user_errors():
+    with _user_errors(path.expanduser().absolute()):
         if not path.expanduser().is_dir():
             _fail(f"no such folder: {path.expanduser().absolute()}")
         boards = list_boards(path)
@@ -247,7 +249,9 @@ def show_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a board: identity, status, progress, config and every series with its count."""
-    with _user_errors(), _open(board, base_dir) as reader:
+    with _user_errors(base_dir.expanduser().absolute()):
+        reader = _open(board, base_dir)
+    with reader, _user_errors(reader.path):
         info = reader.info()
         progress = reader.progress()
         config = reader.config()
@@ -353,7 +357,9 @@ def export_command(
     """
     chosen = _pick_format(fmt, output)
     metric = metric or None
-    with _user_errors(), _open(board, base_dir) as reader:
+    with _user_errors(base_dir.expanduser().absolute()):
+        reader = _open(board, base_dir)
+    with reader, _user_errors(reader.path):
         if output == "-":
             if chosen is not Format.csv:
                 _fail("parquet cannot be written to stdout; pass -o FILE")
@@ -366,6 +372,64 @@ def export_command(
         count = len(metric) if metric else len(reader.metrics())
     typer.echo(f"wrote {rows} rows of {count} scalar series to {target}")
 
+
+
+# -- viewer (kohakuboard.viewer) -------------------------------------------------------------
+HostOpt = Annotated[
+    str,
+    typer.Option(
+        "--host", help="Interface to listen on. 0.0.0.0 exposes every board to the network."
+    ),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port", "-p", show_default=False, help="Port (default 48889, or a free one if taken)."
+    ),
+]
+
+
+def _run_viewer(action: Any) -> None:
+    with _user_errors():
+        try:
+            action()
+        except KeyboardInterrupt:
+            typer.echo("kobo: viewer stopped", err=True)
+
+
+@app.command("open")
+def open_command(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="Folder holding boards, or one board folder."),
+    ] = DEFAULT_BASE_DIR,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+    browser: Annotated[bool, typer.Option("--browser", help="Open a browser tab.")] = False,
+) -> None:
+    """Serve the web viewer on the boards in PATH (live while they are written)."""
+    from .viewer.commands import open_viewer
+
+    _run_viewer(lambda: open_viewer(path, host=host, port=port, browser=browser, echo=typer.echo))
+
+
+@app.command("demo")
+def demo_command(
+    base_dir: Annotated[
+        Path, typer.Option("--base-dir", "-b", help="Folder for the demo boards.")
+    ] = Path("kohakuboard-demo"),
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="Do not open a browser tab.")
+    ] = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+) -> None:
+    """Write a few demo training runs and open the viewer on them."""
+    from .viewer.commands import run_demo
+
+    _run_viewer(
+        lambda: run_demo(base_dir, host=host, port=port, browser=not no_open, echo=typer.echo)
+    )
 
 def main() -> None:
     """Entry point of the ``kobo`` console script."""

@@ -31,6 +31,10 @@ class BoardClosedError(KohakuBoardError, RuntimeError):
     """The board was finished and cannot take more values."""
 
 
+class BoardBusyError(KohakuBoardError, RuntimeError):
+    """The board is being written (or its database is locked) by another process."""
+
+
 ACCEPTED_TYPES = (
     "int, float, bool, a numpy number, a one-element numpy array or torch tensor, "
     "Media, Table, Histogram (or a list of Media)"

@@ -23,8 +23,8 @@ def base_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_board(base_dir: Path) -> Iterator[Callable[..., Board]]:
-    """Create boards under ``base_dir``; every one is finished at teardown, and its writer
-    process must be gone by then (no leaked processes)."""
+    """Create boards under ``base_dir``; every one is finished at teardown, its writer
+    process must be gone by then (no leaked processes) and its writer.log free of errors."""
     made: list[Board] = []
 
     def make(**kwargs: Any) -> Board:
@@ -42,6 +42,10 @@ def make_board(base_dir: Path) -> Iterator[Callable[..., Board]]:
             timeout=20,
             what=f"the writer of {board.path.name} to exit after finish()",
         )
+        # The writer reports its failures only in its log: a test that passes must leave none.
+        log = board.path / "writer.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        assert "Traceback" not in text and "ERROR" not in text, f"{log}:\n{text}"
 
 
 @pytest.fixture

@@ -28,7 +28,11 @@ DEADLINE_S = 20.0
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], T],
+    *,
+    timeout: float = DEADLINE_S,
+    interval: float = 0.02,
+    what: str = "",
 ) -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -100,7 +104,9 @@ def live_writers_of_board(board_dir: Path) -> list[int]:
 class Script:
     """A Python script run in a real subprocess, with its stdout lines collected as they come."""
 
-    def __init__(self, tmp_path: Path, source: str, *args: str, name: str = "train.py", **popen: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, source: str, *args: str, name: str = "train.py", **popen: Any
+    ) -> None:
         self.file = tmp_path / name
         self.file.write_text(textwrap.dedent(source), encoding="utf-8")
         self.lines: list[tuple[float, str]] = []
@@ -172,14 +178,17 @@ class Script:
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.file.name} did not exit in {timeout:.0f} s; stderr:\n{self.stderr()}") from None
+            raise AssertionError(
+                f"{self.file.name} did not exit in {timeout:.0f} s; stderr:\n{self.stderr()}"
+            ) from None
         self._thread.join(10)
         self._collect(0)
         self._stderr.close()
         return code
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_file.read_text(encoding="utf-8", errors="replace")
 
     def close(self) -> None:

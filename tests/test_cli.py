@@ -187,6 +187,17 @@ def test_show_folder_that_is_not_a_board(tmp_path: Path) -> None:
     assert str(tmp_path / "empty") in err and "board.json" in err
 
 
+def test_show_damaged_catalog_fails_naming_the_board(boards: dict, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(boards["alpha"], copy)
+    for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (copy / extra).unlink(missing_ok=True)
+    (copy / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    code, out, err = run("show", copy)
+    assert code == 1 and out == ""
+    assert str(copy) in err and len(err.strip().splitlines()) == 1
+
+
 def test_show_base_dir_hints_at_list(boards: dict) -> None:
     code, _, err = run("show", boards["base"])
     assert code == 1

@@ -86,7 +86,9 @@ def _check_survivors(path: Path, lines: list[tuple[float, int]], cutoff: float) 
     return steps
 
 
-def test_sigkill_of_training_keeps_logged_values_and_marks_crashed(script, tmp_path, base_dir) -> None:
+def test_sigkill_of_training_keeps_logged_values_and_marks_crashed(
+    script, tmp_path, base_dir
+) -> None:
     proc, path, _ = _start(script, tmp_path, base_dir)
     writers = wait_until(lambda: writer_pids(proc.pid), what="the writer process to start")
     _logged_for(proc, 1.5)
@@ -106,7 +108,9 @@ def test_sigkill_of_training_keeps_logged_values_and_marks_crashed(script, tmp_p
     assert not list(path.glob("ring-*.kbr")), "the writer drained the ring and removed it"
 
 
-def test_crashed_board_can_be_reopened_and_continued(script, tmp_path, base_dir, make_board) -> None:
+def test_crashed_board_can_be_reopened_and_continued(
+    script, tmp_path, base_dir, make_board
+) -> None:
     proc, path, _ = _start(script, tmp_path, base_dir)
     writers = wait_until(lambda: writer_pids(proc.pid), what="the writer process to start")
     _logged_for(proc, 0.5)

@@ -118,8 +118,17 @@ def test_torch_scalars_round_trip(make_board) -> None:
     )
     board.finish()
     reader = open_board(board.path)
-    expected = {"t0": 1.5, "t1": 2.5, "t11": -3.0, "grad": 6.0, "leaf": 2.0, "i": 7.0,
-                "half": 0.5, "bf16": 1.25, "b": 1.0}
+    expected = {
+        "t0": 1.5,
+        "t1": 2.5,
+        "t11": -3.0,
+        "grad": 6.0,
+        "leaf": 2.0,
+        "i": 7.0,
+        "half": 0.5,
+        "bf16": 1.25,
+        "b": 1.0,
+    }
     for key, value in expected.items():
         assert rows(reader, key) == [(0, 0, value)], key
 
@@ -275,7 +284,11 @@ def test_log_images_stores_a_list_at_one_step(make_board) -> None:
     reader = open_board(board.path)
     got = reader.media("samples")
     assert [(r.step, r.index, r.caption) for r in got] == [
-        (1, 0, "a"), (1, 1, "b"), (1, 2, "c"), (3, 0, None), (3, 1, None)
+        (1, 0, "a"),
+        (1, 1, "b"),
+        (1, 2, "c"),
+        (3, 0, None),
+        (3, 1, None),
     ]
     for r, img in zip(got[:3], images, strict=True):
         np.testing.assert_array_equal(_png_pixels(reader, r), img)
@@ -438,7 +451,9 @@ def test_config_round_trip(make_board) -> None:
         def __repr__(self) -> str:
             return "<Opaque>"
 
-    board = make_board(config={"lr": 1e-3, "layers": [64, 64], "nested": {"a": None}, "obj": Opaque()})
+    board = make_board(
+        config={"lr": 1e-3, "layers": [64, 64], "nested": {"a": None}, "obj": Opaque()}
+    )
     board.update_config(batch_size=32)
     board.update_config({"lr": 2e-3})
     board.finish()
@@ -459,6 +474,11 @@ def test_board_identity_is_readable(make_board, base_dir: Path) -> None:
     assert board.path.parent == base_dir.resolve()
     assert board.path.name == board.id
     info = open_board(board.path).info()
-    assert (info.id, info.name, info.project, info.backend) == (board.id, "resnet", "vision", "hybrid")
+    assert (info.id, info.name, info.project, info.backend) == (
+        board.id,
+        "resnet",
+        "vision",
+        "hybrid",
+    )
     assert (info.status, info.steps, info.metrics) == ("finished", 1, 1)
     assert isinstance(board, Board)

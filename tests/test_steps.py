@@ -59,7 +59,11 @@ def test_step_to_and_global_step_keyword_set_it_explicitly(make_board) -> None:
     board.finish()
     reader = open_board(board.path)
     assert rows(reader, "x") == [
-        (0, 100, 1.0), (1, 250, 2.0), (2, 250, 3.0), (3, 10, 4.0), (4, 11, 5.0)
+        (0, 100, 1.0),
+        (1, 250, 2.0),
+        (2, 250, 3.0),
+        (3, 10, 4.0),
+        (4, 11, 5.0),
     ]
 
 

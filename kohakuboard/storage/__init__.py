@@ -1,4 +1,9 @@
-"""Storage backends behind one contract (see ``base``)."""
+"""Storage backends behind one contract (see ``base``).
+
+``hybrid`` (default): Arrow IPC segments + SQLite catalog; ``parquet``: plain Parquet parts
++ a JSON manifest; ``duckdb``: one ``board.duckdb`` database, fed from a live Parquet store.
+``docs/backends.md`` describes each layout.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from pathlib import Path
 
 from .base import StorageReader, StorageWriter
 
-# Backends a Board can be created with (duckdb and parquet land with their own modules).
-BACKENDS = frozenset({"hybrid"})
+# Backends a Board can be created with.
+BACKENDS = frozenset({"hybrid", "duckdb", "parquet"})
 
 
 def open_writer(board_dir: Path, backend: str) -> StorageWriter:
@@ -15,7 +20,17 @@ def open_writer(board_dir: Path, backend: str) -> StorageWriter:
         from .hybrid import HybridWriter
 
         return HybridWriter(board_dir)
-    raise NotImplementedError(f"backend {backend!r} is not available yet")
+    if backend == "parquet":
+        from .parquet_backend import ParquetWriter
+
+        return ParquetWriter(board_dir)
+    if backend == "duckdb":
+        from .duckdb_backend import DuckDBWriter
+
+        return DuckDBWriter(board_dir)
+    raise NotImplementedError(
+        f"unknown storage backend {backend!r}; this kohakuboard has {sorted(BACKENDS)}"
+    )
 
 
 def open_reader(board_dir: Path, backend: str) -> StorageReader:
@@ -23,4 +38,14 @@ def open_reader(board_dir: Path, backend: str) -> StorageReader:
         from .hybrid import HybridReader
 
         return HybridReader(board_dir)
-    raise NotImplementedError(f"backend {backend!r} is not available yet")
+    if backend == "parquet":
+        from .parquet_backend import ParquetReader
+
+        return ParquetReader(board_dir)
+    if backend == "duckdb":
+        from .duckdb_backend import DuckDBReader
+
+        return DuckDBReader(board_dir)
+    raise NotImplementedError(
+        f"unknown storage backend {backend!r}; this kohakuboard has {sorted(BACKENDS)}"
+    )

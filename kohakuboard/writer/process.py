@@ -85,7 +85,12 @@ class Writer:
     def _drain(self, session: str, lanes: list[ring.LaneReader]) -> int:
         n = 0
         feed, feed_run = self.decoder.feed, self.decoder.feed_run
-        for lane_no, lane in enumerate(lanes):
+        # The shared lane first: a deferred record there was logged after every plain record
+        # the owner thread had written before it, so draining lane 0 afterwards never commits
+        # a later step while earlier plain steps still wait in the ring (in the other order, a
+        # slow media record in lane 1 let readers see step k before steps k-20..k-1).
+        for lane_no in reversed(range(len(lanes))):
+            lane = lanes[lane_no]
             lane.begin_pass()
             done = 0
             while done < MAX_RECORDS_PER_PASS:

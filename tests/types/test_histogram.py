@@ -237,6 +237,8 @@ def test_payload_pickles_as_plain_data() -> None:
         "mean",
         "std",
         "zeros",
+        "scale",
+        "percentiles",
     }
 
 

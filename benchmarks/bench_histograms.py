@@ -1,0 +1,155 @@
+"""Benchmark of batched histograms (``board.log_histograms``) against a plain ``torch.histc``.
+
+Run ``python benchmarks/bench_histograms.py`` (full) or ``--quick``; ``--device cuda`` runs the
+same on a GPU; ``--json PATH`` also writes the table. Figures quoted in docs/histograms.md
+come from this script.
+
+Per step, P tensors of N float32 values (default 50 x 100k, like the gradients of a small
+model) are histogrammed with 64 bins. Measured in one run, step by step in turn so that noise
+hits all rows alike:
+
+1. floor: one ``torch.histc(t, 64)`` per tensor (range from the data, like ours), and on a GPU
+   a synchronize at the end;
+2. calling thread: what ``log_histograms`` costs the training loop: ``HistogramBatch`` +
+   one ``Histogram`` per key (the snapshot: one copy on the CPU, queued work on a GPU);
+3. flusher: turning those into payloads (``to_payload()`` of every key: binning on the CPU,
+   one transfer on a GPU), run right after in the same thread, so 2 + 3 is the total work;
+4. board end to end: ``board.log_histograms`` for every step then ``board.finish()``, per
+   step, minus ``finish()`` of a board that logged nothing (payloads stored, checked through
+   the Reader).
+
+Targets (issue 4, CPU): calling thread <= 2 ms per step; total (2 + 3) <= 2x the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+BINS = 64
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]]:
+    import torch
+
+    from kohakuboard import Board, open_board
+    from kohakuboard.types import Histogram
+    from kohakuboard.types._histogram_batch import HistogramBatch
+
+    gen = torch.Generator().manual_seed(0)
+    values = [(torch.randn(size, generator=gen) * (i + 1) * 1e-3).to(device) for i in range(tensors)]
+    named = {f"layer{i}.weight": t for i, t in enumerate(values)}
+
+    def floor() -> None:
+        for t in values:
+            torch.histc(t, BINS)
+        _sync(device)
+
+    def calling() -> list[Histogram]:
+        batch = HistogramBatch(values, bins=BINS, range=None, scale="linear")
+        return [Histogram._of_batch(batch, i) for i in range(tensors)]
+
+    for _ in range(3):  # warm up: allocator, pool, kernels
+        floor()
+        [h.to_payload() for h in calling()]
+    times: dict[str, list[float]] = {"floor": [], "calling": [], "flusher": [], "total": []}
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        floor()
+        times["floor"].append(time.perf_counter() - start)
+        _sync(device)
+        start = time.perf_counter()
+        members = calling()
+        mid = time.perf_counter()
+        for h in members:
+            h.to_payload()
+        end = time.perf_counter()
+        times["calling"].append(mid - start)
+        times["flusher"].append(end - mid)
+        times["total"].append(end - start)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Board(name="empty", base_dir=tmp)
+        start = time.perf_counter()
+        empty.finish()
+        finish_empty = time.perf_counter() - start
+        board = Board(name="bench", base_dir=tmp)
+        call: list[float] = []
+        start = time.perf_counter()
+        for _ in range(steps):
+            before = time.perf_counter()
+            board.log_histograms(named, prefix="grad/")
+            call.append(time.perf_counter() - before)
+            board.step()
+        board.finish()
+        end_to_end = (time.perf_counter() - start - finish_empty) / steps
+        stored = len(open_board(board.path).histograms("grad/layer0.weight"))
+        if stored != steps:
+            raise SystemExit(f"expected {steps} stored histograms, found {stored}")
+
+    floor_s = statistics.median(times["floor"])
+
+    def row(name: str, value: float, target: str = "", ok: bool | None = None, note: str = "") -> dict[str, Any]:
+        status = "info" if ok is None else ("pass" if ok else "FAIL")
+        return {"name": name, "median_ms": value * 1e3, "ratio": value / floor_s, "target": target,
+                "status": status, "note": note}
+
+    cpu = device == "cpu"
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return [
+        row("floor: torch.histc per tensor", floor_s),
+        row("calling thread (snapshot)", med["calling"], "<= 2 ms" if cpu else "",
+            med["calling"] <= 2e-3 if cpu else None),
+        row("flusher (payloads ready)", med["flusher"]),
+        row("total added (calling + flusher)", med["total"], "<= 2x floor" if cpu else "",
+            med["total"] <= 2 * floor_s if cpu else None),
+        row("board.log_histograms call", statistics.median(call), note="through Board"),
+        row("board end to end per step", end_to_end, note="log_histograms + finish, overlapped"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tensors", type=int, default=50)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the table here")
+    args = parser.parse_args(argv)
+    import torch
+
+    steps = args.steps or (10 if args.quick else 40)
+    rows = run(args.tensors, args.size, steps, args.device)
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    print(f"# {args.tensors} tensors x {args.size} float32, {BINS} bins, {steps} steps, device "
+          f"{args.device} ({device}), torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads")
+    print(f"{'what':36s} {'median ms':>10s} {'x floor':>8s}  {'target':12s} status")
+    for r in rows:
+        print(f"{r['name']:36s} {r['median_ms']:10.2f} {r['ratio']:8.2f}  {r['target']:12s} {r['status']}"
+              + (f"  ({r['note']})" if r["note"] else ""))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"device": args.device, "tensors": args.tensors, "size": args.size,
+                       "steps": steps, "rows": rows}, fh, indent=2)
+    return 1 if any(r["status"] == "FAIL" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

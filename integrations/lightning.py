@@ -1,0 +1,550 @@
+"""Lightning integration: ``Trainer(logger=KohakuBoardLogger())``.
+
+Works with ``lightning`` (``lightning.pytorch``/``lightning.fabric``) and with the standalone
+``pytorch_lightning`` package; only Lightning's public API is used. See docs/lightning.md.
+
+- Metrics land at the ``step`` Lightning passes to ``log_metrics`` (the board's
+  ``global_step``); ``epoch`` stays a metric.
+- The Board is created lazily on global rank 0 only; other ranks get a no-op experiment and
+  write nothing. Nothing touches the disk in ``__init__``.
+- ``finalize`` finishes the board with the mapped status; logging afterwards (``trainer.test``
+  after ``trainer.fit``) re-opens the same board.
+- ``log_histograms=`` adds a :class:`HistogramCallback` that logs gradient and/or weight
+  histograms at ``on_before_optimizer_step``, at the step of that optimizer step's metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import math
+import os
+import secrets
+import sys
+import time
+import weakref
+from argparse import Namespace
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from kohakuboard import Board, Table
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+else:
+    try:
+        from lightning.pytorch.callbacks import Callback
+        from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    except ImportError:
+        try:
+            from pytorch_lightning.callbacks import Callback
+            from pytorch_lightning.loggers.logger import Logger, rank_zero_experiment
+            from pytorch_lightning.utilities.rank_zero import rank_zero_only
+        except ImportError as exc:
+            raise ImportError(
+                "KohakuBoardLogger needs Lightning: pip install 'kohakuboard[lightning]' "
+                "(or the standalone pytorch_lightning package)"
+            ) from exc
+
+__all__ = ["HistogramCallback", "KohakuBoardLogger", "flatten_hparams"]
+
+log = logging.getLogger(__name__)
+
+HISTOGRAM_MODES = ("gradients", "parameters", "all")
+# Lightning's finalize() statuses -> board statuses.
+_STATUS = {
+    "success": "finished",
+    "finished": "finished",
+    "failed": "failed",
+    "aborted": "interrupted",
+    "interrupted": "interrupted",
+    "crashed": "crashed",
+}
+_BOARD_OWN_ARGS = frozenset({"self", "name", "config", "base_dir", "project", "backend", "board_id"})
+_CHECKPOINT_COLUMNS = ["path", "global_step", "epoch", "monitor", "score", "is_best", "is_last", "saved_at"]
+
+
+def _rank() -> int:
+    # One attribute shared by lightning and pytorch_lightning (both use lightning_utilities').
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+class KohakuBoardLogger(Logger):
+    """A Lightning logger writing one KohakuBoard board per run.
+
+    Args:
+        save_dir: folder holding the boards (``kobo open`` it).
+        name: display name of the board (default: its id).
+        project: project the board belongs to.
+        version: board id to resume (an int ``n`` means ``"version_n"``); default: a new id.
+        config: extra hyperparameters, flattened like those of ``log_hyperparams``.
+        backend: storage backend (``"hybrid"``, ``"duckdb"`` or ``"parquet"``).
+        log_histograms: ``"gradients"``, ``"parameters"``, ``"all"`` or None: adds a
+            :class:`HistogramCallback` to the Trainer.
+        histogram_every_n_steps: histograms at optimizer steps ``s`` with
+            ``(s + 1) % n == 0``, the steps where ``log_every_n_steps=n`` logs metrics.
+        prefix: put ``"{prefix}-"`` in front of every metric key (as Lightning's loggers do).
+        **board_kwargs: passed to :class:`kohakuboard.Board` (``ring_size``, ``commit_interval``).
+
+    Directories follow Lightning's conventions: ``root_dir == save_dir`` (boards sit side by
+    side, so Lightning's experiment sub-folder ``name`` is ``""``), ``log_dir`` is the board
+    directory ``save_dir/<version>``, and ModelCheckpoint puts checkpoints in
+    ``log_dir/checkpoints``.
+    """
+
+    LOGGER_JOIN_CHAR = "-"
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike[str] = "./kohakuboard",
+        name: str | None = None,
+        project: str = "default",
+        version: int | str | None = None,
+        config: Mapping[str, Any] | Namespace | None = None,
+        backend: str = "hybrid",
+        log_histograms: str | None = None,
+        histogram_every_n_steps: int = 100,
+        prefix: str = "",
+        **board_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if log_histograms is not None and log_histograms not in HISTOGRAM_MODES:
+            raise ValueError(
+                f"log_histograms={log_histograms!r}: choose one of {HISTOGRAM_MODES} or None"
+            )
+        _check_every(histogram_every_n_steps)
+        _check_board_kwargs(board_kwargs)
+        self._save_dir = os.path.expanduser(os.fspath(save_dir))
+        self._board_name = name
+        self._project = project
+        self._backend = backend
+        self._config = config
+        self._histograms = log_histograms
+        self._histogram_every = histogram_every_n_steps
+        self._prefix = prefix
+        self._board_kwargs = board_kwargs
+        # The id is chosen now (no files) so that every pickled copy (ddp_spawn) agrees on it.
+        self._id = _version_to_id(version) if version is not None else _new_id()
+        self._board: Board | None = None
+        self._opened = False
+        self._last_step = -1
+        self._trainer_ref: weakref.ref[Any] | None = None
+        self._checkpoints: dict[str, list[list[Any]]] = {}
+        self._checkpoint_seen: dict[str, tuple[float | None, int | None, int | None]] = {}
+
+    # -- Lightning's identity and directories --------------------------------------------
+    @property
+    def name(self) -> str:
+        """Lightning's experiment sub-folder: ``""``, boards live directly in ``save_dir``.
+        The board's display name is ``logger.experiment.name``."""
+        return ""
+
+    @property
+    def version(self) -> str:
+        """The board id (its folder name)."""
+        return self._id
+
+    @property
+    def save_dir(self) -> str:
+        return self._save_dir
+
+    @property
+    def root_dir(self) -> str:
+        return self._save_dir
+
+    @property
+    def log_dir(self) -> str:
+        """The board directory (exists once rank 0 has created the board)."""
+        return os.path.join(self._save_dir, self._id)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Board:
+        """The :class:`kohakuboard.Board` (created on first use; re-opened after finalize).
+        On ranks other than 0: an object whose every method does nothing."""
+        board = self._board
+        if board is None or board.closed:
+            board = self._open()
+        return board
+
+    def _open(self) -> Board:
+        config = None
+        if not self._opened and self._config is not None:
+            config = flatten_hparams(self._config)
+        self._board = Board(
+            name=self._board_name,
+            config=config,
+            base_dir=self._save_dir,
+            project=self._project,
+            backend=self._backend,
+            board_id=self._id,
+            **self._board_kwargs,
+        )
+        self._opened = True
+        return self._board
+
+    # -- logging ------------------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log ``metrics`` at training step ``step``; with no step (Fabric), one more than
+        the last step. Rank 0 only."""
+        if getattr(rank_zero_only, "rank", 0):  # inline: @rank_zero_only costs more than the log
+            return
+        board = self._board
+        if board is None or board.closed:
+            board = self._open()
+        if step is None:
+            step = self._last_step + 1
+        self._last_step = step
+        if self._prefix or "global_step" in metrics:
+            metrics = self._rename(metrics)
+        board.step(to=step)
+        board.log(**metrics)
+
+    def _rename(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in metrics.items():
+            if key == "global_step":  # reserved by Board.log
+                key = "trainer/global_step"
+            if self._prefix:
+                key = f"{self._prefix}{self.LOGGER_JOIN_CHAR}{key}"
+            out[key] = value
+        return out
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Store hyperparameters as the board's config: nested mappings, Namespaces and
+        dataclasses are flattened with ``/``; anything not JSON is stored as text. Never
+        calls user callables and never raises (failures are logged)."""
+        try:
+            flat = flatten_hparams(params)
+            if flat:
+                self.experiment.update_config(flat)
+        except Exception:
+            log.warning("kohakuboard: could not record hyperparameters", exc_info=True)
+
+    def log_histograms(
+        self, named_tensors: Mapping[str, Any] | Iterable[tuple[str, Any]], step: int | None = None, **kwargs: Any
+    ) -> None:
+        """Histograms of many tensors in one call, at training step ``step`` (default: the
+        board's current one), computed by the board's batched engine without a host sync.
+        ``kwargs`` go to :meth:`kohakuboard.Board.log_histograms` (``prefix``, ``kind``,
+        ``bins``, ...). Rank 0 only; the callback uses it, Fabric loops may call it."""
+        if _rank() != 0:
+            return
+        if step is not None:
+            kwargs["global_step"] = step
+        self.experiment.log_histograms(named_tensors, **kwargs)
+
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """Lightning calls this with the LightningModule at the start of every run: attach
+        the histogram callback to its Trainer (no graph is recorded)."""
+        if _rank() != 0:
+            return
+        trainer = _trainer_of(model)
+        if trainer is None:
+            return
+        self._trainer_ref = weakref.ref(trainer)
+        if self._histograms is None:
+            return
+        callbacks = trainer.callbacks
+        if not any(isinstance(cb, HistogramCallback) for cb in callbacks):
+            callbacks.append(HistogramCallback(self._histograms, self._histogram_every))
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Log a ``checkpoints`` table: one row per checkpoint file that exists now (path
+        relative to the board when inside it, global step and epoch when it was written,
+        monitor, score, best/last flags, mtime). The newest table is the current state."""
+        try:
+            self._record_checkpoints(checkpoint_callback)
+        except Exception:
+            log.warning("kohakuboard: could not record the checkpoint", exc_info=True)
+
+    def _record_checkpoints(self, cb: Any) -> None:
+        scores = dict(getattr(cb, "best_k_models", None) or {})
+        best = getattr(cb, "best_model_path", "") or ""
+        last = getattr(cb, "last_model_path", "") or ""
+        if best and best not in scores:
+            scores[best] = getattr(cb, "best_model_score", None)
+        if last and last not in scores:
+            scores[last] = None
+        monitor = getattr(cb, "monitor", None)
+        trainer = self._trainer_ref() if self._trainer_ref is not None else None
+        step = int(trainer.global_step) if trainer is not None else self._last_step
+        epoch = int(trainer.current_epoch) if trainer is not None else None
+        board_dir = os.path.abspath(self.log_dir)
+        rows = []
+        for path, score in scores.items():
+            path = os.fspath(path)
+            mtime = _mtime(path)
+            seen = self._checkpoint_seen.get(path)
+            if seen is None or seen[0] != mtime:  # new or rewritten (last.ckpt) file
+                seen = (mtime, step, epoch)
+                self._checkpoint_seen[path] = seen
+            rows.append(
+                [
+                    _relative(path, board_dir),
+                    seen[1],
+                    seen[2],
+                    None if monitor is None else str(monitor),
+                    _score(score),
+                    path == best,
+                    path == last,
+                    mtime,
+                ]
+            )
+        key = str(getattr(cb, "state_key", "ModelCheckpoint"))
+        self._checkpoints[key] = rows
+        merged = [row for rows_of_one in self._checkpoints.values() for row in rows_of_one]
+        self.experiment.log(checkpoints=Table(merged, columns=_CHECKPOINT_COLUMNS))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def save(self) -> None:
+        """Nothing to do: the board's writer process persists values continuously."""
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Finish the board (if one was created) with Lightning's status mapped to the board's:
+        success -> finished, failed -> failed (interrupted under a KeyboardInterrupt)."""
+        board, self._board = self._board, None
+        if board is None or board.closed:
+            return
+        board.finish(_board_status(status))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_board"] = None  # a Board lives in the process that created it
+        state["_trainer_ref"] = None
+        return state
+
+
+class HistogramCallback(Callback):
+    """Gradient and/or weight histograms of the parameters each optimizer steps.
+
+    Hooked at ``on_before_optimizer_step``: once per optimizer step, after gradient
+    accumulation and (under AMP) after unscaling, before clipping. Histograms are logged at
+    optimizer steps ``s`` with ``(s + 1) % every_n_steps == 0`` under ``grad/<param>`` and
+    ``param/<param>``, at global step ``s``: the step Lightning logs that optimizer step's
+    metrics at. Only global rank 0 computes them, with the board's batched engine. Needs a
+    :class:`KohakuBoardLogger` among the Trainer's loggers (else it does nothing).
+    """
+
+    def __init__(self, log: str = "gradients", every_n_steps: int = 100) -> None:
+        if log not in HISTOGRAM_MODES:
+            raise ValueError(f"log={log!r}: choose one of {HISTOGRAM_MODES}")
+        _check_every(every_n_steps)
+        self.mode = log
+        self.every_n_steps = every_n_steps
+        self._failed = False
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        step = trainer.global_step
+        if (step + 1) % self.every_n_steps or not trainer.is_global_zero:
+            return
+        board_logger = next((lg for lg in trainer.loggers if isinstance(lg, KohakuBoardLogger)), None)
+        if board_logger is None:
+            return
+        try:
+            named = list(self._tensors(pl_module, optimizer))
+            if named:
+                board_logger.log_histograms(named, step=step)
+        except Exception:
+            if not self._failed:  # never break training for a histogram; say it once
+                self._failed = True
+                log.error("kohakuboard: histograms failed at step %s", step, exc_info=True)
+
+    def _tensors(self, module: Any, optimizer: Any) -> Iterator[tuple[str, Any]]:
+        groups = getattr(optimizer, "param_groups", None)
+        stepped = {id(p) for g in groups for p in g["params"]} if groups else None
+        grads = self.mode in ("gradients", "all")
+        weights = self.mode in ("parameters", "all")
+        for name, param in module.named_parameters():
+            if stepped is not None and id(param) not in stepped:
+                continue
+            if grads and param.grad is not None:
+                yield f"grad/{name}", param.grad
+            if weights:
+                yield f"param/{name}", param.detach()
+
+
+# -- hyperparameters ------------------------------------------------------------------------
+_MAX_DEPTH = 8
+_MAX_TEXT = 500
+
+
+def flatten_hparams(params: Any) -> dict[str, Any]:
+    """Flatten hyperparameters into ``{"a/b": json_value}``.
+
+    Mappings (OmegaConf's included), Namespaces and dataclass instances are walked; lists
+    stay lists; numpy and one-element torch values become numbers; classes and functions
+    become their qualified names; anything else becomes text. User callables are never
+    called and this never raises (an unreadable entry becomes ``"<unreadable: Error>"``).
+    """
+    out: dict[str, Any] = {}
+    items = _children(params)
+    if items is None:
+        if params is not None:
+            out["hparams"] = _json(params, 0)
+        return out
+    for key, value in items:
+        _flatten_into(out, key, value, 1)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], key: str, value: Any, depth: int) -> None:
+    items = _children(value) if depth < _MAX_DEPTH else None
+    if items is None:
+        out[key] = _json(value, depth)
+        return
+    if not items:
+        out[key] = {}
+    for sub, child in items:
+        _flatten_into(out, f"{key}/{sub}", child, depth + 1)
+
+
+class _Unreadable:
+    def __init__(self, exc: BaseException) -> None:
+        self.text = f"<unreadable: {type(exc).__name__}>"
+
+
+def _children(value: Any) -> list[tuple[str, Any]] | None:
+    """Named children of a container to walk, or None for a leaf."""
+    try:
+        if isinstance(value, Namespace):
+            value = vars(value)
+        if isinstance(value, Mapping):
+            out = []
+            for key in list(value.keys()):
+                try:
+                    child = value[key]
+                except Exception as exc:  # e.g. OmegaConf's missing "???" values
+                    child = _Unreadable(exc)
+                out.append((_text(key), child))
+            return out
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+    except Exception:
+        return None
+    return None
+
+
+def _json(value: Any, depth: int) -> Any:
+    """A JSON value for a leaf (never calls ``value``)."""
+    try:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, _Unreadable):
+            return value.text
+        if isinstance(value, enum.Enum):
+            return f"{type(value).__name__}.{value.name}"
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value) if math.isfinite(value) else repr(float(value))
+        if isinstance(value, type):
+            return f"{value.__module__}.{value.__qualname__}"
+        module = type(value).__module__
+        if module.startswith("torch") and hasattr(value, "numel"):
+            if value.numel() == 1 and not value.is_complex():
+                return _json(value.detach().reshape(()).item(), depth)
+            return f"Tensor(shape={list(value.shape)}, dtype={str(value.dtype).replace('torch.', '')})"
+        if module == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+            return _json(value.item(), depth)
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, (list, tuple, set, frozenset)) and depth < _MAX_DEPTH:
+            return [_json(v, depth + 1) for v in value]
+        if depth < _MAX_DEPTH:
+            items = _children(value)
+            if items is not None:
+                return {k: _json(v, depth + 1) for k, v in items}
+        if callable(value) and hasattr(value, "__qualname__"):
+            return f"{getattr(value, '__module__', None) or '?'}.{value.__qualname__}"
+        if type(value).__repr__ is object.__repr__:  # "<x.Y object at 0x..>" differs per run
+            return f"<{module}.{type(value).__qualname__}>"
+        return _text(value)
+    except Exception as exc:
+        return _Unreadable(exc).text
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__qualname__}>"
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+# -- small helpers ----------------------------------------------------------------------------
+def _new_id() -> str:
+    return time.strftime("%Y%m%d_%H%M%S") + "_" + secrets.token_hex(4)
+
+
+def _version_to_id(version: int | str) -> str:
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise TypeError(f"version must be a board id (str) or an int, got {version!r}")
+    if isinstance(version, int):
+        return f"version_{version}"
+    if not version or "/" in version or os.sep in version or version in (".", ".."):
+        raise ValueError(f"version must be a plain folder name (a board id), got {version!r}")
+    return version
+
+
+def _check_every(n: Any) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"histogram_every_n_steps must be an int >= 1, got {n!r}")
+
+
+def _check_board_kwargs(kwargs: Mapping[str, Any]) -> None:
+    import inspect
+
+    accepted = [p for p in inspect.signature(Board.__init__).parameters if p not in _BOARD_OWN_ARGS]
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(
+                f"KohakuBoardLogger got an unexpected keyword argument {key!r}; "
+                f"Board options accepted: {', '.join(accepted)}"
+            )
+
+
+def _trainer_of(model: Any) -> Any:
+    try:
+        return getattr(model, "trainer", None)
+    except Exception:  # a LightningModule not attached to a Trainer raises
+        return None
+
+
+def _board_status(status: str) -> str:
+    status = str(status).lower()
+    if status == "failed" and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return "interrupted"  # Lightning reports Ctrl+C as "failed"
+    return _STATUS.get(status, "finished")
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _relative(path: str, board_dir: str) -> str:
+    full = os.path.abspath(path)
+    if full == board_dir or full.startswith(board_dir + os.sep):
+        return os.path.relpath(full, board_dir)
+    return full
+
+
+def _score(score: Any) -> float | None:
+    if score is None:
+        return None
+    try:
+        return float(score)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,279 @@
+"""Histograms of many tensors at one step, and watching a model's gradients and parameters.
+
+``log_histograms`` turns all tensors of one call into one ``HistogramBatch`` (one copy on the
+CPU, or one queued batch of device work on an accelerator) and hands one ``Histogram`` per key
+to ``board.log()``, so every histogram of the call shares one ``step`` and the board's current
+``global_step``, like the scalars of that training step. The flusher thread asks each key for
+its payload; the first request finishes the whole batch, with one device-to-host copy per
+device. Nothing here reads a tensor's value in the calling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import BoardClosedError, bad_key
+from ..types import Histogram
+from ..types._common import describe, is_torch_tensor
+from ..types.histogram import PRECISIONS, _check_bins, _check_range
+from .values import check_key
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("parameters", "gradients")
+WATCH_LOGS = {"gradients": ("gradients",), "parameters": ("parameters",), "all": ("gradients", "parameters")}
+WATCH_PREFIXES = {"gradients": "grad/", "parameters": "param/"}
+
+
+def log_histograms(
+    board: Any,
+    named_tensors: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    prefix: str = "",
+    *,
+    kind: str = "parameters",
+    bins: int = 64,
+    range: tuple[float, float] | None = None,  # shadows builtin: Histogram's argument name
+    scale: str = "linear",
+    precision: str = "exact",
+    extra: Mapping[str, Any] | None = None,
+    global_step: int | None = None,
+) -> list[str]:
+    """Log a histogram of every tensor in ``named_tensors`` in one ``board.log()`` call.
+
+    Args:
+        board: the Board to log to.
+        named_tensors: a mapping or an iterable of ``(name, tensor)`` pairs, e.g.
+            ``model.named_parameters()``. Each is logged under ``prefix + name``.
+        prefix: prepended to every name (e.g. ``"grad/"``).
+        kind: ``"parameters"`` histograms the tensors themselves, ``"gradients"`` their
+            ``.grad``. None and sparse tensors are skipped (with a debug log).
+        bins, range, scale, precision: as for :class:`~kohakuboard.types.Histogram`, shared
+            by all tensors of the call.
+        extra: more values (e.g. ``{"loss": loss}``) logged in the same call, at the same step.
+        global_step: passed to ``board.log()`` (default: the board's current global step).
+
+    Returns:
+        The keys that were logged.
+
+    All histograms (and ``extra``) share one ``step``; nothing waits for a device or reads a
+    tensor's value here (see docs/histograms.md for what runs where).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"log_histograms kind must be one of {KINDS}, got {kind!r}")
+    options = _options(bins, range, scale, precision)
+    keys, tensors = _collect(named_tensors, kind, prefix)
+    return _log(board, keys, tensors, options, extra, global_step)
+
+
+def watch(
+    board: Any,
+    model: Any,
+    log: str = "gradients",
+    every: int = 100,
+    *,
+    bins: int = 64,
+    range: tuple[float, float] | None = None,  # shadows builtin: Histogram's argument name
+    scale: str = "linear",
+    precision: str = "exact",
+) -> ModelWatch:
+    """Log histograms of ``model``'s gradients and/or parameters every ``every`` optimizer steps.
+
+    See :class:`ModelWatch` for when histograms are taken and how to stop.
+    """
+    return ModelWatch(board, model, log, every, _options(bins, range, scale, precision))
+
+
+class ModelWatch:
+    """Logs histograms of a model's gradients (``grad/<name>``) and/or parameters
+    (``param/<name>``) just before every ``every``-th optimizer step, starting with the first.
+
+    It registers a ``torch.optim`` global step pre-hook that acts only for optimizers holding
+    parameters of the model, so gradients are final and parameters not yet updated: the
+    moment Lightning calls ``on_before_optimizer_step``. Each optimizer counts its own steps.
+    Loops without a ``torch.optim`` optimizer call :meth:`step` once per training step
+    instead (or :meth:`log` to log now). All histograms of one step share one ``board.log()``
+    call, at the board's current ``global_step``. Errors are logged, never raised into the
+    training loop; once the board is finished the watch removes itself.
+
+    Use :meth:`remove` (or ``with board.watch(model): ...``) to stop watching.
+    """
+
+    def __init__(self, board: Any, model: Any, log: str, every: int, options: dict[str, Any]) -> None:
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        if log not in WATCH_LOGS:
+            raise ValueError(f"watch log must be one of {tuple(WATCH_LOGS)}, got {log!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"watch every must be a positive int, got {every!r}")
+        if not callable(getattr(model, "named_parameters", None)):
+            raise TypeError(f"watch needs a torch.nn.Module (named_parameters()), got {describe(model)}")
+        self.kinds = WATCH_LOGS[log]
+        self.every = every
+        self._options = options
+        self._board = weakref.ref(board)
+        self._model = weakref.ref(model)
+        self._params: dict[int, str] = {id(p): n for n, p in model.named_parameters()}
+        self._counts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._mine: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], set[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._manual = 0
+        self._handle: Any = register_optimizer_step_pre_hook(self._before_step)
+
+    # -- public ---------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Count one training step (for loops without a torch optimizer); logs on the 1st,
+        ``every + 1``-th, ... call. Returns whether it logged."""
+        due = self._manual % self.every == 0
+        self._manual += 1
+        return due and self._safely(None)
+
+    def log(self) -> bool:
+        """Log the histograms now; returns whether anything was logged."""
+        return self._safely(None)
+
+    def remove(self) -> None:
+        """Stop watching (idempotent)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    @property
+    def active(self) -> bool:
+        return self._handle is not None
+
+    def __enter__(self) -> ModelWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    # -- the hook -------------------------------------------------------------------------
+    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        names = self._names_in(optimizer)
+        if not names:
+            return
+        count = self._counts.get(optimizer, 0)
+        self._counts[optimizer] = count + 1
+        if count % self.every == 0:
+            self._safely(names)
+
+    def _names_in(self, optimizer: Any) -> set[str]:
+        groups = optimizer.param_groups
+        shape = tuple(len(group["params"]) for group in groups)
+        cached = self._mine.get(optimizer)
+        if cached is None or cached[0] != shape:
+            params = self._params
+            names = {params[id(p)] for group in groups for p in group["params"] if id(p) in params}
+            cached = (shape, names)
+            self._mine[optimizer] = cached
+        return cached[1]
+
+    def _safely(self, names: set[str] | None) -> bool:
+        board, model = self._board(), self._model()
+        if board is None or model is None or board.closed:
+            self.remove()
+            return False
+        try:
+            keys, tensors = [], []
+            named = [(n, p) for n, p in model.named_parameters() if names is None or n in names]
+            for kind in self.kinds:
+                found = _collect(named, kind, WATCH_PREFIXES[kind])
+                keys += found[0]
+                tensors += found[1]
+            return bool(_log(board, keys, tensors, self._options, None, None))
+        except BoardClosedError:
+            self.remove()
+        except Exception:
+            logger.exception("kohakuboard: could not log the watched histograms")
+        return False
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _options(bins: Any, rng: Any, scale: Any, precision: Any) -> dict[str, Any]:
+    if precision not in PRECISIONS:
+        raise ValueError(f"Histogram precision must be 'exact' or 'compact', got {precision!r}")
+    bins = _check_bins(bins, None, scale)
+    return {"bins": bins, "range": _check_range(rng, scale), "scale": scale, "precision": precision}
+
+
+def _pairs(named: Any) -> Iterable[tuple[Any, Any]]:
+    if isinstance(named, Mapping):
+        return named.items()
+    if is_torch_tensor(named) or isinstance(named, (str, bytes)):
+        raise TypeError(
+            f"log_histograms takes a mapping or (name, tensor) pairs, got {describe(named)}"
+        )
+    return named  # type: ignore[no-any-return]
+
+
+def _collect(named: Any, kind: str, prefix: str) -> tuple[list[str], list[Any]]:
+    """Keys and values to histogram; None and sparse tensors are skipped."""
+    if not isinstance(prefix, str):
+        raise bad_key(prefix, f"prefix must be a str, got {type(prefix).__name__}")
+    keys: list[str] = []
+    values: list[Any] = []
+    for pair in _pairs(named):
+        try:
+            name, tensor = pair
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"log_histograms takes (name, tensor) pairs, got {describe(pair)}"
+            ) from None
+        if not isinstance(name, str):
+            raise bad_key(name, f"names must be str, got {type(name).__name__}")
+        key = check_key(prefix + name)
+        value = tensor.grad if kind == "gradients" and tensor is not None else tensor
+        if value is None:
+            logger.debug("kohakuboard: %r has no %s; skipped", key, "gradient" if kind == "gradients" else "value")
+            continue
+        if is_torch_tensor(value):
+            import torch
+
+            if value.layout != torch.strided:
+                logger.debug("kohakuboard: %r is a sparse tensor (%s); skipped", key, value.layout)
+                continue
+            if value.dtype.is_complex:
+                raise TypeError(f"cannot histogram {key!r}: {describe(value)} is complex")
+        if key in keys:
+            raise bad_key(key, "the same key twice in one log_histograms call")
+        keys.append(key)
+        values.append(value)
+    return keys, values
+
+
+def _log(
+    board: Any,
+    keys: list[str],
+    values: list[Any],
+    options: dict[str, Any],
+    extra: Mapping[str, Any] | None,
+    global_step: int | None,
+) -> list[str]:
+    from ..types._histogram_batch import HistogramBatch
+
+    clash = set(keys) & set(extra or ())
+    if clash:
+        raise bad_key(sorted(clash)[0], "given both as a histogram and in extra")
+    shared = {k: options[k] for k in ("bins", "range", "scale")}
+    precision = options["precision"]
+    tensors = [i for i, v in enumerate(values) if is_torch_tensor(v)]
+    batch = HistogramBatch([values[i] for i in tensors], **shared) if tensors else None
+    of_batch = {i: j for j, i in enumerate(tensors)}
+    logged: dict[str, Any] = {}
+    for i, (key, value) in enumerate(zip(keys, values, strict=True)):
+        if i in of_batch:
+            logged[key] = Histogram._of_batch(batch, of_batch[i], precision)
+        elif isinstance(value, Histogram):
+            logged[key] = value
+        else:  # numpy arrays and lists: one Histogram each
+            logged[key] = Histogram(value, **shared, precision=precision)
+    logged.update(extra or {})
+    if global_step is not None:
+        logged["global_step"] = global_step
+    if logged:
+        board.log(**logged)
+    return keys

@@ -1,0 +1,253 @@
+"""The ``duckdb`` backend: one ``board.duckdb`` database per board, readable while training.
+
+DuckDB lets one process open a database file for writing, and a process that wants to read it
+meanwhile fails with ``Could not set lock on file``. So the writer never keeps ``board.duckdb``
+open, and never changes the file that readers open:
+
+* Live data goes to a small Parquet store under ``live/`` with ``state.json`` as its commit
+  point (exactly the ``parquet`` backend's format, see :mod:`.parts`). Readers in other
+  processes see each commit at once, with no lock at all.
+* Now and then (when the live rows reach the database's size, at least ``ABSORB_MIN_ROWS``;
+  at finish; on ``compact``) the writer *absorbs* the live parts into a new database: it
+  copies ``board.duckdb`` to a hidden temporary file (a plain file copy, no lock needed),
+  appends the live rows there (sorted by metric and step), rewrites the small tables, closes
+  it and renames it over ``board.duckdb`` (:mod:`.duckdb_build`). During training this runs
+  on a background thread of the writer process, so commits (and what readers see) keep
+  coming every ``commit_interval`` meanwhile. A reader that has the old file open keeps reading
+  the old file; the next one opens the new one. The database records the highest live part
+  id it holds (``kb_info.absorbed_upto``), so readers never count a row twice.
+* After ``finish()`` every row is in ``board.duckdb``, and
+  ``duckdb -readonly board.duckdb "select * from named_scalars"`` works directly.
+
+Tables (``metric_id`` = ``metrics.id``): ``metrics``, ``scalars``, ``media``, ``tables``,
+``histograms``, ``config``, ``meta``, ``cursors``, ``schemas``, ``kb_info``; views
+``named_scalars``, ``named_media``, ``named_tables``, ``named_histograms`` show the metric
+name instead of its id. Full description in ``docs/backends.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .base import SCALAR_SCHEMA
+from .columnar import METRIC_KIND, SCALAR_COLUMNS, num
+from .duckdb_build import (
+    DB_FILE,
+    Built,
+    Snapshot,
+    build_database,
+    columns,
+    connect,
+    read_absorbed_upto,
+)
+from .parts import quarantine, save_state
+from .parts_reader import PartsReader
+from .parts_writer import PartsWriter
+
+logger = logging.getLogger(__name__)
+
+LIVE_FOLDER = "live"
+# Live rows that start an update of board.duckdb during training (it also waits until the
+# live rows reach the database's own size, so copying stays linear in the board's size).
+ABSORB_MIN_ROWS = int(os.environ.get("KOHAKUBOARD_DUCKDB_ABSORB_ROWS", "4000000"))
+FULL_REWRITE_RUNS = 8  # sorted runs appended to the tables before finish rewrites them as one
+RETRY_S = 60.0
+
+
+class DuckDBWriter(PartsWriter):
+    backend = "duckdb"
+    parts_folder = LIVE_FOLDER
+
+    def __init__(self, board_dir: Path) -> None:
+        super().__init__(board_dir)
+        self.db_path = self.board_dir / DB_FILE
+        for leftover in self.board_dir.glob(f".{DB_FILE}.*"):
+            leftover.unlink(missing_ok=True)  # temporaries of a writer that died mid-absorb
+        info = self.manifest.setdefault(
+            "duckdb", {"absorbed_upto": 0, "rows": 0, "runs": 0, "seq": -1}
+        )
+        self._job: threading.Thread | None = None
+        self._outcome: Built | BaseException | None = None
+        self._retry_at = 0.0
+        if self.db_path.exists():
+            # A writer may have died between renaming a new database in and saving the manifest.
+            with connect(self.db_path) as con:
+                upto = read_absorbed_upto(con)
+                rows = int(con.execute("SELECT count(*) FROM scalars").fetchall()[0][0])
+            if upto > info["absorbed_upto"]:
+                self._apply(Built(upto=upto, rows=rows, seq=-1, full=False))
+
+    # -- when to absorb ---------------------------------------------------------------------------
+    def after_commit(self) -> None:
+        self._collect(wait=False)
+        if self._job is not None:
+            return  # live parts stay as they are while a database is being built from them
+        st = self.manifest
+        live = sum(p["rows"] for p in st["parts"])
+        if (
+            live >= max(ABSORB_MIN_ROWS, st["duckdb"]["rows"])
+            and time.monotonic() >= self._retry_at
+        ):
+            snap = self._snapshot(full=False)
+            self._job = threading.Thread(
+                target=self._run, args=(snap,), name="kohakuboard-duckdb-absorb", daemon=True
+            )
+            self._job.start()
+            return
+        super().compact()  # keep the live store to a few files meanwhile
+
+    def finalize(self) -> None:
+        self._collect(wait=True)
+        info = self.manifest["duckdb"]
+        if (
+            self.manifest["parts"]
+            or info["seq"] != self.manifest["seq"]
+            or not self.db_path.exists()
+        ):
+            self.absorb(full=info["runs"] + 1 > FULL_REWRITE_RUNS)
+
+    def compact(self, *, full: bool = False) -> None:
+        """``full``: rewrite ``board.duckdb`` with everything sorted; otherwise merge live parts."""
+        self._collect(wait=True)
+        if full:
+            self.absorb(full=True)
+        else:
+            super().compact()
+
+    def close(self) -> None:
+        self._collect(wait=True)
+
+    # -- absorbing ----------------------------------------------------------------------------------
+    def absorb(self, *, full: bool) -> None:
+        """Build the next ``board.duckdb`` from the current one plus every live part, now."""
+        self._collect(wait=True)
+        self._apply(build_database(self.board_dir, self._snapshot(full=full)))
+
+    def _snapshot(self, *, full: bool) -> Snapshot:
+        st = self.manifest
+        parts = list(st["parts"])
+        return Snapshot(
+            parts=parts,
+            upto=max([p["id"] for p in parts], default=st["duckdb"]["absorbed_upto"]),
+            ids=dict(self._ids),
+            metrics=[list(m) for m in st["metrics"]],
+            config=dict(st["config"]),
+            meta={k: st[k] for k in ("status", "next_step", "global_step", "updated_at")},
+            cursors=[list(c) for c in st["cursors"]],
+            schemas=[list(x) for x in st["schemas"]],
+            seq=st["seq"],
+            full=full,
+        )
+
+    def _run(self, snap: Snapshot) -> None:
+        try:
+            self._outcome = build_database(self.board_dir, snap)
+        except BaseException as exc:  # reported by _collect on the writer's own thread
+            self._outcome = exc
+
+    def _collect(self, *, wait: bool) -> None:
+        """Apply a finished background build (waiting for it with ``wait``)."""
+        job = self._job
+        if job is None or (job.is_alive() and not wait):
+            return
+        job.join()
+        outcome, self._job, self._outcome = self._outcome, None, None
+        if isinstance(outcome, Built):
+            self._apply(outcome)
+        elif outcome is not None:
+            self._retry_at = time.monotonic() + RETRY_S
+            logger.error(
+                "could not update %s; the rows stay in live/ for now", DB_FILE, exc_info=outcome
+            )
+
+    def _apply(self, built: Built) -> None:
+        """Drop the live parts the new database holds (main thread only)."""
+        st = self.manifest
+        gone = [p for p in st["parts"] if p["id"] <= built.upto]
+        st["parts"] = [p for p in st["parts"] if p["id"] > built.upto]
+        info = st["duckdb"]
+        info.update(absorbed_upto=built.upto, rows=built.rows, seq=built.seq)
+        info["runs"] = 1 if built.full else info["runs"] + 1
+        save_state(self.state_path, st)
+        damaged = {p["file"] for p in built.damaged}
+        for entry in gone:
+            if entry["file"] in damaged:
+                quarantine(self.board_dir, entry)
+            else:
+                (self.board_dir / entry["file"]).unlink(missing_ok=True)
+        self.files.forget({p["file"] for p in st["parts"]})
+
+
+class DuckDBReader(PartsReader):
+    """Reads ``board.duckdb`` plus whatever the live store holds beyond it."""
+
+    def __init__(self, board_dir: Path) -> None:
+        super().__init__(board_dir)
+        self.db_path = self.board_dir / DB_FILE
+        self._ids_of: tuple[dict[str, Any], dict[tuple[str, str], int]] | None = None
+
+    @contextlib.contextmanager
+    def _db(self, state: dict[str, Any]) -> Iterator[tuple[duckdb.DuckDBPyConnection | None, int]]:
+        """The database (or None before the first absorb) and the last live part it holds."""
+        expected = int(state.get("duckdb", {}).get("absorbed_upto", 0))
+        if not self.db_path.exists():
+            if expected:
+                logger.warning("%s is missing; reading the live rows only", self.db_path)
+            yield None, 0
+            return
+        with connect(self.db_path) as con:
+            upto = read_absorbed_upto(con)
+            if upto < expected:
+                # An older database than the manifest we read (another thread of this
+                # process still had it open): read again with a fresh snapshot.
+                raise FileNotFoundError(self.db_path)
+            yield con, upto
+
+    def _metric_id(self, state: dict[str, Any], name: str, kind: str) -> int:
+        if self._ids_of is None or self._ids_of[0] is not state:
+            self._ids_of = (state, {(m[0], m[1]): i + 1 for i, m in enumerate(state["metrics"])})
+        return self._ids_of[1].get((name, kind), 0)
+
+    def scalar_tables(self, state: dict[str, Any], name: str) -> list[pa.Table]:
+        with self._db(state) as (con, upto):
+            out = []
+            if con is not None:
+                mid = self._metric_id(state, name, "scalar")
+                cols = ", ".join(SCALAR_COLUMNS)
+                # fetchnumpy + zero-copy Arrow is ~2x faster than DuckDB's own Arrow export.
+                got = con.sql(
+                    f"SELECT {cols} FROM scalars WHERE metric_id = $1", params=[mid]
+                ).fetchnumpy()
+                out.append(
+                    pa.Table.from_arrays(
+                        [
+                            num(got[c], f.type.to_pandas_dtype())
+                            for c, f in zip(SCALAR_COLUMNS, SCALAR_SCHEMA, strict=True)
+                        ],
+                        schema=SCALAR_SCHEMA,
+                    )
+                )
+        return out + self.read_parts(state, "scalars", name, SCALAR_COLUMNS, after=upto)
+
+    def rich_tables(self, state: dict[str, Any], kind: str, name: str) -> list[pa.Table]:
+        with self._db(state) as (con, upto):
+            out = []
+            if con is not None:
+                mid = self._metric_id(state, name, METRIC_KIND[kind])
+                cols = ", ".join(f'"{n}"' for n, _ in columns(kind)[1:])
+                table = con.sql(
+                    f"SELECT $1::VARCHAR AS metric, {cols} FROM {kind} WHERE metric_id = $2",
+                    params=[name, mid],
+                ).to_arrow_table()
+                out.append(table.set_column(0, "metric", table.column(0).dictionary_encode()))
+        return out + self.read_parts(state, kind, name, after=upto)

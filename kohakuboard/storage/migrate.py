@@ -1,0 +1,185 @@
+"""Converting a board to another backend, and compacting one on request.
+
+``migrate_board`` reads everything through the public :class:`~kohakuboard.reader.Reader` and
+writes it through the target backend's :class:`~.base.StorageWriter`, so it is exactly as
+lossless as the two of them (NaN/±Inf, histogram payloads, media rows, config, status and
+progress all come across; media files are hard-linked or copied). ``kobo migrate`` and
+``kobo compact`` call these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BoardBusyError
+from ..metadata import read_meta, write_meta
+from ..reader import Reader
+from . import BACKENDS, open_writer
+from .base import ScalarColumns, StorageWriter
+from .media_files import MEDIA_DIR
+
+COMMIT_ROWS = 2_000_000  # commit the target every this many points (bounded memory)
+
+
+def migrate_board(
+    src_path: str | os.PathLike[str],
+    to_backend: str,
+    dest_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Convert the board in ``src_path`` to ``to_backend`` and return where it now is.
+
+    Without ``dest_path`` the board is converted in place (built next to it, then swapped in;
+    same folder, same id). With ``dest_path`` the source is left as it is and a copy in the
+    new backend is made there (the folder must not exist or be empty). A board that a running
+    process writes is refused with :class:`~kohakuboard.errors.BoardBusyError`; sessions that
+    crashed are recovered first.
+    """
+    if to_backend not in BACKENDS:
+        raise ValueError(f"unknown backend {to_backend!r}; choose one of {sorted(BACKENDS)}")
+    src = Path(src_path).expanduser().resolve()
+    meta = read_meta(src)
+    _recover(src)
+    dest = None if dest_path is None else Path(dest_path).expanduser().resolve()
+    if dest is not None and (dest == src or (dest.exists() and any(dest.iterdir()))):
+        raise FileExistsError(f"destination {dest} exists and is not empty; pick a new folder")
+    with board_lock(src):
+        target = dest or src.parent / f".{src.name}.migrate-{secrets.token_hex(4)}"
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            _copy_media(src, target)
+            write_meta(target, replace(meta, backend=to_backend))
+            with Reader(src) as reader:
+                writer = open_writer(target, to_backend)
+                try:
+                    copy_board(reader, writer)
+                    writer.finalize()
+                finally:
+                    writer.close()
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        if dest is not None:
+            return dest
+        old = src.parent / f".{src.name}.old-{secrets.token_hex(4)}"
+        os.replace(src, old)
+        os.replace(target, src)
+    shutil.rmtree(old, ignore_errors=True)
+    return src
+
+
+def compact_board(path: str | os.PathLike[str]) -> Path:
+    """Compact a board fully (one sorted file per kind, or a rewritten ``board.duckdb``)."""
+    board = Path(path).expanduser().resolve()
+    meta = read_meta(board)
+    _recover(board)
+    with board_lock(board):
+        writer = open_writer(board, meta.backend)
+        try:
+            writer.compact(full=True)
+        finally:
+            writer.close()
+    return board
+
+
+def copy_board(reader: Reader, writer: StorageWriter) -> None:
+    """Everything ``reader`` shows, through ``writer``, in the source's metric order."""
+    writer.update_config(reader.config())
+    pending = 0
+    for info in reader.metric_infos():
+        if info.kind == "scalar":
+            table = reader.scalars(info.name)
+            n = table.num_rows
+            writer.add_scalars(
+                ScalarColumns(
+                    names=[info.name],
+                    metric=np.zeros(n, dtype=np.int32),
+                    step=table.column("step").to_numpy(),
+                    global_step=table.column("global_step").to_numpy(),
+                    wall_time=table.column("wall_time").to_numpy(),
+                    value=table.column("value").to_numpy(),
+                )
+            )
+        elif info.kind == "media":
+            rows = reader.media(info.name)
+            writer.add_media(rows)
+            n = len(rows)
+        elif info.kind == "table":
+            tables = reader.tables(info.name)
+            writer.add_tables(tables)
+            n = len(tables)
+        else:
+            hists = reader.histograms(info.name)
+            writer.add_histograms(hists)
+            n = len(hists)
+        pending += n
+        if pending >= COMMIT_ROWS:
+            _commit(reader, writer)
+            pending = 0
+    writer.set_status(reader.status())
+    _commit(reader, writer)
+
+
+def _commit(reader: Reader, writer: StorageWriter) -> None:
+    progress = reader.progress()
+    writer.commit(
+        cursors={}, schemas={}, next_step=progress.next_step, global_step=progress.global_step
+    )
+
+
+def _copy_media(src: Path, target: Path) -> None:
+    media = src / MEDIA_DIR
+    if media.is_dir():
+        shutil.copytree(media, target / MEDIA_DIR, copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # media files are immutable and content-addressed: share them
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def board_lock(board: Path) -> Iterator[None]:
+    """Hold the board's writer lock (no writer can start meanwhile)."""
+    from ..writer.process import acquire_lock
+
+    try:
+        fd = acquire_lock(board, timeout=0.0)
+    except OSError as exc:
+        raise BoardBusyError(
+            f"board {board} is being written by a running process; finish it first"
+        ) from exc
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _recover(board: Path) -> None:
+    """Drain rings left behind by crashed sessions (refusing a board that is running)."""
+    rings = list(board.glob("ring-*.kbr"))
+    if not rings:
+        return
+    from ..ring import read_producer_pid
+    from ..writer.process import pid_alive
+
+    for path in rings:  # its writer may not hold the lock yet: look at the producer too
+        pid = read_producer_pid(path)
+        if pid is not None and pid_alive(pid):
+            raise BoardBusyError(
+                f"board {board} is being written by a running process (pid {pid}); finish it first"
+            )
+    with board_lock(board):
+        pass  # only checks that no writer runs
+    from ..client.spawn import recover
+
+    recover(str(board))

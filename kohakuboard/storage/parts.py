@@ -1,0 +1,297 @@
+"""Immutable Parquet parts plus one JSON manifest: the file layer of the ``parquet`` backend,
+and the live store of the ``duckdb`` backend.
+
+* A part is a Parquet file of one kind (``scalars``, ``media``, ``tables``, ``histograms``;
+  layouts in :mod:`.columnar`) named ``part-<id>-L<level>.parquet``. It is written under a
+  hidden temporary name, fsynced and renamed: nobody ever sees half a file.
+* ``state.json`` is the manifest and the commit point: the parts that make up the board, the
+  metric catalog, config, status/progress and the ring cursors. It is replaced atomically
+  (temporary file, fsync, rename), so one rename publishes a whole commit.
+* A part the manifest does not list is an orphan of an interrupted commit or compaction; the
+  next writer deletes it. Readers only ever open listed parts.
+* Scalar parts that came out of a merge are sorted by (metric, step), and readers skip row
+  groups by the ``metric`` column's statistics, so reading one series touches little else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .columnar import FOLDERS, KINDS, SCHEMAS
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+STATE_FORMAT = "kohakuboard-parts"
+STATE_VERSION = 1
+ROW_GROUP = 128 * 1024
+COMPRESSION = "zstd"
+# Delta-coded integers and byte-split floats: ~2x smaller and faster to decode than the
+# defaults for step counters, timestamps and slowly changing values.
+_SCALAR_OPTIONS: dict[str, Any] = {
+    "use_dictionary": ["metric"],
+    "column_encoding": {
+        "step": "DELTA_BINARY_PACKED",
+        "global_step": "DELTA_BINARY_PACKED",
+        "wall_time": "BYTE_STREAM_SPLIT",
+        "value": "BYTE_STREAM_SPLIT",
+    },
+}
+
+
+class CorruptPartError(Exception):
+    """A listed part cannot be read (damaged on disk)."""
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: hidden temporary file, fsync, rename, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def new_state() -> dict[str, Any]:
+    return {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "seq": 0,
+        "next_part": 1,
+        "parts": [],
+        "metrics": [],  # [name, kind, count, last_step]; a metric's id is its position + 1
+        "config": {},
+        "status": None,
+        "next_step": 0,
+        "global_step": 0,
+        "updated_at": None,
+        "cursors": [],  # [session, lane, position]
+        "schemas": [],  # [session, schema id, [keys]]
+    }
+
+
+def load_state(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    state = json.loads(raw)
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a kohakuboard manifest")
+    if int(state.get("version", 1)) > STATE_VERSION:
+        raise ValueError(
+            f"{path} has manifest version {state['version']}; this kohakuboard reads up to "
+            f"{STATE_VERSION}. Upgrade kohakuboard."
+        )
+    return state
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    data = json.dumps(state, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+    write_atomic(path, data.encode("utf-8"))
+
+
+def part_name(part_id: int, level: int) -> str:
+    return f"part-{part_id:012d}-L{level}.parquet"
+
+
+def write_part(
+    board_dir: Path,
+    folder: str,
+    kind: str,
+    table: pa.Table,
+    part_id: int,
+    level: int,
+    *,
+    is_sorted: bool,
+) -> dict[str, Any]:
+    """Write one part (temporary name, fsync, rename) and return its manifest entry."""
+    directory = _base(board_dir, folder) / FOLDERS[kind]
+    directory.mkdir(parents=True, exist_ok=True)
+    name = part_name(part_id, level)
+    tmp = directory / f".{name}.tmp"
+    options = _SCALAR_OPTIONS if kind == "scalars" else {}
+    pq.write_table(
+        table.cast(SCHEMAS[kind]),
+        tmp,
+        row_group_size=ROW_GROUP,
+        compression=COMPRESSION,
+        **options,
+    )
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / name)
+    rel = (directory / name).relative_to(board_dir).as_posix()
+    return {
+        "id": part_id,
+        "kind": kind,
+        "file": rel,
+        "level": level,
+        "rows": table.num_rows,
+        "sorted": is_sorted,
+    }
+
+
+def remove_orphans(board_dir: Path, folder: str, state: dict[str, Any]) -> None:
+    """Delete part files the manifest does not list and temporaries of dead writers."""
+    listed = {p["file"] for p in state["parts"]}
+    for kind in KINDS:
+        directory = _base(board_dir, folder) / FOLDERS[kind]
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            rel = path.relative_to(board_dir).as_posix()
+            orphan = path.name.startswith("part-") and path.name.endswith(".parquet")
+            if (orphan and rel not in listed) or (
+                path.name.startswith(".") and path.name.endswith(".tmp")
+            ):
+                logger.info("removing %s (not part of the last commit)", rel)
+                path.unlink(missing_ok=True)
+
+
+def _base(board_dir: Path, folder: str) -> Path:
+    return board_dir / folder if folder not in ("", ".") else board_dir
+
+
+def quarantine(board_dir: Path, entry: dict[str, Any]) -> None:
+    """Rename a damaged part out of the way (kept for inspection, invisible to globs)."""
+    path = board_dir / entry["file"]
+    try:
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+    except FileNotFoundError:
+        pass
+
+
+# -- reading ------------------------------------------------------------------------------------
+class PartFiles:
+    """Reads parts, caching each immutable file's footer (reader and writer side)."""
+
+    def __init__(self, board_dir: Path) -> None:
+        self.board_dir = board_dir
+        self._meta: dict[str, pq.FileMetaData] = {}
+        self._warned: set[str] = set()
+
+    def _open(self, entry: dict[str, Any]) -> pq.ParquetFile:
+        path = self.board_dir / entry["file"]
+        md = self._meta.get(entry["file"])
+        try:
+            pf = pq.ParquetFile(path, metadata=md, read_dictionary=["metric"])
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            raise CorruptPartError(f"{entry['file']}: {exc}") from exc
+        if md is None:
+            self._meta[entry["file"]] = pf.metadata
+        return pf
+
+    def forget(self, keep: set[str]) -> None:
+        for file in list(self._meta):
+            if file not in keep:
+                del self._meta[file]
+
+    def read(self, entry: dict[str, Any]) -> pa.Table:
+        """A whole part (raises FileNotFoundError if compaction removed it meanwhile)."""
+        pf = self._open(entry)
+        try:
+            return pf.read().cast(SCHEMAS[entry["kind"]])
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise CorruptPartError(f"{entry['file']}: {exc}") from exc
+
+    def read_metric(
+        self, entry: dict[str, Any], name: str, columns: list[str] | None = None
+    ) -> pa.Table:
+        """Rows of one metric; row groups whose name statistics exclude it are skipped."""
+        pf = self._open(entry)
+        md = pf.metadata
+        groups = []
+        for i in range(md.num_row_groups):
+            stats = md.row_group(i).column(0).statistics
+            if stats is not None and stats.has_min_max:
+                lo, hi = stats.min, stats.max
+                lo = lo.decode() if isinstance(lo, bytes) else lo
+                hi = hi.decode() if isinstance(hi, bytes) else hi
+                if not lo <= name <= hi:
+                    continue
+            groups.append(i)
+        wanted = None if columns is None else ["metric", *columns]
+        try:
+            table = pf.read_row_groups(groups, columns=wanted) if groups else None
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise CorruptPartError(f"{entry['file']}: {exc}") from exc
+        if table is None or table.num_rows == 0:
+            schema = SCHEMAS[entry["kind"]]
+            return schema.empty_table().select(wanted or schema.names)
+        mask = _name_mask(table.column("metric"), name)
+        hits = np.flatnonzero(mask)
+        if len(hits) and hits[-1] - hits[0] + 1 == len(hits):
+            return table.slice(int(hits[0]), len(hits))  # sorted part: one run, no copy
+        return table.filter(pa.array(mask))
+
+    def warn_once(self, entry: dict[str, Any], exc: Exception) -> None:
+        if entry["file"] not in self._warned:
+            self._warned.add(entry["file"])
+            logger.warning("skipping damaged part %s: %s", entry["file"], exc)
+
+
+def _name_mask(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    masks = []
+    for chunk in column.chunks:
+        if isinstance(chunk, pa.DictionaryArray):
+            code = chunk.dictionary.index(name).as_py()
+            indices = chunk.indices.to_numpy(zero_copy_only=False)
+            masks.append(indices == code if code >= 0 else np.zeros(len(chunk), dtype=bool))
+        else:
+            masks.append(pc.equal(chunk, name).to_numpy(zero_copy_only=False))
+    return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+
+
+# -- merging ------------------------------------------------------------------------------------
+def sort_by_metric(table: pa.Table) -> pa.Table:
+    """Sort by (metric name, step[, index]) with one numpy lexsort."""
+    if table.num_rows <= 1:
+        return table.combine_chunks()
+    table = table.unify_dictionaries().combine_chunks()
+    metric = table.column("metric").chunk(0)
+    names = np.array(metric.dictionary.to_pylist(), dtype=object)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    keys = [table.column("step").to_numpy(), rank[metric.indices.to_numpy()]]
+    if "index" in table.column_names:
+        keys.insert(0, table.column("index").to_numpy(zero_copy_only=False))
+    order = np.lexsort(keys)
+    return table.take(pa.array(order))
+
+
+def merge_tables(kind: str, tables: list[pa.Table]) -> pa.Table:
+    if not tables:
+        return SCHEMAS[kind].empty_table()
+    merged = pa.concat_tables([t.cast(SCHEMAS[kind]) for t in tables])
+    return sort_by_metric(merged)
+
+
+def now() -> float:
+    return time.time()

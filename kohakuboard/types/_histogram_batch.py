@@ -1,0 +1,156 @@
+"""``HistogramBatch``: the histograms of many tensors, snapshotted together.
+
+Construction (the logging thread) never waits for a device and never reads a value:
+
+* CUDA and other accelerators with float64: the whole computation is queued on the current
+  stream (``_histogram_torch``). Stream order makes it read the tensors before any later
+  in-place update (``optimizer.step()``), so nothing is copied; the only transfer, one small
+  packed tensor per device, happens on first :meth:`HistogramBatch.stats`.
+* CPU: one copy of every tensor into a flat buffer (reused from a small pool, which avoids
+  page-faulting fresh memory on every call); the binning (``_histogram_cpu``) runs later, in
+  :meth:`compute` or on first :meth:`stats`, normally in the flusher thread.
+* MPS (no float64): one concatenation on the device; the values are then binned on the CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from kohakuboard.types._histogram_cpu import POOL
+from kohakuboard.types._histogram_math import HistogramStats, empty_stats
+
+class _HostGroup:
+    """Tensors of one dtype on the CPU (or MPS), copied into one flat buffer."""
+
+    def __init__(self, indices: list[int], tensors: list[Any]) -> None:
+        import torch
+
+        self.indices = indices
+        self.lengths = [t.numel() for t in tensors]
+        first = tensors[0]
+        dtype = torch.uint8 if first.dtype == torch.bool else first.dtype
+        if first.device.type == "cpu":
+            self.buffer = POOL.take(dtype, sum(self.lengths))
+            self.pooled = True
+            views = self.buffer.split(self.lengths)
+            torch._foreach_copy_([v.view(t.shape) for v, t in zip(views, tensors, strict=True)], tensors)
+        else:
+            self.buffer = torch.cat([t.reshape(-1) for t in tensors]).to(dtype)
+            self.pooled = False
+
+    def compute(self, bins: int, rng: tuple[float, float] | None, scale: str) -> list[HistogramStats]:
+        from kohakuboard.types._histogram_cpu import cpu_stats
+
+        buffer = self.buffer if self.buffer.device.type == "cpu" else self.buffer.cpu()
+        stats = cpu_stats(buffer, self.lengths, bins, rng, scale)
+        if self.pooled:
+            POOL.give(self.buffer)
+        self.buffer = None
+        return stats
+
+
+class _DeviceGroup:
+    """Tensors on one accelerator: their histograms are already queued there."""
+
+    def __init__(self, indices: list[int], tensors: list[Any], bins: int, rng: Any, scale: str) -> None:
+        import torch
+
+        from kohakuboard.types._histogram_torch import device_reduce
+
+        self.indices = indices
+        self.counts = [t.numel() for t in tensors]
+        device = tensors[0].device
+        module = getattr(torch, device.type, None)
+        self.stream = module.current_stream(device) if hasattr(module, "current_stream") else None
+        self.module = module
+        self.packed = device_reduce(tensors, bins, rng, scale)
+
+    def fetch(self, bins: int) -> list[HistogramStats]:
+        """The one device-to-host copy, ordered after the queued work on its stream."""
+        from kohakuboard.types._common import tensor_to_host
+        from kohakuboard.types._histogram_torch import unpack_rows
+
+        if self.stream is not None:
+            with self.module.stream(self.stream):
+                host = tensor_to_host(self.packed)
+        else:
+            host = tensor_to_host(self.packed)
+        self.packed = None
+        return unpack_rows(host.astype(np.float64), bins, self.counts)
+
+
+class HistogramBatch:
+    """Histograms of ``tensors`` with shared options (see the module docstring for when the
+    work happens). The tensors must be torch tensors of a real dtype; empty ones are fine.
+
+    Thread-safe: :meth:`compute` and :meth:`stats` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[Any],
+        *,
+        bins: int,
+        range: tuple[float, float] | None,  # shadows builtin: matches Histogram's argument
+        scale: str,
+    ) -> None:
+        import torch
+
+        self.bins = bins
+        self.range = range
+        self.scale = scale
+        self.size = len(tensors)
+        self._lock = threading.Lock()
+        self._results: list[HistogramStats | None] = [None] * self.size
+        self._error: BaseException | None = None
+        host: dict[tuple[Any, Any], list[int]] = {}
+        device: dict[Any, list[int]] = {}
+        for i, t in enumerate(tensors):
+            if t.numel() == 0:
+                self._results[i] = empty_stats(bins, range, scale)
+            elif t.device.type in ("cpu", "mps"):
+                host.setdefault((t.device, t.dtype), []).append(i)
+            else:
+                device.setdefault(t.device, []).append(i)
+        with torch.no_grad():
+            self._host = [_HostGroup(ix, [tensors[i] for i in ix]) for ix in host.values()]
+            self._device = [
+                _DeviceGroup(ix, [tensors[i] for i in ix], bins, range, scale)
+                for ix in device.values()
+            ]
+
+    def compute(self) -> None:
+        """Bin the CPU-held values now (device work is already queued). Idempotent."""
+        with self._lock:
+            self._run(fetch=False)
+
+    def stats(self, index: int) -> HistogramStats:
+        """Stats of tensor ``index``; the first call finishes the whole batch."""
+        with self._lock:
+            self._run(fetch=True)
+            result = self._results[index]
+        if result is None:  # unreachable: _run fills every slot or raises
+            raise RuntimeError(f"no histogram was computed for tensor {index}")
+        return result
+
+    def _run(self, *, fetch: bool) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"this histogram batch failed earlier: {self._error!r}")
+        try:
+            while self._host:
+                group = self._host.pop()
+                for i, stats in zip(group.indices, group.compute(self.bins, self.range, self.scale), strict=True):
+                    self._results[i] = stats
+            while fetch and self._device:
+                group = self._device.pop()
+                for i, stats in zip(group.indices, group.fetch(self.bins), strict=True):
+                    self._results[i] = stats
+        except BaseException as exc:
+            self._error = exc
+            self._host.clear()
+            self._device.clear()
+            raise

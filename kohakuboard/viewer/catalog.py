@@ -1,0 +1,187 @@
+"""The boards one viewer serves, found and read through :mod:`kohakuboard.reader` only.
+
+A client names a board by its id; the id is looked up in the listing of the folder given at
+start-up and never joined to a path, so no request can reach a file outside that folder.
+Readers stay open between requests, and full-resolution series are cached (bounded by bytes)
+until the board commits more points to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import BoardNotFoundError
+from ..reader import BoardInfo, Reader, list_boards, open_board
+from .errors import BadParameterError, UnknownBoardError, UnknownMetricError
+from .series import Columns
+
+if TYPE_CHECKING:  # the Reader's result type; no storage code is imported at run time
+    from ..storage.base import MetricInfo
+
+logger = logging.getLogger(__name__)
+
+BOARD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
+DEFAULT_CACHE_BYTES = 512 << 20
+
+
+@dataclass(frozen=True)
+class _Cached:
+    signature: tuple[int, int]
+    columns: Columns
+
+
+class Catalog:
+    """Boards under ``root`` (or ``root`` itself when it is one board).
+
+    Args:
+        root: the folder given to ``kobo open``.
+        list_ttl: seconds a listing is reused before the folder is scanned again.
+        cache_bytes: memory bound of the full-resolution series cache.
+    """
+
+    def __init__(
+        self, root: Path, *, list_ttl: float = 1.0, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise BoardNotFoundError(f"no such folder: {self.root}")
+        self.single = self._is_board(self.root)
+        self._list_ttl = list_ttl
+        self._lock = threading.Lock()
+        self._listed_at = -1.0e9
+        self._boards: dict[str, BoardInfo] = {}
+        self._readers: dict[str, tuple[Path, Reader, threading.Lock]] = {}
+        self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_limit = cache_bytes
+
+    @staticmethod
+    def _is_board(path: Path) -> bool:
+        try:
+            open_board(path).close()
+        except BoardNotFoundError:
+            return False
+        return True
+
+    # -- listing ----------------------------------------------------------------------------
+    def boards(self, *, fresh: bool = False) -> list[BoardInfo]:
+        """Every board served, oldest first (a listing at most ``list_ttl`` seconds old)."""
+        with self._lock:
+            if fresh or time.monotonic() - self._listed_at > self._list_ttl:
+                self._scan()
+            return list(self._boards.values())
+
+    def _scan(self) -> None:
+        if self.single:
+            with open_board(self.root) as reader:
+                infos = [reader.info()]
+        else:
+            infos = list_boards(self.root)
+        boards: dict[str, BoardInfo] = {}
+        for info in infos:
+            if info.id in boards:
+                logger.warning(
+                    "two boards have the id %s (%s and %s); serving the first",
+                    info.id,
+                    boards[info.id].path,
+                    info.path,
+                )
+                continue
+            boards[info.id] = info
+        self._boards = boards
+        self._listed_at = time.monotonic()
+
+    def board(self, board_id: str) -> BoardInfo:
+        """The listing entry of one board; :class:`UnknownBoardError` if it is not served."""
+        if not BOARD_ID.fullmatch(board_id):
+            raise UnknownBoardError(f"no board {board_id!r} here: not a board id")
+        info = {b.id: b for b in self.boards()}.get(board_id)
+        if info is None:  # created since the last scan?
+            info = {b.id: b for b in self.boards(fresh=True)}.get(board_id)
+        if info is None:
+            raise UnknownBoardError(f"no board {board_id!r} in this viewer")
+        return info
+
+    # -- reading ----------------------------------------------------------------------------
+    def reader(self, board_id: str) -> tuple[Reader, threading.Lock]:
+        """An open Reader of the board and the lock that serialises its use."""
+        info = self.board(board_id)
+        with self._lock:
+            entry = self._readers.get(board_id)
+            if entry is not None and entry[0] == info.path:
+                return entry[1], entry[2]
+            if entry is not None:
+                entry[1].close()
+            try:
+                reader = open_board(info.path)
+            except BoardNotFoundError as exc:
+                raise UnknownBoardError(f"board {board_id!r} cannot be read: {exc}") from None
+            self._readers[board_id] = (info.path, reader, threading.Lock())
+            return reader, self._readers[board_id][2]
+
+    def metric_infos(self, board_id: str) -> list[MetricInfo]:
+        reader, lock = self.reader(board_id)
+        with lock:
+            return reader.metric_infos()
+
+    def columns(
+        self, board_id: str, metric: str, infos: list[MetricInfo] | None = None
+    ) -> Columns:
+        """Full-resolution points of one scalar series (cached until it grows)."""
+        if infos is None:
+            infos = self.metric_infos(board_id)
+        info = next((m for m in infos if m.name == metric and m.kind == "scalar"), None)
+        if info is None:
+            raise UnknownMetricError(f"board {board_id!r} has no scalar series {metric!r}")
+        key = (board_id, metric)
+        signature = (info.count, info.last_step)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit.signature == signature:
+                self._cache.move_to_end(key)
+                return hit.columns
+        reader, lock = self.reader(board_id)
+        with lock:
+            columns = Columns.from_table(reader.scalars(metric))
+        self._remember(key, _Cached(signature, columns))
+        return columns
+
+    def _remember(self, key: tuple[str, str], entry: _Cached) -> None:
+        size = entry.columns.nbytes
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._cache_bytes -= old.columns.nbytes
+            if size > self._cache_limit:
+                return
+            self._cache[key] = entry
+            self._cache_bytes += size
+            while self._cache_bytes > self._cache_limit:
+                _, dropped = self._cache.popitem(last=False)
+                self._cache_bytes -= dropped.columns.nbytes
+
+    def close(self) -> None:
+        with self._lock:
+            for _, reader, _ in self._readers.values():
+                reader.close()
+            self._readers.clear()
+            self._cache.clear()
+            self._cache_bytes = 0
+
+
+def check_board_ids(ids: list[str], *, limit: int = 64, allow_none: bool = False) -> list[str]:
+    """The board ids of a request, without repeats; at least one (unless ``allow_none``) and
+    at most ``limit``."""
+    unique = list(dict.fromkeys(ids))
+    if not unique and not allow_none:
+        raise BadParameterError("board: give at least one board id (board=ID, repeatable)")
+    if len(unique) > limit:
+        raise BadParameterError(f"board: {len(unique)} boards asked; accepted: at most {limit}")
+    return unique

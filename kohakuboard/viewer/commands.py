@@ -1,0 +1,77 @@
+"""What ``kobo open`` and ``kobo demo`` do; :mod:`kohakuboard.cli` only parses arguments.
+
+``echo(text, err=False)`` prints for the CLI. Errors a user can cause (bad folder, missing
+bundle, port taken) are raised as :class:`~kohakuboard.errors.KohakuBoardError` or
+:class:`OSError` with a message naming the path or port; the CLI turns them into one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .security import is_wildcard
+from .server import DEFAULT_HOST, DEFAULT_PORT, PortInUseError, check_folder, serve
+
+Echo = Callable[..., None]
+
+
+def _exposed_warning(host: str, port: int | None, folder: Path) -> str:
+    where = "every network interface" if is_wildcard(host) else host
+    return (
+        f"WARNING: listening on {host or '0.0.0.0'} ({where}), not only on this machine.\n"
+        f"  Anyone who can reach this machine on port {port or DEFAULT_PORT} can read every "
+        f"board under {folder}.\n"
+        "  The viewer has no password. To look at boards from another machine, keep the "
+        "default\n  (127.0.0.1) and forward the port: ssh -L 48889:127.0.0.1:48889 HOST"
+    )
+
+
+def open_viewer(
+    path: str | os.PathLike[str],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int | None = None,
+    browser: bool = False,
+    echo: Echo = print,
+) -> None:
+    """Serve the viewer until Ctrl+C. ``port=None``: 48889, or any free port if it is taken."""
+    folder = check_folder(path)
+    if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        echo(_exposed_warning(host, port, folder), err=True)
+
+    def ready(url: str) -> None:
+        echo(f"KohakuBoard viewer: {url}  (boards in {folder}; Ctrl+C to stop)")
+
+    try:
+        serve(folder, host=host, port=DEFAULT_PORT if port is None else port, open_browser=browser, on_ready=ready)
+    except PortInUseError:
+        if port is not None:
+            raise
+        echo(f"port {DEFAULT_PORT} is in use; using a free port instead", err=True)
+        serve(folder, host=host, port=0, open_browser=browser, on_ready=ready)
+
+
+def run_demo(
+    base_dir: str | os.PathLike[str],
+    *,
+    host: str = DEFAULT_HOST,
+    port: int | None = None,
+    browser: bool = True,
+    echo: Echo = print,
+) -> None:
+    """Write the demo runs under ``base_dir``, keep one run training, serve the viewer."""
+    from .demo import LiveRun, write_demo
+
+    folder = Path(base_dir).expanduser()
+    echo(f"writing demo runs to {folder.absolute()} ...")
+    written = write_demo(folder)
+    if not written:
+        echo("  (the finished demo runs are already there)")
+    live = LiveRun(folder).start()
+    echo("  a run named 'live' keeps training while the viewer is open")
+    try:
+        open_viewer(folder, host=host, port=port, browser=browser, echo=echo)
+    finally:
+        live.stop()

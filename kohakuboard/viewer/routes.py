@@ -1,0 +1,279 @@
+"""The viewer's JSON/binary API (``/api/...``), read-only and built on the Reader only.
+
+No route takes a filesystem path or a storage URI: boards are named by id and looked up in
+the folder the viewer was started on (see :class:`~kohakuboard.viewer.catalog.Catalog`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from .. import __version__
+from ..reader import BoardInfo
+from .catalog import Catalog, check_board_ids
+from .charts import DEFAULT_POINTS, MEDIA_TYPE, ChartQuery, chart_series, encode_binary, encode_json, jnum
+from .errors import BadParameterError
+from .live import event_stream, snapshot
+from .series import smooth
+
+router = APIRouter(prefix="/api")
+
+MAX_SERIES_PER_REQUEST = 256
+CONFIG_SUMMARY_KEYS = 8
+NO_STORE = {"Cache-Control": "no-store"}
+
+BoardIds = Annotated[list[str], Query(alias="board", description="Board id (repeatable).")]
+OptionalBoardIds = Annotated[
+    list[str], Query(alias="board", description="Board id (repeatable; none: list changes only).")
+]
+Metrics = Annotated[list[str], Query(alias="metric", description="Series name (repeatable).")]
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def _plain(value: Any) -> Any:
+    """Config values as strict JSON (non-finite floats become strings)."""
+    if isinstance(value, float):
+        return jnum(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _summary(config: dict[str, Any]) -> dict[str, Any]:
+    """A few scalar hyperparameters, flattened (``optimizer.lr``), for the board list."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if len(out) >= CONFIG_SUMMARY_KEYS:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        elif isinstance(value, (int, float, bool)) or value is None:
+            out[prefix[:-1]] = _plain(value)
+        elif isinstance(value, str):
+            out[prefix[:-1]] = value if len(value) <= 40 else value[:37] + "..."
+
+    walk("", config)
+    return out
+
+
+def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "project": info.project,
+        "backend": info.backend,
+        "status": info.status,
+        "created_at": info.created_at,
+        "updated_at": info.updated_at,
+        "steps": info.steps,
+        "metrics": info.metrics,
+        "index": index,  # creation order: the app's stable colour per run
+        "config_summary": _summary(config),
+    }
+
+
+def _config(catalog: Catalog, board_id: str) -> dict[str, Any]:
+    reader, lock = catalog.reader(board_id)
+    with lock:
+        return reader.config()
+
+
+@router.get("/info")
+def info(request: Request) -> dict[str, Any]:
+    catalog = _catalog(request)
+    return {
+        "version": __version__,
+        "title": catalog.root.name,
+        "single_board": catalog.single,
+        "boards": len(catalog.boards()),
+    }
+
+
+@router.get("/projects")
+def projects(request: Request) -> list[dict[str, Any]]:
+    counts: dict[str, dict[str, int]] = {}
+    for board in _catalog(request).boards():
+        entry = counts.setdefault(board.project, {"boards": 0, "running": 0})
+        entry["boards"] += 1
+        entry["running"] += board.status == "running"
+    return [{"name": name, **entry} for name, entry in counts.items()]
+
+
+@router.get("/boards")
+def boards(request: Request, project: str | None = None) -> list[dict[str, Any]]:
+    catalog = _catalog(request)
+    out = []
+    for index, board in enumerate(catalog.boards()):
+        if project is None or board.project == project:
+            out.append(_board_json(board, index, _config(catalog, board.id)))
+    return out
+
+
+@router.get("/boards/{board_id}")
+def board(request: Request, board_id: str) -> dict[str, Any]:
+    catalog = _catalog(request)
+    info_ = catalog.board(board_id)
+    index = [b.id for b in catalog.boards()].index(info_.id)
+    reader, lock = catalog.reader(board_id)
+    with lock:
+        config = reader.config()
+        progress = reader.progress()
+        kinds: dict[str, int] = {}
+        for metric in reader.metric_infos():
+            kinds[metric.kind] = kinds.get(metric.kind, 0) + 1
+    out = _board_json(info_, index, config)
+    out.update(config=_plain(config), global_step=progress.global_step, series_by_kind=kinds)
+    return out
+
+
+@router.get("/boards/{board_id}/metrics")
+def metrics(request: Request, board_id: str) -> dict[str, Any]:
+    infos = _catalog(request).metric_infos(board_id)
+    return {
+        "board": board_id,
+        "metrics": [
+            {"name": m.name, "kind": m.kind, "count": m.count, "last_step": m.last_step}
+            for m in infos
+        ],
+    }
+
+
+def _chart_query(x: str, points: int, smoothing: float) -> ChartQuery:
+    return ChartQuery(x=x, points=points, smoothing=smoothing)
+
+
+def _pairs(board_ids: list[str], names: list[str]) -> list[tuple[str, str]]:
+    board_ids = check_board_ids(board_ids)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise BadParameterError("metric: give at least one series name (metric=NAME)")
+    if len(board_ids) * len(names) > MAX_SERIES_PER_REQUEST:
+        raise BadParameterError(
+            f"{len(board_ids)} boards x {len(names)} series asked; "
+            f"accepted: at most {MAX_SERIES_PER_REQUEST} per request"
+        )
+    return [(b, m) for b in board_ids for m in names]
+
+
+@router.get("/series")
+def series(
+    request: Request,
+    board_ids: BoardIds,
+    names: Metrics,
+    x: str = "step",
+    points: int = DEFAULT_POINTS,
+    smoothing: float = 0.0,
+    format: Literal["bin", "json"] = "bin",
+) -> Response:
+    """Chart data: each (board, series) pair smoothed on full data, then M4-downsampled."""
+    started = time.perf_counter()
+    catalog = _catalog(request)
+    query = _chart_query(x, points, smoothing)
+    pairs = _pairs(board_ids, names)
+    for bid in dict.fromkeys(b for b, _ in pairs):
+        catalog.board(bid)  # unknown board: 404 before any work
+    entries = [chart_series(catalog, b, m, query) for b, m in pairs]
+    timing = {"Server-Timing": f"total;dur={(time.perf_counter() - started) * 1e3:.1f}"}
+    if format == "json":
+        body = json.dumps(encode_json(entries, query), separators=(",", ":"), allow_nan=False)
+        return Response(body, media_type="application/json", headers={**NO_STORE, **timing})
+    return Response(encode_binary(entries, query), media_type=MEDIA_TYPE, headers={**NO_STORE, **timing})
+
+
+def _csv_rows(
+    catalog: Catalog, pairs: list[tuple[str, str]], smoothing: float
+) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["board", "name", "metric", "step", "global_step", "wall_time", "value"]
+    writer.writerow([*header, "smoothed"] if smoothing > 0 else header)
+    names = {b.id: b.name for b in catalog.boards()}
+    for board_id, metric in pairs:
+        try:
+            cols = catalog.columns(board_id, metric)
+        except LookupError:
+            continue
+        smoothed = smooth(cols.value, smoothing) if smoothing > 0 else None
+        for i in range(len(cols)):
+            row = [
+                board_id,
+                names.get(board_id, board_id),
+                metric,
+                int(cols.step[i]),
+                int(cols.global_step[i]),
+                repr(float(cols.wall_time[i])),
+                repr(float(cols.value[i])),
+            ]
+            if smoothed is not None:
+                row.append(repr(float(smoothed[i])))
+            writer.writerow(row)
+            if buffer.tell() > 1 << 16:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get("/series.csv")
+def series_csv(
+    request: Request, board_ids: BoardIds, names: Metrics, smoothing: float = 0.0
+) -> StreamingResponse:
+    """Full-resolution points as CSV (exact values; NaN/Inf as nan, inf, -inf)."""
+    catalog = _catalog(request)
+    _chart_query("step", 8, smoothing)  # validates smoothing
+    pairs = _pairs(board_ids, names)
+    for bid in dict.fromkeys(b for b, _ in pairs):
+        catalog.board(bid)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(dict.fromkeys(m for _, m in pairs)))[:80]
+    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{stem or "series"}.csv"'}
+    return StreamingResponse(
+        _csv_rows(catalog, pairs, smoothing), media_type="text/csv; charset=utf-8", headers=headers
+    )
+
+
+def _live_ids(catalog: Catalog, board_ids: list[str]) -> list[str]:
+    ids = check_board_ids(board_ids, allow_none=True)
+    for bid in ids:
+        catalog.board(bid)
+    return ids
+
+
+@router.get("/state")
+def state(request: Request, board_ids: OptionalBoardIds = []) -> Response:  # noqa: B006
+    """The live state of some boards (what the event stream sends, for polling clients)."""
+    catalog = _catalog(request)
+    ids = _live_ids(catalog, board_ids)
+    body = json.dumps(snapshot(catalog, ids), separators=(",", ":"), allow_nan=False)
+    return Response(body, media_type="application/json", headers=NO_STORE)
+
+
+@router.get("/events")
+def events(request: Request, board_ids: OptionalBoardIds = []) -> StreamingResponse:  # noqa: B006
+    """Server-sent events: ``state`` (full first, then differences) for the listed boards."""
+    catalog = _catalog(request)
+    ids = _live_ids(catalog, board_ids)
+    interval = float(request.app.state.live_interval)
+    headers = {**NO_STORE, "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        event_stream(request, catalog, ids, interval, request.app.state.stopping),
+        media_type="text/event-stream",
+        headers=headers,
+    )
+

@@ -1,0 +1,606 @@
+"""transformers integration: KohakuBoardCallback with a real Trainer, report_to="kohakuboard"
+in fresh interpreters, the start-up hook and its packaging, and a 2-process run.
+
+Everything runs on CPU with a tiny randomly initialised model (``hf_tiny``); nothing is
+downloaded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("transformers")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from hf_tiny import TinyDataset, tiny_args, tiny_model  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+
+from kohakuboard import list_boards, open_board  # noqa: E402
+from kohakuboard.integrations.transformers import KohakuBoardCallback  # noqa: E402
+
+SUBPROCESS_TIMEOUT = 240  # importing torch + transformers takes ~15 s on a loaded 2-core box
+
+
+def series(reader: Any, name: str) -> list[tuple[int, float]]:
+    table = reader.scalars(name)
+    return list(
+        zip(table.column("global_step").to_pylist(), table.column("value").to_pylist(), strict=True)
+    )
+
+
+def only_board(base: Path) -> Any:
+    boards = list_boards(base)
+    assert len(boards) == 1, f"expected one board in {base}, found {[b.id for b in boards]}"
+    return open_board(boards[0].path)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOHAKUBOARD_")}
+    # One torch thread: on a small shared machine an oversubscribed pool makes steps 10x slower.
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def run_script(tmp_path: Path, source: str, *args: str, env: dict[str, str] | None = None) -> str:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    return proc.stdout
+
+
+class Probe(TrainerCallback):
+    """Records what the Trainer does, to check the callback against it."""
+
+    def __init__(self) -> None:
+        self.pre_optimizer_steps: list[int] = []
+        self.loss_steps: list[int] = []
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.pre_optimizer_steps.append(state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.loss_steps.append(state.global_step)
+
+
+# -- one real run, checked by several tests --------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """report_to="kohakuboard" AND an explicit callback on one Trainer; 6 steps, loss every 2,
+    histograms every 2, evaluation and a checkpoint at step 3; then evaluate() once more."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see clean_env()
+    tmp = tmp_path_factory.mktemp("trained")
+    base = tmp / "boards"
+    explicit = KohakuBoardCallback(
+        base_dir=base, name="tiny", project="hf", log_histograms="all", histogram_steps=2
+    )
+    probe = Probe()
+    args = tiny_args(
+        tmp / "out",
+        report_to="kohakuboard",
+        max_steps=6,
+        logging_steps=2,
+        eval_strategy="steps",
+        eval_steps=3,
+        save_strategy="steps",
+        save_steps=3,
+        save_only_model=True,
+    )
+    model = tiny_model()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=TinyDataset(24),
+        eval_dataset=TinyDataset(8, seed=1),
+        callbacks=[explicit, probe],
+    )
+    try:
+        trainer.train()
+        status_after_train = only_board(base).status()
+        trainer.evaluate()
+    finally:
+        torch.set_num_threads(threads)
+    yield {
+        "base": base,
+        "trainer": trainer,
+        "callback": explicit,
+        "probe": probe,
+        "reader": only_board(base),
+        "status_after_train": status_after_train,
+    }
+
+
+def test_report_to_and_explicit_callback_write_one_board_with_explicit_settings(
+    trained: dict[str, Any],
+) -> None:
+    kinds = [type(cb).__name__ for cb in trained["trainer"].callback_handler.callbacks]
+    assert kinds.count("_ReportToCallback") == 1 and kinds.count("KohakuBoardCallback") == 1
+    reader = trained["reader"]  # only_board() asserted there is exactly one
+    assert reader.name == "tiny"
+    assert reader.info().project == "hf"
+    assert reader.status() == "finished"
+
+
+def test_training_metrics_at_the_trainers_global_step(trained: dict[str, Any]) -> None:
+    reader = trained["reader"]
+    history = trained["trainer"].state.log_history
+    expected = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    assert [s for s, _ in expected] == [2, 4, 6]
+    got = series(reader, "train/loss")
+    assert [s for s, _ in got] == [s for s, _ in expected]
+    assert got == pytest.approx(expected)
+    assert [s for s, _ in series(reader, "train/learning_rate")] == [2, 4, 6]
+    assert [s for s, _ in series(reader, "train/train_loss")] == [6]
+
+
+def test_eval_metrics_during_training_and_after_train_end_append(trained: dict[str, Any]) -> None:
+    reader = trained["reader"]
+    assert trained["status_after_train"] == "finished"
+    history = trained["trainer"].state.log_history
+    expected = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    assert [s for s, _ in expected] == [3, 6, 6]  # steps 3 and 6 in training, then evaluate()
+    assert series(reader, "eval/loss") == pytest.approx(expected)
+
+
+def test_histograms_land_on_the_steps_whose_loss_is_logged(trained: dict[str, Any]) -> None:
+    reader, probe = trained["reader"], trained["probe"]
+    # What the integration relies on: the hook runs at global_step G, the loss of that optimizer
+    # step is logged at G + 1.
+    assert probe.pre_optimizer_steps == [0, 1, 2, 3, 4, 5]
+    assert probe.loss_steps == [2, 4, 6]
+    names = reader.keys("histogram")
+    grad_names = [n for n in names if n.startswith("grad/")]
+    param_names = [n for n in names if n.startswith("param/")]
+    model = trained["trainer"].model
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert {f"param/{n}" for n in trainable} == set(param_names)
+    assert grad_names and {n[len("grad/") :] for n in grad_names} <= set(trainable)
+    loss_steps = [s for s, _ in series(reader, "train/loss")]
+    for name in (grad_names[0], grad_names[-1], param_names[0]):
+        assert [row.global_step for row in reader.histograms(name)] == loss_steps, name
+
+
+def test_checkpoints_table(trained: dict[str, Any]) -> None:
+    reader = trained["reader"]
+    rows = reader.tables("checkpoints")
+    assert [r.global_step for r in rows] == [3, 6]
+    assert rows[-1].columns == ["global_step", "path", "best"]
+    cells = rows[-1].rows
+    out = Path(trained["trainer"].args.output_dir).resolve()
+    assert [c[:2] for c in cells] == [
+        [3, str(out / "checkpoint-3")],
+        [6, str(out / "checkpoint-6")],
+    ]
+    assert all(Path(c[1]).is_dir() for c in cells)
+
+
+def test_config_merges_model_config_and_arguments(trained: dict[str, Any]) -> None:
+    config = trained["reader"].config()
+    assert config["hidden_size"] == 16  # model.config
+    assert config["num_hidden_layers"] == 2
+    assert config["learning_rate"] == pytest.approx(1e-3)  # args
+    assert config["max_steps"] == 6
+    assert config["report_to"] == ["kohakuboard"]
+
+
+def test_callback_pickles_without_its_board(trained: dict[str, Any]) -> None:
+    callback = trained["callback"]
+    clone = pickle.loads(pickle.dumps(callback))
+    assert clone.board is None
+    assert (clone.name, clone.project, clone.board_id) == ("tiny", "hf", callback.board_id)
+    assert (clone.log_grads, clone.log_params, clone.histogram_steps) == (True, True, 2)
+
+
+# -- smaller unit checks ---------------------------------------------------------------------------
+class FakeState:
+    def __init__(self, global_step: int = 0, zero: bool = True) -> None:
+        self.global_step = global_step
+        self.is_world_process_zero = zero
+        self.is_hyper_param_search = False
+        self.logging_steps = 1
+        self.best_model_checkpoint = None
+
+
+def test_only_world_process_zero_writes(tmp_path: Path) -> None:
+    callback = KohakuBoardCallback(base_dir=tmp_path / "boards")
+    args = tiny_args(tmp_path / "out")
+    state = FakeState(zero=False)
+    callback.on_train_begin(args, state, None, model=tiny_model())
+    callback.on_log(args, state, None, logs={"loss": 1.0})
+    callback.on_save(args, state, None)
+    callback.on_train_end(args, state, None)
+    assert callback.board is None
+    assert not (tmp_path / "boards").exists()
+
+
+def test_sharded_or_missing_gradients_skip_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    callback = KohakuBoardCallback(base_dir=tmp_path / "boards", histogram_steps=1)
+    args = tiny_args(tmp_path / "out")
+    model = tiny_model()  # no backward: every .grad is None, as under DeepSpeed ZeRO
+    state = FakeState()
+    caplog.set_level(logging.WARNING, logger="kohakuboard.integrations.transformers")
+    callback.on_train_begin(args, state, None, model=model)
+    for step in range(3):
+        state.global_step = step
+        callback.on_pre_optimizer_step(args, state, None, model=model)
+    first: Any = next(iter(model.parameters()))
+    first.ds_numel = 10  # like a ZeRO-3 partitioned parameter
+    callback.on_pre_optimizer_step(args, state, None, model=model)
+    callback.on_train_end(args, state, None)
+    skipped = [r for r in caplog.records if "histograms skipped" in r.getMessage()]
+    assert len(skipped) == 1, [r.getMessage() for r in caplog.records]
+    assert only_board(tmp_path / "boards").keys("histogram") == []
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KOHAKUBOARD_DIR", str(tmp_path / "env-boards"))
+    monkeypatch.setenv("KOHAKUBOARD_PROJECT", "envproj")
+    monkeypatch.setenv("KOHAKUBOARD_NAME", "envname")
+    monkeypatch.setenv("KOHAKUBOARD_LOG_HISTOGRAMS", "parameters")
+    monkeypatch.setenv("KOHAKUBOARD_HISTOGRAM_STEPS", "7")
+    callback = KohakuBoardCallback()
+    assert (str(callback.base_dir), callback.project, callback.name) == (
+        str(tmp_path / "env-boards"),
+        "envproj",
+        "envname",
+    )
+    assert (callback.log_grads, callback.log_params, callback.histogram_steps) == (False, True, 7)
+    assert KohakuBoardCallback(project="arg", log_histograms=False).project == "arg"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "match"),
+    [
+        (
+            "KOHAKUBOARD_LOG_HISTOGRAMS",
+            "weights",
+            "KOHAKUBOARD_LOG_HISTOGRAMS='weights' is not a histogram mode",
+        ),
+        ("KOHAKUBOARD_HISTOGRAM_STEPS", "0", "KOHAKUBOARD_HISTOGRAM_STEPS='0' is not a positive"),
+    ],
+)
+def test_bad_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, match: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=match):
+        KohakuBoardCallback()
+
+
+def test_default_histogram_interval_is_a_multiple_of_logging_steps() -> None:
+    callback = KohakuBoardCallback()
+    for logging_steps, expected in [(1, 100), (30, 120), (500, 500)]:
+        state = FakeState()
+        state.logging_steps = logging_steps
+        args = TrainingArguments(output_dir="unused", logging_steps=logging_steps, report_to="none")
+        assert callback._histogram_interval(args, state) == expected
+
+
+# -- report_to from the command line in a fresh interpreter ----------------------------------------
+FRESH_SCRIPT = f"""
+import sys
+sys.path.insert(0, {str(HERE)!r})
+from hf_tiny import TinyDataset, tiny_model
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+
+(args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(sys.argv[1:])
+print("REPORT_TO", args.report_to)
+print("IMPORTED_BEFORE_TRAINER", any(m.startswith("kohakuboard.") or m == "kohakuboard" for m in sys.modules))
+trainer = Trainer(model=tiny_model(), args=args, train_dataset=TinyDataset(16))
+trainer.train()
+"""
+
+
+def test_report_to_from_the_command_line_with_hfargumentparser(tmp_path: Path) -> None:
+    argv = [
+        "--output_dir",
+        "out",
+        "--report_to",
+        "kohakuboard",
+        "--max_steps",
+        "2",
+        "--logging_steps",
+        "1",
+    ]
+    argv += [
+        "--use_cpu",
+        "--disable_tqdm",
+        "True",
+        "--per_device_train_batch_size",
+        "4",
+        "--save_strategy",
+        "no",
+    ]
+    argv += ["--run_name", "from-cli"]
+    out = run_script(
+        tmp_path, FRESH_SCRIPT, *argv, env=clean_env(KOHAKUBOARD_DIR=str(tmp_path / "boards"))
+    )
+    assert "REPORT_TO ['kohakuboard']" in out
+    reader = only_board(tmp_path / "boards")
+    assert reader.name == "from-cli"  # args.run_name names the board
+    assert [s for s, _ in series(reader, "train/loss")] == [1, 2]
+
+
+# -- the start-up hook, against a stand-in transformers (no torch: fast) ---------------------------
+FAKE_UTILS = """
+INTEGRATION_TO_CALLBACK = {"tensorboard": object}
+def get_available_reporting_integrations():
+    return ["tensorboard"]
+"""
+
+
+@pytest.fixture
+def fake_transformers(tmp_path: Path) -> Path:
+    root = tmp_path / "fake"
+    pkg = root / "transformers" / "integrations"
+    pkg.mkdir(parents=True)
+    (root / "transformers" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "integration_utils.py").write_text(FAKE_UTILS)
+    return root
+
+
+HOOK_CHECK = """
+import sys
+import transformers.integrations.integration_utils as iu
+print("REGISTERED", "kohakuboard" in iu.INTEGRATION_TO_CALLBACK)
+print("ALL", iu.get_available_reporting_integrations())
+print("LOADER", type(iu.__loader__).__name__, type(iu.__spec__.loader).__name__)
+import kohakuboard
+print("AFTER_IMPORT", "kohakuboard" in iu.INTEGRATION_TO_CALLBACK)
+"""
+
+
+def hook_run(fake: Path, source: str, **env: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", source],
+        env=clean_env(PYTHONPATH=str(fake), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_startup_hook_registers_when_transformers_loads(fake_transformers: Path) -> None:
+    out = hook_run(fake_transformers, HOOK_CHECK)
+    assert "REGISTERED True" in out
+    assert "ALL ['tensorboard', 'kohakuboard']" in out  # report_to="all" includes it too
+    assert "LOADER SourceFileLoader SourceFileLoader" in out  # the wrapper does not stay behind
+
+
+def test_startup_hook_off_switch_and_import_kohakuboard_fallback(fake_transformers: Path) -> None:
+    out = hook_run(fake_transformers, HOOK_CHECK, KOHAKUBOARD_NO_HF_HOOK="1")
+    assert "REGISTERED False" in out
+    assert "AFTER_IMPORT True" in out  # import kohakuboard registers an already loaded module
+    later = hook_run(
+        fake_transformers,
+        "import kohakuboard, transformers.integrations.integration_utils as iu;"
+        "print('LATER', 'kohakuboard' in iu.INTEGRATION_TO_CALLBACK)",
+        KOHAKUBOARD_NO_HF_HOOK="1",
+    )
+    assert "LATER True" in later  # ... and one loaded after it
+
+
+def test_startup_hook_imports_nothing_else() -> None:
+    probe = "import sys; print(sorted(sys.modules))"
+    with_hook = subprocess.run(
+        [sys.executable, "-c", probe], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    without = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=clean_env(KOHAKUBOARD_NO_HF_HOOK="1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    added = set(eval(with_hook.stdout)) - set(eval(without.stdout))
+    assert added == {"kohakuboard_hf_hook"}, (
+        f"{added}: the start-up hook is not installed (reinstall with `pip install -e .`) or imports more"
+    )
+
+
+def test_a_broken_hook_module_never_breaks_interpreter_start(tmp_path: Path) -> None:
+    (tmp_path / "kohakuboard_hf_hook.py").write_text("raise RuntimeError('broken')\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    pth = installed_pth().read_text()
+    (site / "zz_copy.pth").write_text(pth)
+    code = f"import site, sys; sys.modules.pop('kohakuboard_hf_hook', None); site.addsitedir({str(site)!r}); print('OK')"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_env(PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "OK" and proc.stderr == "", proc.stderr
+
+
+def installed_pth() -> Path:
+    import site
+
+    for folder in [*site.getsitepackages(), site.getusersitepackages()]:
+        candidate = Path(folder) / "kohakuboard_hf_hook.pth"
+        if candidate.exists():
+            return candidate
+    pytest.fail(
+        "kohakuboard_hf_hook.pth is not in site-packages: reinstall with `pip install -e .`"
+    )
+
+
+# -- packaging: the .pth reaches site-packages from a wheel and from an editable wheel -------------
+@pytest.fixture(scope="module")
+def source_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files a build reads, copied so that builds never write into the checkout."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "setup.py", "README.md", "kohakuboard_hf_hook.py"):
+        shutil.copy2(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "node_modules", "[0-9]*_*")
+    for name in ("kohakuboard", "integrations"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    return src
+
+
+def build(src: Path, hook: str, out: Path) -> Path:
+    out.mkdir()
+    code = f"from setuptools import build_meta; print(build_meta.{hook}({str(out)!r}))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out / proc.stdout.strip().splitlines()[-1]
+
+
+def test_wheel_ships_the_pth_at_its_root_and_it_works_when_installed(
+    source_copy: Path, tmp_path: Path, fake_transformers: Path
+) -> None:
+    wheel = build(source_copy, "build_wheel", tmp_path / "dist")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "kohakuboard_hf_hook.pth" in names and "kohakuboard_hf_hook.py" in names
+    # Install it alone into an empty venv: the hook needs none of the dependencies.
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    code = "import transformers.integrations.integration_utils as iu; print('kohakuboard' in iu.INTEGRATION_TO_CALLBACK)"
+    proc = subprocess.run(
+        [str(python), "-c", code],
+        env=clean_env(PYTHONPATH=str(fake_transformers)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_editable_wheel_ships_the_pth_at_its_root(source_copy: Path, tmp_path: Path) -> None:
+    wheel = build(source_copy, "build_editable", tmp_path / "dist")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "kohakuboard_hf_hook.pth" in names
+    # site.py reads .pth files in name order: setuptools' editable finder comes first.
+    assert sorted(n for n in names if n.endswith(".pth"))[-1] == "kohakuboard_hf_hook.pth"
+
+
+# -- two processes (torchrun, gloo on CPU): one board ----------------------------------------------
+DDP_SCRIPT = f"""
+import os, sys
+sys.path.insert(0, {str(HERE)!r})
+from hf_tiny import TinyDataset, tiny_model, tiny_args
+from transformers import Trainer
+args = tiny_args("out", report_to="kohakuboard", ddp_backend="gloo", max_steps=2)
+trainer = Trainer(model=tiny_model(), args=args, train_dataset=TinyDataset(16))
+trainer.train()
+print("RANK", os.environ.get("RANK"), "WORLD", trainer.args.world_size)
+"""
+
+
+def test_two_processes_write_one_board(tmp_path: Path) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT), encoding="utf-8")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+        ],
+        cwd=tmp_path,
+        env=clean_env(KOHAKUBOARD_DIR=str(tmp_path / "boards")),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "RANK 0 WORLD 2" in proc.stdout and "RANK 1 WORLD 2" in proc.stdout
+    reader = only_board(tmp_path / "boards")
+    assert [s for s, _ in series(reader, "train/loss")] == [1, 2]
+    assert reader.status() == "finished"
+
+
+# -- the example: report_to by name in a fresh interpreter -----------------------------------------
+def test_report_to_by_name_in_a_fresh_interpreter_without_import(tmp_path: Path) -> None:
+    """The example passes report_to="kohakuboard" to TrainingArguments and imports kohakuboard
+    only after training (to print where the board went)."""
+    example = REPO / "examples" / "hf_trainer_tiny.py"
+    source = example.read_text(encoding="utf-8")
+    assert 'report_to="kohakuboard"' in source
+    assert source.index("from kohakuboard") > source.index("trainer.evaluate()")
+    assert source.count("import kohakuboard") == 0
+    argv = [
+        "--base-dir",
+        str(tmp_path / "boards"),
+        "--steps",
+        "4",
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(example), *argv],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    reader = only_board(tmp_path / "boards")
+    assert str(reader.path) in proc.stdout
+    assert reader.name == "hf-trainer-tiny" and reader.status() == "finished"
+    assert [s for s, _ in series(reader, "train/loss")] == [1, 2, 3, 4]
+    assert [s for s, _ in series(reader, "eval/loss")] == [1, 2, 3, 4, 4]  # + evaluate() after

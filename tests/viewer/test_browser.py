@@ -1,0 +1,268 @@
+"""The web app in a real browser: Playwright (Python) driving Debian's Chromium against the
+viewer on a real port. Screenshots go to test-artifacts/viewer/.
+
+Skipped when Playwright or the browser is missing (CI installs both: ``pip install -e
+.[dev]`` and ``apt-get install -y chromium``). Playwright never downloads a browser here: the
+system one is launched by path (``KOHAKUBOARD_CHROMIUM`` overrides /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from conftest import Boards
+from helpers import wait_until
+
+from kohakuboard import Board
+from kohakuboard.viewer.server import ViewerThread
+
+CHROMIUM = Path(os.environ.get("KOHAKUBOARD_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "viewer"
+TIMEOUT_MS = 20_000
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])"
+)
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.is_file(),
+    reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set KOHAKUBOARD_CHROMIUM)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """A browser tab that records console errors (CSP violations show up there)."""
+
+    def __init__(self, browser: Any, name: str, *, polling: bool = False) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        if polling:
+            self.context.add_init_script("window.__KB_FORCE_POLLING__ = true")
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.name = name
+
+    def shot(self, label: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=False)
+        return path
+
+    def card(self, metric: str) -> Any:
+        return self.page.locator(f'.chart-card[data-metric="{metric}"]')
+
+    def ready(self, metric: str, **attrs: str) -> Any:
+        """Wait until the chart of ``metric`` is drawn (and has the given data-* values)."""
+        sel = f'.chart-card[data-metric="{metric}"][data-state="ready"]'
+        sel += "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
+        self.page.wait_for_selector(sel + ' canvas', state="attached")
+        return self.page.locator(sel)
+
+    def renders(self, metric: str) -> int:
+        return int(self.card(metric).get_attribute("data-renders") or 0)
+
+    def query(self) -> dict[str, list[str]]:
+        """The page's query string now (asked from the page: pushState is not a navigation)."""
+        return parse_qs(self.page.evaluate("location.search").lstrip("?"))
+
+
+@pytest.fixture
+def tab(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
+    page = Page(browser, request.node.name.replace("[", "-").rstrip("]"))
+    yield page
+    page.context.close()
+    assert not page.errors, f"errors in the browser console: {page.errors}"
+
+
+def test_board_list_shows_the_boards(server: ViewerThread, boards: Boards, tab: Page) -> None:
+    tab.page.goto(server.url)
+    tab.page.wait_for_selector(".board >> nth=1")
+    rows = tab.page.locator(".board")
+    assert rows.count() == 2
+    assert [r.strip() for r in rows.locator(".board-name .label").all_inner_texts()] == ["beta", "alpha"]
+    assert rows.locator(".status").all_inner_texts() == ["finished", "finished"]
+    # no selection in the URL: the newest runs are selected, and the URL says so
+    tab.ready("train/loss")
+    assert tab.page.locator(".board.selected").count() == 2
+    wait_until(lambda: "b" in tab.query(), what="the selection in the URL")
+    assert tab.query()["b"] == [f"{boards.alpha},{boards.beta}"]
+    # regex filter
+    tab.page.fill(".board-list input.filter", "^al")
+    tab.page.wait_for_function("document.querySelectorAll('.board').length === 1")
+    tab.shot("filtered")
+    tab.page.fill(".board-list input.filter", "[")  # invalid regex: plain text, marked
+    assert "invalid" in (tab.page.locator(".board-list input.filter").get_attribute("class") or "")
+
+
+def test_chart_draws_one_series_per_selected_board(
+    server: ViewerThread, boards: Boards, tab: Page
+) -> None:
+    tab.page.goto(f"{server.url}?b={boards.alpha},{boards.beta}")
+    loss = tab.ready("train/loss", series="2")
+    assert loss.get_attribute("data-lines") == "4"  # raw (faint) + smoothed per run
+    assert tab.ready("acc", series="1").get_attribute("data-lines") == "2"  # only beta has it
+    tab.ready("val/acc", series="1")
+    sections = tab.page.locator("details.section").evaluate_all("els => els.map(e => e.dataset.section)")
+    assert sections == ["train", "val", "(no namespace)"]
+    assert tab.page.locator(".tabs button").all_inner_texts() == ["all", "train", "val", "(no namespace)"]
+    legend = loss.locator(".legend li")
+    assert legend.count() == 2 and "alpha" in legend.nth(0).inner_text()
+    assert "1 NaN" in legend.nth(0).inner_text() and "1 +Inf" in legend.nth(0).inner_text()
+    # the canvas has something drawn on it
+    drawn = loss.locator("canvas").evaluate(
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
+    )
+    assert drawn > 1000
+    # overlay colours: stable per run (by creation order), different for the two runs
+    swatches = legend.locator(".swatch").evaluate_all("els => els.map(e => e.style.background)")
+    assert len(set(swatches)) == 2
+    tab.shot("overlay")
+    # one chart per series, selecting one run only
+    tab.page.locator(f'.board[data-board="{boards.beta}"]').click()
+    tab.ready("train/loss", series="1")
+    wait_until(lambda: tab.query().get("b") == [boards.alpha], what="the selection in the URL")
+
+
+def test_smoothing_and_x_axis_update_the_chart(
+    server: ViewerThread, boards: Boards, tab: Page
+) -> None:
+    tab.page.goto(f"{server.url}?b={boards.alpha}")
+    card = tab.ready("train/loss", smoothing="0.6")
+    before = tab.renders("train/loss")
+    value_before = card.locator(".legend .value").inner_text()
+    tab.page.fill('input[aria-label="Smoothing value"]', "0.95")
+    card = tab.ready("train/loss", smoothing="0.95")
+    wait_until(lambda: tab.renders("train/loss") > before, what="a redraw after smoothing")
+    wait_until(lambda: card.locator(".legend .value").inner_text() != value_before, what="new values")
+    assert any("smoothing=0.95" in url for url in tab.requests)
+    wait_until(lambda: tab.query().get("s") == ["0.95"], what="smoothing in the URL")
+    tab.shot("smoothing")
+    before = tab.renders("train/loss")
+    tab.page.select_option('select[aria-label="x axis"]', "wall_time")
+    tab.ready("train/loss", x="wall_time")
+    wait_until(lambda: tab.renders("train/loss") > before, what="a redraw on the new x axis")
+    assert any("x=wall_time" in url for url in tab.requests)
+    wait_until(lambda: tab.query().get("x") == ["wall_time"], what="x in the URL")
+    tab.shot("wall-time")
+    # another series as x
+    tab.page.select_option('select[aria-label="x axis"]', "train/tokens")
+    tab.ready("train/loss", x="train/tokens")
+    # smoothing off: one line per run
+    tab.page.fill('input[aria-label="Smoothing value"]', "0")
+    assert tab.ready("train/loss", smoothing="0").get_attribute("data-lines") == "1"
+
+
+def test_live_data_appears_without_reload(live_base: Path, browser: Any) -> None:
+    for polling in (False, True):
+        tab = Page(browser, f"live-{'polling' if polling else 'stream'}", polling=polling)
+        board = Board(name=f"running-{polling}", base_dir=live_base)
+        try:
+            for i in range(50):
+                board.log(**{"train/loss": 1.0 / (i + 1)})
+            with ViewerThread(live_base, live_interval=0.2) as viewer:
+                tab.page.goto(f"{viewer.url}?b={board.id}")
+                tab.page.wait_for_function("() => (window.__marker = 'same page') && true")
+                wait_until(
+                    lambda: tab.card("train/loss").get_attribute("data-total") == "50",
+                    what="the first 50 points",
+                )
+                expected_mode = "polling" if polling else "stream"
+                tab.page.wait_for_selector(f'.live[data-live="{expected_mode}"]')
+                assert tab.page.locator(f'.board[data-board="{board.id}"] .status').inner_text() == "running"
+                tab.shot("before")
+                for i in range(50, 120):
+                    board.log(**{"train/loss": 1.0 / (i + 1)})
+                wait_until(
+                    lambda: tab.card("train/loss").get_attribute("data-total") == "120",
+                    what="the new points in the chart",
+                )
+                board.finish()
+                tab.page.wait_for_selector(f'.board[data-board="{board.id}"] .status[data-status="finished"]')
+                assert tab.page.evaluate("window.__marker") == "same page"  # no reload
+                tab.shot("after")
+        finally:
+            board.finish()
+            tab.context.close()
+        assert not tab.errors, tab.errors
+
+
+def test_url_state_restores_the_view(server: ViewerThread, boards: Boards, tab: Page) -> None:
+    overrides = json.dumps({"train/loss": {"o": True}})
+    query = (
+        f"?b={boards.alpha}&s=0.8&x=global_step&ly=1&tab=train&q=loss&theme=dark"
+        f"&c={overrides}"
+    )
+    tab.page.goto(server.url + query)
+    card = tab.ready("train/loss", smoothing="0.8", x="global_step")
+    assert tab.page.locator(".chart-card").count() == 1  # tab + search
+    assert tab.page.locator(".tabs button.active").inner_text() == "train"
+    assert tab.page.get_attribute("html", "data-theme") == "dark"
+    assert tab.page.locator('.controls input[type="checkbox"]').first.is_checked()  # log y
+    assert card.locator(".badge").inner_text() == "custom"
+    tab.shot("restored-dark")
+    # change the view in the page, then reload: the URL carries it
+    tab.page.fill(".section-bar input.filter", "")
+    tab.page.locator('.tabs button[data-tab="val"]').click()
+    tab.ready("val/acc")
+    wait_until(lambda: tab.query().get("tab") == ["val"], what="the tab in the URL")
+    tab.page.reload()
+    tab.ready("val/acc", smoothing="0.8", x="global_step")
+    assert tab.page.locator(".tabs button.active").inner_text() == "val"
+    assert tab.page.locator(".chart-card").count() == 1
+    # back restores the previous view
+    tab.page.go_back()
+    tab.page.wait_for_function("document.querySelector('.tabs button.active').textContent.trim() === 'train'")
+
+
+def test_full_screen_and_downloads(
+    server: ViewerThread, boards: Boards, tab: Page, tmp_path: Path
+) -> None:
+    tab.page.goto(f"{server.url}?b={boards.alpha}")
+    card = tab.ready("train/loss")
+    with tab.page.expect_download() as png:
+        card.locator('button[title="Download PNG"]').click()
+    png_path = tmp_path / "chart.png"
+    png.value.save_as(png_path)
+    assert png.value.suggested_filename == "train_loss.png"
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shutil.copy(png_path, ARTIFACTS / "downloaded-chart.png")
+    with tab.page.expect_download() as csv:
+        card.locator('button[title^="Download CSV"]').click()
+    csv_path = tmp_path / "chart.csv"
+    csv.value.save_as(csv_path)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "board,name,metric,step,global_step,wall_time,value,smoothed"
+    assert len(lines) == 3001
+    card.locator(".full-toggle").click()
+    tab.page.wait_for_selector(".overlay .chart-card.full canvas")
+    assert tab.query()["fs"] == ["train/loss"]
+    tab.shot("full-screen")
+    tab.page.keyboard.press("Escape")
+    tab.page.wait_for_selector(".overlay", state="detached")

@@ -1,0 +1,211 @@
+// Turning decoded series into uPlot data and options, and chart exports.
+import uPlot from 'uplot'
+import { colorOf, fade } from './colors.js'
+import { fmtDuration, fmtValue, fmtX } from './format.js'
+
+// One entry per board that has points: its own (x, raw, smoothed) arrays.
+export function tracesOf(doc, boards) {
+  const byId = Object.fromEntries(boards.map((b) => [b.id, b]))
+  const traces = []
+  for (const s of doc ? doc.series : []) {
+    const board = byId[s.board]
+    if (!board) continue
+    traces.push({
+      board,
+      color: colorOf(board),
+      x: s.arrays.x || new Float64Array(0),
+      y: s.arrays.y || new Float64Array(0),
+      smoothed: s.arrays.smoothed || null,
+      total: s.total,
+      count: s.count,
+      nonfinite: s.nonfinite || {},
+      last: s.last,
+      missing: s.missing,
+    })
+  }
+  return traces
+}
+
+const positive = (arr) => Array.from(arr, (v) => (v > 0 ? v : null))
+
+// uPlot's aligned data: one shared x column; per trace a raw and (if smoothed) a smoothed column.
+export function alignedData(traces, { logY, showRaw }) {
+  const tables = []
+  for (const t of traces) {
+    if (!t.count) continue
+    const cols = [t.x]
+    if (!t.smoothed || showRaw) cols.push(logY ? positive(t.y) : t.y)
+    if (t.smoothed) cols.push(logY ? positive(t.smoothed) : t.smoothed)
+    tables.push(cols)
+  }
+  if (!tables.length) return [[]]
+  return tables.length === 1 ? tables[0] : uPlot.join(tables)
+}
+
+function quantile(sorted, q) {
+  if (!sorted.length) return NaN
+  const pos = (sorted.length - 1) * q
+  const lo = Math.floor(pos)
+  const hi = Math.ceil(pos)
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo)
+}
+
+// y range that ignores the outer 2% of points on each side (TensorBoard's "ignore outliers")
+export function robustRange(traces, showRaw) {
+  const values = []
+  for (const t of traces) {
+    if (t.smoothed) values.push(...t.smoothed)
+    if (!t.smoothed || showRaw) values.push(...t.y)
+  }
+  values.sort((a, b) => a - b)
+  const lo = quantile(values, 0.02)
+  const hi = quantile(values, 0.98)
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return null
+  const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1
+  return [lo - pad, hi + pad]
+}
+
+function xAxisValues(axis) {
+  if (axis === 'wall_time') return undefined // uPlot's own time ticks
+  if (axis === 'relative_time') return (u, ticks) => ticks.map((v) => fmtDuration(v))
+  return (u, ticks) => ticks.map((v) => fmtX(axis, v))
+}
+
+export function chartOptions({ traces, settings, showRaw, theme, width, height, hooks }) {
+  const series = [{ label: settings.x }]
+  for (const t of traces) {
+    if (!t.count) continue
+    if (!t.smoothed || showRaw) {
+      series.push({
+        label: t.smoothed ? `${t.board.name} (raw)` : t.board.name,
+        stroke: t.smoothed ? fade(t.color, 0.28) : t.color,
+        width: t.smoothed ? 1 : 1.5,
+        spanGaps: true,
+        points: { show: false },
+      })
+    }
+    if (t.smoothed) {
+      series.push({ label: t.board.name, stroke: t.color, width: 1.75, spanGaps: true, points: { show: false } })
+    }
+  }
+  const range = settings.outliers ? robustRange(traces, showRaw) : null
+  const axis = { stroke: theme.axis, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } }
+  return {
+    width,
+    height,
+    legend: { show: false },
+    cursor: {
+      sync: { key: `kb-${settings.x}`, setSeries: false },
+      drag: { x: true, y: false, setScale: true },
+      points: { size: 6 },
+    },
+    scales: {
+      x: {
+        time: settings.x === 'wall_time',
+        distr: settings.logX ? 3 : 1,
+      },
+      y: {
+        distr: settings.logY ? 3 : 1,
+        ...(range && !settings.logY ? { range: () => range } : {}),
+      },
+    },
+    axes: [
+      { ...axis, values: xAxisValues(settings.x), space: 60 },
+      { ...axis, values: (u, ticks) => ticks.map(fmtValue), size: 60 },
+    ],
+    series,
+    hooks,
+  }
+}
+
+// The index of the point of `xs` (sorted) nearest to `x`
+export function nearest(xs, x) {
+  if (!xs.length || !Number.isFinite(x)) return -1
+  let lo = 0
+  let hi = xs.length - 1
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1
+    if (xs[mid] < x) lo = mid
+    else hi = mid
+  }
+  return Math.abs(xs[lo] - x) <= Math.abs(xs[hi] - x) ? lo : hi
+}
+
+// Triangles for +Inf (top) and -Inf (bottom), a cross for NaN, at the x where they occur.
+export function drawNonFinite(u, traces) {
+  const { ctx } = u
+  const { left, top, width, height } = u.bbox
+  const size = 5 * devicePixelRatio
+  ctx.save()
+  for (const t of traces) {
+    ctx.fillStyle = t.color
+    ctx.strokeStyle = t.color
+    ctx.lineWidth = 1.5 * devicePixelRatio
+    for (const [kind, { x: xs }] of Object.entries(t.nonfinite)) {
+      for (const xv of xs) {
+        const px = u.valToPos(xv, 'x', true)
+        if (px < left - 1 || px > left + width + 1) continue
+        ctx.beginPath()
+        if (kind === 'posinf') {
+          ctx.moveTo(px, top + size * 1.6)
+          ctx.lineTo(px - size, top)
+          ctx.lineTo(px + size, top)
+          ctx.fill()
+        } else if (kind === 'neginf') {
+          ctx.moveTo(px, top + height - size * 1.6)
+          ctx.lineTo(px - size, top + height)
+          ctx.lineTo(px + size, top + height)
+          ctx.fill()
+        } else {
+          const cy = top + height - size * 3
+          ctx.moveTo(px - size, cy - size)
+          ctx.lineTo(px + size, cy + size)
+          ctx.moveTo(px + size, cy - size)
+          ctx.lineTo(px - size, cy + size)
+          ctx.stroke()
+        }
+      }
+    }
+  }
+  ctx.restore()
+}
+
+// A PNG of the chart with its title and a legend, drawn on the chart's background.
+export function chartPng(u, title, traces, theme) {
+  const dpr = devicePixelRatio || 1
+  const src = u.ctx.canvas
+  const line = 18 * dpr
+  const legendRows = traces.filter((t) => t.count).length
+  const canvas = document.createElement('canvas')
+  canvas.width = src.width
+  canvas.height = src.height + line * (legendRows + 2)
+  const ctx = canvas.getContext('2d')
+  ctx.fillStyle = theme.bg
+  ctx.fillRect(0, 0, canvas.width, canvas.height)
+  ctx.fillStyle = theme.text
+  ctx.font = `${13 * dpr}px system-ui, sans-serif`
+  ctx.textBaseline = 'middle'
+  ctx.fillText(title, 8 * dpr, line * 0.7)
+  ctx.drawImage(src, 0, line * 1.2)
+  let y = src.height + line * 1.8
+  for (const t of traces) {
+    if (!t.count) continue
+    ctx.fillStyle = t.color
+    ctx.fillRect(8 * dpr, y - 5 * dpr, 10 * dpr, 10 * dpr)
+    ctx.fillStyle = theme.text
+    ctx.fillText(t.board.name, 24 * dpr, y)
+    y += line
+  }
+  return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'))
+}
+
+export function download(blobOrUrl, filename) {
+  const a = document.createElement('a')
+  const url = typeof blobOrUrl === 'string' ? blobOrUrl : URL.createObjectURL(blobOrUrl)
+  a.href = url
+  a.download = filename
+  document.body.appendChild(a)
+  a.click()
+  a.remove()
+  if (typeof blobOrUrl !== 'string') setTimeout(() => URL.revokeObjectURL(url), 1000)
+}

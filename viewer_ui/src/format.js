@@ -1,0 +1,55 @@
+// Number, time and duration formatting for axes, legends and the board list.
+
+export function fmtValue(v) {
+  if (v === null || v === undefined) return '–'
+  if (typeof v === 'string') return v === 'Infinity' ? '+Inf' : v === '-Infinity' ? '-Inf' : v
+  if (!Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf'
+  const a = Math.abs(v)
+  if (a !== 0 && (a >= 1e6 || a < 1e-4)) return v.toExponential(3)
+  return Number(v.toPrecision(5)).toString()
+}
+
+export function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds)) return '–'
+  const sign = seconds < 0 ? '-' : ''
+  let s = Math.abs(seconds)
+  if (s < 60) return sign + (s < 10 ? s.toFixed(1) : Math.round(s)) + 's'
+  const d = Math.floor(s / 86400)
+  s -= d * 86400
+  const h = Math.floor(s / 3600)
+  s -= h * 3600
+  const m = Math.floor(s / 60)
+  s = Math.round(s - m * 60)
+  if (d) return `${sign}${d}d ${h}h`
+  if (h) return `${sign}${h}h ${m}m`
+  return `${sign}${m}m ${s}s`
+}
+
+export function fmtTime(epochSeconds) {
+  if (!Number.isFinite(epochSeconds) || epochSeconds <= 0) return '–'
+  const d = new Date(epochSeconds * 1000)
+  const pad = (n) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+}
+
+export function fmtX(axis, v) {
+  if (!Number.isFinite(v)) return '–'
+  if (axis === 'wall_time') return fmtTime(v)
+  if (axis === 'relative_time') return fmtDuration(v)
+  if (axis === 'step' || axis === 'global_step') return String(Math.round(v))
+  return fmtValue(v)
+}
+
+// A regex from user input: case-insensitive; an invalid pattern matches as plain text.
+export function matcher(pattern) {
+  if (!pattern) return { test: () => true, valid: true }
+  try {
+    const re = new RegExp(pattern, 'i')
+    return { test: (s) => re.test(s), valid: true }
+  } catch {
+    const needle = pattern.toLowerCase()
+    return { test: (s) => s.toLowerCase().includes(needle), valid: false }
+  }
+}
+
+export const X_AXES = ['step', 'global_step', 'wall_time', 'relative_time']

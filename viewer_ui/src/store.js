@@ -1,0 +1,106 @@
+// What the server told us: the board list, the series of each board and their live counts.
+import { computed, reactive, watch } from 'vue'
+import { boardMetrics, connectLive, info, listBoards } from './api.js'
+import { ready, view } from './state.js'
+
+export const store = reactive({
+  title: '',
+  boards: [], // /api/boards, oldest first
+  loaded: false,
+  error: '',
+  metrics: {}, // board id -> [{name, kind, count, last_step}]
+  counts: {}, // `${board}\u0000${series}` -> count (bumped by live updates)
+  boardsSig: '',
+})
+
+export const seriesKey = (board, name) => `${board}\u0000${name}`
+
+export const boardById = computed(() => Object.fromEntries(store.boards.map((b) => [b.id, b])))
+
+export const selectedBoards = computed(() =>
+  view.boards.map((id) => boardById.value[id]).filter(Boolean),
+)
+
+// Scalar series of the selected boards, in first-logged order (first board first).
+export const scalarNames = computed(() => {
+  const seen = new Set()
+  for (const board of selectedBoards.value) {
+    for (const m of store.metrics[board.id] || []) {
+      if (m.kind === 'scalar') seen.add(m.name)
+    }
+  }
+  return [...seen]
+})
+
+export async function refreshBoards() {
+  try {
+    store.boards = await listBoards()
+    store.error = ''
+  } catch (err) {
+    store.error = `cannot list boards: ${err.message}`
+  }
+  store.loaded = true
+}
+
+async function loadMetrics(id) {
+  try {
+    const { metrics } = await boardMetrics(id)
+    store.metrics[id] = metrics
+    for (const m of metrics) store.counts[seriesKey(id, m.name)] = m.count
+  } catch (err) {
+    store.metrics[id] = []
+    store.error = `cannot read board ${id}: ${err.message}`
+  }
+}
+
+function applyLive(delta) {
+  if (delta.boards_sig && delta.boards_sig !== store.boardsSig) {
+    const first = !store.boardsSig
+    store.boardsSig = delta.boards_sig
+    if (!first) refreshBoards()
+  }
+  for (const [id, state] of Object.entries(delta.boards || {})) {
+    const board = boardById.value[id]
+    if (board && state.status) board.status = state.status
+    if (board && state.steps !== undefined) board.steps = state.steps
+    if (!state.metrics) continue
+    const list = store.metrics[id] || (store.metrics[id] = [])
+    const byName = Object.fromEntries(list.map((m) => [m.name, m]))
+    for (const [name, [kind, count, lastStep]] of Object.entries(state.metrics)) {
+      if (byName[name]) Object.assign(byName[name], { count, last_step: lastStep })
+      else list.push({ name, kind, count, last_step: lastStep })
+      store.counts[seriesKey(id, name)] = count
+    }
+  }
+}
+
+export async function startStore(urlHadBoards) {
+  const [meta] = await Promise.all([info().catch(() => ({})), refreshBoards()])
+  store.title = meta.title || ''
+  if (!urlHadBoards) {
+    // default: the five newest runs
+    view.boards = store.boards.slice(-5).map((b) => b.id)
+  }
+  ready.value = true
+  let disconnect = () => {}
+  watch(
+    () => view.boards.join(','),
+    () => {
+      for (const id of view.boards) {
+        if (!store.metrics[id] && boardById.value[id]) loadMetrics(id)
+      }
+      disconnect()
+      disconnect = connectLive(view.boards, applyLive)
+    },
+    { immediate: true },
+  )
+  // boards created after the page loaded: their metrics load when they are selected
+  watch(
+    () => store.boards.length,
+    () => {
+      for (const id of view.boards) {
+        if (!store.metrics[id] && boardById.value[id]) loadMetrics(id)
+      }
+    },
+  )
+}
