@@ -102,7 +102,7 @@ class Board:
             start_step, start_gstep = self._resume_state()
         self._steps = itertools.count(start_step)
         self._global_step = start_gstep
-        self._schemas: dict[tuple[str, ...], tuple[Any, int, int]] = {}
+        self._schemas: dict[tuple[str, ...], tuple[Any, Any, int, int]] = {}
         self._tensor_keys: set[tuple[str, ...]] = set()
         self._session = secrets.token_hex(8)
         self._ring_path = path / f"ring-{self._session}.kbr"
@@ -200,18 +200,17 @@ class Board:
         for v in vals:
             if v.__class__ not in _FAST:
                 return self._log_slow(values)
-        pack, sid, size = schema
-        body = pack(sid, 0, next(self._steps), self._global_step, _time(), *vals)
+        pack_into, pack, sid, size = schema
         lane = self._lane0
         pos = lane.pos
         end = pos + size
         if end > lane.fast_end:  # wrap-around or a full ring: the careful path
-            self._write_owner(body)
+            self._write_owner(pack(sid, 0, next(self._steps), self._global_step, _time(), *vals))
             return None
         # Body first, header last: a visible header proves a complete record (ring.py).
         start = pos + lane.shift
         mm = self._mm
-        mm[start + 16 : start + size] = body
+        pack_into(mm, start + 16, sid, 0, next(self._steps), self._global_step, _time(), *vals)
         _HDR_INTO(mm, start, size, 0, pos)
         lane.pos = end
         return None
@@ -232,7 +231,7 @@ class Board:
         if found.plain and owner:
             keys = tuple(found.scalars)
             schema = self._schemas.get(keys) or self._register_schema(keys)
-            pack, sid, _size = schema
+            _pack_into, pack, sid, _size = schema
             self._write_owner(pack(sid, 0, step, self._global_step, _time(), *found.scalars.values()))
             return
         if (
@@ -269,11 +268,11 @@ class Board:
         self._flusher.submit_tensors((keys, next(self._steps), self._global_step, _time(), snap))
         return True
 
-    def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, int, int]:
+    def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, Any, int, int]:
         sid = ring.FIRST_SCHEMA_ID + len(self._schemas)
         self._write_owner(ring.blob_body(ring.K_SCHEMA, pickle.dumps((sid, keys), protocol=5)))
         st = struct.Struct(ring.SCALAR_PREFIX + "d" * len(keys))
-        schema = (st.pack, sid, ring.REC_HEADER.size + st.size)
+        schema = (st.pack_into, st.pack, sid, ring.REC_HEADER.size + st.size)
         self._schemas[keys] = schema
         return schema
 
@@ -317,11 +316,12 @@ class Board:
 
         self.log(**{check_key(key): data if isinstance(data, Table) else Table(data, columns=columns)})
 
-    def log_histograms(self, named_tensors: Any, prefix: str = "", **kwargs: Any) -> None:
-        """Histograms of many tensors at one step (see ``kohakuboard.client.histograms``)."""
+    def log_histograms(self, named_tensors: Any, prefix: str = "", **kwargs: Any) -> list[str]:
+        """Histograms of many tensors at one step (see ``kohakuboard.client.histograms``);
+        returns the keys logged."""
         from .histograms import log_histograms
 
-        log_histograms(self, named_tensors, prefix=prefix, **kwargs)
+        return log_histograms(self, named_tensors, prefix=prefix, **kwargs)
 
     def watch(self, model: Any, log: str = "gradients", every: int = 100, **kwargs: Any) -> Any:
         """Log gradient and/or parameter histograms of ``model`` every ``every`` steps."""

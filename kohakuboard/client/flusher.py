@@ -171,17 +171,21 @@ class Flusher(threading.Thread):
             by_device.setdefault(item[4].device, []).append(i)
         values: list[list[float]] = [[] for _ in items]
         for indices in by_device.values():
-            snaps = [items[i][4].reshape(-1) for i in indices]
+            snaps = [items[i][4] for i in indices]
+            snaps = [s if s.dim() == 1 else s.reshape(-1) for s in snaps]
             flat = torch.cat(snaps).to(torch.float64).cpu().tolist()
             start = 0
             for i, snap in zip(indices, snaps, strict=True):
                 end = start + snap.shape[0]
                 values[i] = flat[start:end]
                 start = end
+        bodies = []
+        schemas = self._schemas
         for item, vals in zip(items, values, strict=True):
             keys = item[0]
-            schema = self._schemas.get(keys) or self._register_schema(keys)
-            self._lane.write(schema[0](schema[1], 0, item[1], item[2], item[3], *vals))
+            schema = schemas.get(keys) or self._register_schema(keys)
+            bodies.append(schema[0](schema[1], 0, item[1], item[2], item[3], *vals))
+        self._lane.write_many(bodies)
 
     def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, int]:
         sid = ring.FIRST_SHARED_SCHEMA_ID + len(self._schemas)

@@ -24,7 +24,12 @@ from .values import check_key
 logger = logging.getLogger(__name__)
 
 KINDS = ("parameters", "gradients")
-WATCH_LOGS = {"gradients": ("gradients",), "parameters": ("parameters",), "all": ("gradients", "parameters")}
+_WATCHES: weakref.WeakSet[ModelWatch] = weakref.WeakSet()
+WATCH_LOGS = {
+    "gradients": ("gradients",),
+    "parameters": ("parameters",),
+    "all": ("gradients", "parameters"),
+}
 WATCH_PREFIXES = {"gradients": "grad/", "parameters": "param/"}
 
 
@@ -101,7 +106,9 @@ class ModelWatch:
     Use :meth:`remove` (or ``with board.watch(model): ...``) to stop watching.
     """
 
-    def __init__(self, board: Any, model: Any, log: str, every: int, options: dict[str, Any]) -> None:
+    def __init__(
+        self, board: Any, model: Any, log: str, every: int, options: dict[str, Any]
+    ) -> None:
         from torch.optim.optimizer import register_optimizer_step_pre_hook
 
         if log not in WATCH_LOGS:
@@ -109,7 +116,9 @@ class ModelWatch:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"watch every must be a positive int, got {every!r}")
         if not callable(getattr(model, "named_parameters", None)):
-            raise TypeError(f"watch needs a torch.nn.Module (named_parameters()), got {describe(model)}")
+            raise TypeError(
+                f"watch needs a torch.nn.Module (named_parameters()), got {describe(model)}"
+            )
         self.kinds = WATCH_LOGS[log]
         self.every = every
         self._options = options
@@ -121,7 +130,13 @@ class ModelWatch:
             weakref.WeakKeyDictionary()
         )
         self._manual = 0
+        self._dead = False
+        self._in_hook = False
+        for old in list(_WATCHES):  # hooks cannot unregister while torch iterates over them
+            if old._dead:
+                old.remove()
         self._handle: Any = register_optimizer_step_pre_hook(self._before_step)
+        _WATCHES.add(self)
 
     # -- public ---------------------------------------------------------------------------
     def step(self) -> bool:
@@ -137,13 +152,15 @@ class ModelWatch:
 
     def remove(self) -> None:
         """Stop watching (idempotent)."""
-        if self._handle is not None:
+        self._dead = True
+        if self._handle is not None and not self._in_hook:
             self._handle.remove()
             self._handle = None
+            _WATCHES.discard(self)
 
     @property
     def active(self) -> bool:
-        return self._handle is not None
+        return not self._dead
 
     def __enter__(self) -> ModelWatch:
         return self
@@ -153,13 +170,23 @@ class ModelWatch:
 
     # -- the hook -------------------------------------------------------------------------
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        names = self._names_in(optimizer)
-        if not names:
+        if self._dead:
             return
-        count = self._counts.get(optimizer, 0)
-        self._counts[optimizer] = count + 1
-        if count % self.every == 0:
-            self._safely(names)
+        self._in_hook = True  # removing a hook while torch iterates over them would fail
+        try:
+            board = self._board()
+            if board is None or board.closed:
+                self.remove()
+                return
+            names = self._names_in(optimizer)
+            if not names:
+                return
+            count = self._counts.get(optimizer, 0)
+            self._counts[optimizer] = count + 1
+            if count % self.every == 0:
+                self._safely(names)
+        finally:
+            self._in_hook = False
 
     def _names_in(self, optimizer: Any) -> set[str]:
         groups = optimizer.param_groups
@@ -217,18 +244,19 @@ def _collect(named: Any, kind: str, prefix: str) -> tuple[list[str], list[Any]]:
     keys: list[str] = []
     values: list[Any] = []
     for pair in _pairs(named):
-        try:
-            name, tensor = pair
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"log_histograms takes (name, tensor) pairs, got {describe(pair)}"
-            ) from None
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"log_histograms takes (name, tensor) pairs, got {describe(pair)}")
+        name, tensor = pair
         if not isinstance(name, str):
             raise bad_key(name, f"names must be str, got {type(name).__name__}")
         key = check_key(prefix + name)
         value = tensor.grad if kind == "gradients" and tensor is not None else tensor
         if value is None:
-            logger.debug("kohakuboard: %r has no %s; skipped", key, "gradient" if kind == "gradients" else "value")
+            logger.debug(
+                "kohakuboard: %r has no %s; skipped",
+                key,
+                "gradient" if kind == "gradients" else "value",
+            )
             continue
         if is_torch_tensor(value):
             import torch

@@ -74,6 +74,42 @@ class LaneWriter:
         self.pos = pos + size
         self._update_fast_path()
 
+    def write_many(self, bodies: list[bytes]) -> None:
+        """Several records with one copy per lap. The chunk's first header is written last,
+        so a reader cannot get past it before the whole chunk is in place."""
+        i, n = 0, len(bodies)
+        hdr = ring.REC_HEADER
+        while i < n:
+            pos = self.pos
+            off = pos % self.capacity
+            room = self.capacity - off
+            end = pos
+            parts: list[bytes] = []
+            first_size = 0
+            while i < n:
+                body = ring.pad_body(bodies[i])
+                size = hdr.size + len(body)
+                if end - pos + size > room or end + size > self.limit:
+                    break
+                if not parts:
+                    first_size = size
+                    parts.append(bytes(hdr.size))  # placeholder, written last
+                else:
+                    parts.append(hdr.pack(size, 0, end))
+                parts.append(body)
+                end += size
+                i += 1
+            if not parts:  # wrap-around or a full ring: one record the careful way
+                self.write(bodies[i])
+                i += 1
+                continue
+            chunk = b"".join(parts)
+            start = self.base + off
+            self.mm[start : start + len(chunk)] = chunk
+            hdr.pack_into(self.mm, start, first_size, 0, pos)
+            self.pos = end
+            self._update_fast_path()
+
     def _update_fast_path(self) -> None:
         lap_start = self.pos - self.pos % self.capacity
         self.shift = self.base - lap_start
