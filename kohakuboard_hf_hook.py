@@ -5,11 +5,11 @@
 # module's get_available_reporting_integrations()). When transformers loads that module, a
 # sys.meta_path finder adds "kohakuboard" to both, importing neither transformers nor kohakuboard.
 #
-# Run at every interpreter start by kohakuboard_hf_hook.pth (see setup.py) and by
-# `import kohakuboard`, so it stays tiny (it may be compiled at start-up when no .pyc can be
-# written), imports nothing and never raises. KOHAKUBOARD_NO_HF_HOOK=1 turns off the start-up part.
-# Comments rather than docstrings: they cost nothing once compiled, but keep the module short.
-import os
+# At interpreter start, kohakuboard_hf_hook.pth (written from PTH_LINE below by setup.py) puts a
+# stub finder on sys.meta_path; it imports this module only when transformers loads that one
+# module, so a Python start pays for one short line and no file access. `import kohakuboard`
+# calls install() too. Nothing here imports anything or raises. KOHAKUBOARD_NO_HF_HOOK=1 turns
+# the start-up part off. Comments rather than docstrings keep the module small.
 import sys
 
 TARGET = "transformers.integrations.integration_utils"
@@ -102,6 +102,24 @@ def install() -> None:
         pass
 
 
-def startup() -> None:
-    if os.environ.get("KOHAKUBOARD_NO_HF_HOOK", "") in ("", "0"):
-        install()
+# The stub the .pth file installs: no module to find and load at start-up, one small class.
+STUB = """class KohakuBoardHFHook:
+    _kohakuboard_hook = True
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "transformers.integrations.integration_utils":
+            return None
+        try:
+            import kohakuboard_hf_hook
+            return kohakuboard_hf_hook.Finder.find_spec(name, path, target)
+        except Exception:
+            return None
+sys.meta_path.insert(0, KohakuBoardHFHook)
+"""
+# site.py runs .pth lines that start with "import"; one line, and nothing in it can raise.
+PTH_LINE = (
+    "import os, sys; os.environ.get('KOHAKUBOARD_NO_HF_HOOK', '') not in ('', '0') or exec("
+    + repr(STUB)
+    + ")\n"
+)

@@ -14,6 +14,7 @@ Everything else about the project lives in pyproject.toml.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -21,12 +22,18 @@ from setuptools import Command, setup
 from setuptools.command.build import build
 
 PTH_NAME = "kohakuboard_hf_hook.pth"
-# One line; site.py executes lines starting with "import". It must never raise (a broken .pth
-# line prints a traceback at every interpreter start), so the real work is wrapped in try.
-PTH_LINE = (
-    "import os; os.environ.get('KOHAKUBOARD_NO_HF_HOOK', '') not in ('', '0') or "
-    'exec("try:\\n import kohakuboard_hf_hook as h; h.startup()\\nexcept Exception:\\n pass")\n'
-)
+
+
+def _pth_line() -> str:
+    # The line lives next to the code it starts (kohakuboard_hf_hook.PTH_LINE); load that file
+    # by path, since the project folder need not be on sys.path while building.
+    source = Path(__file__).resolve().parent / "kohakuboard_hf_hook.py"
+    spec = importlib.util.spec_from_file_location("_kohakuboard_hf_hook_build", source)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.PTH_LINE)
 
 
 class build_hf_hook(Command):
@@ -63,7 +70,7 @@ class build_hf_hook(Command):
             return
         path = os.path.join(target, PTH_NAME)
         self.mkpath(target)
-        self.execute(Path(path).write_text, (PTH_LINE,), f"writing {path}")
+        self.execute(Path(path).write_text, (_pth_line(),), f"writing {path}")
 
     def get_outputs(self) -> list[str]:
         if self.editable_mode or self.build_lib is None:

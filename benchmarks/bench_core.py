@@ -1,10 +1,10 @@
 """Core benchmarks of KohakuBoard's data path, measured in one run against a floor.
 
 Run ``python benchmarks/bench_core.py`` (full) or ``python benchmarks/bench_core.py --quick``;
-``--json PATH`` also writes the table as JSON. The figures quoted in ``docs/performance.md``
-come from this script.
+``--json PATH`` / ``--markdown PATH`` also write the table; ``--strict`` exits 1 when a target
+is missed. The figures quoted in ``docs/performance.md`` come from this script.
 
-What is measured (each against the targets of issue 2):
+What is measured (against the targets of issue 2):
 
 1. floor: a method taking the same 4 keyword floats and appending the dict to a list;
 2. ``board.log(a=, b=, c=, d=)`` with 4 Python floats: median per call over chunks of
@@ -14,10 +14,12 @@ What is measured (each against the targets of issue 2):
    readable, verified through the Reader);
 5. ``finish()`` after 100k steps of 4 floats;
 6. training-process RSS overhead at 1M points (250k calls x 4 floats), in a fresh child process;
-7. bytes on disk per scalar point after finish (compaction).
+7. bytes on disk per scalar point after compaction, for training-like series.
 
-Peers (TensorBoard's ``SummaryWriter`` and others) are measured when importable and
-otherwise listed as "not installed"; nothing is installed by this script.
+Wall-clock figures suffer when other processes share the cores, so the calling thread's CPU
+time (``time.thread_time``) is reported beside them, and the CPU of the training and writer
+processes together. Peers (TensorBoard's ``SummaryWriter`` and others) are measured when
+importable and otherwise listed as "not installed"; nothing is installed by this script.
 """
 
 from __future__ import annotations

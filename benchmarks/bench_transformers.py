@@ -12,8 +12,8 @@ are dropped; the mean over the rest (the mean, not the median, so that a histogr
 step counts) is one run's figure, and the table shows the median of those over the repeats.
 KohakuBoard logs gradient histograms every 10 steps (TensorBoard's callback logs none).
 
-Start-up: ``python -X importtime -c pass`` a number of times; the hook's self time is taken
-from its line.
+Start-up: the ``.pth`` line run as site.py runs it, and ``python -c pass`` with the hook on and
+off.
 """
 
 from __future__ import annotations
@@ -179,25 +179,41 @@ def measure(
 
 
 def hook_startup(runs: int) -> dict[str, Any]:
-    """Self time of the hook's import in ``-X importtime`` output (microseconds)."""
-    times = []
-    for _ in range(runs):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "pass"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        for line in proc.stderr.splitlines():
-            if line.rstrip().endswith("kohakuboard_hf_hook"):
-                times.append(int(line.split("|")[0].split(":")[1]))
-    if not times:
+    """What ``kohakuboard_hf_hook.pth`` costs an interpreter start.
+
+    ``line_us``: running its line as site.py does (median of many, in this process);
+    ``start_ms``: ``python -c pass`` with the hook on and off (alternating, medians)."""
+    import site
+
+    found = [
+        Path(d) / "kohakuboard_hf_hook.pth"
+        for d in [*site.getsitepackages(), site.getusersitepackages()]
+    ]
+    pth = next((p for p in found if p.exists()), None)
+    if pth is None:
         return {"installed": False}
+    line = pth.read_text()
+    times = []
+    for _ in range(runs * 50):
+        saved = list(sys.meta_path)
+        start = time.perf_counter()
+        exec(line, {})  # noqa: S102 - exactly what site.py does with the line
+        times.append(time.perf_counter() - start)
+        sys.meta_path[:] = saved
+    env_on = {k: v for k, v in os.environ.items() if k != "KOHAKUBOARD_NO_HF_HOOK"}
+    env_off = {**env_on, "KOHAKUBOARD_NO_HF_HOOK": "1"}
+    starts: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(runs):
+        for key, env in (("on", env_on), ("off", env_off)):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+            starts[key].append(time.perf_counter() - start)
     return {
         "installed": True,
-        "runs": len(times),
-        "median_us": statistics.median(times),
-        "min_us": min(times),
+        "line_us": statistics.median(times) * 1e6,
+        "line_min_us": min(times) * 1e6,
+        "start_on_ms": statistics.median(starts["on"]) * 1e3,
+        "start_off_ms": statistics.median(starts["off"]) * 1e3,
     }
 
 
@@ -213,11 +229,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--sizes", default="xs,s,m", help="comma-separated subset of xs,s,m")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the steps per run")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up hook timing")
     opts = parser.parse_args()
     wanted = set(opts.sizes.split(","))
     sizes = tuple(s for s in SIZES if s.name.split()[0] in wanted)
     repeats = opts.repeats
+    if opts.steps_scale != 1.0:
+        sizes = tuple(
+            Size(s.name, s.hidden, s.layers, s.seq, s.batch, int(s.steps * opts.steps_scale))
+            for s in sizes
+        )
     if opts.quick:
         sizes = tuple(
             Size(s.name, s.hidden, s.layers, s.seq, s.batch, max(30, s.steps // 4)) for s in sizes
@@ -256,8 +278,9 @@ def main() -> None:
         pass
     elif startup["installed"]:
         print(
-            f"start-up hook (kohakuboard_hf_hook): median {startup['median_us']} us, min {startup['min_us']} us "
-            f"of import self time over {startup['runs']} interpreter starts"
+            f"start-up hook: its .pth line runs in {startup['line_us']:.0f} us (median; min "
+            f"{startup['line_min_us']:.0f} us) and imports nothing; `python -c pass` takes "
+            f"{startup['start_on_ms']:.1f} ms with it, {startup['start_off_ms']:.1f} ms without (medians)"
         )
     else:
         print("start-up hook: not installed (pip install -e . or a wheel installs it)")

@@ -67,10 +67,20 @@ def same_float(a: float, b: float) -> bool:
 
 # -- processes -----------------------------------------------------------------------------
 def is_gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie nobody reaped counts as exited)."""
+    """True once ``pid`` has exited (a zombie nobody reaped counts as exited).
+
+    A killed multi-threaded process shows as a zombie as soon as its main thread is gone,
+    while its other threads may still be exiting (and still hold its files and locks): it
+    counts as gone only when no thread is left but the zombie leader.
+    """
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return False
     except psutil.NoSuchProcess:
+        return True
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except FileNotFoundError:
         return True
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from helpers import rows, wait_until
+from helpers import live_writers_of_board, rows, wait_until
 
 from kohakuboard import list_boards, open_board
 
@@ -276,3 +276,28 @@ def test_media_files_are_complete_when_visible(script, tmp_path, base_dir) -> No
             assert np.asarray(img).tolist() == np.full((4, 4), row.step % 256).tolist()
     stop.touch()
     assert proc.wait() == 0
+
+
+def test_reads_stay_complete_while_the_writer_compacts_after_finish(make_board) -> None:
+    """finish() returns before the writer has compacted its segments into Parquet; readers
+    meanwhile see every value, whichever files they find."""
+    board = make_board()
+    n = 100_000
+    for i in range(n):
+        board.log(a=float(i), b=-float(i), c=1.0)
+    board.finish()
+    expected = np.arange(n, dtype=np.float64)
+    reads = 0
+    while True:
+        writer_running = bool(live_writers_of_board(board.path))
+        with open_board(board.path) as reader:
+            assert reader.status() == "finished"
+            a = reader.scalars("a")
+            assert np.array_equal(a.column("value").to_numpy(), expected)
+            assert np.array_equal(a.column("step").to_numpy(), np.arange(n))
+            assert np.array_equal(reader.scalars("b").column("value").to_numpy(), -expected)
+        reads += 1
+        if not writer_running:
+            break
+    assert reads >= 1
+    assert list((board.path / "scalars").glob("*.parquet")), "compacted at finish"

@@ -30,13 +30,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from .base import SCALAR_SCHEMA
@@ -61,7 +61,6 @@ LIVE_FOLDER = "live"
 # live rows reach the database's own size, so copying stays linear in the board's size).
 ABSORB_MIN_ROWS = int(os.environ.get("KOHAKUBOARD_DUCKDB_ABSORB_ROWS", "4000000"))
 FULL_REWRITE_RUNS = 8  # sorted runs appended to the tables before finish rewrites them as one
-RETRY_S = 60.0
 
 
 class DuckDBWriter(PartsWriter):
@@ -76,9 +75,6 @@ class DuckDBWriter(PartsWriter):
         info = self.manifest.setdefault(
             "duckdb", {"absorbed_upto": 0, "rows": 0, "runs": 0, "seq": -1}
         )
-        self._job: threading.Thread | None = None
-        self._outcome: Built | BaseException | None = None
-        self._retry_at = 0.0
         if self.db_path.exists():
             # A writer may have died between renaming a new database in and saving the manifest.
             with connect(self.db_path) as con:
@@ -89,9 +85,9 @@ class DuckDBWriter(PartsWriter):
 
     # -- when to absorb ---------------------------------------------------------------------------
     def after_commit(self) -> None:
-        self._collect(wait=False)
+        self.collect(wait=False)
         if self._job is not None:
-            return  # live parts stay as they are while a database is being built from them
+            return  # one background job at a time: live parts stay put while it runs
         st = self.manifest
         live = sum(p["rows"] for p in st["parts"])
         if (
@@ -99,38 +95,28 @@ class DuckDBWriter(PartsWriter):
             and time.monotonic() >= self._retry_at
         ):
             snap = self._snapshot(full=False)
-            self._job = threading.Thread(
-                target=self._run, args=(snap,), name="kohakuboard-duckdb-absorb", daemon=True
-            )
-            self._job.start()
+            self.start_job(lambda: build_database(self.board_dir, snap), self._apply)
             return
-        super().compact()  # keep the live store to a few files meanwhile
+        self.compact_step()  # keep the live store to a few files meanwhile
 
     def finalize(self) -> None:
-        self._collect(wait=True)
+        self.collect(wait=True)
         info = self.manifest["duckdb"]
-        if (
-            self.manifest["parts"]
-            or info["seq"] != self.manifest["seq"]
-            or not self.db_path.exists()
-        ):
+        stale = info["seq"] != self.manifest["seq"] or not self.db_path.exists()
+        if self.manifest["parts"] or stale:
             self.absorb(full=info["runs"] + 1 > FULL_REWRITE_RUNS)
 
     def compact(self, *, full: bool = False) -> None:
         """``full``: rewrite ``board.duckdb`` with everything sorted; otherwise merge live parts."""
-        self._collect(wait=True)
         if full:
             self.absorb(full=True)
         else:
             super().compact()
 
-    def close(self) -> None:
-        self._collect(wait=True)
-
     # -- absorbing ----------------------------------------------------------------------------------
     def absorb(self, *, full: bool) -> None:
         """Build the next ``board.duckdb`` from the current one plus every live part, now."""
-        self._collect(wait=True)
+        self.collect(wait=True)
         self._apply(build_database(self.board_dir, self._snapshot(full=full)))
 
     def _snapshot(self, *, full: bool) -> Snapshot:
@@ -149,29 +135,8 @@ class DuckDBWriter(PartsWriter):
             full=full,
         )
 
-    def _run(self, snap: Snapshot) -> None:
-        try:
-            self._outcome = build_database(self.board_dir, snap)
-        except BaseException as exc:  # reported by _collect on the writer's own thread
-            self._outcome = exc
-
-    def _collect(self, *, wait: bool) -> None:
-        """Apply a finished background build (waiting for it with ``wait``)."""
-        job = self._job
-        if job is None or (job.is_alive() and not wait):
-            return
-        job.join()
-        outcome, self._job, self._outcome = self._outcome, None, None
-        if isinstance(outcome, Built):
-            self._apply(outcome)
-        elif outcome is not None:
-            self._retry_at = time.monotonic() + RETRY_S
-            logger.error(
-                "could not update %s; the rows stay in live/ for now", DB_FILE, exc_info=outcome
-            )
-
     def _apply(self, built: Built) -> None:
-        """Drop the live parts the new database holds (main thread only)."""
+        """Drop the live parts the new database holds (the writer's thread only)."""
         st = self.manifest
         gone = [p for p in st["parts"] if p["id"] <= built.upto]
         st["parts"] = [p for p in st["parts"] if p["id"] > built.upto]
@@ -186,6 +151,15 @@ class DuckDBWriter(PartsWriter):
             else:
                 (self.board_dir / entry["file"]).unlink(missing_ok=True)
         self.files.forget({p["file"] for p in st["parts"]})
+
+
+_COLS = ", ".join(SCALAR_COLUMNS)
+
+
+def _numpy_table(got: dict[str, Any]) -> pa.Table:
+    # fetchnumpy + zero-copy Arrow is ~2x faster than DuckDB's own Arrow export.
+    arrays = [num(got[f.name], f.type.to_pandas_dtype()) for f in SCALAR_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SCALAR_SCHEMA)
 
 
 class DuckDBReader(PartsReader):
@@ -223,21 +197,31 @@ class DuckDBReader(PartsReader):
             out = []
             if con is not None:
                 mid = self._metric_id(state, name, "scalar")
-                cols = ", ".join(SCALAR_COLUMNS)
-                # fetchnumpy + zero-copy Arrow is ~2x faster than DuckDB's own Arrow export.
-                got = con.sql(
-                    f"SELECT {cols} FROM scalars WHERE metric_id = $1", params=[mid]
-                ).fetchnumpy()
-                out.append(
-                    pa.Table.from_arrays(
-                        [
-                            num(got[c], f.type.to_pandas_dtype())
-                            for c, f in zip(SCALAR_COLUMNS, SCALAR_SCHEMA, strict=True)
-                        ],
-                        schema=SCALAR_SCHEMA,
-                    )
-                )
+                got = con.sql(f"SELECT {_COLS} FROM scalars WHERE metric_id = $1", params=[mid])
+                out.append(_numpy_table(got.fetchnumpy()))
         return out + self.read_parts(state, "scalars", name, SCALAR_COLUMNS, after=upto)
+
+    def scalar_tables_many(
+        self, state: dict[str, Any], names: list[str], *, after: int = 0
+    ) -> dict[str, list[pa.Table]]:
+        with self._db(state) as (con, upto):
+            out: dict[str, list[pa.Table]] = {}
+            if con is not None:
+                ids = {self._metric_id(state, n, "scalar"): n for n in names}
+                got = con.sql(
+                    f"SELECT metric_id, {_COLS} FROM scalars WHERE list_contains($1, metric_id)",
+                    params=[list(ids)],
+                ).fetchnumpy()
+                mids = np.asarray(got.pop("metric_id"))
+                table = _numpy_table(got)
+                order = np.argsort(mids, kind="stable")
+                bounds = np.searchsorted(mids[order], [(m, m + 1) for m in ids])
+                for (lo, hi), name in zip(bounds.tolist(), ids.values(), strict=True):
+                    if hi > lo:
+                        out[name] = [table.take(pa.array(order[lo:hi]))]
+        for name, tables in super().scalar_tables_many(state, names, after=upto).items():
+            out.setdefault(name, []).extend(tables)
+        return out
 
     def rich_tables(self, state: dict[str, Any], kind: str, name: str) -> list[pa.Table]:
         with self._db(state) as (con, upto):

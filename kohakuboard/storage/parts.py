@@ -15,6 +15,7 @@ and the live store of the ``duckdb`` backend.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -223,6 +224,41 @@ class PartFiles:
         self, entry: dict[str, Any], name: str, columns: list[str] | None = None
     ) -> pa.Table:
         """Rows of one metric; row groups whose name statistics exclude it are skipped."""
+        table = self._read_groups(entry, [name], columns)
+        if table is None:
+            schema = SCHEMAS[entry["kind"]]
+            return schema.empty_table().select(["metric", *columns] if columns else schema.names)
+        mask = _name_mask(table.column("metric"), name)
+        hits = np.flatnonzero(mask)
+        if len(hits) and hits[-1] - hits[0] + 1 == len(hits):
+            return table.slice(int(hits[0]), len(hits))  # sorted part: one run, no copy
+        return table.filter(pa.array(mask))
+
+    def read_metrics(
+        self, entry: dict[str, Any], names: list[str], columns: list[str]
+    ) -> dict[str, pa.Table]:
+        """Rows of several metrics with one read of the part (only the names found)."""
+        table = self._read_groups(entry, sorted(names), columns)
+        if table is None:
+            return {}
+        table = table.unify_dictionaries().combine_chunks()
+        metric = table.column("metric").chunk(0)
+        dictionary = metric.dictionary.to_pylist()
+        codes = metric.indices.to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(dictionary) + 1))
+        wanted = set(names)
+        out = {}
+        for code, name in enumerate(dictionary):
+            lo, hi = int(bounds[code]), int(bounds[code + 1])
+            if hi > lo and name in wanted:
+                out[name] = table.take(pa.array(order[lo:hi]))
+        return out
+
+    def _read_groups(
+        self, entry: dict[str, Any], names: list[str], columns: list[str] | None
+    ) -> pa.Table | None:
+        """The row groups whose ``metric`` statistics may hold one of ``names`` (sorted)."""
         pf = self._open(entry)
         md = pf.metadata
         groups = []
@@ -232,24 +268,20 @@ class PartFiles:
                 lo, hi = stats.min, stats.max
                 lo = lo.decode() if isinstance(lo, bytes) else lo
                 hi = hi.decode() if isinstance(hi, bytes) else hi
-                if not lo <= name <= hi:
+                first = bisect.bisect_left(names, lo)
+                if first == len(names) or names[first] > hi:
                     continue
             groups.append(i)
+        if not groups:
+            return None
         wanted = None if columns is None else ["metric", *columns]
         try:
-            table = pf.read_row_groups(groups, columns=wanted) if groups else None
+            table = pf.read_row_groups(groups, columns=wanted)
+        except FileNotFoundError:
+            raise
         except (OSError, pa.ArrowException) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
             raise CorruptPartError(f"{entry['file']}: {exc}") from exc
-        if table is None or table.num_rows == 0:
-            schema = SCHEMAS[entry["kind"]]
-            return schema.empty_table().select(wanted or schema.names)
-        mask = _name_mask(table.column("metric"), name)
-        hits = np.flatnonzero(mask)
-        if len(hits) and hits[-1] - hits[0] + 1 == len(hits):
-            return table.slice(int(hits[0]), len(hits))  # sorted part: one run, no copy
-        return table.filter(pa.array(mask))
+        return table if table.num_rows else None
 
     def warn_once(self, entry: dict[str, Any], exc: Exception) -> None:
         if entry["file"] not in self._warned:

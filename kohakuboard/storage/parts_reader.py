@@ -101,6 +101,37 @@ class PartsReader(StorageReader):
         tables = self._retrying(name, "scalar", lambda st: self.scalar_tables(st, name))
         return sorted_scalars(tables or [])
 
+    def scalars_many(self, names: list[str]) -> dict[str, pa.Table]:
+        """Several series with one read of each part."""
+        for attempt in range(ATTEMPTS):
+            state, known = self.snapshot()
+            wanted = [n for n in dict.fromkeys(names) if (n, "scalar") in known]
+            try:
+                pieces = self.scalar_tables_many(state, wanted) if wanted else {}
+                break
+            except FileNotFoundError:
+                self._cached = None
+                time.sleep(0.005 * (attempt + 1))
+        else:
+            raise RuntimeError("could not read scalars: the files kept changing")
+        return {n: sorted_scalars(pieces.get(n, [])) for n in names}
+
+    def scalar_tables_many(
+        self, state: dict[str, Any], names: list[str], *, after: int = 0
+    ) -> dict[str, list[pa.Table]]:
+        out: dict[str, list[pa.Table]] = {}
+        for entry in state["parts"]:
+            if entry["kind"] != "scalars" or entry["id"] <= after:
+                continue
+            try:
+                found = self.files.read_metrics(entry, names, SCALAR_COLUMNS)
+            except CorruptPartError as exc:
+                self.files.warn_once(entry, exc)
+                continue
+            for name, table in found.items():
+                out.setdefault(name, []).append(table)
+        return out
+
     def rich_tables(self, state: dict[str, Any], kind: str, name: str) -> list[pa.Table]:
         return self.read_parts(state, kind, name)
 

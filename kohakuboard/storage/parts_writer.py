@@ -9,7 +9,11 @@ At finish every small part is merged into one sorted part.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 FANOUT = 8
 MAX_MERGE_ROWS = 16_000_000  # parts this big are left alone by automatic compaction
+SYNC_MERGE_ROWS = 200_000  # merges up to this size run inline; bigger ones in the background
+RETRY_S = 60.0
 
 
 class PartsWriter(StorageWriter):
@@ -54,6 +60,8 @@ class PartsWriter(StorageWriter):
         self._rich: dict[str, list[Any]] = {"media": [], "tables": [], "histograms": []}
         self._config: dict[str, Any] | None = None
         self._status: str | None = None
+        self._job: tuple[threading.Thread, list[Any], Callable[[Any], None]] | None = None
+        self._retry_at = 0.0
 
     def _load(self) -> None:
         state = load_state(self.state_path) or new_state()
@@ -156,6 +164,9 @@ class PartsWriter(StorageWriter):
             st["seq"] += 1
             save_state(self.state_path, st)
         except BaseException:
+            if self._job is not None:  # its result would refer to the state we drop
+                self._job[0].join()
+                self._job = None
             self._load()  # back to what is on disk; the writer process stops on errors
             self._config = None
             raise
@@ -223,11 +234,31 @@ class PartsWriter(StorageWriter):
         )
 
     # -- compaction -------------------------------------------------------------------------------
+    # Big merges (and the duckdb backend's database builds) run on one background thread: the
+    # writer goes on committing meanwhile, so readers keep seeing new values every commit.
+    # Only the writer's own thread touches the manifest; a job's result is applied there.
     def after_commit(self) -> None:
-        self.compact()
+        self.collect(wait=False)
+        if self._job is None:
+            self.compact_step()
+
+    def compact_step(self) -> None:
+        """Merge one ready tier of small parts: small merges now, big ones in the background."""
+        if time.monotonic() < self._retry_at:
+            return
+        for kind in KINDS:
+            group = self._pick([p for p in self.manifest["parts"] if p["kind"] == kind], False)
+            if group:
+                if sum(p["rows"] for p in group) <= SYNC_MERGE_ROWS:
+                    self._merge(kind, group)
+                else:
+                    work = self._merge_work(kind, group)
+                    self.start_job(work, functools.partial(self._merge_apply, kind, group))
+                return
 
     def compact(self, *, full: bool = False) -> None:
         """Merge tiers of small parts (``full``: every part of a kind into one)."""
+        self.collect(wait=True)
         for kind in KINDS:
             while True:
                 entries = [p for p in self.manifest["parts"] if p["kind"] == kind]
@@ -253,6 +284,7 @@ class PartsWriter(StorageWriter):
 
     def finalize(self) -> None:
         """At finish: merge every small part of a kind into one sorted part."""
+        self.collect(wait=True)
         for kind in KINDS:
             small = [
                 p
@@ -263,43 +295,86 @@ class PartsWriter(StorageWriter):
                 self._merge(kind, small)
 
     def _merge(self, kind: str, group: list[dict[str, Any]]) -> None:
+        self._merge_apply(kind, group, self._merge_work(kind, group)())
+
+    def _merge_work(self, kind: str, group: list[dict[str, Any]]) -> Callable[[], Any]:
+        """The merge of ``group`` as a function that touches no shared state (its new part's
+        id is reserved here, on the writer's thread)."""
+        part_id = self.manifest["next_part"]
+        self.manifest["next_part"] += 1
+        level = max(e["level"] for e in group) + 1
+        board_dir, folder, kind_dir = self.board_dir, self.parts_folder, self._kind_dir(kind)
+
+        def work() -> tuple[list[dict[str, Any]], set[str]]:
+            files = PartFiles(board_dir)
+            tables, damaged = [], set()
+            for entry in group:
+                try:
+                    tables.append(files.read(entry))
+                except (CorruptPartError, FileNotFoundError) as exc:
+                    logger.error(
+                        "part %s is damaged and is left out of the board: %s", entry["file"], exc
+                    )
+                    damaged.add(entry["file"])
+            merged = merge_tables(kind, tables)
+            if not merged.num_rows:
+                return [], damaged
+            new = write_part(board_dir, folder, kind, merged, part_id, level, is_sorted=True)
+            fsync_dir(kind_dir)
+            return [new], damaged
+
+        return work
+
+    def _merge_apply(
+        self, kind: str, group: list[dict[str, Any]], result: tuple[list[dict[str, Any]], set[str]]
+    ) -> None:
+        new, damaged = result
         st = self.manifest
-        tables, damaged = [], []
-        for entry in group:
-            try:
-                tables.append(self.files.read(entry))
-            except (CorruptPartError, FileNotFoundError) as exc:
-                logger.error(
-                    "part %s is damaged and is left out of the board: %s", entry["file"], exc
-                )
-                damaged.append(entry)
-        merged = merge_tables(kind, tables)
-        new = []
-        if merged.num_rows:
-            level = max(e["level"] for e in group) + 1
-            new.append(
-                write_part(
-                    self.board_dir,
-                    self.parts_folder,
-                    kind,
-                    merged,
-                    st["next_part"],
-                    level,
-                    is_sorted=True,
-                )
-            )
-            st["next_part"] += 1
-            fsync_dir(self._kind_dir(kind))
         gone = {e["file"] for e in group}
         st["parts"] = [p for p in st["parts"] if p["file"] not in gone] + new
         st["seq"] += 1
         save_state(self.state_path, st)
         for entry in group:
-            if entry in damaged:
+            if entry["file"] in damaged:
                 quarantine(self.board_dir, entry)
             else:
                 (self.board_dir / entry["file"]).unlink(missing_ok=True)
         self.files.forget({p["file"] for p in st["parts"]})
 
+    # -- the background job ------------------------------------------------------------------------
+    def start_job(self, work: Callable[[], Any], apply: Callable[[Any], None]) -> None:
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append(work())
+            except BaseException as exc:  # reported on the writer's thread by collect()
+                box.append(exc)
+
+        self._job = (
+            threading.Thread(target=run, name="kohakuboard-compact", daemon=True),
+            box,
+            apply,
+        )
+        self._job[0].start()
+
+    def collect(self, *, wait: bool) -> None:
+        """Apply the background job's result if it is done (``wait``: wait for it)."""
+        if self._job is None:
+            return
+        thread, box, apply = self._job
+        if thread.is_alive() and not wait:
+            return
+        thread.join()
+        self._job = None
+        if box and not isinstance(box[0], BaseException):
+            apply(box[0])
+        else:
+            self._retry_at = time.monotonic() + RETRY_S
+            error = box[0] if box else None
+            logger.error(
+                "background compaction failed; retrying in %.0f s", RETRY_S, exc_info=error
+            )
+
     def close(self) -> None:
-        pass
+        self.collect(wait=True)

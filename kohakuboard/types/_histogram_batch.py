@@ -23,26 +23,32 @@ import numpy as np
 from kohakuboard.types._histogram_cpu import POOL
 from kohakuboard.types._histogram_math import HistogramStats, empty_stats
 
+
 class _HostGroup:
     """Tensors of one dtype on the CPU (or MPS), copied into one flat buffer."""
 
     def __init__(self, indices: list[int], tensors: list[Any]) -> None:
         import torch
 
-        self.indices = indices
+        # equal sizes side by side: the CPU kernel bins each size as the rows of one 2-D view
+        order = sorted(range(len(tensors)), key=lambda i: tensors[i].numel())
+        tensors = [tensors[i] for i in order]
+        self.indices = [indices[i] for i in order]
         self.lengths = [t.numel() for t in tensors]
-        first = tensors[0]
-        dtype = torch.uint8 if first.dtype == torch.bool else first.dtype
-        if first.device.type == "cpu":
-            self.buffer = POOL.take(dtype, sum(self.lengths))
+        flat = [t.reshape(-1) for t in tensors]
+        if flat[0].dtype == torch.bool:  # same bytes; the CPU kernel bins uint8
+            flat = [t.view(torch.uint8) for t in flat]
+        if flat[0].device.type == "cpu":
+            self.buffer = POOL.take(flat[0].dtype, sum(self.lengths))
+            torch.cat(flat, out=self.buffer)  # measured fastest of cat/copy_ loop/_foreach_copy_
             self.pooled = True
-            views = self.buffer.split(self.lengths)
-            torch._foreach_copy_([v.view(t.shape) for v, t in zip(views, tensors, strict=True)], tensors)
         else:
-            self.buffer = torch.cat([t.reshape(-1) for t in tensors]).to(dtype)
+            self.buffer = torch.cat(flat)
             self.pooled = False
 
-    def compute(self, bins: int, rng: tuple[float, float] | None, scale: str) -> list[HistogramStats]:
+    def compute(
+        self, bins: int, rng: tuple[float, float] | None, scale: str
+    ) -> list[HistogramStats]:
         from kohakuboard.types._histogram_cpu import cpu_stats
 
         buffer = self.buffer if self.buffer.device.type == "cpu" else self.buffer.cpu()
@@ -56,7 +62,9 @@ class _HostGroup:
 class _DeviceGroup:
     """Tensors on one accelerator: their histograms are already queued there."""
 
-    def __init__(self, indices: list[int], tensors: list[Any], bins: int, rng: Any, scale: str) -> None:
+    def __init__(
+        self, indices: list[int], tensors: list[Any], bins: int, rng: Any, scale: str
+    ) -> None:
         import torch
 
         from kohakuboard.types._histogram_torch import device_reduce
@@ -64,9 +72,9 @@ class _DeviceGroup:
         self.indices = indices
         self.counts = [t.numel() for t in tensors]
         device = tensors[0].device
-        module = getattr(torch, device.type, None)
-        self.stream = module.current_stream(device) if hasattr(module, "current_stream") else None
-        self.module = module
+        self.module: Any = getattr(torch, device.type, None)
+        current = getattr(self.module, "current_stream", None)
+        self.stream = current(device) if current is not None else None
         self.packed = device_reduce(tensors, bins, rng, scale)
 
     def fetch(self, bins: int) -> list[HistogramStats]:
@@ -142,12 +150,13 @@ class HistogramBatch:
             raise RuntimeError(f"this histogram batch failed earlier: {self._error!r}")
         try:
             while self._host:
-                group = self._host.pop()
-                for i, stats in zip(group.indices, group.compute(self.bins, self.range, self.scale), strict=True):
+                host = self._host.pop()
+                computed = host.compute(self.bins, self.range, self.scale)
+                for i, stats in zip(host.indices, computed, strict=True):
                     self._results[i] = stats
             while fetch and self._device:
-                group = self._device.pop()
-                for i, stats in zip(group.indices, group.fetch(self.bins), strict=True):
+                device = self._device.pop()
+                for i, stats in zip(device.indices, device.fetch(self.bins), strict=True):
                     self._results[i] = stats
         except BaseException as exc:
             self._error = exc

@@ -155,13 +155,13 @@ def _rows(
     nan, posinf, neginf = (np.zeros(rows, dtype=np.int64) for _ in range(3))
     dirty = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
     finite_mask = torch.isfinite(x) if dirty.size else None
-    for i in dirty:
-        row, ok = x[i], finite_mask[i]  # type: ignore[index]
-        nan[i] = int(torch.isnan(row).sum())
-        posinf[i] = int((row == math.inf).sum())
-        neginf[i] = int((row == -math.inf).sum())
-        lo[i] = float(torch.where(ok, row, math.inf).amin())
-        hi[i] = float(torch.where(ok, row, -math.inf).amax())
+    for j in dirty.tolist():
+        row, ok = x[j], finite_mask[j]  # type: ignore[index]
+        nan[j] = int(torch.isnan(row).sum())
+        posinf[j] = int((row == math.inf).sum())
+        neginf[j] = int((row == -math.inf).sum())
+        lo[j] = float(torch.where(ok, row, math.inf).amin())
+        hi[j] = float(torch.where(ok, row, -math.inf).amax())
     finite = n - nan - posinf - neginf
     has = finite > 0
 
@@ -170,21 +170,32 @@ def _rows(
     exact_rows = ~(error < _MAX_ERROR) | ~has
     if cd == torch.float32:
         exact_rows |= ~narrow
-    counts = _bincounts(x, scratch, edges, start, factor, error, exact_rows, bool(dirty.size), bins, scale)
+    counts = _bincounts(
+        x, scratch, edges, start, factor, error, exact_rows, bool(dirty.size), bins, scale
+    )
     counts[:, 0] -= nan + neginf  # NaN and -Inf were placed in underflow, +Inf in overflow
     counts[:, -1] -= posinf
-    for i in np.flatnonzero(exact_rows):
+    for i in np.flatnonzero(exact_rows).tolist():
         row = x[i] if finite_mask is None else x[i][finite_mask[i]]
         counts[i] = np.bincount(exact_buckets(_host(row), edges[i]), minlength=bins + 2)
 
-    # sums around the midpoint: little cancellation, so cascade sums in x's dtype suffice
-    with np.errstate(invalid="ignore"):
-        mid = np.where(has, lo / 2 + hi / 2, 0.0).astype(np.float32 if cd == torch.float32 else np.float64)
+    # sums of (x - midpoint) * 2**e, with 2**e bringing the spread near 1: little
+    # cancellation and no under/overflow, so cascade sums in x's dtype suffice
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = np.where(has, lo / 2 + hi / 2, 0.0).astype(
+            np.float32 if cd == torch.float32 else np.float64
+        )
+        spread = np.where(has, np.maximum(hi - mid, mid - lo), 0.0)
+        usable = (spread > 0) & np.isfinite(spread)
+        power = np.clip(-np.floor(np.log2(np.where(usable, spread, 1.0))), -126, 126)
     d = torch.sub(x, torch.from_numpy(mid).to(cd)[:, None], out=scratch["a"].view(rows, n))
     if finite_mask is not None:
         d.masked_fill_(~finite_mask, 0.0)
+    d.mul_(torch.from_numpy(np.exp2(power)).to(cd)[:, None])  # exact: a power of two
     sums = torch.stack([d.sum(1), d.mul_(d).sum(1)]).to(torch.float64).numpy()
-    out = []
+    sums[0] = np.ldexp(sums[0], -power.astype(np.int64))
+    sums[1] = np.ldexp(sums[1], -2 * power.astype(np.int64))
+    out: list[HistogramStats] = []
     for i in range(rows):
         low, high, mean, std = summary(int(finite[i]), lo[i], hi[i], mid[i], sums[0, i], sums[1, i])
         out.append(
@@ -285,7 +296,9 @@ def _bincounts(
 
     if scale == "log":
         k, centre = log_sides(bins)
-        torch.log2(torch.abs(x, out=pos), out=pos).sub_(column(start, 0.0)).mul_(column(factor, 1.0))
+        torch.log2(torch.abs(x, out=pos), out=pos).sub_(column(start, 0.0)).mul_(
+            column(factor, 1.0)
+        )
     else:
         torch.sub(x, column(start, 0.0), out=pos).mul_(column(factor, 0.0))
     torch.floor(pos, out=whole)
@@ -306,8 +319,8 @@ def _bincounts(
     else:
         whole.clamp_(-1, bins).add_(offsets + 1)
     index.copy_(whole)
-    counts = torch.bincount(index.view(-1), minlength=rows * (bins + 2)).view(rows, bins + 2)
-    counts = counts.numpy().astype(np.int64)
+    tally = torch.bincount(index.view(-1), minlength=rows * (bins + 2)).view(rows, bins + 2)
+    counts: np.ndarray = tally.numpy().astype(np.int64)
     spots = spots[safe[spots // n]]
     if spots.size:
         at = torch.from_numpy(spots)

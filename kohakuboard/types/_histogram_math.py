@@ -164,7 +164,9 @@ def percentiles(stats: HistogramStats, ranks: Sequence[float] = PERCENTILES) -> 
 
 def range_edges(bins: int, rng: tuple[float, float], scale: str) -> np.ndarray:
     """Edges over ``rng``: values for linear bins, magnitudes for log bins."""
-    return log_edges(rng[0], rng[1], bins) if scale == "log" else uniform_edges(rng[0], rng[1], bins)
+    return (
+        log_edges(rng[0], rng[1], bins) if scale == "log" else uniform_edges(rng[0], rng[1], bins)
+    )
 
 
 def empty_stats(bins: int, rng: tuple[float, float] | None, scale: str) -> HistogramStats:

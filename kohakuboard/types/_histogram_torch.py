@@ -146,7 +146,13 @@ def _extremes(x: Any, chunk: list[tuple[int, int, int]], magnitudes: bool) -> An
 
 
 def _edges(
-    low: Any, high: Any, min_abs: Any, has: Any, bins: int, rng: tuple[float, float] | None, scale: str
+    low: Any,
+    high: Any,
+    min_abs: Any,
+    has: Any,
+    bins: int,
+    rng: tuple[float, float] | None,
+    scale: str,
 ) -> tuple[Any, Any, Any, Any]:
     """Per tensor: edges (P, bins + 1) and the parameters of the approximate bin position:
     ``start``, ``per`` (bins per unit, or per octave for log bins) and ``shift`` (the finite

@@ -95,7 +95,9 @@ def _add_static_routes(app: FastAPI, bundle: Path) -> None:
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
-        return FileResponse(index, media_type=media_type(index), headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            index, media_type=media_type(index), headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/{path:path}", include_in_schema=False)
     def static(path: str) -> Response:

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recorded = recorded_hash()
     if recorded != current:
-        print(f"stale bundle: sources hash {current}, bundle built from {recorded}", file=sys.stderr)
+        print(
+            f"stale bundle: sources hash {current}, bundle built from {recorded}", file=sys.stderr
+        )
         return 1
     print(f"bundle up to date ({current})")
     return 0

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 BOARD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
 DEFAULT_CACHE_BYTES = 512 << 20
+READ_AHEAD_POINTS = 2_000_000  # ~64 MB of columns
+MAX_OPEN_READERS = 64
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._listed_at = -1.0e9
         self._boards: dict[str, BoardInfo] = {}
-        self._readers: dict[str, tuple[Path, Reader, threading.Lock]] = {}
+        self._readers: OrderedDict[str, tuple[Path, Reader, threading.Lock]] = OrderedDict()
         self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
@@ -111,47 +113,90 @@ class Catalog:
 
     # -- reading ----------------------------------------------------------------------------
     def reader(self, board_id: str) -> tuple[Reader, threading.Lock]:
-        """An open Reader of the board and the lock that serialises its use."""
+        """An open Reader of the board and the lock that serialises its use.
+
+        At most :data:`MAX_OPEN_READERS` stay open (each holds file handles); the least
+        recently used idle ones are closed first.
+        """
         info = self.board(board_id)
         with self._lock:
             entry = self._readers.get(board_id)
             if entry is not None and entry[0] == info.path:
+                self._readers.move_to_end(board_id)
                 return entry[1], entry[2]
-            if entry is not None:
+            if entry is not None and entry[2].acquire(blocking=False):  # the board moved
                 entry[1].close()
+                entry[2].release()
             try:
                 reader = open_board(info.path)
             except BoardNotFoundError as exc:
                 raise UnknownBoardError(f"board {board_id!r} cannot be read: {exc}") from None
-            self._readers[board_id] = (info.path, reader, threading.Lock())
-            return reader, self._readers[board_id][2]
+            lock = threading.Lock()
+            self._readers[board_id] = (info.path, reader, lock)
+            self._close_idle_readers(keep=board_id)
+            return reader, lock
+
+    def _close_idle_readers(self, keep: str) -> None:
+        for board_id in list(self._readers):
+            if len(self._readers) <= MAX_OPEN_READERS:
+                return
+            _, reader, lock = self._readers[board_id]
+            if board_id != keep and lock.acquire(blocking=False):
+                try:
+                    reader.close()
+                    del self._readers[board_id]
+                finally:
+                    lock.release()
 
     def metric_infos(self, board_id: str) -> list[MetricInfo]:
         reader, lock = self.reader(board_id)
         with lock:
             return reader.metric_infos()
 
-    def columns(
-        self, board_id: str, metric: str, infos: list[MetricInfo] | None = None
-    ) -> Columns:
-        """Full-resolution points of one scalar series (cached until it grows)."""
+    def columns(self, board_id: str, metric: str, infos: list[MetricInfo] | None = None) -> Columns:
+        """Full-resolution points of one scalar series (cached until it grows).
+
+        A miss reads ahead: reading one series costs about as much as reading all of a
+        board's small series (one pass over its files), so the board's other uncached series
+        come along, up to :data:`READ_AHEAD_POINTS` points.
+        """
         if infos is None:
             infos = self.metric_infos(board_id)
         info = next((m for m in infos if m.name == metric and m.kind == "scalar"), None)
         if info is None:
             raise UnknownMetricError(f"board {board_id!r} has no scalar series {metric!r}")
-        key = (board_id, metric)
-        signature = (info.count, info.last_step)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit.signature == signature:
-                self._cache.move_to_end(key)
-                return hit.columns
+        hit = self._cached(board_id, info)
+        if hit is not None:
+            return hit
         reader, lock = self.reader(board_id)
         with lock:
-            columns = Columns.from_table(reader.scalars(metric))
-        self._remember(key, _Cached(signature, columns))
-        return columns
+            hit = self._cached(board_id, info)  # a concurrent request may have read it
+            if hit is not None:
+                return hit
+            wanted = [info]
+            budget = READ_AHEAD_POINTS - info.count
+            for other in infos:
+                if other.kind != "scalar" or other.name == metric or other.count > budget:
+                    continue
+                if self._cached(board_id, other) is None:
+                    wanted.append(other)
+                    budget -= other.count
+            tables = reader.scalars_many([m.name for m in wanted])
+        result = Columns.from_table(tables[metric])
+        self._remember((board_id, metric), _Cached((info.count, info.last_step), result))
+        for m in wanted[1:]:
+            columns = Columns.from_table(tables[m.name])
+            self._remember((board_id, m.name), _Cached((m.count, m.last_step), columns))
+        return result
+
+    def _cached(self, board_id: str, info: MetricInfo) -> Columns | None:
+        key = (board_id, info.name)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None or hit.signature != (info.count, info.last_step):
+                return None
+            self._cache.move_to_end(key)
+            return hit.columns
 
     def _remember(self, key: tuple[str, str], entry: _Cached) -> None:
         size = entry.columns.nbytes

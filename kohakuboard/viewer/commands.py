@@ -45,7 +45,13 @@ def open_viewer(
         echo(f"KohakuBoard viewer: {url}  (boards in {folder}; Ctrl+C to stop)")
 
     try:
-        serve(folder, host=host, port=DEFAULT_PORT if port is None else port, open_browser=browser, on_ready=ready)
+        serve(
+            folder,
+            host=host,
+            port=DEFAULT_PORT if port is None else port,
+            open_browser=browser,
+            on_ready=ready,
+        )
     except PortInUseError:
         if port is not None:
             raise

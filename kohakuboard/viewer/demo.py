@@ -82,13 +82,17 @@ def _sample_image(progress: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = rng.random((64, 64)) * (1 - progress) * 0.5
     return np.clip(
-        np.stack([np.outer(ramp, ramp) + noise, np.tile(ramp, (64, 1)), np.full((64, 64), progress)], -1),
+        np.stack(
+            [np.outer(ramp, ramp) + noise, np.tile(ramp, (64, 1)), np.full((64, 64), progress)], -1
+        ),
         0,
         1,
     )
 
 
-def _log_run(board: Board, trainer: _Trainer, epochs: int, *, stop: threading.Event | None = None) -> None:
+def _log_run(
+    board: Board, trainer: _Trainer, epochs: int, *, stop: threading.Event | None = None
+) -> None:
     total = epochs * trainer.steps_per_epoch
     step = 0
     for epoch in range(epochs):
@@ -103,14 +107,21 @@ def _log_run(board: Board, trainer: _Trainer, epochs: int, *, stop: threading.Ev
         if epoch == epochs - 1 or stop is not None:
             board.log(
                 **{
-                    "samples/prediction": Media(_sample_image((epoch + 1) / epochs, epoch), caption=f"epoch {epoch}"),
+                    "samples/prediction": Media(
+                        _sample_image((epoch + 1) / epochs, epoch), caption=f"epoch {epoch}"
+                    ),
                     "val/per_class": Table(rows, columns=["class", "accuracy"]),
                     "weights/layer1": Histogram(trainer.weights),
                 }
             )
 
 
-def write_demo(base_dir: str | os.PathLike[str] = DEFAULT_DEMO_DIR, *, steps_per_epoch: int = 300, epochs: int = 10) -> list[Path]:
+def write_demo(
+    base_dir: str | os.PathLike[str] = DEFAULT_DEMO_DIR,
+    *,
+    steps_per_epoch: int = 300,
+    epochs: int = 10,
+) -> list[Path]:
     """Write the finished demo runs under ``base_dir`` (skipped if it already holds them)."""
     base = Path(base_dir).expanduser()
     base.mkdir(parents=True, exist_ok=True)
@@ -119,7 +130,12 @@ def write_demo(base_dir: str | os.PathLike[str] = DEFAULT_DEMO_DIR, *, steps_per
     for spec in RUNS:
         if spec.name in have:
             continue
-        config = {"lr": spec.lr, "width": spec.width, "epochs": epochs, "optimizer": {"name": "sgd", "momentum": 0.9}}
+        config = {
+            "lr": spec.lr,
+            "width": spec.width,
+            "epochs": epochs,
+            "optimizer": {"name": "sgd", "momentum": 0.9},
+        }
         with Board(name=spec.name, config=config, base_dir=base, project="demo") as board:
             _log_run(board, _Trainer(spec, steps_per_epoch), epochs)
             paths.append(board.path)
@@ -132,7 +148,9 @@ class LiveRun:
     def __init__(self, base_dir: str | os.PathLike[str]) -> None:
         spec = RunSpec("live", 0.2, 512, 3)
         config = {"lr": spec.lr, "width": spec.width, "optimizer": {"name": "adam"}}
-        self.board = Board(name="live", config=config, base_dir=base_dir, project="demo", board_id=LIVE_ID)
+        self.board = Board(
+            name="live", config=config, base_dir=base_dir, project="demo", board_id=LIVE_ID
+        )
         self._trainer = _Trainer(spec, steps_per_epoch=100)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kobo-demo-live", daemon=True)

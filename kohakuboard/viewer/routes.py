@@ -20,7 +20,15 @@ from fastapi.responses import Response, StreamingResponse
 from .. import __version__
 from ..reader import BoardInfo
 from .catalog import Catalog, check_board_ids
-from .charts import DEFAULT_POINTS, MEDIA_TYPE, ChartQuery, chart_series, encode_binary, encode_json, jnum
+from .charts import (
+    DEFAULT_POINTS,
+    MEDIA_TYPE,
+    ChartQuery,
+    chart_series,
+    encode_binary,
+    encode_json,
+    jnum,
+)
 from .errors import BadParameterError
 from .live import event_stream, snapshot
 from .series import smooth
@@ -194,12 +202,12 @@ def series(
     if format == "json":
         body = json.dumps(encode_json(entries, query), separators=(",", ":"), allow_nan=False)
         return Response(body, media_type="application/json", headers={**NO_STORE, **timing})
-    return Response(encode_binary(entries, query), media_type=MEDIA_TYPE, headers={**NO_STORE, **timing})
+    return Response(
+        encode_binary(entries, query), media_type=MEDIA_TYPE, headers={**NO_STORE, **timing}
+    )
 
 
-def _csv_rows(
-    catalog: Catalog, pairs: list[tuple[str, str]], smoothing: float
-) -> Iterator[str]:
+def _csv_rows(catalog: Catalog, pairs: list[tuple[str, str]], smoothing: float) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["board", "name", "metric", "step", "global_step", "wall_time", "value"]
@@ -276,4 +284,3 @@ def events(request: Request, board_ids: OptionalBoardIds = []) -> StreamingRespo
         media_type="text/event-stream",
         headers=headers,
     )
-

@@ -65,22 +65,33 @@ class _Server(uvicorn.Server):
     """uvicorn's server, telling the app when shutdown begins: open event streams then end
     on their own instead of being cancelled after the grace period."""
 
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
     async def shutdown(self, sockets: Any = None) -> None:
-        self.config.app.state.stopping.set()
+        self.stopping.set()
         await super().shutdown(sockets)
 
 
-def _server(app: Any, **config: Any) -> uvicorn.Server:
+def _server(app: Any) -> uvicorn.Server:
     # log_config=None: uvicorn logs through the standard loggers the caller configured.
-    settings = dict(
-        log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=3, lifespan="on"
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=3,
     )
-    settings.update(config)
-    return _Server(uvicorn.Config(app, **settings))
+    return _Server(config, app.state.stopping)
 
 
 def prepare(
-    path: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **app_kwargs: Any
+    path: str | os.PathLike[str],
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    **app_kwargs: Any,
 ) -> tuple[Any, socket.socket, str]:
     """Check the folder and the bundle, bind the socket, build the app: ``(app, sock, url)``."""
     folder = check_folder(path)
@@ -134,12 +145,20 @@ class ViewerThread:
     """The viewer in a background thread: ``with ViewerThread(path) as v: get(v.url)``."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, host: str = DEFAULT_HOST, port: int = 0, **app_kwargs: Any
+        self,
+        path: str | os.PathLike[str],
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        **app_kwargs: Any,
     ) -> None:
         self.app, self._sock, self.url = prepare(path, host, port, **app_kwargs)
         self._server = _server(self.app)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="kobo-viewer", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="kobo-viewer",
+            daemon=True,
         )
 
     def start(self, timeout: float = 20.0) -> ViewerThread:

@@ -12,6 +12,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 from collections.abc import Iterator
@@ -384,6 +385,7 @@ def hook_run(fake: Path, source: str, **env: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-c", source],
         env=clean_env(PYTHONPATH=str(fake), **env),
+        cwd=fake,
         capture_output=True,
         text=True,
         timeout=60,
@@ -412,39 +414,57 @@ def test_startup_hook_off_switch_and_import_kohakuboard_fallback(fake_transforme
     assert "LATER True" in later  # ... and one loaded after it
 
 
-def test_startup_hook_imports_nothing_else() -> None:
-    probe = "import sys; print(sorted(sys.modules))"
-    with_hook = subprocess.run(
-        [sys.executable, "-c", probe], env=clean_env(), capture_output=True, text=True, timeout=60
-    )
-    without = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=clean_env(KOHAKUBOARD_NO_HF_HOOK="1"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    added = set(eval(with_hook.stdout)) - set(eval(without.stdout))
-    assert added == {"kohakuboard_hf_hook"}, (
-        f"{added}: the start-up hook is not installed (reinstall with `pip install -e .`) or imports more"
+START_PROBE = (
+    "import sys; print(sorted(sys.modules)); "
+    "print([type(f).__name__ if not isinstance(f, type) else f.__name__ for f in sys.meta_path])"
+)
+
+
+def test_startup_hook_imports_nothing_and_the_off_switch_removes_it() -> None:
+    def start(**env: str) -> tuple[set[str], str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", START_PROBE],
+            env=clean_env(**env),
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        modules, finders = proc.stdout.splitlines()
+        return set(eval(modules)), finders
+
+    with_hook, finders_on = start()
+    without, finders_off = start(KOHAKUBOARD_NO_HF_HOOK="1")
+    assert "KohakuBoardHFHook" in finders_on, "the start-up hook is not installed: pip install -e ."
+    assert "KohakuBoardHFHook" not in finders_off
+    assert with_hook == without  # not one module more at start-up
+
+
+def test_installed_pth_is_the_current_one() -> None:
+    import kohakuboard_hf_hook
+
+    assert installed_pth().read_text() == kohakuboard_hf_hook.PTH_LINE, (
+        "site-packages holds an older kohakuboard_hf_hook.pth: reinstall (pip install -e .)"
     )
 
 
-def test_a_broken_hook_module_never_breaks_interpreter_start(tmp_path: Path) -> None:
+def test_a_broken_hook_module_never_breaks_importing_transformers(
+    tmp_path: Path, fake_transformers: Path
+) -> None:
     (tmp_path / "kohakuboard_hf_hook.py").write_text("raise RuntimeError('broken')\n")
-    site = tmp_path / "site"
-    site.mkdir()
-    pth = installed_pth().read_text()
-    (site / "zz_copy.pth").write_text(pth)
-    code = f"import site, sys; sys.modules.pop('kohakuboard_hf_hook', None); site.addsitedir({str(site)!r}); print('OK')"
+    code = (
+        "import transformers.integrations.integration_utils as iu; "
+        "print('kohakuboard' in iu.INTEGRATION_TO_CALLBACK)"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code],
-        env=clean_env(PYTHONPATH=str(tmp_path)),
+        env=clean_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{fake_transformers}"),
+        cwd=tmp_path,  # not the checkout, whose kohakuboard_hf_hook.py would come first
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert proc.stdout.strip() == "OK" and proc.stderr == "", proc.stderr
+    assert proc.stdout.strip() == "False" and proc.stderr == "", proc.stderr
 
 
 def installed_pth() -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import statistics
 import time
 from pathlib import Path
 
@@ -195,6 +196,24 @@ def test_ten_thousand_metric_names(make_board, backend: str) -> None:
         assert got == expected
 
 
+def test_scalars_many_agrees_with_scalars(make_board, backend: str) -> None:
+    names = [f"g{i % 3}/m{i}" for i in range(40)]
+    board = make_board(backend=backend)
+    for step in range(30):
+        board.log(**{n: float(step * 100 + i) for i, n in enumerate(names) if (step + i) % 4})
+    board.finish()
+    again = make_board(backend=backend, board_id=board.id)
+    again.log(**{names[0]: math.nan, "new": 1.0})
+    again.finish()
+    reader = open_board(board.path)
+    wanted = [*reversed(names), "new", "absent", names[5]]
+    many = reader.scalars_many(wanted)
+    assert list(many) == list(dict.fromkeys(wanted))
+    for name in wanted:
+        assert same(many[name].to_pydict(), reader.scalars(name).to_pydict()), name
+    assert many["absent"].num_rows == 0 and many[names[0]].num_rows == 23
+
+
 def test_reopen_appends(make_board, backend: str) -> None:
     first = make_board(backend=backend, config={"a": 1})
     for i in range(100):
@@ -234,26 +253,30 @@ def test_reading_while_another_process_writes(
     reader = open_board(path)
     # The clock starts once the writer process is up (its start-up is the core's business).
     wait_until(lambda: reader.scalars("i").num_rows > 0, what="the first commit")
-    lags = []
+    lags, db_reads = [], 0
     while proc.proc.poll() is None:
         t0 = time.monotonic()
-        due = max([i for t, i in proc.logged() if t < t0 - 1.0], default=-1)
         steps = check_series(reader)
-        assert len(steps) >= due + 1, (
-            f"values logged over 1 s ago are not visible ({len(steps)} <= {due})"
-        )
+        # How long ago was the oldest value that is not visible yet reported as logged?
+        waiting = [t for t, i in proc.logged() if i >= len(steps)]
+        lags.append(t0 - min(waiting) if waiting else 0.0)
+        # A hard ceiling catches a writer that blocks (say, compacting inline) ...
+        assert lags[-1] <= 3.0, f"a value logged {lags[-1]:.2f} s ago is not visible yet"
         check_series(open_board(path))  # a fresh reader too
         if backend == "duckdb" and (path / "board.duckdb").exists():
             import duckdb
 
             with duckdb.connect(str(path / "board.duckdb"), read_only=True) as con:
                 con.execute("SELECT count(*) FROM named_scalars WHERE metric = 'i'").fetchall()
-        lags.append(due)
-        time.sleep(0.05)
+            db_reads += 1
+        time.sleep(0.15)  # leave the CPU to the processes under test
     assert proc.wait() == 0
     done = int(proc.expect("DONE "))
     check_series(reader, exact_count=done)
-    assert max(lags) > 0
+    # ... and the 1 s holds for the median (one slow moment of a loaded 2-core
+    # machine must not fail the suite; tests/test_concurrency.py does the same).
+    assert len(lags) >= 3 and statistics.median(lags) <= 1.0, lags
+    assert backend != "duckdb" or db_reads > 0, "board.duckdb was never there during training"
 
 
 def test_sigkill_of_the_training_process_loses_nothing_logged(

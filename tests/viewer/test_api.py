@@ -278,7 +278,9 @@ def test_series_needs_a_board_and_a_metric(client: TestClient, boards: Boards) -
     assert "board" in client.get("/api/series", params={"metric": "acc"}).json()["detail"]
     response = client.get("/api/series", params={"board": boards.beta})
     assert response.status_code == 422 and "metric" in response.json()["detail"]
-    many = client.get("/api/series", params={"board": boards.beta, "metric": [str(i) for i in range(300)]})
+    many = client.get(
+        "/api/series", params={"board": boards.beta, "metric": [str(i) for i in range(300)]}
+    )
     assert many.status_code == 422 and "at most 256" in many.json()["detail"]
 
 
@@ -364,7 +366,9 @@ def test_events_push_new_points_of_a_running_board(live_base: Path) -> None:
             assert delta["full"] is False and "status" not in delta["boards"][board.id]
             board.finish()
             wait_until(
-                lambda: any(e["boards"].get(board.id, {}).get("status") == "finished" for e in received),
+                lambda: any(
+                    e["boards"].get(board.id, {}).get("status") == "finished" for e in received
+                ),
                 what="the finished status",
             )
             stop.set()
@@ -401,7 +405,9 @@ SECURITY = {
 }
 
 
-@pytest.mark.parametrize("path", ["/", "/api/boards", "/api/boards/nope", "/nope.js", "/favicon.svg"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/boards", "/api/boards/nope", "/nope.js", "/favicon.svg"]
+)
 def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
     response = client.get(path)
     for name, value in SECURITY.items():
@@ -525,7 +531,17 @@ def test_safe_file_rules(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "b.js").write_text("x")
     assert safe_file(tmp_path, "a/b.js") == (tmp_path / "a" / "b.js").resolve()
-    for bad in ["", "a", "/a/b.js", "../a/b.js", "a/../a/b.js", "a\\b.js", "a/./b.js", "C:/a/b.js", "a/b.js\x00"]:
+    for bad in [
+        "",
+        "a",
+        "/a/b.js",
+        "../a/b.js",
+        "a/../a/b.js",
+        "a\\b.js",
+        "a/./b.js",
+        "C:/a/b.js",
+        "a/b.js\x00",
+    ]:
         assert safe_file(tmp_path, bad) is None, bad
 
 
@@ -602,3 +618,25 @@ def test_viewer_thread_gives_a_working_url(boards: Boards) -> None:
     with ViewerThread(boards.base) as viewer:
         status, body = _raw_get(viewer.url, "/api/info")
         assert status == 200 and json.loads(body)["boards"] == 2
+
+
+def test_reading_one_series_reads_the_boards_other_series_ahead(boards: Boards) -> None:
+    app = create_app(boards.base)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        series(c, board=boards.alpha, metric="val/acc")
+        cached = {name for board, name in app.state.catalog._cache if board == boards.alpha}
+        assert cached == {"train/loss", "train/tokens", "val/acc"}
+        loss = series(c, board=boards.alpha, metric="train/loss", points=100_000)["series"][0]
+        assert loss["count"] == N_ALPHA - 3
+
+
+def test_open_readers_are_bounded(boards: Boards, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kohakuboard.viewer import catalog
+
+    monkeypatch.setattr(catalog, "MAX_OPEN_READERS", 1)
+    app = create_app(boards.base)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        for _ in range(2):
+            for board_id in (boards.alpha, boards.beta):
+                assert c.get(f"/api/boards/{board_id}/metrics").status_code == 200
+                assert len(app.state.catalog._readers) == 1

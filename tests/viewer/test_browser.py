@@ -56,7 +56,9 @@ class Page:
     """A browser tab that records console errors (CSP violations show up there)."""
 
     def __init__(self, browser: Any, name: str, *, polling: bool = False) -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        self.context = browser.new_context(
+            viewport={"width": 1400, "height": 900}, accept_downloads=True
+        )
         if polling:
             self.context.add_init_script("window.__KB_FORCE_POLLING__ = true")
         self.page = self.context.new_page()
@@ -81,7 +83,7 @@ class Page:
         """Wait until the chart of ``metric`` is drawn (and has the given data-* values)."""
         sel = f'.chart-card[data-metric="{metric}"][data-state="ready"]'
         sel += "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
-        self.page.wait_for_selector(sel + ' canvas', state="attached")
+        self.page.wait_for_selector(sel + " canvas", state="attached")
         return self.page.locator(sel)
 
     def renders(self, metric: str) -> int:
@@ -105,7 +107,10 @@ def test_board_list_shows_the_boards(server: ViewerThread, boards: Boards, tab: 
     tab.page.wait_for_selector(".board >> nth=1")
     rows = tab.page.locator(".board")
     assert rows.count() == 2
-    assert [r.strip() for r in rows.locator(".board-name .label").all_inner_texts()] == ["beta", "alpha"]
+    assert [r.strip() for r in rows.locator(".board-name .label").all_inner_texts()] == [
+        "beta",
+        "alpha",
+    ]
     assert rows.locator(".status").all_inner_texts() == ["finished", "finished"]
     # no selection in the URL: the newest runs are selected, and the URL says so
     tab.ready("train/loss")
@@ -128,9 +133,16 @@ def test_chart_draws_one_series_per_selected_board(
     assert loss.get_attribute("data-lines") == "4"  # raw (faint) + smoothed per run
     assert tab.ready("acc", series="1").get_attribute("data-lines") == "2"  # only beta has it
     tab.ready("val/acc", series="1")
-    sections = tab.page.locator("details.section").evaluate_all("els => els.map(e => e.dataset.section)")
+    sections = tab.page.locator("details.section").evaluate_all(
+        "els => els.map(e => e.dataset.section)"
+    )
     assert sections == ["train", "val", "(no namespace)"]
-    assert tab.page.locator(".tabs button").all_inner_texts() == ["all", "train", "val", "(no namespace)"]
+    assert tab.page.locator(".tabs button").all_inner_texts() == [
+        "all",
+        "train",
+        "val",
+        "(no namespace)",
+    ]
     legend = loss.locator(".legend li")
     assert legend.count() == 2 and "alpha" in legend.nth(0).inner_text()
     assert "1 NaN" in legend.nth(0).inner_text() and "1 +Inf" in legend.nth(0).inner_text()
@@ -160,7 +172,9 @@ def test_smoothing_and_x_axis_update_the_chart(
     tab.page.fill('input[aria-label="Smoothing value"]', "0.95")
     card = tab.ready("train/loss", smoothing="0.95")
     wait_until(lambda: tab.renders("train/loss") > before, what="a redraw after smoothing")
-    wait_until(lambda: card.locator(".legend .value").inner_text() != value_before, what="new values")
+    wait_until(
+        lambda: card.locator(".legend .value").inner_text() != value_before, what="new values"
+    )
     assert any("smoothing=0.95" in url for url in tab.requests)
     wait_until(lambda: tab.query().get("s") == ["0.95"], what="smoothing in the URL")
     tab.shot("smoothing")
@@ -179,46 +193,52 @@ def test_smoothing_and_x_axis_update_the_chart(
     assert tab.ready("train/loss", smoothing="0").get_attribute("data-lines") == "1"
 
 
-def test_live_data_appears_without_reload(live_base: Path, browser: Any) -> None:
-    for polling in (False, True):
-        tab = Page(browser, f"live-{'polling' if polling else 'stream'}", polling=polling)
-        board = Board(name=f"running-{polling}", base_dir=live_base)
-        try:
-            for i in range(50):
+@pytest.mark.parametrize("mode", ["stream", "polling"])
+def test_live_data_appears_without_reload(live_base: Path, browser: Any, mode: str) -> None:
+    tab = Page(browser, f"live-{mode}", polling=mode == "polling")
+    board = Board(name=f"running-{mode}", base_dir=live_base)
+    try:
+        for i in range(50):
+            board.log(**{"train/loss": 1.0 / (i + 1)})
+        with ViewerThread(live_base, live_interval=0.2) as viewer:
+            tab.page.goto(f"{viewer.url}?b={board.id}")
+            tab.page.evaluate("window.__marker = 'same page'")
+            card = tab.card("train/loss")
+            wait_until(lambda: card.get_attribute("data-total") == "50", what="the first 50 points")
+            tab.page.wait_for_selector(f'.live[data-live="{mode}"]')
+            status = tab.page.locator(f'.board[data-board="{board.id}"] .status')
+            assert status.inner_text() == "running"
+            tab.shot("before")
+            for i in range(50, 120):
                 board.log(**{"train/loss": 1.0 / (i + 1)})
-            with ViewerThread(live_base, live_interval=0.2) as viewer:
-                tab.page.goto(f"{viewer.url}?b={board.id}")
-                tab.page.wait_for_function("() => (window.__marker = 'same page') && true")
-                wait_until(
-                    lambda: tab.card("train/loss").get_attribute("data-total") == "50",
-                    what="the first 50 points",
-                )
-                expected_mode = "polling" if polling else "stream"
-                tab.page.wait_for_selector(f'.live[data-live="{expected_mode}"]')
-                assert tab.page.locator(f'.board[data-board="{board.id}"] .status').inner_text() == "running"
-                tab.shot("before")
-                for i in range(50, 120):
-                    board.log(**{"train/loss": 1.0 / (i + 1)})
-                wait_until(
-                    lambda: tab.card("train/loss").get_attribute("data-total") == "120",
-                    what="the new points in the chart",
-                )
-                board.finish()
-                tab.page.wait_for_selector(f'.board[data-board="{board.id}"] .status[data-status="finished"]')
-                assert tab.page.evaluate("window.__marker") == "same page"  # no reload
-                tab.shot("after")
-        finally:
+            wait_until(lambda: card.get_attribute("data-total") == "120", what="the new points")
             board.finish()
-            tab.context.close()
-        assert not tab.errors, tab.errors
+            tab.page.wait_for_selector(
+                f'.board[data-board="{board.id}"] .status[data-status="finished"]'
+            )
+            assert tab.page.evaluate("window.__marker") == "same page"  # no reload
+            tab.shot("after")
+    finally:
+        board.finish()
+        tab.context.close()
+    assert not tab.errors, tab.errors
+
+
+def test_a_run_started_after_the_page_opened_shows_up(live_base: Path, tab: Page) -> None:
+    with ViewerThread(live_base, live_interval=0.2) as viewer:
+        tab.page.goto(viewer.url)
+        tab.page.wait_for_selector("text=No boards yet")
+        with Board(name="late", base_dir=live_base) as board:
+            for i in range(10):
+                board.log(**{"train/loss": float(i)})
+            tab.page.wait_for_selector(f'.board.selected[data-board="{board.id}"]')
+            tab.ready("train/loss", series="1")
+        tab.shot("appeared")
 
 
 def test_url_state_restores_the_view(server: ViewerThread, boards: Boards, tab: Page) -> None:
     overrides = json.dumps({"train/loss": {"o": True}})
-    query = (
-        f"?b={boards.alpha}&s=0.8&x=global_step&ly=1&tab=train&q=loss&theme=dark"
-        f"&c={overrides}"
-    )
+    query = f"?b={boards.alpha}&s=0.8&x=global_step&ly=1&tab=train&q=loss&theme=dark&c={overrides}"
     tab.page.goto(server.url + query)
     card = tab.ready("train/loss", smoothing="0.8", x="global_step")
     assert tab.page.locator(".chart-card").count() == 1  # tab + search
@@ -238,7 +258,9 @@ def test_url_state_restores_the_view(server: ViewerThread, boards: Boards, tab: 
     assert tab.page.locator(".chart-card").count() == 1
     # back restores the previous view
     tab.page.go_back()
-    tab.page.wait_for_function("document.querySelector('.tabs button.active').textContent.trim() === 'train'")
+    tab.page.wait_for_function(
+        "document.querySelector('.tabs button.active').textContent.trim() === 'train'"
+    )
 
 
 def test_full_screen_and_downloads(
@@ -262,7 +284,7 @@ def test_full_screen_and_downloads(
     assert len(lines) == 3001
     card.locator(".full-toggle").click()
     tab.page.wait_for_selector(".overlay .chart-card.full canvas")
-    assert tab.query()["fs"] == ["train/loss"]
+    wait_until(lambda: tab.query().get("fs") == ["train/loss"], what="full screen in the URL")
     tab.shot("full-screen")
     tab.page.keyboard.press("Escape")
     tab.page.wait_for_selector(".overlay", state="detached")

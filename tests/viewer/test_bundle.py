@@ -41,7 +41,9 @@ def bundle_files() -> list[Path]:
     return sorted(p for p in STATIC_DIR.rglob("*") if p.is_file() and p.name != "SOURCE_HASH")
 
 
-@pytest.mark.skipif(not UI_DIR.is_dir(), reason="viewer_ui/ sources are not in an installed package")
+@pytest.mark.skipif(
+    not UI_DIR.is_dir(), reason="viewer_ui/ sources are not in an installed package"
+)
 def test_bundle_was_built_from_the_current_sources() -> None:
     assert source_files(), f"no sources found under {UI_DIR}"
     assert (UI_DIR / "package-lock.json") in source_files()

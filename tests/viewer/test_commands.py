@@ -44,7 +44,9 @@ def test_open_names_a_taken_port(boards: Boards) -> None:
         port = taken.getsockname()[1]
         result = runner.invoke(app, ["open", str(boards.base), "--port", str(port)])
     assert result.exit_code == 1
-    assert f"port {port} on 127.0.0.1 is in use; pass --port N (or --port 0 for any)" in result.output
+    assert (
+        f"port {port} on 127.0.0.1 is in use; pass --port N (or --port 0 for any)" in result.output
+    )
 
 
 @dataclass

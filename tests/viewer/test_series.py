@@ -43,13 +43,21 @@ def test_smooth_edge_cases() -> None:
     assert smooth(np.array([2.0, 2.0, 2.0]), 0.9).tolist() == [2.0, 2.0, 2.0]  # constant
     assert smooth(np.array([5.0]), 0.9).tolist() == [5.0]  # debiased: the first point is itself
     nan_first = smooth(np.array([np.nan, 1.0, 3.0]), 0.5)
-    assert math.isnan(nan_first[0]) and nan_first[1:].tolist() == reference_smooth([np.nan, 1.0, 3.0], 0.5)[1:]
+    assert (
+        math.isnan(nan_first[0])
+        and nan_first[1:].tolist() == reference_smooth([np.nan, 1.0, 3.0], 0.5)[1:]
+    )
     assert np.isnan(smooth(np.array([np.nan, np.nan]), 0.5)).all()
-    with pytest.raises(BadParameterError, match=r"smoothing=1.0 is out of range; accepted: 0 <= smoothing <= 0.9999"):
+    with pytest.raises(
+        BadParameterError,
+        match=r"smoothing=1.0 is out of range; accepted: 0 <= smoothing <= 0.9999",
+    ):
         smooth(np.array([1.0, 2.0]), 1.0)
 
 
-def _check_m4(x: np.ndarray, y: np.ndarray, points: int, smoothed: np.ndarray | None = None) -> None:
+def _check_m4(
+    x: np.ndarray, y: np.ndarray, points: int, smoothed: np.ndarray | None = None
+) -> None:
     out = downsample(x, y, smoothed, points)
     assert len(out.x) <= points
     order = np.argsort(x, kind="stable")

@@ -1,7 +1,7 @@
 // Turning decoded series into uPlot data and options, and chart exports.
 import uPlot from 'uplot'
 import { colorOf, fade } from './colors.js'
-import { fmtDuration, fmtValue, fmtX } from './format.js'
+import { fmtDuration, fmtTicks } from './format.js'
 
 // One entry per board that has points: its own (x, raw, smoothed) arrays.
 export function tracesOf(doc, boards) {
@@ -68,7 +68,19 @@ export function robustRange(traces, showRaw) {
 function xAxisValues(axis) {
   if (axis === 'wall_time') return undefined // uPlot's own time ticks
   if (axis === 'relative_time') return (u, ticks) => ticks.map((v) => fmtDuration(v))
-  return (u, ticks) => ticks.map((v) => fmtX(axis, v))
+  return (u, ticks) => fmtTicks(ticks)
+}
+
+// room for the longest y label (uPlot's default assumes short ones)
+function ySize(u, values) {
+  const longest = (values || []).reduce((m, v) => Math.max(m, String(v ?? '').length), 0)
+  return Math.max(40, longest * 7 + 18)
+}
+
+// on a log scale, grid lines and labels at powers of ten only (if there are two or more)
+function decades(u, splits) {
+  const keep = splits.map((v) => (v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-9 ? v : null))
+  return keep.filter((v) => v !== null).length >= 2 ? keep : splits
 }
 
 export function chartOptions({ traces, settings, showRaw, theme, width, height, hooks }) {
@@ -89,13 +101,22 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
     }
   }
   const range = settings.outliers ? robustRange(traces, showRaw) : null
-  const axis = { stroke: theme.axis, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } }
+  const axisFor = (log) => {
+    const only = log ? { filter: decades } : {}
+    return {
+      stroke: theme.axis,
+      grid: { stroke: theme.grid, width: 1, ...only },
+      ticks: { stroke: theme.grid, width: 1, ...only },
+      ...only,
+    }
+  }
   return {
     width,
     height,
     legend: { show: false },
     cursor: {
       sync: { key: `kb-${settings.x}`, setSeries: false },
+      y: false, // no horizontal hair: it would show at the same height on every synced chart
       drag: { x: true, y: false, setScale: true },
       points: { size: 6 },
     },
@@ -110,8 +131,8 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
       },
     },
     axes: [
-      { ...axis, values: xAxisValues(settings.x), space: 60 },
-      { ...axis, values: (u, ticks) => ticks.map(fmtValue), size: 60 },
+      { ...axisFor(settings.logX), values: xAxisValues(settings.x), space: 60 },
+      { ...axisFor(settings.logY), values: (u, ticks) => fmtTicks(ticks), size: ySize },
     ],
     series,
     hooks,

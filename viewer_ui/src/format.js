@@ -9,6 +9,20 @@ export function fmtValue(v) {
   return Number(v.toPrecision(5)).toString()
 }
 
+// Axis labels: plain numbers, or exponents with just enough digits to tell ticks apart.
+export function fmtTicks(ticks) {
+  const finite = ticks.filter((v) => v != null && Number.isFinite(v))
+  const big = finite.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+  if (big === 0 || (big < 1e5 && big >= 1e-3)) {
+    return ticks.map((v) => (v == null ? '' : String(Number(v.toPrecision(8)))))
+  }
+  for (let digits = 0; digits < 8; digits++) {
+    const labels = ticks.map((v) => (v == null ? '' : v === 0 ? '0' : v.toExponential(digits).replace('e+', 'e')))
+    if (new Set(labels).size === labels.length) return labels
+  }
+  return ticks.map((v) => (v == null ? '' : v.toExponential(8)))
+}
+
 export function fmtDuration(seconds) {
   if (!Number.isFinite(seconds)) return '–'
   const sign = seconds < 0 ? '-' : ''

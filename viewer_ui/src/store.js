@@ -53,11 +53,19 @@ async function loadMetrics(id) {
   }
 }
 
+async function boardsChanged() {
+  const known = new Set(store.boards.map((b) => b.id))
+  await refreshBoards()
+  // a run started while the page was open with nothing selected: show it
+  const fresh = store.boards.filter((b) => !known.has(b.id)).map((b) => b.id)
+  if (fresh.length && !view.boards.length) view.boards = fresh.slice(-5)
+}
+
 function applyLive(delta) {
   if (delta.boards_sig && delta.boards_sig !== store.boardsSig) {
     const first = !store.boardsSig
     store.boardsSig = delta.boards_sig
-    if (!first) refreshBoards()
+    if (!first) boardsChanged()
   }
   for (const [id, state] of Object.entries(delta.boards || {})) {
     const board = boardById.value[id]
