@@ -21,6 +21,8 @@ hits all rows alike:
    stored, checked through the Reader).
 
 Targets (issue 4, CPU): calling thread <= 2 ms per step; total (2 + 3) <= 2x the floor.
+Ratios and pass/fail use medians; the minimum is printed too, since a loaded machine inflates
+medians (the load average is in the header).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
         return {
             "name": name,
             "median_ms": value * 1e3,
+            "min_ms": best.get(name, value) * 1e3,
             "ratio": value / floor_s,
             "target": target,
             "status": status,
@@ -135,6 +138,13 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
 
     cpu = device == "cpu"
     med = {k: statistics.median(v) for k, v in times.items()}
+    best = {
+        "floor: torch.histc per tensor": min(times["floor"]),
+        "calling thread (snapshot)": min(times["calling"]),
+        "flusher (payloads ready)": min(times["flusher"]),
+        "total added (calling + flusher)": min(times["total"]),
+        "board.log_histograms call": min(call),
+    }
     return [
         row("floor: torch.histc per tensor", floor_s),
         row(
@@ -182,11 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.device} ({device}), torch {torch.__version__}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'what':36s} {'median ms':>10s} {'x floor':>8s}  {'target':12s} status")
+    print(f"{'what':36s} {'median ms':>10s} {'min ms':>8s} {'x floor':>8s}  {'target':12s} status")
     for r in rows:
         print(
-            f"{r['name']:36s} {r['median_ms']:10.2f} {r['ratio']:8.2f}  {r['target']:12s} {r['status']}"
-            + (f"  ({r['note']})" if r["note"] else "")
+            f"{r['name']:36s} {r['median_ms']:10.2f} {r['min_ms']:8.2f} {r['ratio']:8.2f}  "
+            f"{r['target']:12s} {r['status']}" + (f"  ({r['note']})" if r["note"] else "")
         )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

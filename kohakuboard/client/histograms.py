@@ -243,6 +243,7 @@ def _collect(named: Any, kind: str, prefix: str) -> tuple[list[str], list[Any]]:
         raise bad_key(prefix, f"prefix must be a str, got {type(prefix).__name__}")
     keys: list[str] = []
     values: list[Any] = []
+    seen: set[str] = set()
     for pair in _pairs(named):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"log_histograms takes (name, tensor) pairs, got {describe(pair)}")
@@ -266,8 +267,9 @@ def _collect(named: Any, kind: str, prefix: str) -> tuple[list[str], list[Any]]:
                 continue
             if value.dtype.is_complex:
                 raise TypeError(f"cannot histogram {key!r}: {describe(value)} is complex")
-        if key in keys:
+        if key in seen:
             raise bad_key(key, "the same key twice in one log_histograms call")
+        seen.add(key)
         keys.append(key)
         values.append(value)
     return keys, values

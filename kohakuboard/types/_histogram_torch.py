@@ -73,7 +73,8 @@ def device_reduce(
         tally = torch.zeros(count * slots, dtype=torch.int64, device=device)
         sums = torch.zeros(2, count, dtype=f64, device=device)
         for chunk in chunks:
-            x = _gather(flats, chunk, f64)
+            if len(chunks) > 1:  # one chunk: its values from pass 1 are still there
+                x = _gather(flats, chunk, f64)
             _count_chunk(x, chunk, ext, params, tally, sums, bins, scale)
         tally = tally.view(count, bins + 5, 2)
         buckets = tally.sum(2)

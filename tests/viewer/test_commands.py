@@ -133,3 +133,18 @@ def test_kobo_demo(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     live = next(b for b in list_boards(tmp_path) if b.name == "live")
     assert live.status == "finished" and live.steps > 0
+
+
+def test_kobo_open_falls_back_to_a_free_port(boards: Boards) -> None:
+    try:
+        taken = socket.create_server(("127.0.0.1", 48889))
+    except OSError:
+        taken = None  # something already listens on 48889: the fallback is exercised anyway
+    try:
+        with kobo("open", str(boards.base)) as run:
+            assert not run.url.endswith(":48889/")
+            assert _get(run.url + "api/info")
+        assert "port 48889 is in use; using a free port instead" in run.stderr
+    finally:
+        if taken is not None:
+            taken.close()
