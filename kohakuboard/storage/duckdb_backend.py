@@ -50,6 +50,7 @@ from .duckdb_build import (
     connect,
     read_absorbed_upto,
 )
+from .duckdb_pool import pooled
 from .parts import quarantine, save_state
 from .parts_reader import PartsReader
 from .parts_writer import PartsWriter
@@ -179,11 +180,11 @@ class DuckDBReader(PartsReader):
                 logger.warning("%s is missing; reading the live rows only", self.db_path)
             yield None, 0
             return
-        with connect(self.db_path) as con:
+        with pooled(self.db_path) as con:
             upto = read_absorbed_upto(con)
             if upto < expected:
-                # An older database than the manifest we read (another thread of this
-                # process still had it open): read again with a fresh snapshot.
+                # An older database than the manifest we read (someone else in this process
+                # holds the old one open): read again with a fresh snapshot.
                 raise FileNotFoundError(self.db_path)
             yield con, upto
 

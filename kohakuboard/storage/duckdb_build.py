@@ -245,15 +245,13 @@ def _write_small_tables(snap: Snapshot, con: duckdb.DuckDBPyConnection) -> None:
             con.unregister("small")
 
 
-@contextlib.contextmanager
-def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection. A read-only one waits a little for a foreign read-write
-    session (``duckdb board.duckdb`` without ``-readonly``) to end, then fails clearly."""
+def connect_raw(path: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open ``path``; read-only opens wait a little for a foreign read-write session
+    (``duckdb board.duckdb`` without ``-readonly``) to end, then fail saying so."""
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
@@ -263,6 +261,12 @@ def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyCo
                     "or open it with `duckdb -readonly`"
                 ) from exc
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def connect(path: Path, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection (see :func:`connect_raw`)."""
+    con = connect_raw(path, read_only=read_only)
     try:
         yield con
     finally:

@@ -38,7 +38,7 @@ class RunSpec:
 RUNS = (
     RunSpec("baseline", 0.1, 256, 0),
     RunSpec("high-lr", 0.4, 256, 1),
-    RunSpec("wide", 0.1, 1024, 2),
+    RunSpec("wide", 0.05, 1024, 2),
 )
 
 

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,7 @@ from backend_helpers import same, snapshot
 from helpers import live_writers_of_board, wait_until
 
 from kohakuboard import Histogram, Media, Table, open_board
-from kohakuboard.storage import duckdb_backend, duckdb_build
+from kohakuboard.storage import duckdb_backend, duckdb_build, duckdb_pool
 from kohakuboard.storage.base import ScalarColumns
 from kohakuboard.storage.duckdb_backend import DuckDBReader, DuckDBWriter
 
@@ -84,7 +85,7 @@ def test_database_is_queryable_without_kohakuboard(make_board) -> None:
 WRITER_LOOP = r"""
 import sys, time
 import numpy as np
-from kohakuboard.storage import duckdb_backend, duckdb_build
+from kohakuboard.storage import duckdb_backend, duckdb_build, duckdb_pool
 from kohakuboard.storage.base import ScalarColumns
 from kohakuboard.storage.duckdb_backend import DuckDBWriter
 
@@ -235,3 +236,53 @@ def test_migrating_in_and_out_keeps_everything(make_board) -> None:
     migrate_board(path, "duckdb")
     assert open_board(path).info().backend == "duckdb"
     assert same(before, snapshot(open_board(path)))
+
+
+def _commit_rows(w: DuckDBWriter, start: int, n: int) -> None:
+    steps = np.arange(start, start + n, dtype=np.int64)
+    w.add_scalars(
+        ScalarColumns(["x"], np.zeros(n, np.int32), steps, steps, steps * 1.0, steps * 2.0)
+    )
+    w.commit(cursors={}, schemas={}, next_step=start + n, global_step=0)
+
+
+def test_pooled_connections_follow_a_replaced_file_across_threads(tmp_path: Path) -> None:
+    w = DuckDBWriter(tmp_path)
+    _commit_rows(w, 0, 100)
+    w.absorb(full=False)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        reader = DuckDBReader(tmp_path)
+        while not stop.is_set():
+            try:
+                steps = reader.scalars("x").column("step").to_numpy()
+                if not np.array_equal(steps, np.arange(len(steps))):
+                    errors.append(f"bad steps ({len(steps)})")
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=read_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(1, 15):  # replace board.duckdb under the readers' feet
+            _commit_rows(w, k * 100, 100)
+            w.absorb(full=k % 5 == 0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert DuckDBReader(tmp_path).scalars("x").num_rows == 1500
+
+
+def test_pooled_connections_are_closed_when_idle(make_board, monkeypatch) -> None:
+    path = _finished_board(make_board)
+    monkeypatch.setattr(duckdb_pool, "IDLE_S", 0.2)
+    assert open_board(path).scalars("loss").num_rows == 100  # opens the pooled connection
+    assert str(path / "board.duckdb") in duckdb_pool._entries
+    wait_until(lambda: not duckdb_pool._entries, timeout=5, what="the idle connection to close")
+    code = f"import duckdb; duckdb.connect({str(path / 'board.duckdb')!r}).close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # read-write: no lock left

@@ -218,6 +218,7 @@ def test_live_data_appears_without_reload(live_base: Path, browser: Any, mode: s
             )
             assert tab.page.evaluate("window.__marker") == "same page"  # no reload
             tab.shot("after")
+            tab.page.goto("about:blank")  # leave before the server stops
     finally:
         board.finish()
         tab.context.close()
@@ -233,7 +234,8 @@ def test_a_run_started_after_the_page_opened_shows_up(live_base: Path, tab: Page
                 board.log(**{"train/loss": float(i)})
             tab.page.wait_for_selector(f'.board.selected[data-board="{board.id}"]')
             tab.ready("train/loss", series="1")
-        tab.shot("appeared")
+            tab.shot("appeared")
+        tab.page.goto("about:blank")  # leave before the server stops (no refused reconnects)
 
 
 def test_url_state_restores_the_view(server: ViewerThread, boards: Boards, tab: Page) -> None:
