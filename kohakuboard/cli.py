@@ -29,7 +29,7 @@ DEFAULT_BASE_DIR = Path("kohakuboard")
 
 app = typer.Typer(
     name="kobo",
-    help="KohakuBoard: list, inspect and export experiment boards.",
+    help="KohakuBoard: list, inspect, export and view experiment boards.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -185,7 +185,7 @@ def _root(
         int, typer.Option("--verbose", "-v", count=True, help="Log more (-v info, -vv debug).")
     ] = 0,
 ) -> None:
-    """KohakuBoard: list, inspect and export experiment boards."""
+    """KohakuBoard: list, inspect, export and view experiment boards."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
         level=level, format="kobo: %(levelname)s: %(name)s: %(message)s", stream=sys.stderr
