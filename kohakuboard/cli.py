@@ -431,6 +431,44 @@ def demo_command(
         lambda: run_demo(base_dir, host=host, port=port, browser=not no_open, echo=typer.echo)
     )
 
+
+@app.command("migrate")
+def migrate_command(
+    board: BoardArg,
+    to: Annotated[str, typer.Option("--to", help="Target backend: hybrid, duckdb or parquet.")],
+    dest: Annotated[
+        Path | None,
+        typer.Option("--dest", help="Write the converted board here instead of in place."),
+    ] = None,
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+) -> None:
+    """Convert a finished board to another storage backend, losslessly."""
+    from .storage import BACKENDS
+    from .storage.migrate import migrate_board
+
+    if to not in BACKENDS:
+        _fail(f"unknown backend {to!r}; choose one of {', '.join(sorted(BACKENDS))}")
+    with _user_errors(base_dir.expanduser().absolute()):
+        try:
+            out = migrate_board(_resolve(board, base_dir), to, dest)
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"{out}: now {to}")
+
+
+@app.command("compact")
+def compact_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> None:
+    """Merge a board's data files into sorted, compressed ones (any backend)."""
+    from .storage.migrate import compact_board
+
+    with _user_errors(base_dir.expanduser().absolute()):
+        try:
+            out = compact_board(_resolve(board, base_dir))
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"{out}: compacted")
+
+
 def main() -> None:
     """Entry point of the ``kobo`` console script."""
     app(prog_name="kobo")

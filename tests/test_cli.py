@@ -351,3 +351,32 @@ def test_subprocess(command: list[str], boards: dict, tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert str(bad) in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+# -- migrate / compact -------------------------------------------------------------------------
+def test_migrate_round_trip_and_compact(tmp_path: Path) -> None:
+    with Board(name="mig", base_dir=tmp_path) as b:
+        for v in SPECIAL:
+            b.log(v=v)
+    before = open_board(b.path).scalars("v").to_pylist()
+    for backend in ("duckdb", "parquet", "hybrid"):
+        code, out, err = run("migrate", b.id, "--to", backend, "-b", tmp_path)
+        assert code == 0, err
+        assert f"now {backend}" in out
+        reader = open_board(b.path)
+        assert reader.meta.backend == backend
+        after = reader.scalars("v").to_pylist()
+        assert [r["step"] for r in after] == [r["step"] for r in before]
+        assert [repr(r["value"]) for r in after] == [repr(r["value"]) for r in before]
+    code, out, err = run("compact", b.id, "-b", tmp_path)
+    assert code == 0, err
+    assert "compacted" in out
+    assert len(open_board(b.path).scalars("v")) == len(SPECIAL)
+
+
+def test_migrate_to_an_unknown_backend_names_it(tmp_path: Path) -> None:
+    with Board(name="mig", base_dir=tmp_path) as b:
+        b.log(v=1.0)
+    code, _, err = run("migrate", b.id, "--to", "lance", "-b", tmp_path)
+    assert code == 1
+    assert "'lance'" in err and "duckdb" in err

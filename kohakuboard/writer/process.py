@@ -161,7 +161,7 @@ class Writer:
                 continue
             lanes: list[ring.LaneReader] = []
             try:
-                if info.producer_pid != os.getpid() and pid_alive(info.producer_pid) and skip_session:
+                if pid_alive(info.producer_pid):  # another live process still logs into it
                     logger.warning("ring %s belongs to live process %d; skipped", path, info.producer_pid)
                     continue
                 lanes = self._lanes(session, mm, info)
