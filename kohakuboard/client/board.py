@@ -195,6 +195,8 @@ class Board:
         keys = tuple(values)
         schema = self._schemas.get(keys)
         if schema is None:
+            if keys in self._tensor_keys and self._log_tensors(keys, values):
+                return None  # one-element tensors under keys seen before
             return self._log_slow(values)
         vals = values.values()
         for v in vals:
