@@ -90,7 +90,7 @@ class Board:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}")
         _reap()
-        self._closed = True  # until fully set up (atexit and __del__ look at it)
+        self._closed = True  # until fully set up (atexit looks at it)
         self._owner = -1
         base = Path(base_dir).expanduser().resolve()
         meta, path, resumed = self._open_dir(base, name, project, backend, board_id)
