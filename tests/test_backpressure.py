@@ -73,3 +73,14 @@ def test_bad_key_leaves_board_intact(tmp_path, bad):
             board.log(**{bad: 1.0})
         board.log(ok=2.0)
     assert _values(board.path, "ok") == [1.0, 2.0]
+
+
+def test_tensor_records_wrap_around_a_small_ring(tmp_path):
+    torch = pytest.importorskip("torch")
+    with Board(name="wrap", base_dir=tmp_path, ring_size=8192) as board:
+        for i in range(3000):
+            board.log(a=torch.tensor(float(i)), b=torch.tensor(-float(i)))
+    reader = open_board(board.path)
+    assert _values(board.path, "a") == [float(i) for i in range(3000)]
+    assert _values(board.path, "b") == [-float(i) for i in range(3000)]
+    assert reader.scalars("a").column("step").to_pylist() == list(range(3000))

@@ -7,6 +7,8 @@ import mmap
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from .. import ring
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,33 @@ class LaneWriter:
             hdr.pack_into(self.mm, start, first_size, 0, pos)
             self.pos = end
             self._update_fast_path()
+
+    def write_records(self, records: np.ndarray) -> None:
+        """Fixed-size records built as a numpy structured array whose first fields are the
+        header (u32 length, u32 reserved, u64 pos): lengths and positions are filled in here,
+        then each run that fits before the lap end is copied at once, first header last."""
+        size = records.dtype.itemsize
+        i, n = 0, len(records)
+        while i < n:
+            pos = self.pos
+            off = pos % self.capacity
+            fit = min(n - i, (self.capacity - off) // size, max(0, self.limit - pos) // size)
+            if fit == 0:  # wrap-around or a full ring: one record the careful way
+                self.write(records[i : i + 1].tobytes()[ring.REC_HEADER.size :])
+                i += 1
+                continue
+            chunk = records[i : i + fit]
+            chunk["length"] = size
+            chunk["reserved"] = 0
+            chunk["pos"] = np.arange(fit, dtype=np.uint64) * np.uint64(size) + np.uint64(pos)
+            first = chunk[:1].copy()
+            chunk["length"][0] = 0  # placeholder header: written last
+            start = self.base + off
+            self.mm[start : start + fit * size] = chunk.tobytes()
+            self.mm[start : start + ring.REC_HEADER.size] = first.tobytes()[: ring.REC_HEADER.size]
+            self.pos = pos + fit * size
+            self._update_fast_path()
+            i += fit
 
     def _update_fast_path(self) -> None:
         lap_start = self.pos - self.pos % self.capacity
