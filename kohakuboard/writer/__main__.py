@@ -1,3 +1,3 @@
-from .process import main
+from .cli import main
 
 raise SystemExit(main())
