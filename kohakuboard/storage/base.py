@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .files import board_bytes
+
 SCALAR_SCHEMA = pa.schema(
     [
         ("step", pa.int64()),
@@ -185,8 +187,9 @@ class StorageReader(abc.ABC):
     def meta(self) -> dict[str, Any]:
         """status, next_step, global_step, updated_at (what the last commit stored)."""
 
-    @abc.abstractmethod
-    def disk_bytes(self) -> int: ...
+    def disk_bytes(self) -> int:
+        """Bytes of the board's files on disk (rings and SQLite scratch files excluded)."""
+        return board_bytes(self.board_dir)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

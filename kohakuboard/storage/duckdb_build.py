@@ -24,7 +24,8 @@ import pyarrow as pa
 from ..errors import BoardBusyError
 from .codec import encode_json
 from .columnar import KINDS, METRIC_KIND, SCHEMAS
-from .parts import CorruptPartError, PartFiles, fsync_dir
+from .files import fsync_dir
+from .parts import CorruptPartError, PartFiles
 
 logger = logging.getLogger(__name__)
 

@@ -565,18 +565,6 @@ class HybridReader(StorageReader):
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta") if k != "config"}
 
-    def disk_bytes(self) -> int:
-        total = 0
-        for root, _dirs, files in os.walk(self.board_dir):
-            for f in files:
-                if f.startswith("ring-") or f.endswith(("-shm", "-wal")):
-                    continue
-                try:
-                    total += os.path.getsize(os.path.join(root, f))
-                except OSError:
-                    pass
-        return total
-
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from .files import write_atomic
 
 MEDIA_DIR = "media"
 
@@ -18,10 +19,5 @@ def store_media_file(board_dir: Path, data: bytes, ext: str) -> str:
     if final.exists():
         return rel
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    write_atomic(final, data)
     return rel

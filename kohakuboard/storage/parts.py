@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .columnar import FOLDERS, KINDS, SCHEMAS
+from .files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -52,25 +53,6 @@ _SCALAR_OPTIONS: dict[str, Any] = {
 
 class CorruptPartError(Exception):
     """A listed part cannot be read (damaged on disk)."""
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: hidden temporary file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def new_state() -> dict[str, Any]:

@@ -165,9 +165,6 @@ class PartsReader(StorageReader):
         out = {k: state[k] for k in ("status", "next_step", "global_step", "updated_at")}
         return {k: v for k, v in out.items() if v is not None}
 
-    def disk_bytes(self) -> int:
-        return dir_bytes(self.board_dir)
-
 
 def sorted_scalars(tables: list[pa.Table]) -> pa.Table:
     """Concatenate scalar pieces into the public layout, ordered by step (stable)."""
@@ -182,17 +179,3 @@ def sorted_scalars(tables: list[pa.Table]) -> pa.Table:
         if np.any(steps[1:] < steps[:-1]):
             table = table.take(pa.array(np.argsort(steps, kind="stable")))
     return table.combine_chunks()
-
-
-def dir_bytes(board_dir: Path) -> int:
-    """Bytes of a board's files (the rings, which are scratch space, excluded)."""
-    total = 0
-    for root, _dirs, files in os.walk(board_dir):
-        for f in files:
-            if f.startswith("ring-"):
-                continue
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total

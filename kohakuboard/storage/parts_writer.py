@@ -22,11 +22,11 @@ import pyarrow as pa
 
 from .base import HistogramRow, MediaRow, ScalarColumns, StorageWriter, TableRow, WriterState
 from .columnar import FOLDERS, KINDS, ROWS_TO_TABLE, SCALARS, names_array, num
+from .files import fsync_dir
 from .parts import (
     STATE_FILE,
     CorruptPartError,
     PartFiles,
-    fsync_dir,
     load_state,
     merge_tables,
     new_state,
