@@ -220,7 +220,9 @@ class Board:
     def _log_slow(self, values: dict[str, Any]) -> None:
         self._check_open()
         keys = tuple(values)
-        if keys in self._tensor_keys and self._log_tensors(keys, values):
+        owner = self._owner == _get_ident()
+        # The owner thread already tried the cached tensor path in log().
+        if not owner and keys in self._tensor_keys and self._log_tensors(keys, values):
             return
         if "global_step" in values:
             values = dict(values)
@@ -228,7 +230,6 @@ class Board:
         if not values:
             return
         found = classify(values)  # raises before anything is recorded
-        owner = self._owner == _get_ident()
         step = next(self._steps)
         if found.plain and owner:
             keys = tuple(found.scalars)
