@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vite'
 import vue from '@vitejs/plugin-vue'
 
-const outDir = fileURLToPath(new URL('../kohakuboard/viewer/static', import.meta.url))
+// KB_UI_OUT: build somewhere else (a scratch bundle for tests), leaving the committed one alone
+const outDir = process.env.KB_UI_OUT || fileURLToPath(new URL('../kohakuboard/viewer/static', import.meta.url))
 
 export default defineConfig({
   plugins: [vue()],

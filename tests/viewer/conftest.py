@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +15,16 @@ from fastapi.testclient import TestClient
 
 from kohakuboard import Board, Histogram, Media, Table
 from kohakuboard.viewer import create_app
+from kohakuboard.viewer.demo import write_demo
 from kohakuboard.viewer.server import ViewerThread
+from kohakuboard.viewer.static import STATIC_DIR
 
 # the viewer tests import viewer_helpers from this folder (pytest runs with importlib mode)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The web app the browser tests load: the committed bundle, or a scratch build
+# (KB_UI_OUT=/tmp/x npm run build; KOHAKUBOARD_TEST_STATIC=/tmp/x pytest ...).
+TEST_STATIC = Path(os.environ.get("KOHAKUBOARD_TEST_STATIC") or STATIC_DIR)
 
 N_ALPHA = 3000
 SPIKES = {1234: 50.0, 2500: -20.0}  # alpha train/loss
@@ -86,5 +93,26 @@ def live_base(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(boards: Boards) -> Iterator[ViewerThread]:
     """``kobo open`` on the shared boards, on a free port, in a background thread."""
-    with ViewerThread(boards.base, live_interval=0.2) as running:
+    with ViewerThread(boards.base, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def demo_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The finished runs of ``kobo demo`` (fewer steps), shared by the page tests."""
+    base = tmp_path_factory.mktemp("demo-boards")
+    write_demo(base, steps_per_epoch=30, epochs=6)
+    return base
+
+
+@pytest.fixture(scope="session")
+def demo_client(demo_base: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(demo_base), base_url="http://127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture
+def demo_server(demo_base: Path) -> Iterator[ViewerThread]:
+    """``kobo open`` on the demo runs, serving the web app under test."""
+    with ViewerThread(demo_base, live_interval=0.2, static_dir=TEST_STATIC) as running:
         yield running

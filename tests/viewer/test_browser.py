@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from conftest import Boards
+from conftest import TEST_STATIC, Boards
 from helpers import wait_until
 
 from kohakuboard import Board
@@ -200,7 +200,7 @@ def test_live_data_appears_without_reload(live_base: Path, browser: Any, mode: s
     try:
         for i in range(50):
             board.log(**{"train/loss": 1.0 / (i + 1)})
-        with ViewerThread(live_base, live_interval=0.2) as viewer:
+        with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
             tab.page.goto(f"{viewer.url}?b={board.id}")
             tab.page.evaluate("window.__marker = 'same page'")
             card = tab.card("train/loss")
@@ -226,7 +226,7 @@ def test_live_data_appears_without_reload(live_base: Path, browser: Any, mode: s
 
 
 def test_a_run_started_after_the_page_opened_shows_up(live_base: Path, tab: Page) -> None:
-    with ViewerThread(live_base, live_interval=0.2) as viewer:
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
         tab.page.goto(viewer.url)
         tab.page.wait_for_selector("text=No boards yet")
         with Board(name="late", base_dir=live_base) as board:

@@ -16,6 +16,26 @@ export const DEFAULTS = Object.freeze({
   theme: 'auto', // auto | light | dark (theme)
   full: '', // the series shown full screen (fs)
   charts: {}, // per-chart overrides: {name: {s, x, ly, lx, o}} (c)
+  page: 'scalars', // scalars | histograms | media | tables | runs (p)
+  // histograms
+  histMode: 'offset', // offset | overlay | distribution | heatmap (hm)
+  histStep: -1, // step shown by the step slider; -1 = latest (hs)
+  // media
+  mediaSteps: {}, // {key: step} chosen per media key (ms)
+  mediaFit: 'fit', // fit | actual (mf)
+  // tables
+  table: '', // the table key shown (tb)
+  tableStep: -1, // -1 = latest (ts)
+  tableSort: '', // column name (tso)
+  tableDesc: false, // (tsd)
+  tableFilter: '', // (tf)
+  tablePage: 0, // (tp)
+  // runs
+  runsMetric: '', // metric for parallel coordinates / scatter (rm)
+  runsParam: '', // hyperparameter on the scatter's x axis (rx)
+  runsSort: '', // column of the runs table; '-' prefix = descending (rs)
+  runsFilter: '', // (rf)
+  runsDeleted: false, // show soft-deleted runs (rd)
 })
 
 export const view = reactive(structuredClone(DEFAULTS))
@@ -37,6 +57,22 @@ const KEYS = [
   ['theme', 'theme', 'str'],
   ['full', 'fs', 'str'],
   ['charts', 'c', 'json'],
+  ['page', 'p', 'str'],
+  ['histMode', 'hm', 'str'],
+  ['histStep', 'hs', 'int'],
+  ['mediaSteps', 'ms', 'json'],
+  ['mediaFit', 'mf', 'str'],
+  ['table', 'tb', 'str'],
+  ['tableStep', 'ts', 'int'],
+  ['tableSort', 'tso', 'str'],
+  ['tableDesc', 'tsd', 'bool'],
+  ['tableFilter', 'tf', 'str'],
+  ['tablePage', 'tp', 'int'],
+  ['runsMetric', 'rm', 'str'],
+  ['runsParam', 'rx', 'str'],
+  ['runsSort', 'rs', 'str'],
+  ['runsFilter', 'rf', 'str'],
+  ['runsDeleted', 'rd', 'bool'],
 ]
 
 function parse(kind, text, fallback) {
@@ -46,6 +82,10 @@ function parse(kind, text, fallback) {
     case 'num': {
       const v = Number(text)
       return Number.isFinite(v) ? Math.min(Math.max(v, 0), 0.999) : fallback
+    }
+    case 'int': {
+      const v = Number.parseInt(text, 10)
+      return Number.isFinite(v) ? v : fallback
     }
     case 'bool':
       return text === '1'
