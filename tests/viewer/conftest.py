@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from kohakuboard.viewer.static import STATIC_DIR
 
 # the viewer tests import viewer_helpers from this folder (pytest runs with importlib mode)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser_kit import ARGS, CHROMIUM, Page, sync_api  # noqa: E402
 
 # The web app the browser tests load: the committed bundle, or a scratch build
 # (KB_UI_OUT=/tmp/x npm run build; KOHAKUBOARD_TEST_STATIC=/tmp/x pytest ...).
@@ -116,3 +118,19 @@ def demo_server(demo_base: Path) -> Iterator[ViewerThread]:
     """``kobo open`` on the demo runs, serving the web app under test."""
     with ViewerThread(demo_base, live_interval=0.2, static_dir=TEST_STATIC) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def tab(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
+    page = Page(browser, request.node.name.replace("[", "-").rstrip("]"))
+    yield page
+    page.context.close()
+    assert not page.errors, f"errors in the browser console: {page.errors}"

@@ -9,97 +9,19 @@ system one is launched by path (``KOHAKUBOARD_CHROMIUM`` overrides /usr/bin/chro
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
+from browser_kit import ARTIFACTS, BROWSER_ONLY, Page
 from conftest import TEST_STATIC, Boards
 from helpers import wait_until
 
 from kohakuboard import Board
 from kohakuboard.viewer.server import ViewerThread
 
-CHROMIUM = Path(os.environ.get("KOHAKUBOARD_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "viewer"
-TIMEOUT_MS = 20_000
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])"
-)
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.is_file(),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set KOHAKUBOARD_CHROMIUM)",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
-class Page:
-    """A browser tab that records console errors (CSP violations show up there)."""
-
-    def __init__(self, browser: Any, name: str, *, polling: bool = False) -> None:
-        self.context = browser.new_context(
-            viewport={"width": 1400, "height": 900}, accept_downloads=True
-        )
-        if polling:
-            self.context.add_init_script("window.__KB_FORCE_POLLING__ = true")
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(TIMEOUT_MS)
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.name = name
-
-    def shot(self, label: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{self.name}-{label}.png"
-        self.page.screenshot(path=str(path), full_page=False)
-        return path
-
-    def card(self, metric: str) -> Any:
-        return self.page.locator(f'.chart-card[data-metric="{metric}"]')
-
-    def ready(self, metric: str, **attrs: str) -> Any:
-        """Wait until the chart of ``metric`` is drawn (and has the given data-* values)."""
-        sel = f'.chart-card[data-metric="{metric}"][data-state="ready"]'
-        sel += "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
-        self.page.wait_for_selector(sel + " canvas", state="attached")
-        return self.page.locator(sel)
-
-    def renders(self, metric: str) -> int:
-        return int(self.card(metric).get_attribute("data-renders") or 0)
-
-    def query(self) -> dict[str, list[str]]:
-        """The page's query string now (asked from the page: pushState is not a navigation)."""
-        return parse_qs(self.page.evaluate("location.search").lstrip("?"))
-
-
-@pytest.fixture
-def tab(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
-    page = Page(browser, request.node.name.replace("[", "-").rstrip("]"))
-    yield page
-    page.context.close()
-    assert not page.errors, f"errors in the browser console: {page.errors}"
+pytestmark = BROWSER_ONLY
 
 
 def test_board_list_shows_the_boards(server: ViewerThread, boards: Boards, tab: Page) -> None:
