@@ -1,8 +1,13 @@
 """``kobo demo``: a few synthetic training runs, then the viewer on them.
 
-Three finished runs (different learning rates) log scalars under ``train/`` and ``val/``,
-plus one image, one table and one histogram each; a fourth run keeps training while the
-viewer is open, so live updates show at once. numpy only, offline, a few seconds.
+Six finished runs (a hand-picked three plus a small lr x width grid, with configs that differ
+in lr, width, dropout, optimizer and batch size) log scalars under ``train/`` and ``val/``
+every step and, once per epoch, one call with everything else: weight and gradient
+histograms that drift over the epochs (gradients on log bins), a prediction image, a
+checkpoints table like the Lightning integration's and a per-class table; the last epochs
+add an image grid, a short video, an audio tone and a 200-row predictions table with image
+cells. A further run keeps training while the viewer is open, so live updates show at once.
+numpy only, offline, a few seconds.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +32,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_DEMO_DIR = Path("kohakuboard-demo")
 LIVE_ID = "demo-live"
 CLASSES = ["cat", "dog", "bird", "fish"]
+LAYERS = 4
+CHECKPOINT_COLUMNS = [
+    "path", "global_step", "epoch", "monitor", "score", "is_best", "is_last", "saved_at"
+]  # fmt: skip
+PREDICTION_ROWS = 200
+PREDICTION_IMAGES = 10
 
 
 @dataclass(frozen=True)
@@ -33,12 +46,33 @@ class RunSpec:
     lr: float
     width: int
     seed: int
+    dropout: float = 0.1
+    optimizer: str = "sgd"
+    batch_size: int = 64
+
+    def config(self, epochs: int) -> dict[str, Any]:
+        optimizer: dict[str, Any] = {"name": self.optimizer}
+        if self.optimizer == "sgd":
+            optimizer["momentum"] = 0.9
+        else:
+            optimizer.update(betas=[0.9, 0.999], weight_decay=0.01)
+        return {
+            "lr": self.lr,
+            "width": self.width,
+            "dropout": self.dropout,
+            "batch_size": self.batch_size,
+            "epochs": epochs,
+            "optimizer": optimizer,
+        }
 
 
 RUNS = (
     RunSpec("baseline", 0.1, 256, 0),
-    RunSpec("high-lr", 0.4, 256, 1),
-    RunSpec("wide", 0.05, 1024, 2),
+    RunSpec("high-lr", 0.4, 256, 1, dropout=0.0, batch_size=128),
+    RunSpec("wide", 0.05, 1024, 2, dropout=0.3, optimizer="adamw"),
+    RunSpec("lr0.02-w128", 0.02, 128, 4, optimizer="adamw", batch_size=32),
+    RunSpec("lr0.2-w128", 0.2, 128, 5, batch_size=32),
+    RunSpec("lr0.02-w512", 0.02, 512, 6, dropout=0.2, optimizer="adamw", batch_size=32),
 )
 
 
@@ -76,24 +110,129 @@ class _Trainer:
         rows = [[name, float(a)] for name, a in zip(CLASSES, per_class, strict=True)]
         return {"val/loss": loss, "val/acc": acc}, rows
 
+    def layer_values(self, epoch: int, epochs: int) -> dict[str, Any]:
+        """Weights that spread and drift apart by layer, gradients that shrink (log bins)."""
+        progress = (epoch + 1) / epochs
+        out: dict[str, Any] = {}
+        for layer in range(1, LAYERS + 1):
+            size = min(self.spec.width, 512) * 8
+            shift = (layer - (LAYERS + 1) / 2) * 0.15 * progress
+            spread = 0.5 + 0.4 * progress * layer / LAYERS
+            out[f"weights/layer{layer}"] = self.rng.normal(shift, spread, size)
+            scale = self.spec.lr * math.exp(-3 * progress) / layer
+            grads = scale * self.rng.standard_t(3, size)
+            out[f"grads/layer{layer}"] = Histogram(grads, bins=48, scale="log")
+        return out
 
-def _sample_image(progress: float, seed: int) -> np.ndarray:
-    ramp = np.linspace(0, 1, 64)
+
+def _sample_image(progress: float, seed: int, size: int = 64) -> np.ndarray:
+    ramp = np.linspace(0, 1, size)
     rng = np.random.default_rng(seed)
-    noise = rng.random((64, 64)) * (1 - progress) * 0.5
+    noise = rng.random((size, size)) * (1 - progress) * 0.5
     return np.clip(
         np.stack(
-            [np.outer(ramp, ramp) + noise, np.tile(ramp, (64, 1)), np.full((64, 64), progress)], -1
+            [
+                np.outer(ramp, ramp) + noise,
+                np.tile(ramp, (size, 1)),
+                np.full((size, size), progress),
+            ],
+            -1,
         ),
         0,
         1,
     )
 
 
+def _rollout(seed: int, frames: int = 8, size: int = 32) -> np.ndarray:
+    """A (T, H, W, C) clip: a bright square moving across a dark background."""
+    video = np.zeros((frames, size, size, 3), dtype=np.uint8)
+    video[..., 2] = 40 + seed * 10
+    for t in range(frames):
+        x = t * (size - 8) // max(frames - 1, 1)
+        video[t, 12:20, x : x + 8] = (255, 200, 60)
+    return video
+
+
+def _tone(hz: float, seconds: float = 0.5, rate: int = 8_000) -> Media:
+    t = np.arange(int(seconds * rate)) / rate
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) * 20)  # no clicks at the ends
+    return Media(
+        0.4 * np.sin(2 * math.pi * hz * t) * fade, caption=f"{hz:.0f} Hz", sample_rate=rate
+    )
+
+
+def _predictions(trainer: _Trainer, acc: float, epoch: int) -> Table:
+    rng = np.random.default_rng(trainer.spec.seed + 100)
+    rows: list[list[Any]] = []
+    for i in range(PREDICTION_ROWS):
+        label = CLASSES[int(rng.integers(len(CLASSES)))]
+        correct = bool(rng.random() < acc)
+        guess = label if correct else CLASSES[(CLASSES.index(label) + 1) % len(CLASSES)]
+        confidence = float(np.clip(rng.normal(0.8 if correct else 0.55, 0.12), 0, 1))
+        if i == 7:
+            confidence = math.nan  # a model output gone wrong: the viewer must show it
+        image = None
+        if i < PREDICTION_IMAGES:
+            image = Media(_sample_image(acc, i, size=16), caption=f"#{i} {label}")
+        rows.append([i, guess, confidence, correct, image])
+    return Table(rows, columns=["id", "class", "confidence", "correct", "input"])
+
+
+class _Checkpoints:
+    """The checkpoints table the Lightning integration logs: one row per saved checkpoint."""
+
+    def __init__(self, board: Board) -> None:
+        self.dir = board.path / "checkpoints"
+        self.rows: list[list[Any]] = []
+
+    def save(self, epoch: int, global_step: int, score: float, *, write: bool) -> Table:
+        path = self.dir / f"epoch={epoch}.ckpt"
+        if write:  # only the last checkpoint is kept on disk, as with save_top_k=1
+            self.dir.mkdir(exist_ok=True)
+            path.write_bytes(b"kohakuboard demo checkpoint\n")
+        best = min([row[4] for row in self.rows] + [score])
+        for row in self.rows:
+            row[5] = row[4] == best
+            row[6] = False
+        self.rows.append(
+            [str(path), global_step, epoch, "val/loss", score, score == best, True, time.time()]
+        )
+        return Table([list(row) for row in self.rows], columns=CHECKPOINT_COLUMNS)
+
+
+def _log_epoch(
+    board: Board, trainer: _Trainer, epoch: int, epochs: int, checkpoints: _Checkpoints, live: bool
+) -> None:
+    values, rows = trainer.val_values(epoch, epochs)
+    board.log(**values)
+    progress = (epoch + 1) / epochs
+    last = epoch == epochs - 1
+    rich: dict[str, Any] = {
+        "samples/prediction": Media(_sample_image(progress, epoch), caption=f"epoch {epoch}"),
+        "val/per_class": Table(rows, columns=["class", "accuracy"]),
+        "checkpoints": checkpoints.save(
+            epoch, board.global_step, values["val/loss"], write=last and not live
+        ),
+    }
+    if epoch >= epochs - 2 or live:
+        rich["samples/grid"] = [
+            Media(_sample_image(progress, 10 * epoch + i, size=32), caption=f"sample {i}")
+            for i in range(6)
+        ]
+    if last or (live and epoch % 5 == 0):
+        rich["samples/rollout"] = Media(
+            _rollout(trainer.spec.seed), caption="rollout", kind="video", fps=8
+        )
+        rich["samples/tone"] = _tone(220 * (1 + trainer.spec.seed % 4))
+        rich["val/predictions"] = _predictions(trainer, values["val/acc"], epoch)
+    board.log_histograms(trainer.layer_values(epoch, epochs), extra=rich)
+
+
 def _log_run(
     board: Board, trainer: _Trainer, epochs: int, *, stop: threading.Event | None = None
 ) -> None:
     total = epochs * trainer.steps_per_epoch
+    checkpoints = _Checkpoints(board)
     step = 0
     for epoch in range(epochs):
         for _ in range(trainer.steps_per_epoch):
@@ -102,18 +241,7 @@ def _log_run(
             board.log(**trainer.train_values(step, total))
             board.step()
             step += 1
-        values, rows = trainer.val_values(epoch, epochs)
-        board.log(**values)
-        if epoch == epochs - 1 or stop is not None:
-            board.log(
-                **{
-                    "samples/prediction": Media(
-                        _sample_image((epoch + 1) / epochs, epoch), caption=f"epoch {epoch}"
-                    ),
-                    "val/per_class": Table(rows, columns=["class", "accuracy"]),
-                    "weights/layer1": Histogram(trainer.weights),
-                }
-            )
+        _log_epoch(board, trainer, epoch, epochs, checkpoints, live=stop is not None)
 
 
 def write_demo(
@@ -130,13 +258,9 @@ def write_demo(
     for spec in RUNS:
         if spec.name in have:
             continue
-        config = {
-            "lr": spec.lr,
-            "width": spec.width,
-            "epochs": epochs,
-            "optimizer": {"name": "sgd", "momentum": 0.9},
-        }
-        with Board(name=spec.name, config=config, base_dir=base, project="demo") as board:
+        with Board(
+            name=spec.name, config=spec.config(epochs), base_dir=base, project="demo"
+        ) as board:
             _log_run(board, _Trainer(spec, steps_per_epoch), epochs)
             paths.append(board.path)
     return paths
@@ -146,7 +270,7 @@ class LiveRun:
     """A demo run that keeps training in a background thread until :meth:`stop`."""
 
     def __init__(self, base_dir: str | os.PathLike[str]) -> None:
-        spec = RunSpec("live", 0.2, 512, 3)
+        spec = RunSpec("live", 0.2, 512, 3, optimizer="adam")
         config = {"lr": spec.lr, "width": spec.width, "optimizer": {"name": "adam"}}
         self.board = Board(
             name="live", config=config, base_dir=base_dir, project="demo", board_id=LIVE_ID

@@ -128,7 +128,7 @@ def test_write_demo(tmp_path: Path) -> None:
 def test_kobo_demo(tmp_path: Path) -> None:
     with kobo("demo", "--base-dir", str(tmp_path), "--no-open", "--port", "0") as run:
         names = {b["name"]: b for b in _get(run.url + "api/boards")}  # type: ignore[union-attr]
-        assert set(names) == {"baseline", "high-lr", "wide", "live"}
+        assert set(names) == {r.name for r in RUNS} | {"live"}
         assert names["live"]["status"] == "running"
     assert run.returncode == 0, run.stderr
     live = next(b for b in list_boards(tmp_path) if b.name == "live")
