@@ -1,0 +1,100 @@
+// Plain helpers of the Runs page: column values, sorting, config differences and plot axes.
+import { fmtValue } from '../format.js'
+
+const NON_FINITE = { nan: NaN, inf: Infinity, '-inf': -Infinity }
+
+// a JSON number of the API (non-finite floats arrive as strings) as a JS number, else null
+export function asNumber(v) {
+  if (typeof v === 'number') return v
+  if (typeof v === 'string' && v in NON_FINITE) return NON_FINITE[v]
+  return null
+}
+
+export function fmtConfig(v) {
+  if (v === undefined) return '–'
+  if (v === null) return 'null'
+  const n = asNumber(v)
+  if (n !== null) return fmtValue(n)
+  return String(v)
+}
+
+export const metricOf = (run, name) => (run.metrics || {})[name] || null
+
+// Column ids: name, status, duration, steps, tags, c:<config key>, m:<metric>
+export function columnValue(run, column) {
+  if (column.startsWith('c:')) return (run.config || {})[column.slice(2)]
+  if (column.startsWith('m:')) {
+    const m = metricOf(run, column.slice(2))
+    return m ? m.last : undefined
+  }
+  if (column === 'tags') return (run.tags || []).join(' ')
+  if (column === 'steps') return run.steps
+  return run[column]
+}
+
+// numbers, then NaN, then text, then missing values, in both directions (only the order
+// inside each group flips)
+function compare(a, b, desc) {
+  const rank = (v) => {
+    const n = asNumber(v)
+    if (n !== null) return Number.isNaN(n) ? 1 : 0
+    if (v === undefined || v === null || v === '') return 3
+    return 2
+  }
+  const ra = rank(a)
+  const rb = rank(b)
+  if (ra !== rb) return ra - rb
+  let out = 0
+  if (ra === 0) out = asNumber(a) - asNumber(b)
+  else if (ra === 2) out = String(a).localeCompare(String(b), undefined, { numeric: true })
+  if (!Number.isFinite(out)) out = asNumber(a) === asNumber(b) ? 0 : asNumber(a) < asNumber(b) ? -1 : 1
+  return desc ? -out : out
+}
+
+// view.runsSort: a column id, '-' in front for descending
+export function sortRuns(runs, sort) {
+  if (!sort) return runs
+  const desc = sort.startsWith('-')
+  const column = desc ? sort.slice(1) : sort
+  return runs
+    .map((run, i) => [run, i])
+    .sort(([a, i], [b, j]) => compare(columnValue(a, column), columnValue(b, column), desc) || i - j)
+    .map(([run]) => run)
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b)
+
+// the config keys whose values are not the same in every run (missing counts as a value)
+export function differingKeys(runs, keys) {
+  return keys.filter((key) => runs.some((run) => !same((run.config || {})[key], (runs[0].config || {})[key])))
+}
+
+// An axis over some values: linear when every present value is a finite number, else
+// evenly spaced categories (sorted). pos(v) is in 0..1, or null when v is missing.
+export function axisFor(values) {
+  const present = values.filter((v) => v !== undefined && v !== null)
+  const numbers = present.map(asNumber)
+  if (present.length && numbers.every((n) => n !== null && Number.isFinite(n))) {
+    let lo = Math.min(...numbers)
+    let hi = Math.max(...numbers)
+    if (lo === hi) {
+      lo -= 0.5
+      hi += 0.5
+    }
+    const pos = (v) => {
+      const n = asNumber(v)
+      return n === null || !Number.isFinite(n) ? null : (n - lo) / (hi - lo)
+    }
+    const ticks = [0, 0.25, 0.5, 0.75, 1].map((t) => ({ at: t, label: fmtValue(lo + t * (hi - lo)) }))
+    return { kind: 'num', pos, ticks }
+  }
+  const cats = [...new Set(present.map((v) => fmtConfig(v)))].sort((a, b) =>
+    a.localeCompare(b, undefined, { numeric: true }),
+  )
+  const at = (i) => (cats.length === 1 ? 0.5 : i / (cats.length - 1))
+  const pos = (v) => (v === undefined || v === null ? null : at(cats.indexOf(fmtConfig(v))))
+  return { kind: 'cat', pos, ticks: cats.map((label, i) => ({ at: at(i), label })) }
+}
+
+// The value of a plot axis for a run: a config key, or the last value of a metric
+export const plotValue = (run, axis) => (axis.metric ? (metricOf(run, axis.key) || {}).last : (run.config || {})[axis.key])
