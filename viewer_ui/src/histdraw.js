@@ -1,0 +1,324 @@
+// Canvas drawings of histograms (2D context): ridgeline (offset), overlay, percentile bands
+// (distribution), heatmap over steps, and the bar histogram of one step. Colours come from
+// the CSS variables, so the caller redraws when the theme changes.
+import { fmtTicks } from './format.js'
+import { mix, niceTicks, rgbOf } from './histmath.js'
+
+const FONT = '10px system-ui, sans-serif'
+
+export function themeColors() {
+  const css = getComputedStyle(document.documentElement)
+  const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback
+  return {
+    text: v('--text', '#1f2329'),
+    muted: v('--muted', '#6b7280'),
+    border: v('--border', '#e2e5ea'),
+    accent: v('--accent', '#c8741c'),
+    panel: v('--panel', '#ffffff'),
+  }
+}
+
+// size the backing store for the screen's pixel ratio; draw in CSS pixels
+export function prepare(canvas, width, height) {
+  const dpr = window.devicePixelRatio || 1
+  canvas.width = Math.max(1, Math.round(width * dpr))
+  canvas.height = Math.max(1, Math.round(height * dpr))
+  canvas.style.width = `${width}px`
+  canvas.style.height = `${height}px`
+  const ctx = canvas.getContext('2d')
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
+  ctx.clearRect(0, 0, width, height)
+  ctx.font = FONT
+  return ctx
+}
+
+const maxOf = (rows) => rows.reduce((m, row) => row.reduce((a, v) => (v > a ? v : a), m), 0)
+const scaleOf = (lo, hi, a, b) => (v) => a + ((v - lo) / (hi - lo || 1)) * (b - a)
+
+function valueAxis(ctx, box, lo, hi, theme, { vertical = false } = {}) {
+  const ticks = niceTicks(lo, hi, vertical ? 4 : 5)
+  const labels = fmtTicks(ticks)
+  ctx.fillStyle = theme.muted
+  ctx.strokeStyle = theme.border
+  ctx.lineWidth = 1
+  if (vertical) {
+    const y = scaleOf(lo, hi, box.b, box.t)
+    ctx.textAlign = 'right'
+    ctx.textBaseline = 'middle'
+    ticks.forEach((v, i) => {
+      ctx.fillText(labels[i], box.l - 4, y(v))
+      ctx.beginPath()
+      ctx.moveTo(box.l, Math.round(y(v)) + 0.5)
+      ctx.lineTo(box.r, Math.round(y(v)) + 0.5)
+      ctx.stroke()
+    })
+  } else {
+    const x = scaleOf(lo, hi, box.l, box.r)
+    ctx.textAlign = 'center'
+    ctx.textBaseline = 'top'
+    ticks.forEach((v, i) => ctx.fillText(labels[i], x(v), box.b + 4))
+    ctx.beginPath()
+    ctx.moveTo(box.l, box.b + 0.5)
+    ctx.lineTo(box.r, box.b + 0.5)
+    ctx.stroke()
+  }
+}
+
+function centres(edges) {
+  const out = []
+  for (let i = 0; i + 1 < edges.length; i++) out.push((edges[i] + edges[i + 1]) / 2)
+  return out
+}
+
+function ridgePath(ctx, xs, counts, x, base, height, peak, lo, hi) {
+  ctx.beginPath()
+  ctx.moveTo(x(lo), base)
+  counts.forEach((c, j) => ctx.lineTo(x(xs[j]), base - (peak ? (c / peak) * height : 0)))
+  ctx.lineTo(x(hi), base)
+}
+
+// TensorBoard's offset view: one ridge per step, the oldest at the back (top), later in front.
+// `highlight`: {step, counts} on the range's grid (the slider's step), outlined in the accent.
+export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
+  const box = { l: 8, t: 6, r: w - 52, b: h - 18 }
+  const K = range.steps.length
+  const xs = centres(range.edges)
+  const x = scaleOf(range.lo, range.hi, box.l, box.r)
+  const peak = Math.max(maxOf(range.counts), highlight ? maxOf([highlight.counts]) : 0)
+  const plotH = box.b - box.t
+  const ridgeH = K > 1 ? Math.min(plotH * 0.45, Math.max(plotH / 4, 24)) : plotH
+  const spacing = K > 1 ? (plotH - ridgeH) / (K - 1) : 0
+  const base = (i) => box.t + ridgeH + i * spacing
+  for (let i = 0; i < K; i++) {
+    const f = K > 1 ? i / (K - 1) : 1
+    ridgePath(ctx, xs, range.counts[i], x, base(i), ridgeH, peak, range.lo, range.hi)
+    ctx.fillStyle = mix(theme.panel, color, 0.1 + 0.3 * f)
+    ctx.fill()
+    ctx.strokeStyle = mix(theme.panel, color, 0.45 + 0.55 * f)
+    ctx.lineWidth = 1
+    ctx.stroke()
+  }
+  let hy = null
+  if (highlight && K) {
+    hy = stepPosition(range.steps, highlight.step, base, spacing)
+    ridgePath(ctx, xs, highlight.counts, x, hy, ridgeH, peak, range.lo, range.hi)
+    ctx.strokeStyle = theme.accent
+    ctx.lineWidth = 2
+    ctx.stroke()
+  }
+  // step labels on the right, as many as fit (always the newest)
+  ctx.textAlign = 'left'
+  ctx.textBaseline = 'middle'
+  let last = Infinity
+  for (let i = K - 1; i >= 0; i--) {
+    const y = base(i)
+    if (last - y < 11) continue
+    if (hy !== null && Math.abs(y - hy) < 10) continue
+    ctx.fillStyle = theme.muted
+    ctx.fillText(String(range.steps[i]), box.r + 6, y)
+    last = y
+  }
+  if (hy !== null) {
+    ctx.fillStyle = theme.accent
+    ctx.fillText(String(highlight.step), box.r + 6, hy)
+  }
+  valueAxis(ctx, box, range.lo, range.hi, theme)
+}
+
+// baseline of a step between the ridges of the picked steps (they are evenly spaced rows)
+function stepPosition(steps, step, base, spacing) {
+  const K = steps.length
+  if (K === 1 || step <= steps[0]) return base(0)
+  if (step >= steps[K - 1]) return base(K - 1)
+  let i = 0
+  while (i + 1 < K && steps[i + 1] < step) i++
+  const f = (step - steps[i]) / (steps[i + 1] - steps[i] || 1)
+  return base(i) + f * spacing
+}
+
+// All picked steps as lines on one axis, faint (early) to strong (late).
+export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
+  const box = { l: 44, t: 8, r: w - 8, b: h - 18 }
+  const K = range.steps.length
+  const xs = centres(range.edges)
+  const peak = Math.max(maxOf(range.counts), highlight ? maxOf([highlight.counts]) : 0) || 1
+  const x = scaleOf(range.lo, range.hi, box.l, box.r)
+  const y = scaleOf(0, peak, box.b, box.t)
+  valueAxis(ctx, box, 0, peak, theme, { vertical: true })
+  valueAxis(ctx, box, range.lo, range.hi, theme)
+  const line = (counts) => {
+    ctx.beginPath()
+    counts.forEach((c, j) => (j ? ctx.lineTo(x(xs[j]), y(c)) : ctx.moveTo(x(xs[j]), y(c))))
+    ctx.stroke()
+  }
+  ctx.lineWidth = 1.2
+  for (let i = 0; i < K; i++) {
+    ctx.strokeStyle = mix(theme.panel, color, 0.2 + 0.8 * (K > 1 ? i / (K - 1) : 1))
+    line(range.counts[i])
+  }
+  if (highlight) {
+    ctx.strokeStyle = theme.accent
+    ctx.lineWidth = 2.2
+    line(highlight.counts)
+  }
+  ctx.fillStyle = theme.muted
+  ctx.textAlign = 'right'
+  ctx.textBaseline = 'top'
+  if (K) ctx.fillText(`steps ${range.steps[0]} → ${range.steps[K - 1]}`, box.r, box.t)
+}
+
+// Percentile bands over steps: min-max, 7-93, 16-84, 31-69 and the median.
+export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
+  const box = { l: 48, t: 8, r: w - 8, b: h - 18 }
+  const rows = range.steps
+    .map((s, i) => [s, range.percentiles[i]])
+    .filter(([, p]) => p && p.length === 9 && p.every(Number.isFinite))
+  if (!rows.length) return
+  let lo = Infinity
+  let hi = -Infinity
+  for (const [, p] of rows) {
+    lo = Math.min(lo, p[0])
+    hi = Math.max(hi, p[8])
+  }
+  if (hi <= lo) [lo, hi] = [lo - 0.5, hi + 0.5]
+  const s0 = rows[0][0]
+  const s1 = rows.length > 1 ? rows[rows.length - 1][0] : s0 + 1
+  const x = scaleOf(s0, s1, box.l, box.r)
+  const y = scaleOf(lo, hi, box.b, box.t)
+  valueAxis(ctx, box, lo, hi, theme, { vertical: true })
+  stepAxis(ctx, box, s0, s1, x, theme)
+  const [r, g, b] = rgbOf(color)
+  ;[0.14, 0.18, 0.24, 0.32].forEach((alpha, j) => {
+    ctx.beginPath()
+    rows.forEach(([s, p], i) => (i ? ctx.lineTo(x(s), y(p[8 - j])) : ctx.moveTo(x(s), y(p[8 - j]))))
+    for (let i = rows.length - 1; i >= 0; i--) ctx.lineTo(x(rows[i][0]), y(rows[i][1][j]))
+    ctx.closePath()
+    ctx.fillStyle = `rgba(${r}, ${g}, ${b}, ${alpha})`
+    ctx.fill()
+  })
+  ctx.beginPath()
+  rows.forEach(([s, p], i) => (i ? ctx.lineTo(x(s), y(p[4])) : ctx.moveTo(x(s), y(p[4]))))
+  ctx.strokeStyle = color
+  ctx.lineWidth = 1.5
+  ctx.stroke()
+  stepMarker(ctx, box, step, x, theme)
+}
+
+function stepAxis(ctx, box, s0, s1, x, theme) {
+  const ticks = niceTicks(s0, s1, 5).filter((v) => Number.isInteger(v))
+  ctx.fillStyle = theme.muted
+  ctx.textAlign = 'center'
+  ctx.textBaseline = 'top'
+  for (const v of ticks) ctx.fillText(String(v), x(v), box.b + 4)
+}
+
+function stepMarker(ctx, box, step, x, theme) {
+  if (step === null || step === undefined) return
+  const px = Math.round(x(step)) + 0.5
+  ctx.strokeStyle = theme.accent
+  ctx.lineWidth = 1.5
+  ctx.beginPath()
+  ctx.moveTo(px, box.t)
+  ctx.lineTo(px, box.b)
+  ctx.stroke()
+}
+
+// Bins (y) x picked steps (x), the colour by log(1 + count). Returns the geometry for hovering.
+export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
+  const box = { l: 48, t: 6, r: w - 40, b: h - 18 }
+  const K = range.steps.length
+  const B = range.edges.length - 1
+  if (!K || B < 1) return null
+  const peak = maxOf(range.counts)
+  const scale = Math.log1p(peak) || 1
+  const bg = rgbOf(theme.panel)
+  const fg = rgbOf(color)
+  const image = new ImageData(K, B)
+  for (let i = 0; i < K; i++) {
+    for (let j = 0; j < B; j++) {
+      const t = Math.log1p(Math.max(0, range.counts[i][j])) / scale
+      const o = ((B - 1 - j) * K + i) * 4
+      for (let c = 0; c < 3; c++) image.data[o + c] = bg[c] + (fg[c] - bg[c]) * t
+      image.data[o + 3] = 255
+    }
+  }
+  const cells = document.createElement('canvas')
+  cells.width = K
+  cells.height = B
+  cells.getContext('2d').putImageData(image, 0, 0)
+  ctx.imageSmoothingEnabled = false
+  ctx.drawImage(cells, box.l, box.t, box.r - box.l, box.b - box.t)
+  valueAxis(ctx, { ...box, r: box.l }, range.lo, range.hi, theme, { vertical: true })
+  // step labels under a few columns
+  const colW = (box.r - box.l) / K
+  const every = Math.max(1, Math.ceil(K / Math.max(1, Math.floor((box.r - box.l) / 60))))
+  ctx.fillStyle = theme.muted
+  ctx.textAlign = 'center'
+  ctx.textBaseline = 'top'
+  for (let i = 0; i < K; i += every) ctx.fillText(String(range.steps[i]), box.l + (i + 0.5) * colW, box.b + 4)
+  if (step !== null && step !== undefined) {
+    let i = 0
+    while (i + 1 < K && Math.abs(range.steps[i + 1] - step) <= Math.abs(range.steps[i] - step)) i++
+    ctx.strokeStyle = theme.accent
+    ctx.lineWidth = 1.5
+    ctx.strokeRect(box.l + i * colW + 0.5, box.t + 0.5, Math.max(colW - 1, 1), box.b - box.t - 1)
+  }
+  // colour scale: 0 at the bottom, the largest count at the top (log spaced)
+  const lx = box.r + 8
+  const grad = ctx.createLinearGradient(0, box.b, 0, box.t)
+  grad.addColorStop(0, theme.panel)
+  grad.addColorStop(1, color)
+  ctx.fillStyle = grad
+  ctx.fillRect(lx, box.t, 8, box.b - box.t)
+  ctx.strokeStyle = theme.border
+  ctx.strokeRect(lx + 0.5, box.t + 0.5, 7, box.b - box.t - 1)
+  ctx.fillStyle = theme.muted
+  ctx.textAlign = 'left'
+  ctx.textBaseline = 'top'
+  ctx.fillText(fmtTicks([peak])[0], lx - 2, box.b + 4)
+  ctx.textBaseline = 'bottom'
+  return { box, K, B, peak }
+}
+
+// the (step, bin) under a point of a drawn heatmap, or null
+export function heatmapCell(geom, range, px, py) {
+  if (!geom) return null
+  const { box, K, B } = geom
+  if (px < box.l || px >= box.r || py < box.t || py >= box.b) return null
+  const i = Math.min(K - 1, Math.floor(((px - box.l) / (box.r - box.l)) * K))
+  const j = Math.min(B - 1, Math.floor(((box.b - py) / (box.b - box.t)) * B))
+  return { step: range.steps[i], lo: range.edges[j], hi: range.edges[j + 1], count: range.counts[i][j] }
+}
+
+// The histogram of one step as bars. Log-binned histograms are drawn by bin index (their bins
+// differ in width by orders of magnitude); linear ones by value.
+export function drawBars(ctx, { w, h, at, color, theme }) {
+  const box = { l: 4, t: 4, r: w - 4, b: h - 16 }
+  const B = at.counts.length
+  if (!B) return
+  const byIndex = at.scale === 'log'
+  const lo = at.edges[0]
+  const hi = at.edges[B]
+  const x = byIndex ? scaleOf(0, B, box.l, box.r) : scaleOf(lo, hi, box.l, box.r)
+  const peak = Math.max(...at.counts, 0) || 1
+  const y = scaleOf(0, peak, box.b, box.t)
+  ctx.fillStyle = color
+  for (let j = 0; j < B; j++) {
+    const x0 = byIndex ? x(j) : x(at.edges[j])
+    const x1 = byIndex ? x(j + 1) : x(at.edges[j + 1])
+    const top = y(at.counts[j])
+    ctx.fillRect(x0, top, Math.max(x1 - x0 - (x1 - x0 > 3 ? 1 : 0), 0.5), box.b - top)
+  }
+  ctx.strokeStyle = theme.border
+  ctx.beginPath()
+  ctx.moveTo(box.l, box.b + 0.5)
+  ctx.lineTo(box.r, box.b + 0.5)
+  ctx.stroke()
+  const [a, b] = fmtTicks([lo, hi])
+  ctx.fillStyle = theme.muted
+  ctx.textBaseline = 'top'
+  ctx.textAlign = 'left'
+  ctx.fillText(a, box.l, box.b + 3)
+  ctx.textAlign = 'right'
+  ctx.fillText(b, box.r, box.b + 3)
+}

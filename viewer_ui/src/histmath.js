@@ -1,0 +1,64 @@
+// Numbers behind the histogram drawings: rebinning, axis ticks, colour mixing.
+
+// Move a histogram onto other edges, keeping mass: interpolate the cumulative counts at the
+// new edges (mass outside the new range is dropped).
+export function rebin(edges, counts, target) {
+  const cum = [0]
+  for (const c of counts) cum.push(cum[cum.length - 1] + (Number.isFinite(c) ? c : 0))
+  const at = (x) => {
+    if (x <= edges[0]) return 0
+    const n = edges.length - 1
+    if (x >= edges[n]) return cum[n]
+    let lo = 0
+    let hi = n
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1
+      if (edges[mid] <= x) lo = mid
+      else hi = mid
+    }
+    const w = edges[lo + 1] - edges[lo]
+    return cum[lo] + (w > 0 ? ((x - edges[lo]) / w) * (cum[lo + 1] - cum[lo]) : 0)
+  }
+  const out = []
+  let prev = at(target[0])
+  for (let i = 1; i < target.length; i++) {
+    const next = at(target[i])
+    out.push(Math.max(0, next - prev))
+    prev = next
+  }
+  return out
+}
+
+// About `n` round tick values in [lo, hi]
+export function niceTicks(lo, hi, n = 5) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return []
+  if (hi <= lo) return [lo]
+  const raw = (hi - lo) / n
+  const mag = 10 ** Math.floor(Math.log10(raw))
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw
+  const ticks = []
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v)
+  }
+  return ticks
+}
+
+// '#rgb' | '#rrggbb' | 'rgb(a)(...)' -> [r, g, b]
+export function rgbOf(color) {
+  const c = (color || '').trim()
+  if (c.startsWith('#')) {
+    const hex = c.length === 4 ? [...c.slice(1)].map((h) => h + h).join('') : c.slice(1, 7)
+    const n = parseInt(hex, 16)
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255]
+  }
+  const m = c.match(/[\d.]+/g)
+  return m ? m.slice(0, 3).map(Number) : [128, 128, 128]
+}
+
+// a + (b - a) * t, per channel, as rgb()
+export function mix(a, b, t) {
+  const x = rgbOf(a)
+  const y = rgbOf(b)
+  const ch = x.map((v, i) => Math.round(v + (y[i] - v) * t))
+  return `rgb(${ch[0]}, ${ch[1]}, ${ch[2]})`
+}
