@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+from .annotations import Annotations, read_annotations, update_annotations  # noqa: E402
 from .client import Board  # noqa: E402
 from .reader import BoardInfo, Reader, list_boards, open_board  # noqa: E402
 from .types import Histogram, Media, Table  # noqa: E402
 
 __all__ = [
+    "Annotations",
     "Board",
     "BoardInfo",
     "Histogram",
@@ -26,6 +28,8 @@ __all__ = [
     "__version__",
     "list_boards",
     "open_board",
+    "read_annotations",
+    "update_annotations",
 ]
 
 # Integrations re-exported lazily: importing kohakuboard never imports a framework.

@@ -1,4 +1,4 @@
-"""The ``kobo`` command line: list, show and export boards.
+"""The ``kobo`` command line: list, show, export and annotate boards.
 
 Everything here reads through :mod:`kohakuboard.reader` (and :mod:`kohakuboard.export`); no
 storage backend is imported. Logging set-up and exit codes live here and nowhere else in the
@@ -120,7 +120,10 @@ def _resolve(board: str, base_dir: Path) -> Path:
     if "/" not in board and board not in (".", "..") and (base / board).is_dir():
         return base / board
     if base.is_dir():
-        matches = [b for b in list_boards(base) if b.name == board]
+        found = list_boards(base, include_deleted=True)
+        matches = [b for b in found if board in (b.name, b.original_name)]
+        if any(not b.deleted for b in matches):  # a deleted board does not shadow a live one
+            matches = [b for b in matches if not b.deleted]
         if matches:
             newest = matches[-1]  # list_boards is oldest first
             if len(matches) > 1:
@@ -199,12 +202,15 @@ def list_command(
         typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
     ] = DEFAULT_BASE_DIR,
     as_json: JsonOpt = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Also list deleted boards (marked).")
+    ] = False,
 ) -> None:
-    """List the boards in PATH, oldest first."""
+    """List the boards in PATH, oldest first (deleted ones only with --all)."""
     with _user_errors(path.expanduser().absolute()):
         if not path.expanduser().is_dir():
             _fail(f"no such folder: {path.expanduser().absolute()}")
-        boards = list_boards(path)
+        boards = list_boards(path, include_deleted=show_all)
         sizes = []
         for info in boards:
             with open_board(info.path) as reader:
@@ -216,6 +222,7 @@ def list_command(
                     {
                         "id": b.id,
                         "name": b.name,
+                        "original_name": b.original_name,
                         "project": b.project,
                         "backend": b.backend,
                         "status": b.status,
@@ -225,6 +232,10 @@ def list_command(
                         "created_at": b.created_at,
                         "updated_at": b.updated_at,
                         "path": str(b.path),
+                        "tags": list(b.tags),
+                        "notes": b.notes,
+                        "deleted": b.deleted,
+                        "deleted_at": b.deleted_at,
                     }
                     for b, size in zip(boards, sizes, strict=True)
                 ]
@@ -235,7 +246,15 @@ def list_command(
         typer.echo(f"no boards in {path.expanduser().absolute()}")
         return
     rows = [
-        [b.name, b.id, b.status, str(b.steps), str(b.metrics), _size(size), _when(b.created_at)]
+        [
+            f"{b.name} (deleted)" if b.deleted else b.name,
+            b.id,
+            b.status,
+            str(b.steps),
+            str(b.metrics),
+            _size(size),
+            _when(b.created_at),
+        ]
         for b, size in zip(boards, sizes, strict=True)
     ]
     headers = ["NAME", "ID", "STATUS", "STEPS", "METRICS", "SIZE", "CREATED"]
@@ -263,9 +282,13 @@ def show_command(
                 {
                     "id": info.id,
                     "name": info.name,
+                    "original_name": info.original_name,
                     "project": info.project,
                     "backend": info.backend,
                     "status": info.status,
+                    "tags": list(info.tags),
+                    "notes": info.notes,
+                    "deleted_at": info.deleted_at,
                     "path": str(info.path),
                     "created_at": info.created_at,
                     "updated_at": info.updated_at,
@@ -296,6 +319,14 @@ def show_command(
         ),
         ("size", _size(size)),
     ]
+    if info.name != info.original_name:
+        fields.insert(1, ("renamed", f"from {info.original_name}"))
+    if info.tags:
+        fields.append(("tags", ", ".join(info.tags)))
+    if info.deleted_at is not None:
+        fields.append(("deleted", f"{_when(info.deleted_at)} (kobo restore brings it back)"))
+    if info.notes:
+        fields.append(("notes", info.notes.replace("\n", "\n          ")))
     lines = [f"{key:<9} {value}" for key, value in fields]
     lines.append("")
     lines.append(f"config ({_plural(len(config), 'key')})" if config else "config: (empty)")
@@ -373,6 +404,72 @@ def export_command(
     typer.echo(f"wrote {rows} rows of {count} scalar series to {target}")
 
 
+# -- annotations (kohakuboard.annotations) ---------------------------------------------------
+def _annotate(board: str, base_dir: Path, done: str, **changes: Any) -> None:
+    from .annotations import update_annotations
+
+    with _user_errors(base_dir.expanduser().absolute()):
+        path = _resolve(board, base_dir)
+        try:
+            update_annotations(path, **changes)
+        except ValueError as exc:
+            _fail(str(exc))
+        with open_board(path) as reader:
+            info = reader.info()
+    typer.echo(f"{info.name} ({info.id}): {done}")
+
+
+@app.command("rename")
+def rename_command(
+    board: BoardArg,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new display name.")],
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+) -> None:
+    """Give a board a display name.
+
+    Its own name stays in board.json; renaming it back to that drops the display name.
+    """
+    _annotate(board, base_dir, "renamed", name=name)
+
+
+@app.command("tag")
+def tag_command(
+    board: BoardArg,
+    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to add (or remove).")],
+    remove: Annotated[bool, typer.Option("--remove", "-r", help="Remove these tags.")] = False,
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+) -> None:
+    """Add tags to a board (or remove them with --remove)."""
+    if remove:
+        _annotate(board, base_dir, "tags removed", remove_tags=tags)
+    else:
+        _annotate(board, base_dir, "tagged", add_tags=tags)
+
+
+@app.command("note")
+def note_command(
+    board: BoardArg,
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The notes ('' clears them).")],
+    base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
+) -> None:
+    """Set a board's notes (replacing the old ones)."""
+    _annotate(board, base_dir, "notes saved" if text else "notes cleared", notes=text)
+
+
+@app.command("delete")
+def delete_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> None:
+    """Hide a board from listings and the viewer (kobo restore brings it back).
+
+    Nothing is removed: the mark is kept in the board's annotations.json.
+    """
+    _annotate(board, base_dir, "deleted (kobo restore brings it back)", deleted=True)
+
+
+@app.command("restore")
+def restore_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> None:
+    """Undo kobo delete."""
+    _annotate(board, base_dir, "restored", deleted=False)
+
 
 # -- viewer (kohakuboard.viewer) -------------------------------------------------------------
 HostOpt = Annotated[
@@ -406,11 +503,19 @@ def open_command(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = None,
     browser: Annotated[bool, typer.Option("--browser", help="Open a browser tab.")] = False,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", help="Refuse edits too (rename, tags, notes, delete)."),
+    ] = False,
 ) -> None:
     """Serve the web viewer on the boards in PATH (live while they are written)."""
     from .viewer.commands import open_viewer
 
-    _run_viewer(lambda: open_viewer(path, host=host, port=port, browser=browser, echo=typer.echo))
+    _run_viewer(
+        lambda: open_viewer(
+            path, host=host, port=port, browser=browser, echo=typer.echo, read_only=read_only
+        )
+    )
 
 
 @app.command("demo")
@@ -418,9 +523,7 @@ def demo_command(
     base_dir: Annotated[
         Path, typer.Option("--base-dir", "-b", help="Folder for the demo boards.")
     ] = Path("kohakuboard-demo"),
-    no_open: Annotated[
-        bool, typer.Option("--no-open", help="Do not open a browser tab.")
-    ] = False,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser tab.")] = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = None,
 ) -> None:

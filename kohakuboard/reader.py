@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .annotations import read_annotations
 from .errors import BoardNotFoundError
 from .metadata import BoardMeta, is_board_dir, read_meta
 from .storage import open_reader
@@ -33,6 +34,13 @@ class Progress:
 
 @dataclass(frozen=True)
 class BoardInfo:
+    """One board as a listing shows it.
+
+    ``name`` is the display name: the one given with ``kobo rename`` or the viewer, else the
+    board's own (``original_name``). ``tags``, ``notes`` and ``deleted_at`` come from the
+    board's annotations (see :mod:`kohakuboard.annotations`).
+    """
+
     id: str
     name: str
     project: str
@@ -43,6 +51,14 @@ class BoardInfo:
     steps: int
     metrics: int
     path: Path
+    original_name: str = ""
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    deleted_at: float | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 def _writer_alive(board_dir: Path) -> bool:
@@ -108,9 +124,10 @@ class Reader:
 
     def info(self) -> BoardInfo:
         meta = self._store.meta()
+        notes = read_annotations(self.path)
         return BoardInfo(
             id=self.meta.id,
-            name=self.meta.name,
+            name=notes.name or self.meta.name,
             project=self.meta.project,
             backend=self.meta.backend,
             created_at=self.meta.created_at,
@@ -119,6 +136,10 @@ class Reader:
             steps=int(meta.get("next_step", 0)),
             metrics=len(self._store.metrics()),
             path=self.path,
+            original_name=self.meta.name,
+            tags=notes.tags,
+            notes=notes.notes,
+            deleted_at=notes.deleted_at,
         )
 
     # catalog
@@ -176,8 +197,14 @@ def open_board(path: str | os.PathLike[str]) -> Reader:
     return Reader(path)
 
 
-def list_boards(base_dir: str | os.PathLike[str] = "./kohakuboard") -> list[BoardInfo]:
-    """Every board directly under ``base_dir``, oldest first."""
+def list_boards(
+    base_dir: str | os.PathLike[str] = "./kohakuboard", *, include_deleted: bool = False
+) -> list[BoardInfo]:
+    """Every board directly under ``base_dir``, oldest first.
+
+    Boards marked deleted (soft delete: ``kobo delete``, the viewer) are left out unless
+    ``include_deleted``.
+    """
     base = Path(base_dir).expanduser().resolve()
     if not base.is_dir():
         raise BoardNotFoundError(f"no such folder: {base}")
@@ -186,9 +213,11 @@ def list_boards(base_dir: str | os.PathLike[str] = "./kohakuboard") -> list[Boar
         if child.is_dir() and is_board_dir(child):
             try:
                 with Reader(child) as r:
-                    out.append(r.info())
+                    info = r.info()
             except Exception as exc:  # one unreadable board must not hide the others
                 logger.warning("skipping %s: %s", child, exc)
                 continue
+            if include_deleted or not info.deleted:
+                out.append(info)
     out.sort(key=lambda b: b.created_at)
     return out

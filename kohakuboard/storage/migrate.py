@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import carry_annotations
 from ..errors import BoardBusyError
 from ..metadata import read_meta, write_meta
 from ..reader import Reader
@@ -66,6 +67,7 @@ def migrate_board(
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
+        carry_annotations(src, target)  # the user's name, notes, tags (the writer never has them)
         if dest is not None:
             return dest
         old = src.parent / f".{src.name}.old-{secrets.token_hex(4)}"

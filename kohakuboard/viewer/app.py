@@ -36,6 +36,7 @@ def create_app(
     allow_ip_hosts: bool = False,
     static_dir: str | os.PathLike[str] | None = STATIC_DIR,
     live_interval: float = 0.5,
+    read_only: bool = False,
 ) -> FastAPI:
     """The viewer app for the boards under ``base_dir`` (or the single board ``base_dir``).
 
@@ -45,6 +46,7 @@ def create_app(
         allow_ip_hosts: also accept any IP literal (a server bound to every interface).
         static_dir: the built web app (checked now); ``None`` serves the API only.
         live_interval: seconds between two looks at the boards for live updates.
+        read_only: refuse the run edits (rename, notes, tags, delete) too: 405.
     """
     catalog = Catalog(Path(base_dir))
     bundle = check_bundle(Path(static_dir)) if static_dir is not None else None
@@ -63,6 +65,7 @@ def create_app(
     )
     app.state.catalog = catalog
     app.state.live_interval = live_interval
+    app.state.read_only = read_only
     app.state.stopping = threading.Event()  # set when the server begins to shut down
     app.include_router(router)
     app.include_router(rich_router)  # histograms, media, tables
@@ -71,7 +74,10 @@ def create_app(
     if bundle is not None:
         _add_static_routes(app, bundle)
     app.add_middleware(
-        LocalSecurityMiddleware, allowed_hosts=allowed_hosts, allow_ip_hosts=allow_ip_hosts
+        LocalSecurityMiddleware,
+        allowed_hosts=allowed_hosts,
+        allow_ip_hosts=allow_ip_hosts,
+        writes=not read_only,
     )
     return app
 

@@ -74,7 +74,8 @@ class Catalog:
 
     # -- listing ----------------------------------------------------------------------------
     def boards(self, *, fresh: bool = False) -> list[BoardInfo]:
-        """Every board served, oldest first (a listing at most ``list_ttl`` seconds old)."""
+        """Every board served, oldest first, soft-deleted ones included (a listing at most
+        ``list_ttl`` seconds old). A board's position here is its stable colour index."""
         with self._lock:
             if fresh or time.monotonic() - self._listed_at > self._list_ttl:
                 self._scan()
@@ -85,7 +86,7 @@ class Catalog:
             with open_board(self.root) as reader:
                 infos = [reader.info()]
         else:
-            infos = list_boards(self.root)
+            infos = list_boards(self.root, include_deleted=True)  # routes hide deleted ones
         boards: dict[str, BoardInfo] = {}
         for info in infos:
             if info.id in boards:

@@ -35,14 +35,18 @@ def open_viewer(
     port: int | None = None,
     browser: bool = False,
     echo: Echo = print,
+    read_only: bool = False,
 ) -> None:
-    """Serve the viewer until Ctrl+C. ``port=None``: 48889, or any free port if it is taken."""
+    """Serve the viewer until Ctrl+C. ``port=None``: 48889, or any free port if it is taken.
+
+    ``read_only``: the page cannot rename, tag, annotate or delete runs either."""
     folder = check_folder(path)
     if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         echo(_exposed_warning(host, port, folder), err=True)
 
     def ready(url: str) -> None:
-        echo(f"KohakuBoard viewer: {url}  (boards in {folder}; Ctrl+C to stop)")
+        mode = "read-only; " if read_only else ""
+        echo(f"KohakuBoard viewer: {url}  ({mode}boards in {folder}; Ctrl+C to stop)")
 
     try:
         serve(
@@ -51,12 +55,13 @@ def open_viewer(
             port=DEFAULT_PORT if port is None else port,
             open_browser=browser,
             on_ready=ready,
+            read_only=read_only,
         )
     except PortInUseError:
         if port is not None:
             raise
         echo(f"port {DEFAULT_PORT} is in use; using a free port instead", err=True)
-        serve(folder, host=host, port=0, open_browser=browser, on_ready=ready)
+        serve(folder, host=host, port=0, open_browser=browser, on_ready=ready, read_only=read_only)
 
 
 def run_demo(

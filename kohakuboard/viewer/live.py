@@ -27,8 +27,11 @@ RETRY_MS = 3000
 
 
 def boards_signature(catalog: Catalog) -> str:
-    """Changes whenever a board appears, disappears or changes status/progress."""
-    parts = [(b.id, b.status, b.steps, b.metrics) for b in catalog.boards()]
+    """Changes whenever a board appears, disappears or changes status/progress/annotations."""
+    parts = [
+        (b.id, b.status, b.steps, b.metrics, b.name, b.tags, b.notes, b.deleted)
+        for b in catalog.boards()
+    ]
     return hashlib.sha1(json.dumps(parts).encode(), usedforsecurity=False).hexdigest()[:16]
 
 

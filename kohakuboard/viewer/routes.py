@@ -94,6 +94,9 @@ def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str
         "metrics": info.metrics,
         "index": index,  # creation order: the app's stable colour per run
         "config_summary": _summary(config),
+        "tags": list(info.tags),
+        "notes": info.notes,
+        "deleted": info.deleted,
     }
 
 
@@ -110,7 +113,8 @@ def info(request: Request) -> dict[str, Any]:
         "version": __version__,
         "title": catalog.root.name,
         "single_board": catalog.single,
-        "boards": len(catalog.boards()),
+        "boards": sum(not b.deleted for b in catalog.boards()),
+        "read_only": bool(request.app.state.read_only),
     }
 
 
@@ -118,6 +122,8 @@ def info(request: Request) -> dict[str, Any]:
 def projects(request: Request) -> list[dict[str, Any]]:
     counts: dict[str, dict[str, int]] = {}
     for board in _catalog(request).boards():
+        if board.deleted:
+            continue
         entry = counts.setdefault(board.project, {"boards": 0, "running": 0})
         entry["boards"] += 1
         entry["running"] += board.status == "running"
@@ -125,10 +131,14 @@ def projects(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/boards")
-def boards(request: Request, project: str | None = None) -> list[dict[str, Any]]:
+def boards(
+    request: Request, project: str | None = None, include_deleted: bool = False
+) -> list[dict[str, Any]]:
     catalog = _catalog(request)
     out = []
-    for index, board in enumerate(catalog.boards()):
+    for index, board in enumerate(catalog.boards()):  # index counts deleted boards too
+        if board.deleted and not include_deleted:
+            continue
         if project is None or board.project == project:
             out.append(_board_json(board, index, _config(catalog, board.id)))
     return out

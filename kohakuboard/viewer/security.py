@@ -2,7 +2,12 @@
 
 - The ``Host`` header must name this machine (DNS rebinding: a web page on another site that
   resolves its own name to 127.0.0.1 must not read the boards).
-- Read-only: only GET and HEAD.
+- Only GET and HEAD, except the run edits (rename, notes, tags, soft delete and restore:
+  ``PATCH``/``DELETE /api/runs/ID``, ``POST /api/runs/ID/restore``), and those only from the
+  viewer's own page (cross-site request forgery): they need the header ``X-KohakuBoard: 1``
+  (a custom header, which no form can send and no other site's script can send without a
+  CORS preflight, which this server never grants), an ``Origin`` (when the browser sends
+  one) naming this server, and a JSON body. Started read-only, the viewer refuses them all.
 - Every response says ``Content-Security-Policy: default-src 'self'`` (nothing loads from
   elsewhere, no inline script), ``X-Content-Type-Options: nosniff`` and no framing.
 """
@@ -11,8 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +37,14 @@ SECURITY_HEADERS = [
 ]
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
+WRITE_HEADER = b"x-kohakuboard"
+# The only writes: method -> path pattern (the route itself checks the board id).
+WRITE_ROUTES = {
+    "PATCH": re.compile(r"/api/runs/[^/]+"),
+    "DELETE": re.compile(r"/api/runs/[^/]+"),
+    "POST": re.compile(r"/api/runs/[^/]+/restore"),
+}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_wildcard(host: str) -> bool:
@@ -60,6 +75,65 @@ def host_name(header: str) -> str:
     return value.rstrip(".")
 
 
+def host_port(header: str, scheme: str) -> tuple[str, int | None]:
+    """``(name, port)`` of a Host header value, the scheme's default port if none is given."""
+    value = header.strip().lower()
+    tail = value[value.find("]") + 1 :] if value.startswith("[") else value
+    port: int | None = DEFAULT_PORTS.get(scheme)
+    if tail.count(":") == 1:
+        try:
+            port = int(tail.split(":", 1)[1])
+        except ValueError:
+            port = None
+    return host_name(header), port
+
+
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether an ``Origin`` header names the server the request was sent to (its Host)."""
+    try:
+        parts = urlsplit(origin.strip())
+        origin_port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return False
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return False  # "null" (sandboxed frames, file: pages) and anything odd
+    name, port = host_port(host, scheme)
+    return (parts.hostname.rstrip("."), origin_port) == (name, port)
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def write_refusal(
+    method: str, path: str, headers: dict[bytes, bytes], scheme: str, *, writes: bool
+) -> tuple[int, str] | None:
+    """Why a request that is not GET/HEAD is refused (status, detail), or ``None`` if it may
+    go on to its route."""
+    pattern = WRITE_ROUTES.get(method)
+    if pattern is None or not pattern.fullmatch(path):
+        return 405, f"{method} is not allowed: the viewer is read-only (except its run edits)"
+    if not writes:
+        return 405, f"{method} is not allowed: this viewer was started read-only (--read-only)"
+    if headers.get(WRITE_HEADER, b"").strip() != b"1":
+        return 403, "edits need the header X-KohakuBoard: 1 (they come from the viewer's page)"
+    origin = headers.get(b"origin")
+    if origin is not None:
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not same_origin(origin.decode("latin-1"), host, scheme):
+            return 403, f"Origin {origin.decode('latin-1')!r} is not this viewer: edit refused"
+    fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return 403, f"a {fetch_site} request cannot edit runs (Sec-Fetch-Site)"
+    content_type = headers.get(b"content-type")
+    if (content_type is not None or method == "PATCH") and _media_type(
+        (content_type or b"").decode("latin-1")
+    ) != "application/json":
+        shown = content_type.decode("latin-1") if content_type is not None else "none"
+        return 415, f"Content-Type {shown!r} is not accepted; send application/json"
+    return None
+
+
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -72,11 +146,17 @@ class LocalSecurityMiddleware:
     """Pure ASGI middleware (streams such as SSE pass through untouched)."""
 
     def __init__(
-        self, app: ASGIApp, *, allowed_hosts: Iterable[str], allow_ip_hosts: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: Iterable[str],
+        allow_ip_hosts: bool = False,
+        writes: bool = False,
     ) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts}
         self.allow_ip_hosts = allow_ip_hosts
+        self.writes = writes  # the run edits; False: every write is refused (405)
 
     def host_ok(self, header: str) -> bool:
         name = host_name(header)
@@ -94,8 +174,16 @@ class LocalSecurityMiddleware:
             await _reject(send, 400, f"Host header {host!r} is not allowed by this viewer")
             return
         if scope["method"] not in ("GET", "HEAD"):
-            await _reject(send, 405, f"{scope['method']} is not allowed: the viewer is read-only")
-            return
+            refused = write_refusal(
+                scope["method"],
+                scope["path"],
+                headers,
+                scope.get("scheme", "http"),
+                writes=self.writes,
+            )
+            if refused is not None:
+                await _reject(send, *refused)
+                return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -108,13 +108,15 @@ def serve(
     port: int = DEFAULT_PORT,
     open_browser: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    read_only: bool = False,
 ) -> None:
     """Serve the boards under ``path`` until interrupted (Ctrl+C).
 
     ``host`` defaults to 127.0.0.1 (this machine only). Any other interface exposes every
     board under ``path`` to the network, unauthenticated: it is logged as a warning.
+    ``read_only`` refuses the run edits (rename, notes, tags, delete) too.
     """
-    app, sock, url = prepare(path, host, port)
+    app, sock, url = prepare(path, host, port, read_only=read_only)
     if is_wildcard(host) or host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         logger.warning(
             "listening on %s: every board under %s is readable by anyone who can reach this "
