@@ -1,0 +1,191 @@
+"""Histogram series for the viewer: one step, the nearest step, and many steps on one grid.
+
+A series is decoded once (:func:`load_series`, compact payloads expanded) into per-step bin
+arrays plus column arrays of the statistics. :func:`decimate` picks at most K steps evenly,
+always the first and the last; :func:`rebin` puts the picked histograms on one uniform grid
+over the union of their ranges by interpolating each one's cumulative counts at the common
+edges, so every histogram keeps its binned mass exactly (values are taken as uniform inside a
+bin). Underflow, overflow and non-finite values are never binned, here or at logging time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..types.histogram import PERCENTILES, expand_histogram
+from .charts import jnum
+
+if TYPE_CHECKING:
+    from ..storage.base import HistogramRow
+
+# Statistics stored with every histogram; None (no finite value) is kept as NaN.
+STAT_KEYS = (
+    "count", "min", "max", "mean", "std", "zeros", "underflow", "overflow", "nan", "posinf",
+    "neginf",
+)  # fmt: skip
+INT_KEYS = frozenset(STAT_KEYS) - {"min", "max", "mean", "std"}
+PERCENTILE_KEYS = [float(p) for p in PERCENTILES]
+
+
+@dataclass(frozen=True)
+class HistSeries:
+    """Every step of one histogram series, ascending by step."""
+
+    steps: np.ndarray
+    global_steps: np.ndarray
+    wall_times: np.ndarray
+    scales: list[str]
+    edges: list[np.ndarray]
+    counts: list[np.ndarray]
+    lo: np.ndarray  # first edge of each step
+    hi: np.ndarray  # last edge
+    stats: dict[str, np.ndarray]
+    percentiles: np.ndarray  # (steps, len(PERCENTILES)), NaN when unknown
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [*self.edges, *self.counts, *self.stats.values(), self.percentiles]
+        return sum(a.nbytes for a in arrays) + 200 * len(self.steps)
+
+    def nearest(self, step: int | None) -> int:
+        return nearest_index(self.steps, step)
+
+    def window(self, start: int | None, end: int | None) -> np.ndarray:
+        """Indices of the steps with ``start <= step <= end`` (inclusive; None: unbounded)."""
+        first = 0 if start is None else int(np.searchsorted(self.steps, start, "left"))
+        stop = len(self.steps) if end is None else int(np.searchsorted(self.steps, end, "right"))
+        return np.arange(first, max(first, stop))
+
+
+def nearest_index(steps: np.ndarray, step: int | None) -> int:
+    """Index of the step with data nearest ``step`` in ascending ``steps`` (the earlier one
+    on a tie; the latest when ``step`` is None). ``steps`` must not be empty."""
+    if step is None:
+        return len(steps) - 1
+    right = int(np.searchsorted(steps, step))
+    if right == 0:
+        return 0
+    if right == len(steps):
+        return right - 1
+    left = right - 1
+    return left if step - steps[left] <= steps[right] - step else right
+
+
+def load_series(rows: Sequence[HistogramRow]) -> HistSeries:
+    rows = sorted(rows, key=lambda r: r.step)
+    edges, counts, scales = [], [], []
+    stats = {key: np.full(len(rows), np.nan) for key in STAT_KEYS}
+    pct = np.full((len(rows), len(PERCENTILES)), np.nan)
+    for i, row in enumerate(rows):
+        e, c = expand_histogram(row.data)
+        edges.append(e)
+        counts.append(c)
+        scales.append(str(row.data.get("scale", "linear")))
+        for key in STAT_KEYS:
+            value = row.data.get(key)
+            if value is not None:
+                stats[key][i] = float(value)
+        if row.data.get("percentiles") is not None:
+            pct[i] = np.asarray(row.data["percentiles"], dtype=np.float64)
+    return HistSeries(
+        steps=np.array([r.step for r in rows], dtype=np.int64),
+        global_steps=np.array([r.global_step for r in rows], dtype=np.int64),
+        wall_times=np.array([r.wall_time for r in rows], dtype=np.float64),
+        scales=scales,
+        edges=edges,
+        counts=counts,
+        lo=np.array([e[0] for e in edges], dtype=np.float64),
+        hi=np.array([e[-1] for e in edges], dtype=np.float64),
+        stats=stats,
+        percentiles=pct,
+    )
+
+
+def decimate(n: int, k: int) -> np.ndarray:
+    """At most ``k`` of ``range(n)``, evenly spaced, with the first and the last (only the
+    last when ``k == 1``)."""
+    if n <= k:
+        return np.arange(n)
+    if k == 1:
+        return np.array([n - 1])
+    # consecutive picks are more than 1 apart, so rounding keeps them distinct
+    return np.rint(np.linspace(0, n - 1, k)).astype(np.int64)
+
+
+def rebin(
+    edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(common_edges, counts[K, bins])``: every histogram on ``bins`` uniform bins over the
+    union of their ranges, each row summing to the histogram's own binned total."""
+    lo = min(float(e[0]) for e in edges)
+    hi = max(float(e[-1]) for e in edges)
+    common = np.linspace(lo, hi, bins + 1)
+    out = np.empty((len(edges), bins))
+    for i, (e, c) in enumerate(zip(edges, counts, strict=True)):
+        cumulative = np.concatenate(([0.0], np.cumsum(c)))
+        # outside a histogram's range its cumulative count is flat: 0 below, total above
+        out[i] = np.diff(np.interp(common, e, cumulative))
+    return common, out
+
+
+def stat(value: float) -> float | str | None:
+    """A statistic for JSON: NaN (unknown) as null, infinities as strings."""
+    return None if math.isnan(value) else jnum(value)
+
+
+def stat_list(values: np.ndarray) -> list[float | str | None]:
+    if np.isfinite(values).all():
+        return values.tolist()  # type: ignore[no-any-return]
+    return [stat(v) for v in values.tolist()]
+
+
+def at_json(series: HistSeries, i: int) -> dict[str, Any]:
+    """One step: its own edges and counts, and every statistic."""
+    doc: dict[str, Any] = {
+        "step": int(series.steps[i]),
+        "global_step": int(series.global_steps[i]),
+        "wall_time": jnum(series.wall_times[i]),
+        "scale": series.scales[i],
+        "edges": stat_list(series.edges[i]),
+        "counts": series.counts[i].tolist(),
+    }
+    for key in STAT_KEYS:
+        value = stat(float(series.stats[key][i]))
+        doc[key] = int(value) if key in INT_KEYS and isinstance(value, float) else value
+    doc["percentiles"] = {"keys": PERCENTILE_KEYS, "values": stat_list(series.percentiles[i])}
+    return doc
+
+
+def range_json(series: HistSeries, picked: np.ndarray, total: int, bins: int) -> dict[str, Any]:
+    """The picked steps on one common grid, with their statistics as columns."""
+    doc: dict[str, Any] = {
+        "total_steps": total,
+        "steps": series.steps[picked].tolist(),
+        "global_steps": series.global_steps[picked].tolist(),
+        "percentile_keys": PERCENTILE_KEYS,
+    }
+    if len(picked):
+        common, counts = rebin(
+            [series.edges[i] for i in picked], [series.counts[i] for i in picked], bins
+        )
+        doc.update(
+            lo=float(common[0]),
+            hi=float(common[-1]),
+            edges=stat_list(common),
+            counts=counts.tolist(),
+            percentiles=[stat_list(row) for row in series.percentiles[picked]],
+        )
+    else:
+        doc.update(lo=None, hi=None, edges=[], counts=[], percentiles=[])
+    for key in ("mean", "std", "min", "max"):
+        doc[key] = stat_list(series.stats[key][picked])
+    doc["count"] = [int(c) for c in series.stats["count"][picked]]
+    return doc
