@@ -1,7 +1,7 @@
 // Canvas drawings of histograms (2D context): ridgeline (offset), overlay, percentile bands
 // (distribution), heatmap over steps, and the bar histogram of one step. Colours come from
 // the CSS variables, so the caller redraws when the theme changes.
-import { fmtTicks } from './format.js'
+import { fmtTicks, fmtValue } from './format.js'
 import { mix, niceTicks, rgbOf } from './histmath.js'
 
 const FONT = '10px system-ui, sans-serif'
@@ -78,7 +78,7 @@ function ridgePath(ctx, xs, counts, x, base, height, peak, lo, hi) {
 }
 
 // TensorBoard's offset view: one ridge per step, the oldest at the back (top), later in front.
-// `highlight`: {step, counts} on the range's grid (the slider's step), outlined in the accent.
+// `highlight`: {step, counts} on the range's grid (the slider's step), outlined in the text colour.
 export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
   const box = { l: 8, t: 6, r: w - 52, b: h - 18 }
   const K = range.steps.length
@@ -102,7 +102,7 @@ export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
   if (highlight && K) {
     hy = stepPosition(range.steps, highlight.step, base, spacing)
     ridgePath(ctx, xs, highlight.counts, x, hy, ridgeH, peak, range.lo, range.hi)
-    ctx.strokeStyle = theme.accent
+    ctx.strokeStyle = theme.text
     ctx.lineWidth = 2
     ctx.stroke()
   }
@@ -119,8 +119,10 @@ export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
     last = y
   }
   if (hy !== null) {
-    ctx.fillStyle = theme.accent
+    ctx.fillStyle = theme.text
+    ctx.font = `600 ${FONT}`
     ctx.fillText(String(highlight.step), box.r + 6, hy)
+    ctx.font = FONT
   }
   valueAxis(ctx, box, range.lo, range.hi, theme)
 }
@@ -157,7 +159,7 @@ export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
     line(range.counts[i])
   }
   if (highlight) {
-    ctx.strokeStyle = theme.accent
+    ctx.strokeStyle = theme.text
     ctx.lineWidth = 2.2
     line(highlight.counts)
   }
@@ -215,7 +217,7 @@ function stepAxis(ctx, box, s0, s1, x, theme) {
 function stepMarker(ctx, box, step, x, theme) {
   if (step === null || step === undefined) return
   const px = Math.round(x(step)) + 0.5
-  ctx.strokeStyle = theme.accent
+  ctx.strokeStyle = theme.text
   ctx.lineWidth = 1.5
   ctx.beginPath()
   ctx.moveTo(px, box.t)
@@ -259,7 +261,7 @@ export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
   if (step !== null && step !== undefined) {
     let i = 0
     while (i + 1 < K && Math.abs(range.steps[i + 1] - step) <= Math.abs(range.steps[i] - step)) i++
-    ctx.strokeStyle = theme.accent
+    ctx.strokeStyle = theme.text
     ctx.lineWidth = 1.5
     ctx.strokeRect(box.l + i * colW + 0.5, box.t + 0.5, Math.max(colW - 1, 1), box.b - box.t - 1)
   }
@@ -314,7 +316,7 @@ export function drawBars(ctx, { w, h, at, color, theme }) {
   ctx.moveTo(box.l, box.b + 0.5)
   ctx.lineTo(box.r, box.b + 0.5)
   ctx.stroke()
-  const [a, b] = fmtTicks([lo, hi])
+  const [a, b] = [fmtValue(lo), fmtValue(hi)]
   ctx.fillStyle = theme.muted
   ctx.textBaseline = 'top'
   ctx.textAlign = 'left'

@@ -1,0 +1,219 @@
+"""The histograms page in a real browser: the four modes draw, the step slider and the URL,
+hover on the heatmap, lazy fetching of many layers, live growth. Screenshots go to
+test-artifacts/viewer/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+from browser_kit import BROWSER_ONLY, Page
+from conftest import TEST_STATIC
+from helpers import wait_until
+
+from kohakuboard import Board
+from kohakuboard.reader import list_boards
+from kohakuboard.viewer.server import ViewerThread
+
+pytestmark = BROWSER_ONLY
+
+MODES = ["offset", "overlay", "distribution", "heatmap"]
+KEY = "weights/layer1"
+
+# how many pixels of a canvas are drawn (alpha > 0)
+INKED = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
+
+
+def two_runs(base: Path) -> str:
+    return ",".join(b.id for b in list_boards(base)[:2])
+
+
+def card(tab: Page, key: str) -> Any:
+    return tab.page.locator(f'.hist-card[data-key="{key}"]')
+
+
+def ready(tab: Page, key: str, mode: str) -> Any:
+    sel = f'.hist-card[data-key="{key}"][data-state="ready"][data-mode="{mode}"]'
+    tab.page.wait_for_selector(sel + " canvas.hist-main", state="attached")
+    return tab.page.locator(sel)
+
+
+def range_names(tab: Page) -> set[str]:
+    """The keys /api/histograms/range was asked about."""
+    return {
+        parse_qs(urlsplit(u).query)["name"][0]
+        for u in tab.requests
+        if urlsplit(u).path == "/api/histograms/range"
+    }
+
+
+def test_every_mode_draws(demo_server: ViewerThread, demo_base: Path, tab: Page) -> None:
+    tab.page.goto(f"{demo_server.url}?p=histograms&b={two_runs(demo_base)}")
+    tab.page.wait_for_selector('details.section[data-section="grads"]')
+    sections = tab.page.locator("details.section").evaluate_all(
+        "els => els.map(e => e.dataset.section)"
+    )
+    assert sections == ["weights", "grads"]
+    for mode in MODES:
+        tab.page.click(f'.hist-modes button[data-mode="{mode}"]')
+        found = ready(tab, KEY, mode)
+        rows = found.locator(".hist-run")
+        assert rows.count() == 2
+        for i in range(2):
+            row = rows.nth(i)
+            assert row.get_attribute("data-state") == "ready"
+            assert row.get_attribute("data-steps") == row.get_attribute("data-total") == "6"
+            wait_until(lambda r=row: int(r.get_attribute("data-renders") or 0) > 0, what="drawn")
+            assert row.locator("canvas.hist-main").evaluate(INKED) > 500, mode
+            assert row.locator("canvas.hist-bars").evaluate(INKED) > 50
+        wait_until(lambda m=mode: tab.query().get("hm", ["offset"]) == [m], what="hm in the URL")
+        tab.shot(mode)
+    # stats of the slider's step under each run's bars
+    stats = card(tab, KEY).locator(".hist-run >> nth=0").locator(".hist-stats").inner_text()
+    for label in ("count", "mean", "std", "min", "max", "nan", "+inf", "-inf"):
+        assert label in stats
+    # log-binned gradients draw too
+    card(tab, "grads/layer1").scroll_into_view_if_needed()
+    grads = ready(tab, "grads/layer1", "heatmap")
+    assert grads.locator("canvas.hist-main >> nth=0").evaluate(INKED) > 500
+    tab.shot("heatmap-grads")
+
+
+@pytest.mark.parametrize("mode", ["offset", "heatmap"])
+def test_dark_mode(demo_server: ViewerThread, demo_base: Path, tab: Page, mode: str) -> None:
+    tab.page.goto(f"{demo_server.url}?p=histograms&theme=dark&hm={mode}&b={two_runs(demo_base)}")
+    found = ready(tab, KEY, mode)
+    assert tab.page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert found.locator("canvas.hist-main >> nth=0").evaluate(INKED) > 500
+    tab.shot(f"dark-{mode}")
+
+
+def test_step_slider_follows_url_and_survives_reload(
+    demo_server: ViewerThread, demo_base: Path, tab: Page
+) -> None:
+    tab.page.goto(f"{demo_server.url}?p=histograms&b={two_runs(demo_base)}")
+    found = ready(tab, KEY, "offset")
+    slider = tab.page.locator('.hist-slider input[type="range"]')
+    wait_until(lambda: slider.is_enabled(), what="the slider to know the steps")
+    latest = slider.get_attribute("data-step")
+    row = found.locator(".hist-run >> nth=0")
+    assert row.get_attribute("data-step") == latest
+    # keyboard on the focused slider: two steps back
+    slider.focus()
+    tab.page.keyboard.press("ArrowLeft")
+    tab.page.keyboard.press("ArrowLeft")
+    wait_until(lambda: slider.get_attribute("data-step") != latest, what="the slider to move")
+    picked = slider.get_attribute("data-step")
+    assert int(picked) < int(latest)
+    assert tab.page.locator(".hist-slider .num").inner_text() == picked
+    wait_until(lambda: row.get_attribute("data-step") == picked, what="the row at the new step")
+    wait_until(lambda: tab.query().get("hs") == [picked], what="hs in the URL")
+    assert picked in row.locator(".hist-bars-box").inner_text()
+    tab.page.click('.hist-modes button[data-mode="overlay"]')
+    ready(tab, KEY, "overlay")
+    wait_until(lambda: tab.query().get("hm") == ["overlay"], what="hm in the URL")
+    tab.shot("step-picked")
+    # a reload restores mode and step
+    tab.page.reload()
+    found = ready(tab, KEY, "overlay")
+    row = found.locator(".hist-run >> nth=0")
+    wait_until(lambda: row.get_attribute("data-step") == picked, what="the step after reload")
+    wait_until(lambda: slider.get_attribute("data-step") == picked, what="the slider after reload")
+    assert "active" in (
+        tab.page.locator('.hist-modes button[data-mode="overlay"]').get_attribute("class") or ""
+    )
+    # back to the latest: hs leaves the URL
+    tab.page.locator(".hist-slider button.link").click()
+    wait_until(lambda: "hs" not in tab.query(), what="hs gone from the URL")
+    wait_until(lambda: row.get_attribute("data-step") == latest, what="the latest step again")
+
+
+def test_heatmap_tooltip(demo_server: ViewerThread, demo_base: Path, tab: Page) -> None:
+    tab.page.goto(f"{demo_server.url}?p=histograms&hm=heatmap&b={two_runs(demo_base)}")
+    found = ready(tab, KEY, "heatmap")
+    canvas = found.locator("canvas.hist-main >> nth=0")
+    box = canvas.bounding_box()
+    assert box is not None
+    tab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    tip = found.locator(".hist-tip")
+    tip.wait_for()
+    text = tip.inner_text()
+    assert "step" in text and "count" in text and "[" in text
+    assert int(tip.get_attribute("data-step") or -1) >= 0
+    tab.shot("heatmap-tooltip")
+    tab.page.mouse.move(box["x"] - 50, box["y"] - 50)
+    tip.wait_for(state="detached")
+
+
+@pytest.fixture(scope="module")
+def many_layers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 histogram keys x 50 steps in one run."""
+    base = tmp_path_factory.mktemp("many-layers")
+    rng = np.random.default_rng(0)
+    with Board(name="deep", base_dir=base) as board:
+        for step in range(50):
+            board.log_histograms(
+                {f"layers/l{i:02d}": rng.normal(i * 0.1, 1 + step / 50, 256) for i in range(60)},
+                bins=32,
+            )
+            board.step()
+    return base
+
+
+@pytest.fixture
+def many_server(many_layers: Path) -> Iterator[ViewerThread]:
+    with ViewerThread(many_layers, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+def test_only_visible_cards_fetch(many_server: ViewerThread, tab: Page) -> None:
+    tab.page.goto(f"{many_server.url}?p=histograms&hm=heatmap")
+    ready(tab, "layers/l00", "heatmap")
+    assert tab.page.locator(".hist-card").count() == 60
+    asked = range_names(tab)
+    started = tab.page.locator('.hist-card:not([data-state="idle"])').count()
+    assert 1 <= len(asked) <= started < 60
+    assert "layers/l59" not in asked
+    # each range request asks only for what the heatmap can draw
+    ranges = [u for u in tab.requests if "/api/histograms/range" in u]
+    assert all(0 < int(parse_qs(urlsplit(u).query)["max_steps"][0]) <= 500 for u in ranges)
+    assert all(parse_qs(urlsplit(u).query)["bins"] == ["64"] for u in ranges)
+    tab.shot("many-top")
+    # scrolled to the end, the last card is fetched and drawn
+    card(tab, "layers/l59").scroll_into_view_if_needed()
+    last = ready(tab, "layers/l59", "heatmap")
+    assert last.locator(".hist-run").get_attribute("data-total") == "50"
+    assert "layers/l59" in range_names(tab)
+    assert len(range_names(tab)) < 60
+    # the slider snaps to the 50 logged steps
+    slider = tab.page.locator('.hist-slider input[type="range"]')
+    assert slider.get_attribute("max") == "49"
+    tab.shot("many-bottom")
+
+
+def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
+    tab = Page(browser, "hist-live")
+    board = Board(name="growing", base_dir=live_base)
+    rng = np.random.default_rng(1)
+    try:
+        for _ in range(3):
+            board.log_histograms({"w/a": rng.normal(size=100)})
+            board.step()
+        with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+            tab.page.goto(f"{viewer.url}?p=histograms&b={board.id}")
+            row = ready(tab, "w/a", "offset").locator(".hist-run")
+            wait_until(lambda: row.get_attribute("data-total") == "3", what="3 steps")
+            for _ in range(4):
+                board.log_histograms({"w/a": rng.normal(size=100)})
+                board.step()
+            wait_until(lambda: row.get_attribute("data-total") == "7", what="the new steps")
+            wait_until(lambda: row.get_attribute("data-step") == "6", what="the latest step")
+    finally:
+        board.finish()
+        tab.context.close()
+    assert not tab.errors, tab.errors
