@@ -11,7 +11,12 @@ TestClient: routing, validation, encoding; no sockets); "server" times come from
 2. the series list of a board with 1,000 metrics (``/api/boards/{id}/metrics``) and the
    board list;
 3. opening 20 boards x 100 metrics: board list, 20 series lists, the live state, and the
-   first screen of 12 charts (one request each, 20 runs overlaid), on a fresh app.
+   first screen of 12 charts (one request each, 20 runs overlaid), on a fresh app;
+4. histograms: a board with 200 histogram keys x 1,000 steps; ``/api/histograms/range`` for
+   one key (K=100 steps, B=64 bins) when the series is cached (a slider or window change)
+   and when it is first read, and the bytes on the wire;
+5. tables: ``/api/tables/page`` on a 100k-row table: the first sorted page (decode, sort
+   key, order), the next pages (cached order), a new sort order and a filter.
 
 Targets are not tests: a loaded machine misses them without anything being wrong. The
 numpy smoothing + M4 pipeline was chosen over DuckDB after measuring both (numpy ~2-3x faster
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
-from kohakuboard import Board
+from kohakuboard import Board, Table
 from kohakuboard.viewer import create_app
 
 BASE_URL = "http://127.0.0.1"
@@ -175,6 +180,140 @@ def bench_open_many(base: Path, boards: int, metrics: int, steps: int, repeats: 
     ]
 
 
+def write_histograms(base: Path, keys: int, steps: int) -> str:
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((keys, 1000))
+    with Board(name="histograms", base_dir=base) as board:
+        for step in range(steps):
+            drift = 1 + step / steps
+            board.log_histograms({f"layer{i:03d}/w": weights[i] * drift for i in range(keys)})
+    return board.id
+
+
+def bench_histograms(base: Path, keys: int, steps: int, repeats: int) -> list[Row]:
+    board_id = write_histograms(base, keys, steps)
+    params: dict[str, Any] = {"board": board_id, "max_steps": 100, "bins": 64}
+    cold = []
+    with TestClient(create_app(base), base_url=BASE_URL) as client:
+        for i in range(max(3, repeats // 3)):  # a key not read before each time
+            start = time.perf_counter()
+            client.get("/api/histograms/range", params={**params, "name": f"layer{i:03d}/w"})
+            cold.append((time.perf_counter() - start) * 1e3)
+        name = f"layer{keys - 1:03d}/w"
+        client.get("/api/histograms/range", params={**params, "name": name}).raise_for_status()
+
+        def window(i: int) -> Any:  # a window drag: a new step window each time
+            start = (i * 7) % max(steps // 2, 1)
+            query = {**params, "name": name, "start": start, "end": start + steps // 2}
+            return client.get("/api/histograms/range", params=query)
+
+        counter = iter(range(10**9))
+        warm, response = timed(lambda: window(next(counter)), repeats)
+        assert len(response.json()["steps"]) == 100
+        full = client.get("/api/histograms/range", params={**params, "name": name})
+        at_times, _ = timed(
+            lambda: client.get("/api/histograms/at", params={"board": board_id, "name": name}),
+            repeats,
+        )
+    return [
+        Row(
+            f"histograms {keys} keys x {steps:,} steps: range K=100 B=64 (cached)",
+            statistics.median(warm),
+            "ms",
+            "<= 50 ms",
+            statistics.median(warm) <= 50,
+            f"request time, a new step window each time; min {min(warm):.1f} ms",
+        ),
+        Row(
+            "same, first request for a key (read from disk)",
+            statistics.median(cold),
+            "ms",
+            "<= 500 ms",
+            statistics.median(cold) <= 500,
+            f"decodes {steps:,} histograms",
+        ),
+        Row("histogram at one step (cached)", statistics.median(at_times), "ms", "info", None),
+        Row("range bytes on the wire (JSON)", len(full.content) / 1000, "KB", "info", None),
+    ]
+
+
+def write_table(base: Path, rows: int) -> str:
+    rng = np.random.default_rng(1)
+    words = ["apple", "banana", "cherry", "date", "elder", "fig"]
+    scores = rng.normal(size=rows)
+    picks = rng.integers(len(words), size=rows)
+    data = [[i, words[picks[i]], float(scores[i]), bool(i % 3)] for i in range(rows)]
+    with Board(name="table", base_dir=base) as board:
+        board.log(predictions=Table(data, columns=["id", "word", "score", "flag"]))
+    return board.id
+
+
+def bench_table(base: Path, rows: int, repeats: int) -> list[Row]:
+    board_id = write_table(base, rows)
+    params: dict[str, Any] = {"board": board_id, "name": "predictions", "limit": 50}
+    with TestClient(create_app(base), base_url=BASE_URL) as client:
+        start = time.perf_counter()
+        first = client.get("/api/tables/page", params={**params, "sort": "score"})
+        cold = (time.perf_counter() - start) * 1e3
+        assert first.json()["total_rows"] == rows
+        pages = iter(range(10**9))
+        paging, _ = timed(
+            lambda: client.get(
+                "/api/tables/page", params={**params, "sort": "score", "offset": 50 * next(pages)}
+            ),
+            repeats,
+        )
+        flips = iter(range(10**9))
+        resort, _ = timed(
+            lambda: client.get(
+                "/api/tables/page",
+                params={**params, "sort": ["id", "word"][next(flips) % 2], "desc": 1},
+            ),
+            2,  # the two orders, each computed once
+        )
+        needles = iter(range(10**9))
+        filtering, _ = timed(
+            lambda: client.get(
+                "/api/tables/page",
+                params={**params, "sort": "score", "filter": f"{next(needles)}7"},
+            ),
+            repeats,
+        )
+    return [
+        Row(
+            f"table {rows:,} rows: sorted page (cached order)",
+            statistics.median(paging),
+            "ms",
+            "<= 50 ms",
+            statistics.median(paging) <= 50,
+            "request time, paging through sort=score",
+        ),
+        Row(
+            "same, first sorted page (read + sort)",
+            cold,
+            "ms",
+            "<= 2000 ms",
+            cold <= 2000,
+            "decode the table, build the sort key, order",
+        ),
+        Row(
+            "new sort column (table cached)",
+            statistics.median(resort),
+            "ms",
+            "<= 300 ms",
+            statistics.median(resort) <= 300,
+        ),
+        Row(
+            "new filter + sort (table cached)",
+            statistics.median(filtering),
+            "ms",
+            "<= 300 ms",
+            statistics.median(filtering) <= 300,
+            "substring over every cell's text",
+        ),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     head = ["scenario", "median", "target", "ok", "note"]
     cells = [
@@ -203,19 +342,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller boards, fewer repeats")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--only",
+        choices=["series", "histograms", "tables"],
+        help="run one group of scenarios (series: 1-3)",
+    )
     args = parser.parse_args(argv)
     points = 200_000 if args.quick else 1_000_000
     repeats = 5 if args.quick else 15
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="kobo-bench-viewer-") as tmp:
         root = Path(tmp)
-        print(f"writing a {points:,}-point board ...", file=sys.stderr)
-        rows += bench_big_series(root / "big", points, repeats)
-        print("writing a 1,000-metric board ...", file=sys.stderr)
-        rows += bench_many_metrics(root / "wide", 1000, repeats)
-        boards, steps = (5, 200) if args.quick else (20, 1000)
-        print(f"writing {boards} boards x 100 metrics ...", file=sys.stderr)
-        rows += bench_open_many(root / "many", boards, 100, steps, max(3, repeats // 3))
+        if args.only in (None, "series"):
+            print(f"writing a {points:,}-point board ...", file=sys.stderr)
+            rows += bench_big_series(root / "big", points, repeats)
+            print("writing a 1,000-metric board ...", file=sys.stderr)
+            rows += bench_many_metrics(root / "wide", 1000, repeats)
+            boards, steps = (5, 200) if args.quick else (20, 1000)
+            print(f"writing {boards} boards x 100 metrics ...", file=sys.stderr)
+            rows += bench_open_many(root / "many", boards, 100, steps, max(3, repeats // 3))
+        if args.only in (None, "histograms"):
+            hist_steps = 200 if args.quick else 1000
+            print(f"writing 200 histogram keys x {hist_steps:,} steps ...", file=sys.stderr)
+            rows += bench_histograms(root / "histograms", 200, hist_steps, repeats)
+        if args.only in (None, "tables"):
+            print("writing a 100k-row table ...", file=sys.stderr)
+            rows += bench_table(root / "table", 100_000, repeats)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))

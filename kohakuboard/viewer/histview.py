@@ -30,6 +30,8 @@ STAT_KEYS = (
 )  # fmt: skip
 INT_KEYS = frozenset(STAT_KEYS) - {"min", "max", "mean", "std"}
 PERCENTILE_KEYS = [float(p) for p in PERCENTILES]
+# Rebinned counts are fractions; 3 decimals halve the JSON and are far below what is drawn.
+COUNT_DECIMALS = 3
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ def at_json(series: HistSeries, i: int) -> dict[str, Any]:
 
 
 def range_json(series: HistSeries, picked: np.ndarray, total: int, bins: int) -> dict[str, Any]:
-    """The picked steps on one common grid, with their statistics as columns."""
+    """The picked steps on one common grid (counts rounded to :data:`COUNT_DECIMALS`), with
+    their statistics as columns."""
     doc: dict[str, Any] = {
         "total_steps": total,
         "steps": series.steps[picked].tolist(),
@@ -180,7 +183,7 @@ def range_json(series: HistSeries, picked: np.ndarray, total: int, bins: int) ->
             lo=float(common[0]),
             hi=float(common[-1]),
             edges=stat_list(common),
-            counts=counts.tolist(),
+            counts=np.round(counts, COUNT_DECIMALS).tolist(),
             percentiles=[stat_list(row) for row in series.percentiles[picked]],
         )
     else:

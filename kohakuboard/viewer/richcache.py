@@ -59,16 +59,25 @@ class RichCache:
         path = catalog.board(board_id).path
         key = (board_id, kind, name)
         signature = (str(path), info.count, info.last_step)
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and hit.signature == signature:
-                self._entries.move_to_end(key)
-                return hit.value  # type: ignore[no-any-return]
+        hit = self._hit(key, signature)
+        if hit is not None:
+            return hit.value  # type: ignore[no-any-return]
         reader, lock = catalog.reader(board_id)
         with lock:
+            hit = self._hit(key, signature)  # a concurrent request may have built it
+            if hit is not None:
+                return hit.value  # type: ignore[no-any-return]
             value, size = build(reader)
-        self._remember(key, _Entry(signature, value, size))
+            self._remember(key, _Entry(signature, value, size))
         return value
+
+    def _hit(self, key: tuple[str, str, str], signature: tuple[Any, ...]) -> _Entry | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or hit.signature != signature:
+                return None
+            self._entries.move_to_end(key)
+            return hit
 
     def _remember(self, key: tuple[str, str, str], entry: _Entry) -> None:
         with self._lock:

@@ -203,7 +203,7 @@ def test_histogram_range_rebins_onto_the_union_and_conserves_mass(
     assert body["lo"] == pytest.approx(min(lows)) and body["hi"] == pytest.approx(max(highs))
     np.testing.assert_allclose(body["edges"], np.linspace(min(lows), max(highs), 8))
     for row in body["counts"]:
-        assert sum(row) == pytest.approx(100, abs=1e-9)
+        assert sum(row) == pytest.approx(100, abs=7 * 0.0005)  # counts have 3 decimals
         assert min(row) >= 0
 
 
@@ -211,7 +211,7 @@ def test_rebinning_onto_the_same_grid_is_the_identity(rc: TestClient, rich: Rich
     body = get(rc, "histograms/range", board=rich.board, name="h/exact", start=0, end=0, bins=10)
     assert body["steps"] == [0]
     expected = np.histogram(exact_values(0), bins=10)[0]
-    np.testing.assert_allclose(body["counts"][0], expected, atol=1e-9)
+    np.testing.assert_allclose(body["counts"][0], expected, atol=0.0005)
 
 
 def test_histogram_range_window(rc: TestClient, rich: Rich) -> None:
