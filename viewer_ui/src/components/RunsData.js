@@ -1,7 +1,8 @@
 // Plain helpers of the Runs page: column values, sorting, config differences and plot axes.
 import { fmtValue } from '../format.js'
 
-const NON_FINITE = { nan: NaN, inf: Infinity, '-inf': -Infinity }
+// charts.jnum writes NaN, Infinity, -Infinity
+const NON_FINITE = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity, nan: NaN, inf: Infinity, '-inf': -Infinity }
 
 // a JSON number of the API (non-finite floats arrive as strings) as a JS number, else null
 export function asNumber(v) {

@@ -1,0 +1,307 @@
+"""The Runs page in a real browser: the runs table (config and metric columns, sort, filter),
+the config diff, parallel coordinates and the scatter, run edits (rename, notes, tags, soft
+delete with undo) checked through the page and through ``GET /api/runs``, the checkpoints of a
+run, and the read-only mode. Edits run on a copy of the demo runs, never the shared ones.
+Screenshots go to test-artifacts/viewer/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_kit import BROWSER_ONLY, Page
+from conftest import TEST_STATIC
+from helpers import wait_until
+
+from kohakuboard.viewer.server import ViewerThread
+
+pytestmark = BROWSER_ONLY
+
+READY = ".page-runs[data-state='ready']"
+
+
+def get_json(server: ViewerThread, path: str) -> Any:
+    with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def api_runs(server: ViewerThread, *, deleted: bool = False) -> dict[str, Any]:
+    return get_json(server, f"/api/runs?include_deleted={int(deleted)}")
+
+
+def run_named(server: ViewerThread, name: str) -> dict[str, Any]:
+    return next(r for r in api_runs(server)["runs"] if r["name"] == name)
+
+
+def open_runs(tab: Page, url: str) -> None:
+    tab.page.goto(url)
+    tab.page.wait_for_selector(READY + " .runs-table tbody tr")
+
+
+def row_ids(tab: Page) -> list[str]:
+    return tab.page.locator(".runs-table tbody tr").evaluate_all(
+        "els => els.map(e => e.dataset.run)"
+    )
+
+
+def differing(runs: list[dict[str, Any]], keys: list[str]) -> list[str]:
+    def value(run: dict[str, Any], key: str) -> str:
+        return json.dumps(run["config"].get(key))
+
+    return [k for k in keys if len({value(r, k) for r in runs}) > 1]
+
+
+def last_value(run: dict[str, Any], metric: str) -> float:
+    return float(run["metrics"][metric]["last"])
+
+
+def test_runs_table_lists_the_demo_runs(demo_server: ViewerThread, tab: Page) -> None:
+    expected = api_runs(demo_server)
+    runs = expected["runs"]
+    open_runs(tab, f"{demo_server.url}?p=runs")
+    assert sorted(row_ids(tab)) == sorted(r["id"] for r in runs)
+    names = tab.page.locator(".runs-table tbody .name .open").all_inner_texts()
+    assert sorted(n.strip() for n in names) == sorted(r["name"] for r in runs)
+    # default columns: the config keys that differ (at most 6), the first 3 metrics
+    heads = tab.page.locator(".runs-table th[data-column]").evaluate_all(
+        "els => els.map(e => e.dataset.column)"
+    )
+    config_cols = [h[2:] for h in heads if h.startswith("c:")]
+    metric_cols = [h[2:] for h in heads if h.startswith("m:")]
+    assert config_cols == differing(runs, expected["config_keys"])[:6]
+    assert "lr" in config_cols and "epochs" not in config_cols  # epochs is the same everywhere
+    assert metric_cols == expected["metric_names"][:3]
+    # a metric cell shows the last value and says min/max on hover
+    first = runs[0]
+    cell = tab.page.locator(f"tr[data-run='{first['id']}'] td[data-column='m:{metric_cols[0]}']")
+    assert "min" in (cell.get_attribute("title") or "")
+    assert "max" in (cell.get_attribute("title") or "")
+    tab.shot("table")
+
+    # sort by a metric: ascending, then descending
+    metric = metric_cols[0]
+    by_metric = sorted(runs, key=lambda r: last_value(r, metric))
+    tab.page.click(f"th[data-column='m:{metric}']")
+    wait_until(lambda: row_ids(tab) == [r["id"] for r in by_metric], what="ascending order")
+    tab.page.click(f"th[data-column='m:{metric}']")
+    wait_until(lambda: row_ids(tab) == [r["id"] for r in reversed(by_metric)], what="descending")
+    wait_until(lambda: tab.query().get("rs") == [f"-m:{metric}"], what="the sort in the URL")
+
+    # the column pickers add and remove columns
+    tab.page.click(".column-picker[data-picker='config'] summary")
+    tab.page.check(".column-picker[data-picker='config'] input[data-option='epochs']")
+    tab.page.wait_for_selector(".runs-table th[data-column='c:epochs']")
+    tab.page.click(".column-picker[data-picker='config'] summary")
+
+    # the regex filter over names (tags and notes too)
+    tab.page.fill(".runs-filter", "^wide$")
+    wait_until(lambda: len(row_ids(tab)) == 1, what="one run left")
+    wait_until(lambda: tab.query().get("rf") == ["^wide$"], what="the filter in the URL")
+
+    # the checkbox is the selection shared with the list on the left
+    wide = run_named(demo_server, "wide")["id"]
+    box = tab.page.locator(f"tr[data-run='{wide}'] .check input")
+    before = box.is_checked()
+    box.click()
+    wait_until(lambda: (wide in tab.query().get("b", [""])[0]) != before, what="selection")
+    selected = tab.page.locator(f".board[data-board='{wide}']").get_attribute("class") or ""
+    assert ("selected" in selected) != before
+
+
+def test_config_diff_shows_only_differing_keys(demo_server: ViewerThread, tab: Page) -> None:
+    expected = api_runs(demo_server)
+    pair = [r for r in expected["runs"] if r["name"] in ("baseline", "high-lr")]
+    ids = ",".join(r["id"] for r in pair)
+    open_runs(tab, f"{demo_server.url}?p=runs&b={ids}")
+    tab.page.wait_for_selector(".config-diff tr[data-key]")
+    keys = tab.page.locator(".config-diff tr[data-key]").evaluate_all(
+        "els => els.map(e => e.dataset.key)"
+    )
+    assert keys == differing(pair, expected["config_keys"])
+    assert set(keys) == {"lr", "dropout", "batch_size"}
+    row = tab.page.locator(".config-diff tr[data-key='lr'] td").all_inner_texts()
+    assert row == ["lr", "0.1", "0.4"]
+    tab.shot("config-diff")
+    tab.page.check(".config-diff .show-all")
+    present = [k for k in expected["config_keys"] if any(k in r["config"] for r in pair)]
+    tab.page.wait_for_function(
+        f"() => document.querySelectorAll('.config-diff tr[data-key]').length === {len(present)}"
+    )
+    assert tab.page.locator(".config-diff tr.same[data-key='epochs']").count() == 1
+
+
+def test_parallel_coordinates_and_scatter(demo_server: ViewerThread, tab: Page) -> None:
+    runs = api_runs(demo_server)["runs"]
+    open_runs(tab, f"{demo_server.url}?p=runs&rm=val/acc&rx=lr")
+    lines = tab.page.locator(".parcoords polyline.line")
+    assert lines.count() == len(runs)
+    axes = int(tab.page.get_attribute(".parcoords", "data-axes") or 0)
+    configs = tab.page.locator(".runs-table th[data-column^='c:']").count()
+    assert axes == configs + 1  # the chosen config columns and the metric
+    colors = lines.evaluate_all("els => els.map(e => e.getAttribute('stroke'))")
+    assert len(set(colors)) == len(runs)
+    points = tab.page.locator(".scatter circle.point")
+    assert points.count() == len(runs)
+    # x follows lr, y follows the last val/acc
+    xs = {p.get_attribute("data-run"): float(p.get_attribute("cx") or 0) for p in points.all()}
+    ys = {p.get_attribute("data-run"): float(p.get_attribute("cy") or 0) for p in points.all()}
+    by_lr = sorted(runs, key=lambda r: r["config"]["lr"])
+    assert [xs[r["id"]] for r in by_lr] == sorted(xs.values())
+    by_acc = sorted(runs, key=lambda r: last_value(r, "val/acc"))
+    assert [ys[r["id"]] for r in by_acc] == sorted(ys.values(), reverse=True)  # SVG y grows down
+    # hovering a line highlights the run everywhere
+    target = runs[1]["id"]
+    tab.page.locator(f".parcoords polyline[data-run='{target}']").dispatch_event("mouseenter")
+    tab.page.wait_for_selector(f".runs-table tr.hovered[data-run='{target}']")
+    assert tab.page.locator(f".scatter circle.hovered[data-run='{target}']").count() == 1
+    tab.page.locator(".plots").scroll_into_view_if_needed()
+    tab.shot("plots")
+
+
+def test_runs_page_in_dark_mode(demo_server: ViewerThread, tab: Page) -> None:
+    open_runs(tab, f"{demo_server.url}?p=runs&theme=dark")
+    assert tab.page.get_attribute("html", "data-theme") == "dark"
+    tab.page.wait_for_selector(".parcoords polyline.line")
+    axis = tab.page.locator(".parcoords .axis text").first
+    assert axis.evaluate("e => getComputedStyle(e).fill") == "rgb(230, 233, 239)"  # dark --text
+    tab.shot("dark")
+    tab.page.locator(".plots").scroll_into_view_if_needed()
+    tab.shot("dark-plots")
+
+
+def test_checkpoints_of_a_run(demo_server: ViewerThread, tab: Page) -> None:
+    run = run_named(demo_server, "wide")
+    expected = get_json(demo_server, f"/api/runs/{run['id']}/checkpoints")
+    open_runs(tab, f"{demo_server.url}?p=runs")
+    tab.page.click(f"tr[data-run='{run['id']}'] .open")
+    section = tab.page.locator(".run-detail .checkpoints[data-state='ready']")
+    section.wait_for()
+    rows = section.locator("tbody tr")
+    assert rows.count() == len(expected["rows"]) == 6  # one per epoch
+    exists = rows.evaluate_all("els => els.map(e => e.dataset.exists === '1')")
+    assert exists == expected["exists"]
+    assert exists[-1] and not any(exists[:-1])  # only the last file is kept on disk
+    assert section.locator("tr[data-exists='0'] .mark.gone").count() == 5
+    marks = rows.evaluate_all("els => els.map(e => e.dataset.marks)")
+    assert "last" in marks[-1].split()
+    assert sum("best" in m.split() for m in marks) == 1
+    assert section.locator("tbody tr").first.inner_text().count("epoch=0.ckpt") == 1
+    section.scroll_into_view_if_needed()
+    tab.shot("checkpoints")
+
+
+# -- edits, on a copy of the demo runs ---------------------------------------------------------
+@pytest.fixture
+def edit_server(demo_base: Path, tmp_path: Path) -> Iterator[ViewerThread]:
+    base = tmp_path / "runs"
+    shutil.copytree(demo_base, base)
+    with ViewerThread(base, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+def board_names(tab: Page) -> list[str]:
+    return [n.strip() for n in tab.page.locator(".board-name .label").all_inner_texts()]
+
+
+def test_rename_notes_tags(edit_server: ViewerThread, tab: Page) -> None:
+    run = run_named(edit_server, "baseline")
+    rid = run["id"]
+    open_runs(tab, f"{edit_server.url}?p=runs")
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    detail = tab.page.locator(f".run-detail[data-run='{rid}']")
+
+    detail.locator(".rename-button").click()
+    detail.locator(".name-input").fill("baseline-v2")
+    detail.locator(".name-input").press("Enter")
+    detail.locator("h3.run-name", has_text="baseline-v2").wait_for()
+    wait_until(lambda: run_named(edit_server, "baseline-v2")["id"] == rid, what="renamed")
+    assert run_named(edit_server, "baseline-v2")["original_name"] == "baseline"
+    wait_until(lambda: "baseline-v2" in board_names(tab), what="the list on the left renamed")
+
+    detail.locator(".notes-input").fill("lr too high?\nsecond line")
+    detail.locator(".save-notes").click()
+    wait_until(
+        lambda: run_named(edit_server, "baseline-v2")["notes"] == "lr too high?\nsecond line",
+        what="notes saved",
+    )
+    detail.locator(".tag-input").fill("keep, sweep")
+    detail.locator(".tag-input").press("Enter")
+    detail.locator(".chip[data-tag='sweep']").wait_for()
+    wait_until(
+        lambda: run_named(edit_server, "baseline-v2")["tags"] == ["keep", "sweep"], what="tags"
+    )
+    detail.locator(".chip[data-tag='keep'] .remove-tag").click()
+    wait_until(lambda: run_named(edit_server, "baseline-v2")["tags"] == ["sweep"], what="untag")
+    chips = tab.page.locator(f"tr[data-run='{rid}'] .tags .chip")
+    wait_until(lambda: chips.all_inner_texts() == ["sweep"], what="the tags in the table")
+    tab.shot("edited")
+
+    # the filter matches tags and notes
+    tab.page.fill(".runs-filter", "sweep")
+    wait_until(lambda: row_ids(tab) == [rid], what="filtered by tag")
+    tab.page.fill(".runs-filter", "too high")
+    wait_until(lambda: row_ids(tab) == [rid], what="filtered by notes")
+
+    # it all survives a reload
+    tab.page.reload()
+    tab.page.wait_for_selector(READY + f" tr[data-run='{rid}']")
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    assert detail.locator(".notes-input").input_value() == "lr too high?\nsecond line"
+    assert detail.locator("h3.run-name").inner_text() == "baseline-v2"
+
+
+def test_delete_with_undo_and_restore(edit_server: ViewerThread, tab: Page) -> None:
+    run = run_named(edit_server, "wide")
+    rid = run["id"]
+    open_runs(tab, f"{edit_server.url}?p=runs&b={rid}")
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    tab.page.click(f".run-detail[data-run='{rid}'] .delete")
+    toast = tab.page.locator(f".undo-toast[data-run='{rid}']")
+    toast.wait_for()
+    assert "Run wide deleted." in toast.inner_text()
+    tab.shot("deleted-toast")
+    listed = api_runs(edit_server, deleted=True)["runs"]
+    assert next(r for r in listed if r["id"] == rid)["deleted"] is True
+    assert rid not in [r["id"] for r in api_runs(edit_server)["runs"]]
+    wait_until(lambda: "wide" not in board_names(tab), what="gone from the list on the left")
+    assert rid not in row_ids(tab)
+    wait_until(lambda: "b" not in tab.query(), what="no longer selected")
+
+    toast.locator(".undo").click()
+    wait_until(lambda: rid in [r["id"] for r in api_runs(edit_server)["runs"]], what="undone")
+    wait_until(lambda: "wide" in board_names(tab), what="back in the list on the left")
+    tab.page.wait_for_selector(f".runs-table tr[data-run='{rid}']:not(.deleted)")
+    wait_until(lambda: tab.query().get("b") == [rid], what="selected again")
+    assert toast.count() == 0
+
+    # deleted runs are listed greyed with a Restore button when asked for
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    tab.page.click(f".run-detail[data-run='{rid}'] .delete")
+    wait_until(lambda: rid not in row_ids(tab), what="hidden")
+    tab.page.check(".show-deleted input")
+    row = tab.page.locator(f".runs-table tr.deleted[data-run='{rid}']")
+    row.wait_for()
+    wait_until(lambda: tab.query().get("rd") == ["1"], what="show deleted in the URL")
+    tab.shot("show-deleted")
+    row.locator(".restore").click()
+    tab.page.wait_for_selector(f".runs-table tr[data-run='{rid}']:not(.deleted)")
+    assert next(r for r in api_runs(edit_server)["runs"] if r["id"] == rid)["deleted"] is False
+
+
+def test_read_only_hides_the_edit_controls(demo_base: Path, tab: Page) -> None:
+    with ViewerThread(demo_base, read_only=True, static_dir=TEST_STATIC) as server:
+        run = run_named(server, "wide")
+        open_runs(tab, f"{server.url}?p=runs")
+        tab.page.wait_for_selector(".page-runs[data-read-only='1']")
+        tab.page.click(f"tr[data-run='{run['id']}'] .open")
+        detail = tab.page.locator(".run-detail")
+        detail.locator(".checkpoints[data-state='ready']").wait_for()
+        for control in (".rename-button", ".delete", ".save-notes", ".tag-input", ".remove-tag"):
+            assert detail.locator(control).count() == 0, control
+        assert detail.locator(".notes-input").get_attribute("readonly") is not None
