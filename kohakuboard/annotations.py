@@ -213,9 +213,9 @@ def update_annotations(
     path = _board_dir(board_dir)
     new_name = UNSET if isinstance(name, _Unset) else None if name is None else check_name(name)
     new_notes = UNSET if isinstance(notes, _Unset) else check_notes(notes)
-    new_tags = UNSET if isinstance(tags, _Unset) else check_tags(list(tags))
-    adding = check_tags(list(dict.fromkeys(add_tags)))
-    removing = {t.strip() for t in remove_tags}
+    new_tags = UNSET if isinstance(tags, _Unset) else check_tags(_as_list(tags))
+    adding = check_tags(_as_list(add_tags))
+    removing = set(check_tags(_as_list(remove_tags)))
     with _locked(path):
         current = read_annotations(path)
         changed = current
@@ -238,6 +238,11 @@ def update_annotations(
         body = json.dumps(changed.to_json(), indent=2, ensure_ascii=False) + "\n"
         write_atomic(path / ANNOTATIONS_FILE, body.encode("utf-8"))
     return changed
+
+
+def _as_list(values: Iterable[str]) -> list[str] | str | bytes:
+    # a lone string is a mistake to report (check_tags names it), not a list of letters
+    return values if isinstance(values, (str, bytes)) else list(values)
 
 
 def soft_delete(board_dir: str | os.PathLike[str]) -> Annotations:
