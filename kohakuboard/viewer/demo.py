@@ -253,7 +253,7 @@ def write_demo(
     """Write the finished demo runs under ``base_dir`` (skipped if it already holds them)."""
     base = Path(base_dir).expanduser()
     base.mkdir(parents=True, exist_ok=True)
-    have = {b.name for b in list_boards(base)}
+    have = {b.original_name for b in list_boards(base, include_deleted=True)}  # renamed/deleted too
     paths = []
     for spec in RUNS:
         if spec.name in have:
