@@ -165,6 +165,27 @@ def test_tables_page_in_dark_mode(demo_server: ViewerThread, tab: Page) -> None:
     tab.shot("dark")
 
 
+def test_a_table_logged_again_shows_up_live(live_base: Path, tab: Page) -> None:
+    board = Board(name="running", base_dir=live_base)
+    try:
+        board.log(**{"eval/live": Table([[1, "a"]], columns=["n", "s"])})
+        board.step()
+        with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+            tab.page.goto(f"{viewer.url}?p=tables&b={board.id}")
+            ready(tab, total=1, step=0)
+            tab.page.evaluate("window.__marker = 'same page'")
+            board.log(**{"eval/live": Table([[i, "b"] for i in range(7)], columns=["n", "s"])})
+            board.step()
+            ready(tab, total=7, step=1)  # the latest step follows the run
+            options = tab.page.locator(".pick-step option")
+            wait_until(lambda: options.count() == 3, what="the new step in the step menu")
+            assert tab.page.evaluate("window.__marker") == "same page"
+            tab.shot("live")
+            tab.page.goto("about:blank")  # leave before the server stops
+    finally:
+        board.finish()
+
+
 # -- a table of 100k rows ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
