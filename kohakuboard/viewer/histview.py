@@ -10,6 +10,7 @@ bin). Underflow, overflow and non-finite values are never binned, here or at log
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .charts import jnum
 
 if TYPE_CHECKING:
     from ..storage.base import HistogramRow
+
+logger = logging.getLogger(__name__)
 
 # Statistics stored with every histogram; None (no finite value) is kept as NaN.
 STAT_KEYS = (
@@ -82,12 +85,25 @@ def nearest_index(steps: np.ndarray, step: int | None) -> int:
 
 
 def load_series(rows: Sequence[HistogramRow]) -> HistSeries:
-    rows = sorted(rows, key=lambda r: r.step)
+    """Decode every step; a payload that cannot be read is skipped (and logged), so one bad
+    record does not hide the rest of the series."""
+    decoded = []
+    for row in sorted(rows, key=lambda r: r.step):
+        try:
+            e, c = expand_histogram(row.data)
+            if e.size != c.size + 1 or not (np.isfinite(e).all() and (np.diff(e) >= 0).all()):
+                raise ValueError(f"{e.size} edges (finite, ascending) for {c.size} counts")
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning(
+                "histogram %r at step %d cannot be read (%s); skipped", row.name, row.step, exc
+            )
+            continue
+        decoded.append((row, e, c))
+    rows = [row for row, _, _ in decoded]
     edges, counts, scales = [], [], []
     stats = {key: np.full(len(rows), np.nan) for key in STAT_KEYS}
     pct = np.full((len(rows), len(PERCENTILES)), np.nan)
-    for i, row in enumerate(rows):
-        e, c = expand_histogram(row.data)
+    for i, (row, e, c) in enumerate(decoded):
         edges.append(e)
         counts.append(c)
         scales.append(str(row.data.get("scale", "linear")))

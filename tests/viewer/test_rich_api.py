@@ -463,6 +463,20 @@ def test_symlink_out_of_the_board_is_not_served(tmp_path: Path) -> None:
         assert client.get(item["url"]).status_code == 404
 
 
+def test_an_unreadable_histogram_record_is_skipped(tmp_path: Path) -> None:
+    with Board(name="bad", base_dir=tmp_path) as board:
+        board.log(h=Histogram([1.0, 2.0]))
+        board.log(h=Histogram([3.0, 4.0]))
+    with sqlite3.connect(board.path / "catalog.sqlite") as db:
+        db.execute(
+            "UPDATE histograms SET data = ? WHERE step = 0",
+            ('{"precision": "weird", "edges": [0, 1], "counts": [1]}',),
+        )
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+        assert get(client, "histograms/steps", board=board.id, name="h")["steps"] == [1]
+        assert get(client, "histograms/range", board=board.id, name="h")["count"] == [2]
+
+
 # -- caching -------------------------------------------------------------------------------
 def test_a_growing_series_is_read_again(tmp_path: Path) -> None:
     def answer(client: TestClient, route: str, **params: Any) -> dict[str, Any] | None:
