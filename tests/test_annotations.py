@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import live_writers_of_board, wait_until
 from typer.testing import CliRunner
 
 import kohakuboard
@@ -27,6 +28,8 @@ def make_board(base: Path, name: str, steps: int = 5) -> Path:
     with Board(name=name, base_dir=base, config={"lr": 0.1}) as board:
         for i in range(steps):
             board.log(loss=1.0 / (i + 1))
+    # finish() returns before the writer has compacted; migrate/compact need it gone
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
     return board.path
 
 
