@@ -149,13 +149,19 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+# After ``finish()`` returns, the writer may still be compacting a finished board for a few
+# seconds while holding its lock; a live trainer was refused already (see ``_recover``).
+FINISHING_WRITER_WAIT_S = 120.0
+
+
 @contextlib.contextmanager
-def board_lock(board: Path) -> Iterator[None]:
-    """Hold the board's writer lock (no writer can start meanwhile)."""
+def board_lock(board: Path, wait: float = FINISHING_WRITER_WAIT_S) -> Iterator[None]:
+    """Hold the board's writer lock (no writer can start meanwhile), waiting up to ``wait``
+    seconds for a writer that is finishing up."""
     from ..writer.process import acquire_lock
 
     try:
-        fd = acquire_lock(board, timeout=0.0)
+        fd = acquire_lock(board, timeout=wait)
     except OSError as exc:
         raise BoardBusyError(
             f"board {board} is being written by a running process; finish it first"
