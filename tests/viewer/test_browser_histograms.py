@@ -91,6 +91,16 @@ def test_dark_mode(demo_server: ViewerThread, demo_base: Path, tab: Page, mode: 
     assert tab.page.evaluate("document.documentElement.dataset.theme") == "dark"
     assert found.locator("canvas.hist-main >> nth=0").evaluate(INKED) > 500
     tab.shot(f"dark-{mode}")
+    # back to light without a reload (history navigation): the canvases redraw
+    canvas = found.locator(".hist-run >> nth=0")
+    before = int(canvas.get_attribute("data-renders") or 0)
+    tab.page.evaluate(
+        """() => { history.pushState(null, '', location.search.replace('theme=dark', 'theme=light'));
+                   dispatchEvent(new PopStateEvent('popstate')) }"""
+    )
+    wait_until(lambda: int(canvas.get_attribute("data-renders") or 0) > before, what="a redraw")
+    assert tab.page.evaluate("document.documentElement.dataset.theme") == "light"
+    tab.shot(f"light-again-{mode}")
 
 
 def test_step_slider_follows_url_and_survives_reload(

@@ -227,7 +227,7 @@ function stepMarker(ctx, box, step, x, theme) {
 
 // Bins (y) x picked steps (x), the colour by log(1 + count). Returns the geometry for hovering.
 export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
-  const box = { l: 48, t: 6, r: w - 40, b: h - 18 }
+  const box = { l: 48, t: 6, r: w - 44, b: h - 18 }
   const K = range.steps.length
   const B = range.edges.length - 1
   if (!K || B < 1) return null
@@ -265,20 +265,21 @@ export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
     ctx.lineWidth = 1.5
     ctx.strokeRect(box.l + i * colW + 0.5, box.t + 0.5, Math.max(colW - 1, 1), box.b - box.t - 1)
   }
-  // colour scale: 0 at the bottom, the largest count at the top (log spaced)
+  // colour scale: 0 at the bottom, the largest count (labelled) at the top, log spaced
   const lx = box.r + 8
-  const grad = ctx.createLinearGradient(0, box.b, 0, box.t)
+  const top = box.t + 12
+  const grad = ctx.createLinearGradient(0, box.b, 0, top)
   grad.addColorStop(0, theme.panel)
   grad.addColorStop(1, color)
   ctx.fillStyle = grad
-  ctx.fillRect(lx, box.t, 8, box.b - box.t)
+  ctx.fillRect(lx, top, 8, box.b - top)
   ctx.strokeStyle = theme.border
-  ctx.strokeRect(lx + 0.5, box.t + 0.5, 7, box.b - box.t - 1)
+  ctx.strokeRect(lx + 0.5, top + 0.5, 7, box.b - top - 1)
   ctx.fillStyle = theme.muted
-  ctx.textAlign = 'left'
+  ctx.textAlign = 'right'
   ctx.textBaseline = 'top'
-  ctx.fillText(fmtTicks([peak])[0], lx - 2, box.b + 4)
-  ctx.textBaseline = 'bottom'
+  ctx.fillText(fmtValue(Math.round(peak)), w - 2, box.t)
+  ctx.fillText('0', w - 2, box.b + 4)
   return { box, K, B, peak }
 }
 
