@@ -507,13 +507,26 @@ def open_command(
         bool,
         typer.Option("--read-only", help="Refuse edits too (rename, tags, notes, delete)."),
     ] = False,
+    allow_edits: Annotated[
+        bool,
+        typer.Option(
+            "--allow-edits",
+            help="With --host other than 127.0.0.1: let anyone who reaches the viewer edit runs.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the web viewer on the boards in PATH (live while they are written)."""
     from .viewer.commands import open_viewer
 
     _run_viewer(
         lambda: open_viewer(
-            path, host=host, port=port, browser=browser, echo=typer.echo, read_only=read_only
+            path,
+            host=host,
+            port=port,
+            browser=browser,
+            echo=typer.echo,
+            read_only=read_only,
+            allow_edits=allow_edits,
         )
     )
 

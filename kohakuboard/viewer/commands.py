@@ -17,15 +17,24 @@ from .server import DEFAULT_HOST, DEFAULT_PORT, PortInUseError, check_folder, se
 Echo = Callable[..., None]
 
 
-def _exposed_warning(host: str, port: int | None, folder: Path) -> str:
+def _exposed_warning(host: str, port: int | None, folder: Path, edits: bool) -> str:
     where = "every network interface" if is_wildcard(host) else host
+    can = (
+        "read every board and edit runs (rename, tags, notes, delete)"
+        if edits
+        else ("read every board (run edits are off: --allow-edits turns them on)")
+    )
     return (
         f"WARNING: listening on {host or '0.0.0.0'} ({where}), not only on this machine.\n"
-        f"  Anyone who can reach this machine on port {port or DEFAULT_PORT} can read every "
-        f"board under {folder}.\n"
+        f"  Anyone who can reach this machine on port {port or DEFAULT_PORT} can {can} "
+        f"under {folder}.\n"
         "  The viewer has no password. To look at boards from another machine, keep the "
         "default\n  (127.0.0.1) and forward the port: ssh -L 48889:127.0.0.1:48889 HOST"
     )
+
+
+def is_loopback(host: str) -> bool:
+    return host.strip("[]") in ("127.0.0.1", "localhost", "::1")
 
 
 def open_viewer(
@@ -36,13 +45,17 @@ def open_viewer(
     browser: bool = False,
     echo: Echo = print,
     read_only: bool = False,
+    allow_edits: bool = False,
 ) -> None:
     """Serve the viewer until Ctrl+C. ``port=None``: 48889, or any free port if it is taken.
 
-    ``read_only``: the page cannot rename, tag, annotate or delete runs either."""
+    ``read_only``: the page cannot rename, tag, annotate or delete runs either. A viewer
+    reachable from other machines (``host`` not a loopback address) is read-only unless
+    ``allow_edits``: with no password, anyone on the network could otherwise edit runs."""
     folder = check_folder(path)
-    if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
-        echo(_exposed_warning(host, port, folder), err=True)
+    if not is_loopback(host):
+        read_only = read_only or not allow_edits
+        echo(_exposed_warning(host, port, folder, edits=not read_only), err=True)
 
     def ready(url: str) -> None:
         mode = "read-only; " if read_only else ""

@@ -106,10 +106,26 @@ def test_kobo_open_serves_and_stops_on_ctrl_c(boards: Boards) -> None:
 
 def test_kobo_open_on_all_interfaces_warns(boards: Boards) -> None:
     with kobo("open", str(boards.base), "--host", "0.0.0.0", "--port", "0") as run:
-        assert _get(run.url + "api/info")
+        info = _get(run.url + "api/info")
+        assert isinstance(info, dict) and info["read_only"] is True  # no edits from the network
     err = run.stderr
     assert "WARNING: listening on 0.0.0.0 (every network interface)" in err
     assert "The viewer has no password" in err
+    assert "run edits are off: --allow-edits turns them on" in err
+
+
+def test_kobo_open_on_all_interfaces_with_edits_allowed(boards: Boards) -> None:
+    args = ("open", str(boards.base), "--host", "0.0.0.0", "--port", "0", "--allow-edits")
+    with kobo(*args) as run:
+        info = _get(run.url + "api/info")
+        assert isinstance(info, dict) and info["read_only"] is False
+    assert "edit runs (rename, tags, notes, delete)" in run.stderr
+
+
+def test_kobo_open_on_loopback_allows_edits(boards: Boards) -> None:
+    with kobo("open", str(boards.base), "--port", "0") as run:
+        info = _get(run.url + "api/info")
+        assert isinstance(info, dict) and info["read_only"] is False
 
 
 def test_write_demo(tmp_path: Path) -> None:
