@@ -57,3 +57,24 @@ def test_quickstart(tmp_path: Path) -> None:
         table = reader.tables("per_class")[0]
         assert table.columns == ["class", "accuracy"] and len(table.rows) == 3
         assert reader.histograms("weights")[0].data["count"] == 256
+
+
+def test_sweep(tmp_path: Path) -> None:
+    base = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sweep.py"), "--base-dir", str(base), "--steps", "50"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = list_boards(base)
+    everything = list_boards(base, include_deleted=True)
+    assert len(everything) == 6 and len(shown) == 4  # the diverged lr=1.5 runs are soft-deleted
+    assert {b.name for b in everything} - {b.name for b in shown} == {"lr1.5-w64", "lr1.5-w256"}
+    (best,) = [b for b in shown if "best" in b.tags]
+    assert best.notes.startswith("val/acc ") and f"best lr={best.name[2:5]}" in done.stdout
+    with open_board(best.path) as reader:
+        assert reader.keys("histogram") == ["weights/fc"]
+        assert len(reader.scalars("val/acc")) == 5
