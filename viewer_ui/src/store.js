@@ -32,6 +32,37 @@ export const scalarNames = computed(() => {
   return [...seen]
 })
 
+// Series of one kind ('histogram', 'media', ...) of the selected boards: key -> the boards
+// that log it, in first-logged order (first board first).
+export function keysOfKind(kind) {
+  const found = new Map()
+  for (const board of selectedBoards.value) {
+    for (const m of store.metrics[board.id] || []) {
+      if (m.kind !== kind) continue
+      if (!found.has(m.name)) found.set(m.name, [])
+      found.get(m.name).push(board)
+    }
+  }
+  return found
+}
+
+// `train/loss` belongs to the section "train"; names without a `/` to NO_NAMESPACE.
+export const NO_NAMESPACE = '(no namespace)'
+export const namespaceOf = (name) => (name.includes('/') ? name.slice(0, name.indexOf('/')) : NO_NAMESPACE)
+
+// The keys (of keysOfKind) that `search` (a format.js matcher) accepts, grouped by
+// namespace: [{ns, cards: [{name, boards}]}].
+export function sectionsOf(keys, search) {
+  const groups = new Map()
+  for (const [name, boards] of keys) {
+    if (!search.test(name)) continue
+    const ns = namespaceOf(name)
+    if (!groups.has(ns)) groups.set(ns, [])
+    groups.get(ns).push({ name, boards })
+  }
+  return [...groups].map(([ns, cards]) => ({ ns, cards }))
+}
+
 export async function refreshBoards() {
   try {
     store.boards = await listBoards()
