@@ -2,8 +2,8 @@
 
 A series is decoded once (:func:`load_series`, compact payloads expanded) into per-step bin
 arrays plus column arrays of the statistics. :func:`decimate` picks at most K steps evenly,
-always the first and the last; :func:`rebin` puts the picked histograms on one uniform grid
-over the union of their ranges by interpolating each one's cumulative counts at the common
+always the first and the last; :func:`rebin` puts the picked histograms on one common grid
+(:func:`common_grid`: uniform, or log bins for a log-binned series) by interpolating each one's cumulative counts at the common
 edges, so every histogram keeps its binned mass exactly (values are taken as uniform inside a
 bin). Underflow, overflow and non-finite values are never binned, here or at logging time.
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..types._histogram_math import log_edges
 from ..types.histogram import PERCENTILES, expand_histogram
 from .charts import jnum
 
@@ -138,14 +139,27 @@ def decimate(n: int, k: int) -> np.ndarray:
     return np.rint(np.linspace(0, n - 1, k)).astype(np.int64)
 
 
-def rebin(
-    edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], bins: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(common_edges, counts[K, bins])``: every histogram on ``bins`` uniform bins over the
-    union of their ranges, each row summing to the histogram's own binned total."""
+def common_grid(edges: Sequence[np.ndarray], bins: int, scale: str = "linear") -> np.ndarray:
+    """The edges every picked histogram is put on: ``bins`` uniform bins over the union of
+    their ranges, or, for log-binned series (``scale="log"``), sign-aware log bins over the
+    union of their magnitudes (the same layout as logging with ``scale="log"``: gradients
+    spanning orders of magnitude stay readable instead of collapsing into the centre bin)."""
     lo = min(float(e[0]) for e in edges)
     hi = max(float(e[-1]) for e in edges)
-    common = np.linspace(lo, hi, bins + 1)
+    if scale == "log" and bins >= 3:
+        magnitudes = np.abs(np.concatenate(list(edges)))
+        positive = magnitudes[magnitudes > 0]
+        if positive.size and positive.min() < positive.max():
+            return log_edges(float(positive.min()), float(positive.max()), bins)
+    return np.linspace(lo, hi, bins + 1)
+
+
+def rebin(
+    edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], bins: int, scale: str = "linear"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(common_edges, counts[K, bins])``: every histogram on the :func:`common_grid`, each
+    row summing to the histogram's own binned total."""
+    common = common_grid(edges, bins, scale)
     out = np.empty((len(edges), bins))
     for i, (e, c) in enumerate(zip(edges, counts, strict=True)):
         cumulative = np.concatenate(([0.0], np.cumsum(c)))
@@ -191,9 +205,12 @@ def range_json(series: HistSeries, picked: np.ndarray, total: int, bins: int) ->
         "global_steps": series.global_steps[picked].tolist(),
         "percentile_keys": PERCENTILE_KEYS,
     }
+    # log bins on the common grid only when every picked step was logged with them
+    scale = "log" if len(picked) and all(series.scales[i] == "log" for i in picked) else "linear"
+    doc["scale"] = scale
     if len(picked):
         common, counts = rebin(
-            [series.edges[i] for i in picked], [series.counts[i] for i in picked], bins
+            [series.edges[i] for i in picked], [series.counts[i] for i in picked], bins, scale
         )
         doc.update(
             lo=float(common[0]),

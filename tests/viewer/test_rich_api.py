@@ -553,3 +553,33 @@ def test_demo_has_the_rich_values_the_pages_show(demo_client: TestClient, demo_b
     paths = [Path(r["cells"][0]) for r in checkpoints["rows"]]
     assert len(paths) == 6 and paths[-1].is_file() and not paths[0].exists()
     assert get(demo_client, "histograms/at", **query, name="grads/layer1")["scale"] == "log"
+
+
+def test_log_binned_series_share_a_log_grid(tmp_path: Path) -> None:
+    """Gradients logged with log bins, at magnitudes that shrink by 10x per step: the common
+    grid is log-spaced over all of them, so the small values keep bins of their own."""
+    ranges = [(1e-3, 1.0), (1e-4, 1e-1), (1e-5, 1e-2)]
+    with Board(name="grads", base_dir=tmp_path) as board:
+        for k, (lo, hi) in enumerate(ranges):
+            values = np.array([-hi / 2, -lo * 3, 0.0, lo * 2, lo * 5, hi / 3])
+            board.log(g=Histogram(values, bins=9, scale="log", range=(lo, hi)))
+            board.log(mixed=Histogram(values, bins=9, scale="log" if k else "linear"))
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+        body = get(client, "histograms/range", board=board.id, name="g", bins=21)
+        assert body["scale"] == "log"
+        edges = np.asarray(body["edges"])
+        assert edges.size == 22 and np.allclose(edges, -edges[::-1])  # sign-aware, symmetric
+        assert edges[-1] == pytest.approx(1.0) and np.abs(edges[edges != 0]).min() == pytest.approx(
+            1e-5
+        )
+        positive = edges[edges > 0]
+        assert np.allclose(np.diff(np.log(positive)), np.log(positive[1] / positive[0]))
+        for row in body["counts"]:
+            assert sum(row) == pytest.approx(6, abs=0.01)  # every value kept
+        # the last step's 2e-5 and 5e-5 sit in bins near 1e-5, not in one bin around zero
+        last = np.asarray(body["counts"][-1])
+        small = (edges[:-1] >= 1e-5) & (edges[1:] <= 1e-4)
+        assert last[small].sum() == pytest.approx(2, abs=0.01)
+        mixed = get(client, "histograms/range", board=board.id, name="mixed", bins=21)
+        assert mixed["scale"] == "linear"  # a linear step among them: a uniform grid
+        assert np.allclose(np.diff(mixed["edges"]), np.diff(mixed["edges"])[0])

@@ -35,6 +35,60 @@ export function prepare(canvas, width, height) {
 const maxOf = (rows) => rows.reduce((m, row) => row.reduce((a, v) => (v > a ? v : a), m), 0)
 const scaleOf = (lo, hi, a, b) => (v) => a + ((v - lo) / (hi - lo || 1)) * (b - a)
 
+// Value -> pixel along a histogram's value axis. A log grid (range.scale 'log': sign-aware
+// log bins) gives every bin the same width, linear inside a bin; a linear grid is linear.
+function gridScale(range, a, b) {
+  const edges = range.edges
+  const B = edges.length - 1
+  if (range.scale !== 'log' || B < 1) return scaleOf(range.lo, range.hi, a, b)
+  return (v) => {
+    if (v <= edges[0]) return a
+    if (v >= edges[B]) return b
+    let lo = 0
+    let hi = B
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1
+      if (edges[mid] <= v) lo = mid
+      else hi = mid
+    }
+    const f = (v - edges[lo]) / (edges[lo + 1] - edges[lo] || 1)
+    return a + ((lo + f) / B) * (b - a)
+  }
+}
+
+// 2 significant digits, exponent form for the very small or large: fits a narrow margin
+function shortValue(v) {
+  if (v === 0 || !Number.isFinite(v)) return String(v)
+  const a = Math.abs(v)
+  return a < 0.01 || a >= 1e4 ? v.toExponential(1) : String(Number(v.toPrecision(2)))
+}
+
+// Labels of a log grid: a few of its edges, evenly spaced in bins (0 in the middle).
+function gridAxis(ctx, box, range, theme, { vertical = false } = {}) {
+  if (range.scale !== 'log') return valueAxis(ctx, box, range.lo, range.hi, theme, { vertical })
+  const B = range.edges.length - 1
+  const picks = [...new Set([0, B / 4, B / 2, (3 * B) / 4, B].map((j) => Math.round(j)))]
+  const values = picks.map((j) => range.edges[j])
+  const labels = values.map(shortValue)
+  const pos = gridScale(range, vertical ? box.b : box.l, vertical ? box.t : box.r)
+  ctx.fillStyle = theme.muted
+  ctx.strokeStyle = theme.border
+  ctx.lineWidth = 1
+  if (vertical) {
+    ctx.textAlign = 'right'
+    ctx.textBaseline = 'middle'
+    values.forEach((v, i) => ctx.fillText(labels[i], box.l - 4, pos(v)))
+  } else {
+    ctx.textAlign = 'center'
+    ctx.textBaseline = 'top'
+    values.forEach((v, i) => ctx.fillText(labels[i], pos(v), box.b + 4))
+    ctx.beginPath()
+    ctx.moveTo(box.l, box.b + 0.5)
+    ctx.lineTo(box.r, box.b + 0.5)
+    ctx.stroke()
+  }
+}
+
 function valueAxis(ctx, box, lo, hi, theme, { vertical = false } = {}) {
   const ticks = niceTicks(lo, hi, vertical ? 4 : 5)
   const labels = fmtTicks(ticks)
@@ -83,7 +137,7 @@ export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
   const box = { l: 8, t: 6, r: w - 52, b: h - 18 }
   const K = range.steps.length
   const xs = centres(range.edges)
-  const x = scaleOf(range.lo, range.hi, box.l, box.r)
+  const x = gridScale(range, box.l, box.r)
   const peak = Math.max(maxOf(range.counts), highlight ? maxOf([highlight.counts]) : 0)
   const plotH = box.b - box.t
   const ridgeH = K > 1 ? Math.min(plotH * 0.45, Math.max(plotH / 4, 24)) : plotH
@@ -124,7 +178,7 @@ export function drawOffset(ctx, { w, h, range, highlight, color, theme }) {
     ctx.fillText(String(highlight.step), box.r + 6, hy)
     ctx.font = FONT
   }
-  valueAxis(ctx, box, range.lo, range.hi, theme)
+  gridAxis(ctx, box, range, theme)
 }
 
 // baseline of a step between the ridges of the picked steps (they are evenly spaced rows)
@@ -144,10 +198,10 @@ export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
   const K = range.steps.length
   const xs = centres(range.edges)
   const peak = Math.max(maxOf(range.counts), highlight ? maxOf([highlight.counts]) : 0) || 1
-  const x = scaleOf(range.lo, range.hi, box.l, box.r)
+  const x = gridScale(range, box.l, box.r)
   const y = scaleOf(0, peak, box.b, box.t)
   valueAxis(ctx, box, 0, peak, theme, { vertical: true })
-  valueAxis(ctx, box, range.lo, range.hi, theme)
+  gridAxis(ctx, box, range, theme)
   const line = (counts) => {
     ctx.beginPath()
     counts.forEach((c, j) => (j ? ctx.lineTo(x(xs[j]), y(c)) : ctx.moveTo(x(xs[j]), y(c))))
@@ -250,7 +304,7 @@ export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
   cells.getContext('2d').putImageData(image, 0, 0)
   ctx.imageSmoothingEnabled = false
   ctx.drawImage(cells, box.l, box.t, box.r - box.l, box.b - box.t)
-  valueAxis(ctx, { ...box, r: box.l }, range.lo, range.hi, theme, { vertical: true })
+  gridAxis(ctx, { ...box, r: box.l }, range, theme, { vertical: true })
   // step labels under a few columns
   const colW = (box.r - box.l) / K
   const every = Math.max(1, Math.ceil(K / Math.max(1, Math.floor((box.r - box.l) / 60))))

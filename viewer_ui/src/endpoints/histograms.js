@@ -1,12 +1,10 @@
 // The histogram routes (/api/histograms/...): steps with data, one step, a decimated range.
 import { getJSON } from '../api.js'
 
-// JSON has no NaN/Inf: the server writes them as strings
+// JSON has no NaN/Inf: the server writes them as the strings "NaN", "Infinity" and
+// "-Infinity", which Number() reads; null (no value) becomes NaN
 export function num(v) {
   if (typeof v === 'number') return v
-  if (v === 'nan') return NaN
-  if (v === 'inf') return Infinity
-  if (v === '-inf') return -Infinity
   return v == null ? NaN : Number(v)
 }
 const nums = (a) => (a || []).map(num)
