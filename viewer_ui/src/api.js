@@ -8,7 +8,8 @@ export class ApiError extends Error {
   }
 }
 
-async function check(response) {
+// the response, or an ApiError with the server's `detail`
+export async function check(response) {
   if (response.ok) return response
   let detail = response.statusText
   try {

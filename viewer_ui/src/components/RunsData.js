@@ -2,7 +2,7 @@
 import { fmtValue } from '../format.js'
 
 // charts.jnum writes NaN, Infinity, -Infinity
-const NON_FINITE = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity, nan: NaN, inf: Infinity, '-inf': -Infinity }
+const NON_FINITE = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity }
 
 // a JSON number of the API (non-finite floats arrive as strings) as a JS number, else null
 export function asNumber(v) {

@@ -1,5 +1,5 @@
 // The runs API (/api/runs...): the runs table, checkpoints and the annotation writes.
-import { ApiError, getJSON } from '../api.js'
+import { check, getJSON } from '../api.js'
 
 // the server refuses writes without this header (a page of another site cannot set it)
 const WRITE_HEADERS = { 'Content-Type': 'application/json', 'X-KohakuBoard': '1' }
@@ -17,16 +17,7 @@ async function write(method, path, body) {
     headers: WRITE_HEADERS,
     body: body === undefined ? undefined : JSON.stringify(body),
   })
-  if (!response.ok) {
-    let detail = response.statusText
-    try {
-      detail = (await response.json()).detail || detail
-    } catch {
-      // not JSON: keep the status text
-    }
-    throw new ApiError(response.status, detail)
-  }
-  return response.json()
+  return (await check(response)).json()
 }
 
 const runPath = (id) => `/api/runs/${encodeURIComponent(id)}`
