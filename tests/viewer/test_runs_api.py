@@ -536,3 +536,26 @@ def test_kobo_open_read_only(csrf_client: tuple[TestClient, str], tmp_path: Path
             f"{api}/api/runs/{run}", "PATCH", {"notes": "x"}, {**WRITE, "Origin": api}
         )
         assert status == 405 and "--read-only" in body["detail"]
+
+
+def test_summaries_follow_a_growing_series(tmp_path: Path) -> None:
+    """Summaries are cached per series until it grows: a live run's last value moves on."""
+    board = Board(name="growing", base_dir=tmp_path)
+    try:
+        board.log(loss=3.0)
+        board.log(loss=1.0)
+        with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+
+            def summary() -> dict[str, Any]:
+                (run,) = client.get("/api/runs").json()["runs"]
+                return dict(run["metrics"].get("loss") or {})
+
+            wait_until(lambda: summary().get("count") == 2, what="the first two points")
+            assert summary() == {"last": 1.0, "min": 1.0, "max": 3.0, "count": 2, "last_step": 1}
+            assert summary() == summary()  # served again from the cache
+            board.log(loss=0.5)
+            board.log(loss=7.0)
+            wait_until(lambda: summary().get("count") == 4, what="the new points")
+            assert summary() == {"last": 7.0, "min": 0.5, "max": 7.0, "count": 4, "last_step": 3}
+    finally:
+        board.finish()
