@@ -16,7 +16,9 @@ TestClient: routing, validation, encoding; no sockets); "server" times come from
    one key (K=100 steps, B=64 bins) when the series is cached (a slider or window change)
    and when it is first read, and the bytes on the wire;
 5. tables: ``/api/tables/page`` on a 100k-row table: the first sorted page (decode, sort
-   key, order), the next pages (cached order), a new sort order and a filter.
+   key, order), the next pages (cached order), a new sort order and a filter;
+6. runs: ``/api/runs`` on a sweep of 40 runs x 8 metrics x 20,000 steps, cold and warm,
+   against the Reader reading the same scalars (the floor).
 
 Targets are not tests: a loaded machine misses them without anything being wrong. The
 numpy smoothing + M4 pipeline was chosen over DuckDB after measuring both (numpy ~2-3x faster
@@ -337,6 +339,44 @@ def print_table(rows: list[Row]) -> None:
     print(line)
 
 
+def bench_runs(base: Path, runs: int, metrics: int, steps: int, repeats: int) -> list[Row]:
+    """The runs table of a sweep: ``/api/runs`` (config + last/min/max of every scalar of
+    every run) on a fresh app (cold) and again (warm: summaries cached until a series grows).
+    Floor: the Reader alone reading every scalar of every run (what a cold request must do)."""
+    for i in range(runs):
+        write_wide(base, metrics, steps, name=f"sweep-{i:02d}", seed=i)
+    from kohakuboard import list_boards, open_board
+
+    def read_all() -> None:
+        for info in list_boards(base):
+            with open_board(info.path) as reader:
+                reader.scalars_many(reader.metrics())
+
+    def cold() -> None:
+        with TestClient(create_app(base), base_url=BASE_URL) as client:
+            assert len(client.get("/api/runs").json()["runs"]) == runs
+
+    floor, _ = timed(read_all, max(3, repeats // 3))
+    cold_times, _ = timed(cold, max(3, repeats // 3))
+    with TestClient(create_app(base), base_url=BASE_URL) as client:
+        client.get("/api/runs").raise_for_status()
+        warm_times, response = timed(lambda: client.get("/api/runs"), repeats)
+    what = f"{runs} runs x {metrics} metrics x {steps:,} steps"
+    f, c, w = (statistics.median(t) for t in (floor, cold_times, warm_times))
+    return [
+        Row(f"floor: Reader reads every scalar ({what})", f, "ms", "info", None),
+        Row("/api/runs, cold app", c, "ms", "<= 3x floor", c <= 3 * f, f"{c / f:.2f}x floor"),
+        Row(
+            "/api/runs, warm (summaries cached)",
+            w,
+            "ms",
+            "<= 100 ms",
+            w <= 100,
+            f"{len(response.content) / 1e3:.1f} KB JSON; {w / f:.3f}x floor",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller boards, fewer repeats")
@@ -344,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
         "--only",
-        choices=["series", "histograms", "tables"],
+        choices=["series", "histograms", "tables", "runs"],
         help="run one group of scenarios (series: 1-3)",
     )
     args = parser.parse_args(argv)
@@ -368,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "tables"):
             print("writing a 100k-row table ...", file=sys.stderr)
             rows += bench_table(root / "table", 100_000, repeats)
+        if args.only in (None, "runs"):
+            runs, run_steps = (10, 2_000) if args.quick else (40, 20_000)
+            print(f"writing {runs} runs x 8 metrics x {run_steps:,} steps ...", file=sys.stderr)
+            rows += bench_runs(root / "runs", runs, 8, run_steps, repeats)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
