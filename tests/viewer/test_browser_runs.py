@@ -98,6 +98,13 @@ def test_runs_table_lists_the_demo_runs(demo_server: ViewerThread, tab: Page) ->
     tab.page.check(".column-picker[data-picker='config'] input[data-option='epochs']")
     tab.page.wait_for_selector(".runs-table th[data-column='c:epochs']")
     tab.page.click(".column-picker[data-picker='config'] summary")
+    wait_until(lambda: "epochs" in tab.query().get("rcc", [""])[0], what="the columns in the URL")
+    # the picked columns and an open run survive a reload (they are in the URL)
+    tab.page.click(f"tr[data-run='{first['id']}'] .name .open")
+    wait_until(lambda: tab.query().get("run") == [first["id"]], what="the open run in the URL")
+    tab.page.reload()
+    tab.page.wait_for_selector(".runs-table th[data-column='c:epochs']")
+    tab.page.wait_for_selector(f".run-detail[data-run='{first['id']}']")
 
     # the regex filter over names (tags and notes too)
     tab.page.fill(".runs-filter", "^wide$")
@@ -251,7 +258,7 @@ def test_rename_notes_tags(edit_server: ViewerThread, tab: Page) -> None:
     # it all survives a reload
     tab.page.reload()
     tab.page.wait_for_selector(READY + f" tr[data-run='{rid}']")
-    tab.page.click(f"tr[data-run='{rid}'] .open")
+    detail.wait_for()  # still open: the open run is in the URL
     assert detail.locator(".notes-input").input_value() == "lr too high?\nsecond line"
     assert detail.locator("h3.run-name").inner_text() == "baseline-v2"
 
@@ -305,3 +312,4 @@ def test_read_only_hides_the_edit_controls(demo_base: Path, tab: Page) -> None:
         for control in (".rename-button", ".delete", ".save-notes", ".tag-input", ".remove-tag"):
             assert detail.locator(control).count() == 0, control
         assert detail.locator(".notes-input").get_attribute("readonly") is not None
+        tab.page.goto("about:blank")  # leave before this server stops (no refused reconnects)

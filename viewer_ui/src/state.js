@@ -36,6 +36,9 @@ export const DEFAULTS = Object.freeze({
   runsSort: '', // column of the runs table; '-' prefix = descending (rs)
   runsFilter: '', // (rf)
   runsDeleted: false, // show soft-deleted runs (rd)
+  runsConfig: [], // config columns picked; [] = the default ones, ['-'] = none (rcc)
+  runsMetrics: [], // metric columns picked; same rules (rmc)
+  runOpen: '', // the run whose details are open (run)
 })
 
 export const view = reactive(structuredClone(DEFAULTS))
@@ -73,6 +76,9 @@ const KEYS = [
   ['runsSort', 'rs', 'str'],
   ['runsFilter', 'rf', 'str'],
   ['runsDeleted', 'rd', 'bool'],
+  ['runsConfig', 'rcc', 'list'],
+  ['runsMetrics', 'rmc', 'list'],
+  ['runOpen', 'run', 'str'],
 ]
 
 function parse(kind, text, fallback) {
