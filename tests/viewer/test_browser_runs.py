@@ -171,6 +171,28 @@ def test_parallel_coordinates_and_scatter(demo_server: ViewerThread, tab: Page) 
     tab.shot("plots")
 
 
+def test_metric_columns_show_last_min_or_max(demo_server: ViewerThread, tab: Page) -> None:
+    runs = api_runs(demo_server)["runs"]
+    open_runs(tab, f"{demo_server.url}?p=runs&rmc=train/loss&rm=train/loss&rs=m:train/loss")
+    for kind in ("min", "max", "last"):
+        tab.page.select_option(".pick-summary", kind)
+        wait_until(
+            lambda kind=kind: tab.query().get("rv", ["last"]) == [kind],
+            what=f"rv={kind} in the URL",
+        )
+        # the column, its order and the metric axis all follow the chosen summary
+        by_value = sorted(runs, key=lambda r, k=kind: float(r["metrics"]["train/loss"][k]))
+        wait_until(
+            lambda b=by_value: row_ids(tab) == [r["id"] for r in b], what=f"sorted by {kind}"
+        )
+        first = by_value[0]
+        cell = tab.page.locator(f"tr[data-run='{first['id']}'] td[data-column='m:train/loss']")
+        shown = float(cell.inner_text().strip())
+        assert shown == pytest.approx(float(first["metrics"]["train/loss"][kind]), rel=1e-3)
+        axis = tab.page.locator(".parcoords .axis.metric .axis-name").text_content() or ""
+        assert f"({kind})" in axis
+
+
 def test_runs_page_in_dark_mode(demo_server: ViewerThread, tab: Page) -> None:
     open_runs(tab, f"{demo_server.url}?p=runs&theme=dark")
     assert tab.page.get_attribute("html", "data-theme") == "dark"

@@ -39,6 +39,7 @@ export const DEFAULTS = Object.freeze({
   runsConfig: [], // config columns picked; [] = the default ones, ['-'] = none (rcc)
   runsMetrics: [], // metric columns picked; same rules (rmc)
   runOpen: '', // the run whose details are open (run)
+  runsValue: 'last', // what a metric column shows: last | min | max (rv)
 })
 
 export const view = reactive(structuredClone(DEFAULTS))
@@ -79,6 +80,7 @@ const KEYS = [
   ['runsConfig', 'rcc', 'list'],
   ['runsMetrics', 'rmc', 'list'],
   ['runOpen', 'run', 'str'],
+  ['runsValue', 'rv', 'str'],
 ]
 
 function parse(kind, text, fallback) {

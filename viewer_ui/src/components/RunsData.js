@@ -1,5 +1,6 @@
 // Plain helpers of the Runs page: column values, sorting, config differences and plot axes.
 import { fmtValue } from '../format.js'
+import { view } from '../state.js'
 
 // charts.jnum writes NaN, Infinity, -Infinity
 const NON_FINITE = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity }
@@ -21,12 +22,17 @@ export function fmtConfig(v) {
 
 export const metricOf = (run, name) => (run.metrics || {})[name] || null
 
+// Which summary of a metric the page shows (view.runsValue): the last value, or the minimum or
+// maximum (the best one, for a loss or an accuracy)
+export const SUMMARIES = ['last', 'min', 'max']
+export const summaryKind = () => (SUMMARIES.includes(view.runsValue) ? view.runsValue : 'last')
+export const summaryOf = (run, name) => (metricOf(run, name) || {})[summaryKind()]
+
 // Column ids: name, status, duration, steps, tags, c:<config key>, m:<metric>
 export function columnValue(run, column) {
   if (column.startsWith('c:')) return (run.config || {})[column.slice(2)]
   if (column.startsWith('m:')) {
-    const m = metricOf(run, column.slice(2))
-    return m ? m.last : undefined
+    return summaryOf(run, column.slice(2))
   }
   if (column === 'tags') return (run.tags || []).join(' ')
   if (column === 'steps') return run.steps
@@ -97,5 +103,5 @@ export function axisFor(values) {
   return { kind: 'cat', pos, ticks: cats.map((label, i) => ({ at: at(i), label })) }
 }
 
-// The value of a plot axis for a run: a config key, or the last value of a metric
-export const plotValue = (run, axis) => (axis.metric ? (metricOf(run, axis.key) || {}).last : (run.config || {})[axis.key])
+// The value of a plot axis for a run: a config key, or the shown summary of a metric
+export const plotValue = (run, axis) => (axis.metric ? summaryOf(run, axis.key) : (run.config || {})[axis.key])
