@@ -223,6 +223,7 @@ def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
                 board.step()
             wait_until(lambda: row.get_attribute("data-total") == "7", what="the new steps")
             wait_until(lambda: row.get_attribute("data-step") == "6", what="the latest step")
+            tab.page.goto("about:blank")  # leave before the server stops (no refused reconnects)
     finally:
         board.finish()
         tab.context.close()
