@@ -61,7 +61,7 @@ def main() -> None:
 
     best_acc, best_lr, best_path = max(results)
     update_annotations(best_path, tags=["best", "sweep"], notes=f"val/acc {best_acc:.3f}")
-    for acc, lr, path in results:
+    for _acc, lr, path in results:
         if lr > 1:  # diverged: hide it (a soft delete, undone by `kobo restore`)
             soft_delete(path)
 

@@ -14,6 +14,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from .annotations import Annotations, read_annotations, update_annotations  # noqa: E402
 from .client import Board  # noqa: E402
+from .purge import purge_deleted  # noqa: E402
 from .reader import BoardInfo, Reader, list_boards, open_board  # noqa: E402
 from .types import Histogram, Media, Table  # noqa: E402
 
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "list_boards",
     "open_board",
+    "purge_deleted",
     "read_annotations",
     "update_annotations",
 ]

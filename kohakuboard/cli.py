@@ -471,6 +471,43 @@ def restore_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) ->
     _annotate(board, base_dir, "restored", deleted=False)
 
 
+@app.command("gc")
+def gc_command(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
+    ] = DEFAULT_BASE_DIR,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than", min=0.0, help="Only boards deleted at least this many days ago."
+        ),
+    ] = 0.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="List what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove deleted boards for good (their folders), freeing the disk.
+
+    Only boards marked by kobo delete or the viewer; a board restored meanwhile or still
+    written by a process is kept.
+    """
+    from .purge import deleted_boards, purge_deleted
+
+    with _user_errors(path.expanduser().absolute()):
+        if not path.expanduser().is_dir():
+            _fail(f"no such folder: {path.expanduser().absolute()}")
+        seconds = older_than * 86400.0
+        if dry_run:
+            boards = deleted_boards(path, older_than=seconds)
+        else:
+            boards = purge_deleted(path, older_than=seconds)
+    verb = "would remove" if dry_run else "removed"
+    for b in boards:
+        typer.echo(f"{verb} {b.name} ({b.id})")
+    typer.echo(f"{verb} {len(boards)} deleted board{'s' if len(boards) != 1 else ''}")
+
+
 # -- viewer (kohakuboard.viewer) -------------------------------------------------------------
 HostOpt = Annotated[
     str,

@@ -172,20 +172,25 @@ def board_lock(board: Path, wait: float = FINISHING_WRITER_WAIT_S) -> Iterator[N
         os.close(fd)
 
 
-def _recover(board: Path) -> None:
-    """Drain rings left behind by crashed sessions (refusing a board that is running)."""
-    rings = list(board.glob("ring-*.kbr"))
-    if not rings:
-        return
+def refuse_running(board: Path) -> None:
+    """:class:`BoardBusyError` if a live process logs to the board (its writer may not hold
+    the lock yet: the rings name their producers)."""
     from ..ring import read_producer_pid
     from ..writer.process import pid_alive
 
-    for path in rings:  # its writer may not hold the lock yet: look at the producer too
+    for path in board.glob("ring-*.kbr"):
         pid = read_producer_pid(path)
         if pid is not None and pid_alive(pid):
             raise BoardBusyError(
                 f"board {board} is being written by a running process (pid {pid}); finish it first"
             )
+
+
+def _recover(board: Path) -> None:
+    """Drain rings left behind by crashed sessions (refusing a board that is running)."""
+    if not any(board.glob("ring-*.kbr")):
+        return
+    refuse_running(board)
     with board_lock(board):
         pass  # only checks that no writer runs
     from ..client.spawn import recover
