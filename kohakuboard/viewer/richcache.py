@@ -59,19 +59,20 @@ class RichCache:
         path = catalog.board(board_id).path
         key = (board_id, kind, name)
         signature = (str(path), info.count, info.last_step)
-        hit = self._hit(key, signature)
+        hit = self.cached(key, signature)
         if hit is not None:
             return hit.value  # type: ignore[no-any-return]
         reader, lock = catalog.reader(board_id)
         with lock:
-            hit = self._hit(key, signature)  # a concurrent request may have built it
+            hit = self.cached(key, signature)  # a concurrent request may have built it
             if hit is not None:
                 return hit.value  # type: ignore[no-any-return]
             value, size = build(reader)
-            self._remember(key, _Entry(signature, value, size))
+            self.remember(key, signature, value, size)
         return value
 
-    def _hit(self, key: tuple[str, str, str], signature: tuple[Any, ...]) -> _Entry | None:
+    def cached(self, key: tuple[str, str, str], signature: tuple[Any, ...]) -> _Entry | None:
+        """The entry under ``key`` if it was stored with this ``signature``."""
         with self._lock:
             hit = self._entries.get(key)
             if hit is None or hit.signature != signature:
@@ -79,7 +80,11 @@ class RichCache:
             self._entries.move_to_end(key)
             return hit
 
-    def _remember(self, key: tuple[str, str, str], entry: _Entry) -> None:
+    def remember(
+        self, key: tuple[str, str, str], signature: tuple[Any, ...], value: Any, size: int
+    ) -> None:
+        """Store ``value`` (about ``size`` bytes), valid while ``signature`` holds."""
+        entry = _Entry(signature, value, size)
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:

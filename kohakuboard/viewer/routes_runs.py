@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-import weakref
-from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +23,7 @@ from ..reader import BoardInfo
 from .catalog import Catalog
 from .charts import jnum
 from .errors import BadParameterError, UnknownMetricError, ViewerError
+from .richcache import rich_cache
 
 router = APIRouter(prefix="/api")
 
@@ -97,21 +95,11 @@ def summarise(step: np.ndarray, value: np.ndarray) -> dict[str, Any]:
     }
 
 
-# Summaries stay valid until their series grows, so the runs table of a big sweep does not
-# read every point of every run again on each request (the series cache of the catalog holds
-# far fewer points than a sweep has).
-MAX_CACHED_SUMMARIES = 200_000
-Summaries = OrderedDict[tuple[str, str], tuple[tuple[int, int], dict[str, Any]]]
-_SUMMARIES: weakref.WeakKeyDictionary[Catalog, Summaries] = weakref.WeakKeyDictionary()
-_SUMMARIES_LOCK = threading.Lock()
-
-
-def _summary_cache(catalog: Catalog) -> Summaries:
-    with _SUMMARIES_LOCK:
-        cache = _SUMMARIES.get(catalog)
-        if cache is None:
-            cache = _SUMMARIES[catalog] = OrderedDict()
-        return cache
+# Metric summaries stay valid until their series grows, so the runs table of a big sweep
+# does not read every point of every run again on each request (the catalog's series cache
+# holds far fewer points than a sweep has); they share the viewer's cache of decoded series.
+SUMMARY_KIND = "scalar-summary"
+SUMMARY_BYTES = 256  # about what one summary dict costs
 
 
 def run_json(
@@ -126,25 +114,21 @@ def run_json(
     scalars = [m.name for m in infos if m.kind == "scalar"]
     wanted = scalars if metrics is None else [m for m in metrics if m in scalars]
     summaries = {}
-    cache = _summary_cache(catalog)
+    cache = rich_cache(catalog)
     by_name = {m.name: m for m in infos if m.kind == "scalar"}
     for name in wanted:
-        key, signature = (info.id, name), (by_name[name].count, by_name[name].last_step)
-        with _SUMMARIES_LOCK:
-            hit = cache.get(key)
-        if hit is not None and hit[0] == signature:
-            summaries[name] = hit[1]
+        key = (info.id, SUMMARY_KIND, name)
+        signature = (str(info.path), by_name[name].count, by_name[name].last_step)
+        hit = cache.cached(key, signature)
+        if hit is not None:
+            summaries[name] = hit.value
             continue
         try:
             cols = catalog.columns(info.id, name, infos)
         except UnknownMetricError:
             continue
         summaries[name] = summarise(cols.step, cols.value)
-        with _SUMMARIES_LOCK:
-            cache[key] = (signature, summaries[name])
-            cache.move_to_end(key)
-            while len(cache) > MAX_CACHED_SUMMARIES:
-                cache.popitem(last=False)
+        cache.remember(key, signature, summaries[name], SUMMARY_BYTES)
     duration = None
     if info.updated_at is not None and info.created_at > 0:
         duration = max(0.0, float(info.updated_at) - info.created_at)
