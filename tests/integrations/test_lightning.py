@@ -21,7 +21,9 @@ L = pytest.importorskip("lightning")
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
 from lightning.pytorch.utilities.rank_zero import rank_zero_only  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lit_tiny import Tiny, data  # noqa: E402
 
 from kohakuboard import list_boards, open_board  # noqa: E402
 from kohakuboard.integrations.lightning import (  # noqa: E402
@@ -36,36 +38,6 @@ pytestmark = [
     pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"),
     pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),
 ]
-
-
-class Tiny(L.LightningModule):
-    def __init__(self, lr: float = 0.1, hidden: int = 4, **extra: Any) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def _loss(self, batch: Any) -> Any:
-        x, y = batch
-        return nn.functional.mse_loss(self.net(x), y)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        loss = self._loss(batch)
-        self.log("train/loss", loss)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch))
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("test/loss", self._loss(batch))
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
-
-def data(n: int = 8, batch_size: int = 2) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    return DataLoader(TensorDataset(torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g)), batch_size=batch_size)
 
 
 def trainer(tmp_path: Path, logger: Any, **kwargs: Any) -> L.Trainer:

@@ -18,8 +18,6 @@ pytest.importorskip("transformers")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from kohakuboard import list_boards, open_board  # noqa: E402
 from kohakuboard.integrations.lightning import KohakuBoardLogger  # noqa: E402
@@ -28,39 +26,14 @@ from kohakuboard.viewer import create_app  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_tiny import TinyDataset, tiny_args, tiny_model  # noqa: E402
+from lit_tiny import Tiny, data  # noqa: E402
 
 pytestmark = [
-    pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"),
+    pytest.mark.filterwarnings(
+        r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"
+    ),
     pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),
 ]
-
-
-class TinyRegressor(L.LightningModule):
-    def __init__(self, lr: float = 0.05, hidden: int = 6) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def _loss(self, batch: Any) -> Any:
-        x, y = batch
-        return nn.functional.mse_loss(self.net(x), y)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        loss = self._loss(batch)
-        self.log("train/loss", loss)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch))
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
-
-def _data(n: int) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g)
-    return DataLoader(TensorDataset(x, y), batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +57,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
             accelerator="cpu",
             default_root_dir=tmp,
         )
-        trainer.fit(TinyRegressor(), _data(8), _data(4))
+        trainer.fit(Tiny(lr=0.05, hidden=6), data(8), data(4))
 
         from transformers import Trainer
 
