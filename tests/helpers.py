@@ -111,6 +111,18 @@ def live_writers_of_board(board_dir: Path) -> list[int]:
     return out
 
 
+def finished_board(base: Path, name: str, steps: int = 5, **board_kwargs: Any) -> Path:
+    """A board of ``steps`` loss values, finished and with its writer gone (``finish()``
+    returns before the writer has compacted; migrate, compact and gc need it gone)."""
+    from kohakuboard import Board
+
+    with Board(name=name, base_dir=base, **board_kwargs) as board:
+        for i in range(steps):
+            board.log(loss=1.0 / (i + 1))
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
+    return board.path
+
+
 class Script:
     """A Python script run in a real subprocess, with its stdout lines collected as they come."""
 

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import live_writers_of_board, wait_until
+from helpers import finished_board
 from typer.testing import CliRunner
 
 import kohakuboard
@@ -25,12 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_board(base: Path, name: str, steps: int = 5) -> Path:
-    with Board(name=name, base_dir=base, config={"lr": 0.1}) as board:
-        for i in range(steps):
-            board.log(loss=1.0 / (i + 1))
-    # finish() returns before the writer has compacted; migrate/compact need it gone
-    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
-    return board.path
+    return finished_board(base, name, steps, config={"lr": 0.1})
 
 
 @pytest.fixture

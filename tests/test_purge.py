@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import live_writers_of_board, wait_until
+from helpers import finished_board
 from typer.testing import CliRunner
 
 from kohakuboard import Board, list_boards, open_board, purge_deleted
@@ -15,19 +15,11 @@ from kohakuboard.cli import app
 from kohakuboard.purge import deleted_boards, remove_board
 
 
-def make_board(base: Path, name: str) -> Path:
-    with Board(name=name, base_dir=base) as board:
-        for i in range(5):
-            board.log(loss=1.0 / (i + 1))
-    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
-    return board.path
-
-
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
     out = tmp_path / "boards"
     for name in ("keep", "gone", "restored"):
-        make_board(out, name)
+        finished_board(out, name)
     return out
 
 
@@ -88,7 +80,9 @@ def test_kobo_gc(base: Path) -> None:
     soft_delete(path_of(base, "gone"))
     result = CliRunner().invoke(app, ["gc", str(base), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "would remove gone (" in result.stdout and "would remove 1 deleted board" in result.stdout
+    assert (
+        "would remove gone (" in result.stdout and "would remove 1 deleted board" in result.stdout
+    )
     assert path_of(base, "gone").is_dir()
     result = CliRunner().invoke(app, ["gc", str(base), "--older-than", "1"])
     assert result.exit_code == 0 and "removed 0 deleted boards" in result.stdout
