@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from bench_viewer import write_histograms  # the same board as the server-side benchmark
 
-from kohakuboard import Board
 from kohakuboard.viewer.server import ViewerThread
 
 CHROMIUM = Path(os.environ.get("KOHAKUBOARD_CHROMIUM", "/usr/bin/chromium"))
@@ -43,16 +42,6 @@ class Row:
     name: str
     median_ms: float
     note: str
-
-
-def write_layers(base: Path, keys: int, steps: int) -> str:
-    rng = np.random.default_rng(0)
-    weights = rng.standard_normal((keys, 1000))
-    with Board(name="layers", base_dir=base) as board:
-        for step in range(steps):
-            drift = 1 + step / steps
-            board.log_histograms({f"layer{i:03d}/w": weights[i] * drift for i in range(keys)})
-    return board.id
 
 
 class Tab:
@@ -168,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kobo-bench-browser-") as tmp:
         base = Path(tmp)
         print(f"writing {KEYS} histogram keys x {steps:,} steps ...", file=sys.stderr)
-        board_id = write_layers(base, KEYS, steps)
+        board_id = write_histograms(base, KEYS, steps)
         with ViewerThread(base) as viewer, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
             try:
