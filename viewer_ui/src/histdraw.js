@@ -2,7 +2,7 @@
 // (distribution), heatmap over steps, and the bar histogram of one step. Colours come from
 // the CSS variables, so the caller redraws when the theme changes.
 import { fmtTicks, fmtValue } from './format.js'
-import { mix, niceTicks, rgbOf } from './histmath.js'
+import { edgePosition, mix, niceTicks, rgbOf } from './histmath.js'
 
 const FONT = '10px system-ui, sans-serif'
 
@@ -41,19 +41,7 @@ function gridScale(range, a, b) {
   const edges = range.edges
   const B = edges.length - 1
   if (range.scale !== 'log' || B < 1) return scaleOf(range.lo, range.hi, a, b)
-  return (v) => {
-    if (v <= edges[0]) return a
-    if (v >= edges[B]) return b
-    let lo = 0
-    let hi = B
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >> 1
-      if (edges[mid] <= v) lo = mid
-      else hi = mid
-    }
-    const f = (v - edges[lo]) / (edges[lo + 1] - edges[lo] || 1)
-    return a + ((lo + f) / B) * (b - a)
-  }
+  return (v) => a + (edgePosition(edges, v) / B) * (b - a)
 }
 
 // 2 significant digits, exponent form for the very small or large: fits a narrow margin

@@ -1,23 +1,30 @@
 // Numbers behind the histogram drawings: rebinning, axis ticks, colour mixing.
 
+// Where x lies among ascending `edges`, in bins: 0 at the first edge, edges.length - 1 at
+// the last, linear inside a bin (clamped outside).
+export function edgePosition(edges, x) {
+  const n = edges.length - 1
+  if (x <= edges[0]) return 0
+  if (x >= edges[n]) return n
+  let lo = 0
+  let hi = n
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1
+    if (edges[mid] <= x) lo = mid
+    else hi = mid
+  }
+  return lo + (x - edges[lo]) / (edges[lo + 1] - edges[lo] || 1)
+}
+
 // Move a histogram onto other edges, keeping mass: interpolate the cumulative counts at the
 // new edges (mass outside the new range is dropped).
 export function rebin(edges, counts, target) {
   const cum = [0]
   for (const c of counts) cum.push(cum[cum.length - 1] + (Number.isFinite(c) ? c : 0))
   const at = (x) => {
-    if (x <= edges[0]) return 0
-    const n = edges.length - 1
-    if (x >= edges[n]) return cum[n]
-    let lo = 0
-    let hi = n
-    while (hi - lo > 1) {
-      const mid = (lo + hi) >> 1
-      if (edges[mid] <= x) lo = mid
-      else hi = mid
-    }
-    const w = edges[lo + 1] - edges[lo]
-    return cum[lo] + (w > 0 ? ((x - edges[lo]) / w) * (cum[lo + 1] - cum[lo]) : 0)
+    const p = edgePosition(edges, x)
+    const i = Math.min(Math.floor(p), cum.length - 2)
+    return cum[i] + (p - i) * (cum[i + 1] - cum[i])
   }
   const out = []
   let prev = at(target[0])
