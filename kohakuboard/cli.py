@@ -167,6 +167,10 @@ BaseDirOpt = Annotated[
     typer.Option("--base-dir", "-b", help="Folder holding boards, for BOARD given by id or name."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+FolderArg = Annotated[
+    Path,
+    typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
+]
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -197,10 +201,7 @@ def _root(
 
 @app.command("list")
 def list_command(
-    path: Annotated[
-        Path,
-        typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
-    ] = DEFAULT_BASE_DIR,
+    path: FolderArg = DEFAULT_BASE_DIR,
     as_json: JsonOpt = False,
     show_all: Annotated[
         bool, typer.Option("--all", "-a", help="Also list deleted boards (marked).")
@@ -473,10 +474,7 @@ def restore_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) ->
 
 @app.command("gc")
 def gc_command(
-    path: Annotated[
-        Path,
-        typer.Argument(metavar="PATH", help="Folder holding boards (one sub-folder per board)."),
-    ] = DEFAULT_BASE_DIR,
+    path: FolderArg = DEFAULT_BASE_DIR,
     older_than: Annotated[
         float,
         typer.Option(
