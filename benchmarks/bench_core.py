@@ -679,10 +679,9 @@ def bench_rss(base: Path, calls: int) -> list[Row]:
 # -- peers -------------------------------------------------------------------------------------------
 
 
-def _peer_tensorboard(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(base / "tensorboard"))
+def _summary_writer_log(writer: Any) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """A SummaryWriter (TensorBoard's or tensorboardX's) driven like ``board.log``: one
+    add_scalar per value, one step per call."""
     step = [0]
 
     def log(**values: float) -> None:
@@ -692,21 +691,18 @@ def _peer_tensorboard(base: Path) -> tuple[Callable[..., Any], Callable[[], None
         step[0] = s + 1
 
     return log, writer.close
+
+
+def _peer_tensorboard(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return _summary_writer_log(SummaryWriter(log_dir=str(base / "tensorboard")))
 
 
 def _peer_tensorboardx(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
     from tensorboardX import SummaryWriter
 
-    writer = SummaryWriter(logdir=str(base / "tensorboardx"))
-    step = [0]
-
-    def log(**values: float) -> None:
-        s = step[0]
-        for k, v in values.items():
-            writer.add_scalar(k, v, s)
-        step[0] = s + 1
-
-    return log, writer.close
+    return _summary_writer_log(SummaryWriter(logdir=str(base / "tensorboardx")))
 
 
 def _peer_wandb(base: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
