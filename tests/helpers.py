@@ -15,7 +15,9 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -121,6 +123,21 @@ def finished_board(base: Path, name: str, steps: int = 5, **board_kwargs: Any) -
             board.log(loss=1.0 / (i + 1))
     wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
     return board.path
+
+
+@contextmanager
+def sync_is_an_error() -> Iterator[None]:
+    """On a CUDA device: any host synchronisation inside the block raises (torch's detector)."""
+    import torch
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings():  # torch warns that the detector is a prototype
+        warnings.simplefilter("ignore", UserWarning)
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 class Script:

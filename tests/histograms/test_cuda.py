@@ -7,7 +7,6 @@ are collected and handed over once the mode is off again.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import sync_is_an_error
 from hist_checks import assert_matches_numpy
 
 from kohakuboard import open_board
@@ -22,18 +22,6 @@ from kohakuboard.types import Histogram
 from kohakuboard.types._histogram_batch import HistogramBatch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@contextmanager
-def sync_is_an_error() -> Iterator[None]:
-    torch.cuda.synchronize()
-    with warnings.catch_warnings():  # torch warns that the detector is a prototype
-        warnings.simplefilter("ignore", UserWarning)
-        torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
 
 
 @contextmanager

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import pytest
 import torch
+from helpers import sync_is_an_error
 
 from kohakuboard.types import Histogram, Media, encode_media
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@contextmanager
-def sync_is_an_error() -> Iterator[None]:
-    torch.cuda.synchronize()
-    with warnings.catch_warnings():  # torch warns that the detector is a prototype
-        warnings.simplefilter("ignore", UserWarning)
-        torch.cuda.set_sync_debug_mode("error")
-    try:
-        yield
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
 
 
 def test_the_sync_detector_works() -> None:
