@@ -40,6 +40,7 @@ export const DEFAULTS = Object.freeze({
   runsMetrics: [], // metric columns picked; same rules (rmc)
   runOpen: '', // the run whose details are open (run)
   runsValue: 'last', // what a metric column shows: last | min | max (rv)
+  runsLog: [], // plot axes (config keys or metrics) drawn on a log scale (rlg)
 })
 
 export const view = reactive(structuredClone(DEFAULTS))
@@ -81,6 +82,7 @@ const KEYS = [
   ['runsMetrics', 'rmc', 'list'],
   ['runOpen', 'run', 'str'],
   ['runsValue', 'rv', 'str'],
+  ['runsLog', 'rlg', 'list'],
 ]
 
 function parse(kind, text, fallback) {
