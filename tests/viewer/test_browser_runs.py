@@ -171,6 +171,48 @@ def test_parallel_coordinates_and_scatter(demo_server: ViewerThread, tab: Page) 
     tab.shot("plots")
 
 
+def test_plot_axes_have_round_ticks_and_a_log_scale(demo_server: ViewerThread, tab: Page) -> None:
+    runs = api_runs(demo_server)["runs"]
+    open_runs(tab, f"{demo_server.url}?p=runs&rm=val/acc&rx=lr")
+
+    def x_ticks() -> list[str]:
+        return [t.strip() for t in tab.page.locator(".scatter text.x-tick").all_text_contents()]
+
+    def x_of_lr() -> dict[float, float]:
+        by_id = {r["id"]: r["config"]["lr"] for r in runs}
+        points = tab.page.locator(".scatter circle.point").all()
+        return {by_id[p.get_attribute("data-run")]: float(p.get_attribute("cx") or 0) for p in points}
+
+    # the demo's learning rates run from 0.02 to 0.4: a linear axis over round bounds
+    assert x_ticks() == ["0", "0.1", "0.2", "0.3", "0.4"]
+    x = x_of_lr()
+    assert x[0.4] - x[0.2] == pytest.approx(2 * (x[0.2] - x[0.1]), abs=1)
+    tab.page.locator(".scatter input.log-x").check()
+    wait_until(lambda: tab.query().get("rlg") == ["c:lr"], what="rlg=c:lr in the URL")
+    wait_until(lambda: x_ticks() == ["0.02", "0.05", "0.1", "0.2", "0.5"], what="log ticks")
+    x = x_of_lr()
+    # equal ratios are equal distances on a log axis
+    assert x[0.4] - x[0.2] == pytest.approx(x[0.2] - x[0.1], abs=0.5)
+    assert x[0.1] - x[0.05] == pytest.approx(x[0.2] - x[0.1], abs=0.5)
+    # the parallel coordinates share the choice, and toggle it by a click on an axis name
+    lr_axis = tab.page.locator(".parcoords .axis[data-axis='lr']")
+    assert lr_axis.locator(".scale-mark").count() == 1
+    tab.page.locator(".parcoords .axis[data-axis='width'] .axis-name").click()
+    wait_until(lambda: tab.query().get("rlg") == ["c:lr,c:width"], what="rlg with width")
+    assert tab.page.locator(".parcoords .axis[data-axis='width'] .scale-mark").count() == 1
+    # a run with dropout 0 leaves no log scale for dropout: the axis stays linear and says why
+    dropout = tab.page.locator(".parcoords .axis[data-axis='dropout']")
+    dropout.locator(".axis-name").click()
+    wait_until(lambda: "c:dropout" in (tab.query().get("rlg") or [""])[0], what="rlg with dropout")
+    assert dropout.locator(".scale-mark").count() == 0
+    assert "positive" in (dropout.locator(".axis-name title").text_content() or "")
+    lr_axis.locator(".axis-name").click()
+    wait_until(lambda: tab.query().get("rlg") == ["c:width,c:dropout"], what="lr back to linear")
+    wait_until(lambda: x_ticks()[0] == "0", what="linear x ticks again")
+    tab.page.locator(".plots").scroll_into_view_if_needed()
+    tab.shot("log-axes")
+
+
 def test_metric_columns_show_last_min_or_max(demo_server: ViewerThread, tab: Page) -> None:
     runs = api_runs(demo_server)["runs"]
     open_runs(tab, f"{demo_server.url}?p=runs&rmc=train/loss&rm=train/loss&rs=m:train/loss")

@@ -36,13 +36,18 @@ export function rebin(edges, counts, target) {
   return out
 }
 
+// A round distance (1, 2, 2.5 or 5 times a power of ten) that cuts [lo, hi] into about n parts
+export function niceStep(lo, hi, n = 5) {
+  const raw = (hi - lo) / n
+  const mag = 10 ** Math.floor(Math.log10(raw))
+  return [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw
+}
+
 // About `n` round tick values in [lo, hi]
 export function niceTicks(lo, hi, n = 5) {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return []
   if (hi <= lo) return [lo]
-  const raw = (hi - lo) / n
-  const mag = 10 ** Math.floor(Math.log10(raw))
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw
+  const step = niceStep(lo, hi, n)
   const ticks = []
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
     ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v)

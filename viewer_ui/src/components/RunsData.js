@@ -1,5 +1,6 @@
 // Plain helpers of the Runs page: column values, sorting, config differences and plot axes.
-import { fmtValue } from '../format.js'
+import { fmtTicks, fmtValue } from '../format.js'
+import { niceStep } from '../histmath.js'
 import { view } from '../state.js'
 
 // charts.jnum writes NaN, Infinity, -Infinity
@@ -76,32 +77,77 @@ export function differingKeys(runs, keys) {
   return keys.filter((key) => runs.some((run) => !same((run.config || {})[key], (runs[0].config || {})[key])))
 }
 
-// An axis over some values: linear when every present value is a finite number, else
-// evenly spaced categories (sorted). pos(v) is in 0..1, or null when v is missing.
-export function axisFor(values) {
+// An axis over some values: numeric when every present value is a finite number, else evenly
+// spaced categories (sorted). A numeric axis spans round bounds with round ticks; with
+// `log` (and only positive values) it is logarithmic. pos(v) is in 0..1, or null when v is
+// missing. `logRefused` tells that a log scale was asked for values that cannot have one.
+export function axisFor(values, { log = false } = {}) {
   const present = values.filter((v) => v !== undefined && v !== null)
   const numbers = present.map(asNumber)
   if (present.length && numbers.every((n) => n !== null && Number.isFinite(n))) {
-    let lo = Math.min(...numbers)
-    let hi = Math.max(...numbers)
-    if (lo === hi) {
-      lo -= 0.5
-      hi += 0.5
-    }
-    const pos = (v) => {
-      const n = asNumber(v)
-      return n === null || !Number.isFinite(n) ? null : (n - lo) / (hi - lo)
-    }
-    const ticks = [0, 0.25, 0.5, 0.75, 1].map((t) => ({ at: t, label: fmtValue(lo + t * (hi - lo)) }))
-    return { kind: 'num', pos, ticks }
+    const positive = numbers.every((n) => n > 0)
+    if (log && positive) return logAxis(numbers)
+    return { ...linearAxis(numbers), logRefused: log }
   }
   const cats = [...new Set(present.map((v) => fmtConfig(v)))].sort((a, b) =>
     a.localeCompare(b, undefined, { numeric: true }),
   )
   const at = (i) => (cats.length === 1 ? 0.5 : i / (cats.length - 1))
   const pos = (v) => (v === undefined || v === null ? null : at(cats.indexOf(fmtConfig(v))))
-  return { kind: 'cat', pos, ticks: cats.map((label, i) => ({ at: at(i), label })) }
+  return { kind: 'cat', pos, ticks: cats.map((label, i) => ({ at: at(i), label })), logRefused: log }
+}
+
+function scaled(toAxis, lo, hi, tickValues) {
+  const pos = (v) => {
+    const n = asNumber(v)
+    return n === null || !Number.isFinite(n) ? null : (toAxis(n) - lo) / (hi - lo)
+  }
+  const labels = fmtTicks(tickValues)
+  return { pos, ticks: tickValues.map((v, i) => ({ at: pos(v), label: labels[i] })) }
+}
+
+// round bounds around the values (a single value sits in the middle of a round span)
+function linearAxis(numbers) {
+  let lo = Math.min(...numbers)
+  let hi = Math.max(...numbers)
+  if (lo === hi) {
+    const half = lo === 0 ? 1 : 10 ** Math.floor(Math.log10(Math.abs(lo)))
+    lo -= half
+    hi += half
+  }
+  const step = niceStep(lo, hi, 4)
+  lo = Math.floor(lo / step + 1e-9) * step
+  hi = Math.ceil(hi / step - 1e-9) * step
+  const ticks = []
+  for (let i = 0; lo + i * step <= hi + step * 1e-6; i++) ticks.push(Number((lo + i * step).toPrecision(12)))
+  return { kind: 'num', ...scaled((n) => n, lo, hi, ticks) }
+}
+
+// a log axis from the round value (1, 2 or 5 times a power of ten) at or below the smallest
+// value to the one at or above the largest; ticks at those round values while there is room,
+// else at powers of ten
+function logAxis(numbers) {
+  const min = Math.min(...numbers)
+  const max = Math.max(...numbers)
+  const round = []
+  for (let e = Math.floor(Math.log10(min)) - 1; e <= Math.ceil(Math.log10(max)) + 1; e++) {
+    for (const m of [1, 2, 5]) round.push(Number((m * 10 ** e).toPrecision(6)))
+  }
+  const lo = round.filter((v) => v <= min * (1 + 1e-9)).at(-1)
+  let hi = round.find((v) => v >= max * (1 - 1e-9))
+  if (hi <= lo) hi = round[round.indexOf(lo) + 1]
+  let ticks = round.filter((v) => v >= lo && v <= hi)
+  if (ticks.length > 7) ticks = ticks.filter((v) => Math.abs(Math.log10(v) % 1) < 1e-9)
+  return { kind: 'log', ...scaled(Math.log10, Math.log10(lo), Math.log10(hi), ticks) }
 }
 
 // The value of a plot axis for a run: a config key, or the shown summary of a metric
 export const plotValue = (run, axis) => (axis.metric ? summaryOf(run, axis.key) : (run.config || {})[axis.key])
+
+// the id of a plot axis in view.runsLog: c:<config key> or m:<metric>, like the table columns
+export const axisId = (axis) => (axis.metric ? 'm:' : 'c:') + axis.key
+export const isLog = (axis) => view.runsLog.includes(axisId(axis))
+export function toggleLog(axis) {
+  const id = axisId(axis)
+  view.runsLog = isLog(axis) ? view.runsLog.filter((x) => x !== id) : [...view.runsLog, id]
+}
