@@ -63,8 +63,24 @@ class Page:
     def shot(self, label: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{label}.png"
+        self._settle_images()
         self.page.screenshot(path=str(path), full_page=False)
         return path
+
+    def _settle_images(self, timeout_ms: int = 3000) -> None:
+        """Give images in view (lazy ones start loading there) a moment, so a screenshot shows
+        what a user sees; a picture that never loads is left to the tests to catch."""
+        try:
+            self.page.wait_for_function(
+                """() => [...document.images].every((im) => {
+                    const r = im.getBoundingClientRect()
+                    const seen = r.bottom > 0 && r.top < innerHeight && r.width > 0
+                    return !seen || im.complete
+                })""",
+                timeout=timeout_ms,
+            )
+        except sync_api.TimeoutError:
+            pass  # the screenshot still shows what there is
 
     def card(self, metric: str) -> Any:
         return self.page.locator(f'.chart-card[data-metric="{metric}"]')
