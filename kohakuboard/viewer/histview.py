@@ -196,32 +196,66 @@ def at_json(series: HistSeries, i: int) -> dict[str, Any]:
     return doc
 
 
-def range_json(series: HistSeries, picked: np.ndarray, total: int, bins: int) -> dict[str, Any]:
-    """The picked steps on one common grid (counts rounded to :data:`COUNT_DECIMALS`), with
-    their statistics as columns."""
-    doc: dict[str, Any] = {
-        "total_steps": total,
-        "steps": series.steps[picked].tolist(),
-        "global_steps": series.global_steps[picked].tolist(),
-        "percentile_keys": PERCENTILE_KEYS,
-    }
+@dataclass(frozen=True)
+class RangeData:
+    """The picked steps of a window on one common grid, before any wire encoding."""
+
+    total_steps: int  # in the window
+    steps: np.ndarray
+    global_steps: np.ndarray
+    scale: str  # of the common grid: "linear" or "log"
+    edges: np.ndarray  # bins + 1 common edges; empty when nothing was picked
+    counts: np.ndarray  # (picked, bins), unrounded
+    percentiles: np.ndarray  # (picked, len(PERCENTILES)), NaN when unknown
+    stats: dict[str, np.ndarray]  # mean, std, min, max, count per picked step
+
+
+RANGE_STATS = ("mean", "std", "min", "max", "count")
+
+
+def range_data(series: HistSeries, picked: np.ndarray, total: int, bins: int) -> RangeData:
+    """Rebin the ``picked`` steps of ``series`` onto one grid of ``bins`` bins."""
     # log bins on the common grid only when every picked step was logged with them
     scale = "log" if len(picked) and all(series.scales[i] == "log" for i in picked) else "linear"
-    doc["scale"] = scale
     if len(picked):
-        common, counts = rebin(
+        edges, counts = rebin(
             [series.edges[i] for i in picked], [series.counts[i] for i in picked], bins, scale
         )
+    else:
+        edges, counts = np.empty(0), np.empty((0, bins))
+    return RangeData(
+        total_steps=total,
+        steps=series.steps[picked],
+        global_steps=series.global_steps[picked],
+        scale=scale,
+        edges=edges,
+        counts=counts,
+        percentiles=series.percentiles[picked],
+        stats={key: series.stats[key][picked] for key in RANGE_STATS},
+    )
+
+
+def range_json(data: RangeData) -> dict[str, Any]:
+    """The JSON form of a range (counts rounded to :data:`COUNT_DECIMALS`), with the
+    statistics as columns."""
+    doc: dict[str, Any] = {
+        "total_steps": data.total_steps,
+        "steps": data.steps.tolist(),
+        "global_steps": data.global_steps.tolist(),
+        "percentile_keys": PERCENTILE_KEYS,
+        "scale": data.scale,
+    }
+    if len(data.steps):
         doc.update(
-            lo=float(common[0]),
-            hi=float(common[-1]),
-            edges=stat_list(common),
-            counts=np.round(counts, COUNT_DECIMALS).tolist(),
-            percentiles=[stat_list(row) for row in series.percentiles[picked]],
+            lo=float(data.edges[0]),
+            hi=float(data.edges[-1]),
+            edges=stat_list(data.edges),
+            counts=np.round(data.counts, COUNT_DECIMALS).tolist(),
+            percentiles=[stat_list(row) for row in data.percentiles],
         )
     else:
         doc.update(lo=None, hi=None, edges=[], counts=[], percentiles=[])
     for key in ("mean", "std", "min", "max"):
-        doc[key] = stat_list(series.stats[key][picked])
-    doc["count"] = [int(c) for c in series.stats["count"][picked]]
+        doc[key] = stat_list(data.stats[key])
+    doc["count"] = [int(c) for c in data.stats["count"]]
     return doc

@@ -11,8 +11,9 @@ are found through the board's own index and served only from inside its folder
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -21,7 +22,17 @@ from fastapi.responses import FileResponse, Response
 from .catalog import Catalog
 from .charts import jnum
 from .errors import BadParameterError, UnknownMetricError
-from .histview import HistSeries, at_json, decimate, load_series, nearest_index, range_json
+from .histview import (
+    HistSeries,
+    at_json,
+    decimate,
+    load_series,
+    nearest_index,
+    range_data,
+    range_json,
+)
+from .histwire import MEDIA_TYPE as HIST_MEDIA_TYPE
+from .histwire import range_binary
 from .mediafiles import MediaFileNotFoundError, media_file
 from .richcache import rich_cache
 from .tablepage import OrderKey, PreparedTable, TableSeries, is_media, plain
@@ -98,8 +109,11 @@ def histogram_range(
     bins: int = 64,
     start: int | None = None,
     end: int | None = None,
+    format: Literal["json", "bin"] = "json",
 ) -> Response:
-    """At most ``max_steps`` steps of the window [start, end] on one grid of ``bins`` bins."""
+    """At most ``max_steps`` steps of the window [start, end] on one grid of ``bins`` bins,
+    as JSON or in the compact binary form of :mod:`kohakuboard.viewer.histwire`."""
+    started = time.perf_counter()
     _in_range("max_steps", max_steps, 1, MAX_STEPS)
     _in_range("bins", bins, 2, MAX_BINS)
     if start is not None and end is not None and start > end:
@@ -107,8 +121,16 @@ def histogram_range(
     series = _histograms(_catalog(request), board, name)
     window = series.window(start, end)
     picked = window[decimate(len(window), max_steps)]
-    doc = range_json(series, picked, len(window), bins)
-    return _json({"board": board, "name": name, **doc})
+    data = range_data(series, picked, len(window), bins)
+    if format == "bin":
+        body: bytes | str = range_binary(board, name, data)
+        media_type = HIST_MEDIA_TYPE
+    else:
+        doc = {"board": board, "name": name, **range_json(data)}
+        body = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+        media_type = "application/json"
+    timing = f"total;dur={(time.perf_counter() - started) * 1e3:.1f}"
+    return Response(body, media_type=media_type, headers={**NO_STORE, "Server-Timing": timing})
 
 
 # -- media ---------------------------------------------------------------------------------
