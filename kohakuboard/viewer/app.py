@@ -21,6 +21,7 @@ from ..errors import BoardNotFoundError
 from .catalog import Catalog
 from .errors import ViewerError
 from .routes import router
+from .routes_compare import router as compare_router
 from .routes_rich import router as rich_router
 from .routes_runs import router as runs_router
 from .security import LOCAL_NAMES, LocalSecurityMiddleware
@@ -69,6 +70,7 @@ def create_app(
     app.state.stopping = threading.Event()  # set when the server begins to shut down
     app.include_router(router)
     app.include_router(rich_router)  # histograms, media, tables
+    app.include_router(compare_router)  # one table of several runs
     app.include_router(runs_router)  # runs table, annotations, checkpoints
     _add_error_handlers(app)
     if bundle is not None:

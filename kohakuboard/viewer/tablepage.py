@@ -17,7 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,19 +39,18 @@ class OrderKey:
     filter: str  # lower-cased; "" = none
 
 
-@dataclass
-class PreparedTable:
-    """One step's table and what sorting and filtering it has needed so far."""
+class RowOrder:
+    """Sort and filter state of a list of rows: what sorting and filtering has needed so far.
 
-    table: TableRow
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _keys: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _texts: list[str] | None = None
-    _orders: OrderedDict[OrderKey, np.ndarray] = field(default_factory=OrderedDict)
+    Subclasses give ``rows`` and ``columns``; :class:`PreparedTable` is one step's table, a
+    merged table of several runs (:mod:`kohakuboard.viewer.tablecompare`) another.
+    """
 
-    @property
-    def rows(self) -> list[list[Any]]:
-        return self.table.rows
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._texts: list[str] | None = None
+        self._orders: OrderedDict[OrderKey, np.ndarray] = OrderedDict()
 
     def order(self, key: OrderKey) -> np.ndarray:
         """Original indices of the rows that pass the filter, in sorted order."""
@@ -71,18 +70,49 @@ class PreparedTable:
                 self._orders.popitem(last=False)
             return index
 
+    @property
+    def rows(self) -> list[list[Any]]:
+        raise NotImplementedError
+
+    @property
+    def columns(self) -> list[str]:
+        raise NotImplementedError
+
     def _filtered(self, needle: str) -> np.ndarray:
         if not needle:
             return np.arange(len(self.rows))
         if self._texts is None:
-            self._texts = [_SEPARATOR.join(map(cell_text, row)).lower() for row in self.rows]
+            self._texts = self._row_texts()
         return np.array([i for i, text in enumerate(self._texts) if needle in text], dtype=np.int64)
+
+    def _row_texts(self) -> list[str]:
+        """Per row, the lower-cased text the filter searches."""
+        return [row_text(row) for row in self.rows]
 
     def _sort_key(self, col: int) -> tuple[np.ndarray, np.ndarray]:
         hit = self._keys.get(col)
         if hit is None:
-            hit = self._keys[col] = sort_key([row[col] for row in self.rows])
+            hit = self._keys[col] = self._column_key(col)
         return hit
+
+    def _column_key(self, col: int) -> tuple[np.ndarray, np.ndarray]:
+        return sort_key([row[col] for row in self.rows])
+
+
+class PreparedTable(RowOrder):
+    """One step's table and what sorting and filtering it has needed so far."""
+
+    def __init__(self, table: TableRow) -> None:
+        super().__init__()
+        self.table = table
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        return self.table.rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.columns
 
 
 def sort_key(cells: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +136,11 @@ def sort_key(cells: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         group[where] = _STRING
         value[where] = [rank[text] for text in strings.values()]
     return group, value
+
+
+def row_text(cells: Sequence[Any]) -> str:
+    """What the filter searches in a row, lower-cased (cells apart, so no match spans two)."""
+    return _SEPARATOR.join(map(cell_text, cells)).lower()
 
 
 def cell_text(cell: Any) -> str:
