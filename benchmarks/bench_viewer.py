@@ -16,7 +16,9 @@ TestClient: routing, validation, encoding; no sockets); "server" times come from
    one key (K=100 steps, B=64 bins) when the series is cached (a slider or window change)
    and when it is first read, and the bytes on the wire;
 5. tables: ``/api/tables/page`` on a 100k-row table: the first sorted page (decode, sort
-   key, order), the next pages (cached order), a new sort order and a filter;
+   key, order), the next pages (cached order), a new sort order and a filter; then
+   ``/api/tables/compare`` on 4 runs x 25k rows (the same 100k rows, merged with a run
+   column) for the same requests, against the single table as its floor;
 6. runs: ``/api/runs`` on a sweep of 40 runs x 8 metrics x 20,000 steps, cold and warm,
    against the Reader reading the same scalars (the floor).
 
@@ -239,79 +241,141 @@ def bench_histograms(base: Path, keys: int, steps: int, repeats: int) -> list[Ro
     ]
 
 
-def write_table(base: Path, rows: int) -> str:
-    rng = np.random.default_rng(1)
+def write_table(base: Path, rows: int, name: str = "table", seed: int = 1) -> str:
+    rng = np.random.default_rng(seed)
     words = ["apple", "banana", "cherry", "date", "elder", "fig"]
     scores = rng.normal(size=rows)
     picks = rng.integers(len(words), size=rows)
     data = [[i, words[picks[i]], float(scores[i]), bool(i % 3)] for i in range(rows)]
-    with Board(name="table", base_dir=base) as board:
+    with Board(name=name, base_dir=base) as board:
         board.log(predictions=Table(data, columns=["id", "word", "score", "flag"]))
     return board.id
 
 
-def bench_table(base: Path, rows: int, repeats: int) -> list[Row]:
-    board_id = write_table(base, rows)
-    params: dict[str, Any] = {"board": board_id, "name": "predictions", "limit": 50}
+@dataclass
+class TableTimes:
+    """Request times (ms) of the table scenarios, one route and one set of boards."""
+
+    first: float  # first sorted page on a fresh app
+    paging: float  # next pages of the same order (median)
+    resort: float  # a new sort column (median)
+    filtering: float  # a new filter + sort (median)
+
+
+def time_table_route(
+    base: Path, route: str, params: dict[str, Any], rows: int, repeats: int
+) -> TableTimes:
+    """The table scenarios of one route on a fresh app (``params`` name the board(s))."""
+    params = {**params, "name": "predictions", "limit": 50}
     with TestClient(create_app(base), base_url=BASE_URL) as client:
         start = time.perf_counter()
-        first = client.get("/api/tables/page", params={**params, "sort": "score"})
+        first = client.get(route, params={**params, "sort": "score"})
         cold = (time.perf_counter() - start) * 1e3
-        assert first.json()["total_rows"] == rows
-        pages = iter(range(10**9))
+        assert first.json()["total_rows"] == rows, first.text
+        pages = iter(range(1, 10**9))
         paging, _ = timed(
             lambda: client.get(
-                "/api/tables/page", params={**params, "sort": "score", "offset": 50 * next(pages)}
+                route, params={**params, "sort": "score", "offset": 50 * next(pages)}
             ),
             repeats,
         )
         flips = iter(range(10**9))
         resort, _ = timed(
             lambda: client.get(
-                "/api/tables/page",
-                params={**params, "sort": ["id", "word"][next(flips) % 2], "desc": 1},
+                route, params={**params, "sort": ["id", "word"][next(flips) % 2], "desc": 1}
             ),
             2,  # the two orders, each computed once
         )
         needles = iter(range(10**9))
         filtering, _ = timed(
             lambda: client.get(
-                "/api/tables/page",
-                params={**params, "sort": "score", "filter": f"{next(needles)}7"},
+                route, params={**params, "sort": "score", "filter": f"{next(needles)}7"}
             ),
             repeats,
         )
+    return TableTimes(cold, *(statistics.median(t) for t in (paging, resort, filtering)))
+
+
+def bench_table(base: Path, rows: int, repeats: int, runs: int = 4) -> list[Row]:
+    """One table of ``rows`` rows (``/api/tables/page``), then ``runs`` runs of ``rows / runs``
+    rows each merged (``/api/tables/compare``): the same rows to sort, page and filter, so the
+    single table is the compare route's floor."""
+    board_id = write_table(base / "single", rows)
+    single = time_table_route(
+        base / "single", "/api/tables/page", {"board": board_id}, rows, repeats
+    )
+    ids = [
+        write_table(base / "runs", rows // runs, name=f"run-{i}", seed=10 + i) for i in range(runs)
+    ]
+    merged = time_table_route(base / "runs", "/api/tables/compare", {"board": ids}, rows, repeats)
+    what = f"{runs} runs x {rows // runs:,} rows"
+
+    def vs(m: float, f: float) -> str:
+        return f"{m / f:.2f}x the single table"
+
     return [
         Row(
             f"table {rows:,} rows: sorted page (cached order)",
-            statistics.median(paging),
+            single.paging,
             "ms",
             "<= 50 ms",
-            statistics.median(paging) <= 50,
+            single.paging <= 50,
             "request time, paging through sort=score",
         ),
         Row(
             "same, first sorted page (read + sort)",
-            cold,
+            single.first,
             "ms",
             "<= 2000 ms",
-            cold <= 2000,
+            single.first <= 2000,
             "decode the table, build the sort key, order",
         ),
         Row(
             "new sort column (table cached)",
-            statistics.median(resort),
+            single.resort,
             "ms",
             "<= 300 ms",
-            statistics.median(resort) <= 300,
+            single.resort <= 300,
         ),
         Row(
             "new filter + sort (table cached)",
-            statistics.median(filtering),
+            single.filtering,
             "ms",
             "<= 300 ms",
-            statistics.median(filtering) <= 300,
+            single.filtering <= 300,
             "substring over every cell's text",
+        ),
+        Row(
+            f"compare {what}: sorted page (cached)",
+            merged.paging,
+            "ms",
+            "<= 50 ms",
+            merged.paging <= 50,
+            vs(merged.paging, single.paging),
+        ),
+        Row(
+            "same, first sorted page (read + merge + sort)",
+            merged.first,
+            "ms",
+            "<= 2000 ms",
+            merged.first <= 2000,
+            vs(merged.first, single.first),
+        ),
+        Row(
+            "new sort column (merge cached)",
+            merged.resort,
+            "ms",
+            "<= 300 ms",
+            merged.resort <= 300,
+            vs(merged.resort, single.resort),
+        ),
+        Row(
+            "new filter + sort (merge cached)",
+            merged.filtering,
+            "ms",
+            "<= 300 ms",
+            merged.filtering <= 300,
+            vs(merged.filtering, single.filtering),
         ),
     ]
 
@@ -406,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"writing 200 histogram keys x {hist_steps:,} steps ...", file=sys.stderr)
             rows += bench_histograms(root / "histograms", 200, hist_steps, repeats)
         if args.only in (None, "tables"):
-            print("writing a 100k-row table ...", file=sys.stderr)
+            print("writing a 100k-row table and 4 runs x 25k rows ...", file=sys.stderr)
             rows += bench_table(root / "table", 100_000, repeats)
         if args.only in (None, "runs"):
             runs, run_steps = (10, 2_000) if args.quick else (40, 20_000)
