@@ -4,10 +4,12 @@ test-artifacts/viewer/."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.request import urlopen
 
 import numpy as np
 import pytest
@@ -154,7 +156,23 @@ def test_heatmap_tooltip(demo_server: ViewerThread, demo_base: Path, tab: Page) 
     tip.wait_for()
     text = tip.inner_text()
     assert "step" in text and "count" in text and "[" in text
-    assert int(tip.get_attribute("data-step") or -1) >= 0
+    step = int(tip.get_attribute("data-step") or -1)
+    assert step >= 0
+    # the page reads the binary range; its count is the JSON form's within the quantisation
+    # bound (at most half a uint8 step of the row's maximum, plus JSON's 3 decimals)
+    board = found.locator(".hist-run").first.get_attribute("data-board")
+    queries = [parse_qs(urlsplit(u).query) for u in tab.requests if "/histograms/range" in u]
+    query = [q for q in queries if q["name"] == [KEY] and q["board"] == [board]][-1]  # drawn
+    assert query["format"] == ["bin"]
+    query["format"] = ["json"]
+    with urlopen(
+        f"{demo_server.url.rstrip('/')}/api/histograms/range?{urlencode(query, doseq=True)}"
+    ) as r:
+        body = json.load(r)
+    row = body["counts"][body["steps"].index(step)]
+    shown = float(tip.get_attribute("data-count") or "nan")
+    want = row[body["edges"].index(float(tip.get_attribute("data-lo") or "nan"))]
+    assert abs(shown - want) <= max(row) / 255 / 2 * (1 + 1e-6) + 0.0005
     tab.shot("heatmap-tooltip")
     tab.page.mouse.move(box["x"] - 50, box["y"] - 50)
     tip.wait_for(state="detached")
@@ -193,6 +211,7 @@ def test_only_visible_cards_fetch(many_server: ViewerThread, tab: Page) -> None:
     ranges = [u for u in tab.requests if "/api/histograms/range" in u]
     assert all(0 < int(parse_qs(urlsplit(u).query)["max_steps"][0]) <= 500 for u in ranges)
     assert all(parse_qs(urlsplit(u).query)["bins"] == ["64"] for u in ranges)
+    assert all(parse_qs(urlsplit(u).query)["format"] == ["bin"] for u in ranges)
     tab.shot("many-top")
     # scrolled to the end, the last card is fetched and drawn
     card(tab, "layers/l59").scroll_into_view_if_needed()
