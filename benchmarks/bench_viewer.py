@@ -13,8 +13,9 @@ TestClient: routing, validation, encoding; no sockets); "server" times come from
 3. opening 20 boards x 100 metrics: board list, 20 series lists, the live state, and the
    first screen of 12 charts (one request each, 20 runs overlaid), on a fresh app;
 4. histograms: a board with 200 histogram keys x 1,000 steps; ``/api/histograms/range`` for
-   one key (K=100 steps, B=64 bins) when the series is cached (a slider or window change)
-   and when it is first read, and the bytes on the wire;
+   one key when it is first read, and, cached (a window change), the same requests as JSON
+   (the floor) and in the binary form (``format=bin``) for the shapes the page asks for
+   (offset K=40, K=100, heatmap K=500, distribution K=500 B=2): time and bytes of each;
 5. tables: ``/api/tables/page`` on a 100k-row table: the first sorted page (decode, sort
    key, order), the next pages (cached order), a new sort order and a filter; then
    ``/api/tables/compare`` on 4 runs x 25k rows (the same 100k rows, merged with a run
@@ -194,10 +195,41 @@ def write_histograms(base: Path, keys: int, steps: int) -> str:
     return board.id
 
 
+# (what the page asks for, max_steps, bins): the offset card, a heatmap card, a distribution card
+RANGE_SHAPES = (
+    ("offset", 40, 64),
+    ("window", 100, 64),
+    ("heatmap", 500, 64),
+    ("distribution", 500, 2),
+)
+
+
+def compare_range_formats(
+    client: TestClient, params: dict[str, Any], steps: int, repeats: int
+) -> dict[str, dict[str, list[float]]]:
+    """The same requests (a new step window each time) as JSON and as binary, alternating
+    which goes first: request time, server time (Server-Timing) and bytes of each."""
+    out: dict[str, dict[str, list[float]]] = {
+        f: {"request": [], "server": [], "bytes": []} for f in ("json", "bin")
+    }
+    for i in range(repeats):
+        start = (i * 7) % max(steps // 2, 1)
+        query = {**params, "start": start, "end": start + steps // 2}
+        for fmt in ("json", "bin") if i % 2 else ("bin", "json"):
+            begin = time.perf_counter()
+            response = client.get("/api/histograms/range", params={**query, "format": fmt})
+            out[fmt]["request"].append((time.perf_counter() - begin) * 1e3)
+            response.raise_for_status()
+            out[fmt]["server"].append(server_ms(response))
+            out[fmt]["bytes"].append(len(response.content))
+    return out
+
+
 def bench_histograms(base: Path, keys: int, steps: int, repeats: int) -> list[Row]:
     board_id = write_histograms(base, keys, steps)
     params: dict[str, Any] = {"board": board_id, "max_steps": 100, "bins": 64}
     cold = []
+    rows: list[Row] = []
     with TestClient(create_app(base), base_url=BASE_URL) as client:
         for i in range(max(3, repeats // 3)):  # a key not read before each time
             start = time.perf_counter()
@@ -205,39 +237,45 @@ def bench_histograms(base: Path, keys: int, steps: int, repeats: int) -> list[Ro
             cold.append((time.perf_counter() - start) * 1e3)
         name = f"layer{keys - 1:03d}/w"
         client.get("/api/histograms/range", params={**params, "name": name}).raise_for_status()
-
-        def window(i: int) -> Any:  # a window drag: a new step window each time
-            start = (i * 7) % max(steps // 2, 1)
-            query = {**params, "name": name, "start": start, "end": start + steps // 2}
-            return client.get("/api/histograms/range", params=query)
-
-        counter = iter(range(10**9))
-        warm, response = timed(lambda: window(next(counter)), repeats)
-        assert len(response.json()["steps"]) == 100
-        full = client.get("/api/histograms/range", params={**params, "name": name})
+        for label, max_steps, bins in RANGE_SHAPES:
+            query = {"board": board_id, "name": name, "max_steps": max_steps, "bins": bins}
+            both = compare_range_formats(client, query, steps, repeats)
+            j, b = ({k: statistics.median(v) for k, v in both[f].items()} for f in ("json", "bin"))
+            what = f"range {label} K={max_steps} B={bins} (cached, new window each time)"
+            rows += [
+                Row(
+                    f"{what}: JSON",
+                    j["request"],
+                    "ms",
+                    "floor",
+                    None,
+                    f"server {j['server']:.2f} ms; {j['bytes'] / 1e3:.1f} KB",
+                ),
+                Row(
+                    "  same requests, binary",
+                    b["request"],
+                    "ms",
+                    "<= JSON",
+                    b["request"] <= j["request"],
+                    f"server {b['server']:.2f} ms ({b['server'] / j['server']:.2f}x); "
+                    f"{b['bytes'] / 1e3:.1f} KB ({b['bytes'] / j['bytes']:.2f}x of JSON)",
+                ),
+            ]
         at_times, _ = timed(
             lambda: client.get("/api/histograms/at", params={"board": board_id, "name": name}),
             repeats,
         )
     return [
         Row(
-            f"histograms {keys} keys x {steps:,} steps: range K=100 B=64 (cached)",
-            statistics.median(warm),
-            "ms",
-            "<= 50 ms",
-            statistics.median(warm) <= 50,
-            f"request time, a new step window each time; min {min(warm):.1f} ms",
-        ),
-        Row(
-            "same, first request for a key (read from disk)",
+            f"histograms {keys} keys x {steps:,} steps: first range request for a key",
             statistics.median(cold),
             "ms",
             "<= 500 ms",
             statistics.median(cold) <= 500,
-            f"decodes {steps:,} histograms",
+            f"decodes {steps:,} histograms; K=100 B=64, JSON",
         ),
+        *rows,
         Row("histogram at one step (cached)", statistics.median(at_times), "ms", "info", None),
-        Row("range bytes on the wire (JSON)", len(full.content) / 1000, "KB", "info", None),
     ]
 
 
