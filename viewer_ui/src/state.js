@@ -30,6 +30,7 @@ export const DEFAULTS = Object.freeze({
   tableDesc: false, // (tsd)
   tableFilter: '', // (tf)
   tablePage: 0, // (tp)
+  tableCompare: false, // one merged table of every selected run that logged the key (tc)
   // runs
   runsMetric: '', // metric for parallel coordinates / scatter (rm)
   runsParam: '', // hyperparameter on the scatter's x axis (rx)
@@ -73,6 +74,7 @@ const KEYS = [
   ['tableDesc', 'tsd', 'bool'],
   ['tableFilter', 'tf', 'str'],
   ['tablePage', 'tp', 'int'],
+  ['tableCompare', 'tc', 'bool'],
   ['runsMetric', 'rm', 'str'],
   ['runsParam', 'rx', 'str'],
   ['runsSort', 'rs', 'str'],

@@ -1,12 +1,15 @@
-// The tables API (/api/tables/...): the steps of a table and one server-side page of it.
+// The tables API (/api/tables/...): the steps of a table and one server-side page of it, of
+// one run (page) or of several runs merged into one table (compare).
 import { getJSON } from '../api.js'
 
 export const PAGE_SIZE = 50
 
+// an array value is a repeated parameter (board=a&board=b)
 function query(params) {
   const q = new URLSearchParams()
   for (const [key, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== '') q.set(key, String(value))
+    if (value === undefined || value === null || value === '') continue
+    for (const v of Array.isArray(value) ? value : [value]) q.append(key, String(v))
   }
   return q.toString()
 }
@@ -15,9 +18,8 @@ export const tableSteps = (board, name, signal) =>
   getJSON('/api/tables/steps?' + query({ board, name }), signal)
 
 // step < 0 (or absent): the latest step; the server answers with the nearest step with data
-export function tablePage({ board, name, step, page, sort, desc, filter }, signal) {
-  const params = {
-    board,
+function pageParams({ name, step, page, sort, desc, filter }) {
+  return {
     name,
     step: step >= 0 ? step : undefined,
     offset: Math.max(page, 0) * PAGE_SIZE,
@@ -26,5 +28,14 @@ export function tablePage({ board, name, step, page, sort, desc, filter }, signa
     desc: sort ? (desc ? 1 : 0) : undefined,
     filter,
   }
-  return getJSON('/api/tables/page?' + query(params), signal)
+}
+
+export function tablePage(request, signal) {
+  return getJSON('/api/tables/page?' + query({ board: request.board, ...pageParams(request) }), signal)
+}
+
+// request.boards: the runs, in the order their rows come; each run's table is taken at the
+// step nearest request.step (its latest when < 0), and the answer says which (runs[].step)
+export function tableCompare(request, signal) {
+  return getJSON('/api/tables/compare?' + query({ board: request.boards, ...pageParams(request) }), signal)
 }
