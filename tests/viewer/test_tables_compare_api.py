@@ -20,6 +20,7 @@ from kohakuboard.reader import open_board
 from kohakuboard.viewer import create_app
 
 KEY = "preds"
+WRITE = {"X-KohakuBoard": "1"}  # the header an edit needs
 A_ROWS, B_ROWS = 1500, 1000
 WORDS = ["apple", "Banana", "cherry", "date"]
 A_COLUMNS = ["id", "score", "label"]
@@ -316,3 +317,27 @@ def test_a_run_logging_a_new_step_refreshes_the_merge(tmp_path: Path) -> None:
                 "/api/tables/compare", params={"board": boards, "name": "t", "step": 0}
             ).json()
             assert older["total_rows"] == 3 and older["columns"] == ["run", "a"]
+
+
+def test_a_renamed_run_sorts_by_its_new_name(tmp_path: Path) -> None:
+    with Board(name="first", base_dir=tmp_path) as a:
+        a.log(t=Table([[1]], columns=["a"]))
+    with Board(name="second", base_dir=tmp_path) as b:
+        b.log(t=Table([[2]], columns=["a"]))
+    params = {"board": [a.id, b.id], "name": "t", "sort": "run"}
+
+    def runs_in_order(client: TestClient) -> list[str]:
+        rows = client.get("/api/tables/compare", params=params).json()["rows"]
+        return [r["board"] for r in rows]
+
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+        assert runs_in_order(client) == [a.id, b.id]
+        response = client.patch(f"/api/runs/{a.id}", json={"name": "third"}, headers=WRITE)
+        assert response.status_code == 200, response.text
+        wait_until(lambda: runs_in_order(client) == [b.id, a.id], what="the new name's place")
+        assert (
+            client.get("/api/tables/compare", params={**params, "filter": "THIRD"}).json()[
+                "filtered_rows"
+            ]
+            == 1
+        )
