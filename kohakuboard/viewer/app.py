@@ -21,9 +21,9 @@ from ..errors import BoardNotFoundError
 from .catalog import Catalog
 from .errors import ViewerError
 from .routes import router
-from .routes_compare import router as compare_router
 from .routes_rich import router as rich_router
 from .routes_runs import router as runs_router
+from .routes_tables import router as tables_router
 from .security import LOCAL_NAMES, LocalSecurityMiddleware
 from .static import STATIC_DIR, check_bundle, media_type, safe_file
 
@@ -69,8 +69,8 @@ def create_app(
     app.state.read_only = read_only
     app.state.stopping = threading.Event()  # set when the server begins to shut down
     app.include_router(router)
-    app.include_router(rich_router)  # histograms, media, tables
-    app.include_router(compare_router)  # one table of several runs
+    app.include_router(rich_router)  # histograms, media
+    app.include_router(tables_router)  # tables, one table of several runs
     app.include_router(runs_router)  # runs table, annotations, checkpoints
     _add_error_handlers(app)
     if bundle is not None:

@@ -31,24 +31,19 @@ from .charts import (
 )
 from .errors import BadParameterError
 from .live import event_stream, snapshot
+from .routekit import NO_STORE, catalog_of
 from .series import smooth
 
 router = APIRouter(prefix="/api")
 
 MAX_SERIES_PER_REQUEST = 256
 CONFIG_SUMMARY_KEYS = 8
-NO_STORE = {"Cache-Control": "no-store"}
 
 BoardIds = Annotated[list[str], Query(alias="board", description="Board id (repeatable).")]
 OptionalBoardIds = Annotated[
     list[str], Query(alias="board", description="Board id (repeatable; none: list changes only).")
 ]
 Metrics = Annotated[list[str], Query(alias="metric", description="Series name (repeatable).")]
-
-
-def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
 
 
 def _plain(value: Any) -> Any:
@@ -108,7 +103,7 @@ def _config(catalog: Catalog, board_id: str) -> dict[str, Any]:
 
 @router.get("/info")
 def info(request: Request) -> dict[str, Any]:
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     return {
         "version": __version__,
         "title": catalog.root.name,
@@ -121,7 +116,7 @@ def info(request: Request) -> dict[str, Any]:
 @router.get("/projects")
 def projects(request: Request) -> list[dict[str, Any]]:
     counts: dict[str, dict[str, int]] = {}
-    for board in _catalog(request).boards():
+    for board in catalog_of(request).boards():
         if board.deleted:
             continue
         entry = counts.setdefault(board.project, {"boards": 0, "running": 0})
@@ -134,7 +129,7 @@ def projects(request: Request) -> list[dict[str, Any]]:
 def boards(
     request: Request, project: str | None = None, include_deleted: bool = False
 ) -> list[dict[str, Any]]:
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     out = []
     for index, board in enumerate(catalog.boards()):  # index counts deleted boards too
         if board.deleted and not include_deleted:
@@ -146,7 +141,7 @@ def boards(
 
 @router.get("/boards/{board_id}")
 def board(request: Request, board_id: str) -> dict[str, Any]:
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     info_ = catalog.board(board_id)
     index = [b.id for b in catalog.boards()].index(info_.id)
     reader, lock = catalog.reader(board_id)
@@ -163,7 +158,7 @@ def board(request: Request, board_id: str) -> dict[str, Any]:
 
 @router.get("/boards/{board_id}/metrics")
 def metrics(request: Request, board_id: str) -> dict[str, Any]:
-    infos = _catalog(request).metric_infos(board_id)
+    infos = catalog_of(request).metric_infos(board_id)
     return {
         "board": board_id,
         "metrics": [
@@ -202,7 +197,7 @@ def series(
 ) -> Response:
     """Chart data: each (board, series) pair smoothed on full data, then M4-downsampled."""
     started = time.perf_counter()
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     query = _chart_query(x, points, smoothing)
     pairs = _pairs(board_ids, names)
     for bid in dict.fromkeys(b for b, _ in pairs):
@@ -254,7 +249,7 @@ def series_csv(
     request: Request, board_ids: BoardIds, names: Metrics, smoothing: float = 0.0
 ) -> StreamingResponse:
     """Full-resolution points as CSV (exact values; NaN/Inf as nan, inf, -inf)."""
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     _chart_query("step", 8, smoothing)  # validates smoothing
     pairs = _pairs(board_ids, names)
     for bid in dict.fromkeys(b for b, _ in pairs):
@@ -276,7 +271,7 @@ def _live_ids(catalog: Catalog, board_ids: list[str]) -> list[str]:
 @router.get("/state")
 def state(request: Request, board_ids: OptionalBoardIds = []) -> Response:  # noqa: B006
     """The live state of some boards (what the event stream sends, for polling clients)."""
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     ids = _live_ids(catalog, board_ids)
     body = json.dumps(snapshot(catalog, ids), separators=(",", ":"), allow_nan=False)
     return Response(body, media_type="application/json", headers=NO_STORE)
@@ -285,7 +280,7 @@ def state(request: Request, board_ids: OptionalBoardIds = []) -> Response:  # no
 @router.get("/events")
 def events(request: Request, board_ids: OptionalBoardIds = []) -> StreamingResponse:  # noqa: B006
     """Server-sent events: ``state`` (full first, then differences) for the listed boards."""
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     ids = _live_ids(catalog, board_ids)
     interval = float(request.app.state.live_interval)
     headers = {**NO_STORE, "X-Accel-Buffering": "no"}

@@ -24,6 +24,7 @@ from .catalog import Catalog
 from .charts import jnum
 from .errors import BadParameterError, UnknownMetricError, ViewerError
 from .richcache import rich_cache
+from .routekit import catalog_of
 
 router = APIRouter(prefix="/api")
 
@@ -49,11 +50,6 @@ class RunEdit(BaseModel):
     name: str | None = None
     notes: str | None = None
     tags: list[str] | None = None
-
-
-def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
 
 
 # -- run JSON ---------------------------------------------------------------------------------
@@ -166,7 +162,7 @@ def _indexed(catalog: Catalog, board_id: str) -> tuple[BoardInfo, int]:
 @router.get("/runs")
 def runs(request: Request, include_deleted: bool = False, names: Metrics = []) -> dict[str, Any]:  # noqa: B006
     """Every run with its flattened config and metric summaries, for the runs table."""
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     metrics = list(dict.fromkeys(names)) or None
     if metrics is not None and len(metrics) > MAX_METRICS:
         raise BadParameterError(
@@ -186,7 +182,7 @@ def runs(request: Request, include_deleted: bool = False, names: Metrics = []) -
 
 
 def _edited(request: Request, board_id: str, **changes: Any) -> dict[str, Any]:
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     info, _ = _indexed(catalog, board_id)
     try:
         update_annotations(info.path, **changes)
@@ -268,7 +264,7 @@ def checkpoints_table(table_keys: list[str]) -> str | None:
 def checkpoints(request: Request, board_id: str) -> dict[str, Any]:
     """The newest ``checkpoints`` table of a run (the integrations log the current list at
     every save), with whether each file is still on disk."""
-    catalog = _catalog(request)
+    catalog = catalog_of(request)
     info = catalog.board(board_id)
     reader, lock = catalog.reader(board_id)
     with lock:
