@@ -151,7 +151,12 @@ def common_grid(edges: Sequence[np.ndarray], bins: int, scale: str = "linear") -
         positive = magnitudes[magnitudes > 0]
         if positive.size and positive.min() < positive.max():
             return log_edges(float(positive.min()), float(positive.max()), bins)
-    return np.linspace(lo, hi, bins + 1)
+    if math.isfinite(hi - lo):
+        return np.linspace(lo, hi, bins + 1)
+    # a span past the largest float (e.g. -1e308 .. 1.7e308): mix the ends instead of
+    # stepping by an infinite width
+    t = np.linspace(0.0, 1.0, bins + 1)
+    return lo * (1.0 - t) + hi * t
 
 
 def rebin(

@@ -87,6 +87,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                     [1.0, 2.0, 2.5],
                 ][step]
                 values["odd"] = Histogram(odd, bins=4, range=(-1.0, 3.0))
+            if step < 2:
+                values["huge"] = Histogram([[1.7e308, -1e308, 0.0], [-1e308, 1.7e308]][step], bins=4)
             board.log(**values)
     with TestClient(create_app(base), base_url="http://127.0.0.1") as client:
         yield Served(client, board.id)
@@ -162,6 +164,16 @@ def test_nonfinite_and_huge_statistics_survive(served: Served) -> None:
     assert (bn["counts"][1] == 0).all()
     _, small = both(served, name="small", bins=8)
     assert small["stat_bytes"] == 4
+
+
+def test_a_span_past_the_largest_float(served: Served) -> None:
+    """Values from -1e308 to 1.7e308 on the logger's own range: the common grid spans them."""
+    js, bn = both(served, name="huge", bins=8)
+    edges = floats(js["edges"])
+    assert np.isfinite(edges).all() and (np.diff(edges) > 0).all()
+    assert (edges[0], edges[-1]) == (-1e308, 1.7e308)
+    assert [sum(row) for row in js["counts"]] == [3, 2]
+    assert np.allclose(bn["counts"].sum(axis=1), [3, 2], rtol=0.01)
 
 
 def test_an_empty_window(served: Served) -> None:
