@@ -187,3 +187,18 @@ def test_compare_in_dark_mode(demo_server: ViewerThread, tab: Page) -> None:
 
     assert color("td[data-col='run']") == color("td[data-col='class']")  # the theme's text
     tab.shot("dark")
+
+
+def test_a_step_no_run_logged_shows_the_nearest_one(demo_server: ViewerThread, tab: Page) -> None:
+    tab.page.goto(f"{demo_server.url}?p=tables&tb={PREDICTIONS}&tc=1")
+    ready(tab, compare=RUNS)
+    options = tab.page.locator(".pick-step option").evaluate_all("els => els.map(e => e.value)")
+    logged = sorted(int(s) for s in options if int(s) >= 0)
+    wanted = logged[0] - 7  # e.g. from an old link
+    assert wanted not in logged
+    tab.page.goto(f"{demo_server.url}?p=tables&tb={PREDICTIONS}&tc=1&ts={wanted}")
+    ready(tab, compare=RUNS)
+    # every run shows its table nearest the step asked for, and the menu names that step
+    steps = tab.page.locator(".compared-run").evaluate_all("els => els.map(e => e.dataset.step)")
+    assert {int(s) for s in steps} == {logged[0]}
+    assert int(tab.page.locator(".pick-step").input_value()) == logged[0]
