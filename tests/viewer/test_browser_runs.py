@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/viewer/.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from browser_kit import BROWSER_ONLY, Page
 from conftest import TEST_STATIC
 from helpers import wait_until
 
+from kohakuboard import Board
 from kohakuboard.viewer.server import ViewerThread
 
 pytestmark = BROWSER_ONLY
@@ -377,3 +379,101 @@ def test_read_only_hides_the_edit_controls(demo_base: Path, tab: Page) -> None:
             assert detail.locator(control).count() == 0, control
         assert detail.locator(".notes-input").get_attribute("readonly") is not None
         tab.page.goto("about:blank")  # leave before this server stops (no refused reconnects)
+
+
+def test_repeated_tags_in_one_entry_are_added_once(edit_server: ViewerThread, tab: Page) -> None:
+    rid = run_named(edit_server, "baseline")["id"]
+    open_runs(tab, f"{edit_server.url}?p=runs&run={rid}")
+    detail = tab.page.locator(f".run-detail[data-run='{rid}']")
+    detail.locator(".tag-input").fill("seed, seed ,other")
+    detail.locator(".tag-input").press("Enter")
+    detail.locator(".chip[data-tag='other']").wait_for()
+    wait_until(lambda: run_named(edit_server, "baseline")["tags"] == ["seed", "other"], what="tags")
+    assert detail.locator(".write-error").count() == 0
+
+
+# -- awkward sweeps: a diverged run, many categories, long names and values --------------------
+N_CATEGORIES = 14
+LONG_NAME = "long-run-name-" * 12
+
+
+@pytest.fixture(scope="module")
+def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("awkward-runs")
+    for i in range(N_CATEGORIES):
+        config = {"lr": 0.01 * (i + 1), "dataset": f"dataset-{i:02d}", "note": f"{i}" + "x" * 300}
+        name = LONG_NAME if i == 0 else f"run-{i:02d}"
+        with Board(name=name, config=config, base_dir=base) as board:
+            for step in range(3):
+                # run-03 diverged: its loss is NaN from the start
+                board.log(**{"val/loss": math.nan if i == 3 else (i + 1) / (step + 1)})
+    return base
+
+
+@pytest.fixture
+def awkward_server(awkward_base: Path) -> Iterator[ViewerThread]:
+    with ViewerThread(awkward_base, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+def tick_labels(tab: Page, selector: str) -> list[str]:
+    return [t.strip() for t in tab.page.locator(selector).all_text_contents()]
+
+
+def test_a_diverged_run_keeps_the_metric_axis_numeric(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    diverged = run_named(awkward_server, "run-03")["id"]
+    open_runs(tab, f"{awkward_server.url}?p=runs&rm=val/loss&rx=lr")
+    metric_axis = ".parcoords .axis.metric"
+    # last losses 1/3 .. 14/3 over round bounds (a NaN loss must not turn the others into
+    # evenly spaced categories)
+    labels = tick_labels(tab, metric_axis + " g:not(.missing-mark) > .tick-label")
+    assert [float(t) for t in labels] == [0, 2, 4, 6]
+    # the diverged run crosses the axis at the no-value mark
+    assert tab.page.locator(metric_axis + " .missing-mark").count() == 1
+    assert "NaN" not in tick_labels(tab, ".scatter text.y-tick")
+    assert tab.page.locator(f".scatter circle.point[data-run='{diverged}']").count() == 0
+    assert tab.page.locator(".scatter circle.point").count() == N_CATEGORIES - 1
+    tab.page.locator(".plots").scroll_into_view_if_needed()
+    tab.shot("diverged-run")
+
+
+def test_many_categories_do_not_print_over_each_other(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    open_runs(tab, f"{awkward_server.url}?p=runs&rcc=dataset,lr&rm=val/loss&rx=dataset")
+    tab.page.locator(".plots").scroll_into_view_if_needed()
+    axis = tick_labels(tab, ".parcoords .axis[data-axis='dataset'] .tick-label")
+    assert 2 <= len(axis) < N_CATEGORIES and axis[0] == "dataset-00"
+    boxes = tab.page.locator(".scatter text.x-tick").evaluate_all(
+        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right] })"
+    )
+    assert 2 <= len(boxes) < N_CATEGORIES
+    for (_, right), (left, _) in zip(boxes, boxes[1:], strict=False):
+        assert right <= left, f"x labels overlap: {boxes}"
+    tab.shot("many-categories")
+
+
+def test_long_names_and_values_leave_the_other_columns_in_view(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    ids = [r["id"] for r in api_runs(awkward_server)["runs"]][:5]  # the long name among them
+    open_runs(tab, f"{awkward_server.url}?p=runs&rcc=note,lr&b={','.join(ids)}")
+    view_width = tab.page.evaluate("innerWidth")
+    for column in ("status", "c:note", "c:lr"):
+        right = tab.page.locator(f".runs-table th[data-column='{column}']").evaluate(
+            "e => e.getBoundingClientRect().right"
+        )
+        assert right <= view_width, f"{column} is pushed out of view ({right} > {view_width})"
+    name = tab.page.locator(f".runs-table .open[title='details of {LONG_NAME}']")
+    assert name.inner_text() == LONG_NAME  # cut by CSS only: the text is all there
+    # the config diff keeps every selected run in view too
+    heads = tab.page.locator(".config-diff th[data-run]")
+    wait_until(lambda: heads.count() == 5, what="the five selected runs in the config diff")
+    panel = tab.page.locator(".config-diff").evaluate("e => e.getBoundingClientRect().right")
+    edges = heads.evaluate_all(
+        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right] })"
+    )
+    assert edges[2][1] <= panel, f"a long value pushes the third run out of view: {edges}"
+    tab.shot("long-names")

@@ -77,24 +77,30 @@ export function differingKeys(runs, keys) {
   return keys.filter((key) => runs.some((run) => !same((run.config || {})[key], (runs[0].config || {})[key])))
 }
 
-// An axis over some values: numeric when every present value is a finite number, else evenly
-// spaced categories (sorted). A numeric axis spans round bounds with round ticks; with
-// `log` (and only positive values) it is logarithmic. pos(v) is in 0..1, or null when v is
-// missing. `logRefused` tells that a log scale was asked for values that cannot have one.
-export function axisFor(values, { log = false } = {}) {
+// An axis over some values: numeric when every present value is a number and some are
+// finite, else evenly spaced categories (sorted). A numeric axis spans round bounds around the
+// finite values with round ticks; with `log` (and only positive values) it is logarithmic.
+// pos(v) is in 0..1, or null when v is missing or not finite (a diverged run's NaN loss must
+// not turn the other runs' losses into categories). `logRefused` tells that a log scale was
+// asked for values that cannot have one. A category axis labels at most `maxLabels` of its
+// categories, evenly spread, so 50 of them do not print over each other.
+export function axisFor(values, { log = false, maxLabels = 12 } = {}) {
   const present = values.filter((v) => v !== undefined && v !== null)
   const numbers = present.map(asNumber)
-  if (present.length && numbers.every((n) => n !== null && Number.isFinite(n))) {
-    const positive = numbers.every((n) => n > 0)
-    if (log && positive) return logAxis(numbers)
-    return { ...linearAxis(numbers), logRefused: log }
+  const finite = numbers.filter((n) => n !== null && Number.isFinite(n))
+  if (finite.length && numbers.every((n) => n !== null)) {
+    const positive = finite.every((n) => n > 0)
+    if (log && positive) return logAxis(finite)
+    return { ...linearAxis(finite), logRefused: log }
   }
   const cats = [...new Set(present.map((v) => fmtConfig(v)))].sort((a, b) =>
     a.localeCompare(b, undefined, { numeric: true }),
   )
   const at = (i) => (cats.length === 1 ? 0.5 : i / (cats.length - 1))
   const pos = (v) => (v === undefined || v === null ? null : at(cats.indexOf(fmtConfig(v))))
-  return { kind: 'cat', pos, ticks: cats.map((label, i) => ({ at: at(i), label })), logRefused: log }
+  const every = Math.ceil(cats.length / Math.max(1, maxLabels))
+  const ticks = cats.map((label, i) => ({ at: at(i), label })).filter((_, i) => i % every === 0)
+  return { kind: 'cat', pos, ticks, logRefused: log }
 }
 
 function scaled(toAxis, lo, hi, tickValues) {
