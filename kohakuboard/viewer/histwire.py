@@ -25,14 +25,16 @@ steps, global_steps, scale, lo, hi, edges, percentile_keys}``. A count is ``q * 
 row; ``scale`` is the row's largest count divided by 255 (uint8) or 65535 (uint16), so a row
 of zeros is exactly zeros and every count is off by at most half a step (row max / 510 or
 / 131070). uint8 is used when no bin holds more than 255 values (a step of at most one
-value), else uint16. Statistics are float32 unless one of them is finite but beyond
-float32's range (then float64), so NaN, +-Inf and finite values all stay what they are; the
-JSON form's null (unknown) is NaN here.
+value), else uint16. Statistics are float32 unless float32 would move a finite one by more
+than 1/10,000 of its column's spread (then float64: values beyond float32's range, tiny
+magnitudes, a narrow spread far from 0), so NaN, +-Inf and finite values all stay what they
+are; the JSON form's null (unknown) is NaN here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any
 
@@ -44,7 +46,8 @@ MAGIC = b"KBHR"
 VERSION = 1
 MEDIA_TYPE = "application/x-kohakuboard-histograms"
 HEAD = struct.Struct("<4sHBBIIII")  # magic, version, C, S, K, B, P, H
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+# a statistic may move by this much of its column's spread (a pixel is ~1/200 of a drawing)
+STAT_TOLERANCE = 1e-4
 # uint8 while one step is at most one value: every count of a whole value stays non-zero
 UINT8_LIMIT = 255.0
 
@@ -70,10 +73,21 @@ def quantise(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stat_dtype(*columns: np.ndarray) -> np.dtype[Any]:
-    """float32, unless a finite value would overflow it (it would turn into an infinity)."""
+    """float32, unless it would change a finite value of a column by more than
+    :data:`STAT_TOLERANCE` of that column's spread (of the value itself when a column holds one
+    value): a value beyond float32's range would turn infinite, a tiny one (1e-300) into 0,
+    and a narrow spread far from 0 (1e7 +- 0.01) into a single value."""
     for column in columns:
-        finite = column[np.isfinite(column)]
-        if finite.size and float(np.abs(finite).max()) > FLOAT32_MAX:
+        finite = column[np.isfinite(column)].astype(np.float64)
+        if not finite.size:
+            continue
+        with np.errstate(over="ignore"):
+            error = np.abs(finite.astype(np.float32).astype(np.float64) - finite)
+            spread = float(finite.max() - finite.min())
+        if not math.isfinite(spread):  # the column spans more than float64: float32 overflows
+            return np.dtype("<f8")
+        allowed = STAT_TOLERANCE * (spread or float(np.abs(finite).max()))
+        if not (error <= allowed).all():
             return np.dtype("<f8")
     return np.dtype("<f4")
 

@@ -87,6 +87,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                     [1.0, 2.0, 2.5],
                 ][step]
                 values["odd"] = Histogram(odd, bins=4, range=(-1.0, 3.0))
+            if step < 4:
+                # magnitudes float32 cannot hold (1e-300) or resolve (a spread of 0.01 at 1e7)
+                values["tiny"] = Histogram(rng.normal(0, 1e-300, 300), bins=16)
+                values["narrow"] = Histogram(1e7 + rng.normal(0, 0.01, 300), bins=16)
             if step < 2:
                 values["huge"] = Histogram([[1.7e308, -1e308, 0.0], [-1e308, 1.7e308]][step], bins=4)
             board.log(**values)
@@ -164,6 +168,22 @@ def test_nonfinite_and_huge_statistics_survive(served: Served) -> None:
     assert (bn["counts"][1] == 0).all()
     _, small = both(served, name="small", bins=8)
     assert small["stat_bytes"] == 4
+
+
+@pytest.mark.parametrize("name", ["tiny", "narrow"])
+def test_statistics_float32_cannot_resolve_keep_their_spread(served: Served, name: str) -> None:
+    """1e-300 would flush to 0 in float32; 1e7 +- 0.01 would round to 1e7 and the
+    distribution bands would collapse into one line."""
+    js, bn = both(served, name=name, bins=8)
+    want = np.array([floats(row) for row in js["percentiles"]])
+    spread = want.max() - want.min()
+    assert spread > 0
+    assert np.abs(bn["percentiles"] - want).max() <= spread * 1e-4
+    for key in STAT_KEYS:
+        column = floats(js[key])
+        allowed = (column.max() - column.min()) * 1e-4 or abs(column).max() * 1e-6
+        assert np.abs(bn[key] - column).max() <= allowed, key
+    assert (bn["min"] != 0).all() and (bn["max"] != 0).all()
 
 
 def test_a_span_past_the_largest_float(served: Served) -> None:
