@@ -207,6 +207,22 @@ def test_a_sort_column_the_shown_step_lacks_is_dropped(live_base: Path, tab: Pag
     tab.errors.clear()
 
 
+def test_negative_zero_keeps_its_sign(live_base: Path, tab: Page) -> None:
+    with Board(name="zeros", base_dir=live_base) as board:
+        board.log(**{"eval/zeros": Table([[-0.0], [0.0], [-1e-300]], columns=["z"])})
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(f"{viewer.url}?p=tables")
+        ready(tab, total=3)
+        cells = tab.page.locator("td[data-col='z']")
+        assert cells.all_inner_texts() == ["-0", "0", "-1.000e-300"]
+        assert cells.first.get_attribute("title") == "-0"  # the exact value on hover
+        # the filter matches the number as Python prints it: -0.0 is the row shown as -0
+        tab.page.fill(".table-filter", "-0.0")
+        ready(tab, filtered=1)
+        assert cells.all_inner_texts() == ["-0"]
+        tab.page.goto("about:blank")  # leave before the server stops
+
+
 # -- a table of 100k rows ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
