@@ -477,3 +477,13 @@ def test_long_names_and_values_leave_the_other_columns_in_view(
     )
     assert edges[2][1] <= panel, f"a long value pushes the third run out of view: {edges}"
     tab.shot("long-names")
+
+
+def test_the_steps_column_counts_the_log_calls(awkward_server: ViewerThread, tab: Page) -> None:
+    rid = run_named(awkward_server, "run-05")["id"]
+    open_runs(tab, f"{awkward_server.url}?p=runs&rmc=val/loss")
+    # three log() calls: steps 0, 1, 2, and the metric's last value is at step 2
+    assert tab.page.locator("th[data-column='steps']").inner_text().strip() == "steps"
+    row = tab.page.locator(f"tr[data-run='{rid}']")
+    assert row.locator("td").nth(4).inner_text() == "3"
+    assert "(step 2)" in (row.locator("td[data-column='m:val/loss']").get_attribute("title") or "")
