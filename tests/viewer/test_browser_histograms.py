@@ -17,7 +17,7 @@ from browser_kit import BROWSER_ONLY, Page
 from conftest import TEST_STATIC
 from helpers import wait_until
 
-from kohakuboard import Board
+from kohakuboard import Board, Histogram
 from kohakuboard.reader import list_boards
 from kohakuboard.viewer.server import ViewerThread
 
@@ -28,6 +28,9 @@ KEY = "weights/layer1"
 
 # how many pixels of a canvas are drawn (alpha > 0)
 INKED = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
+# how many pixels of the canvas's 3 leftmost columns are drawn (a value label cut at the edge)
+INKED_LEFT_EDGE = """c => { const d = c.getContext('2d').getImageData(0, 0, 3, c.height).data;
                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
 
 
@@ -247,3 +250,50 @@ def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
         board.finish()
         tab.context.close()
     assert not tab.errors, tab.errors
+
+
+@pytest.fixture(scope="module")
+def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Histograms a real user can log that stretch the drawing: 200,000 bins, and values
+    float32 cannot resolve (a spread of 0.01 around 1e7)."""
+    base = tmp_path_factory.mktemp("awkward-histograms")
+    rng = np.random.default_rng(2)
+    with Board(name="awkward", base_dir=base) as board:
+        for _ in range(3):
+            board.log(
+                **{
+                    "fine/bins200k": Histogram(rng.normal(size=300_000), bins=200_000),
+                    "fine/narrow": Histogram(1e7 + rng.normal(0, 0.01, 2000)),
+                }
+            )
+    return base
+
+
+@pytest.fixture
+def awkward_server(awkward_base: Path) -> Iterator[ViewerThread]:
+    with ViewerThread(awkward_base, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+def test_a_histogram_of_200k_bins_draws_its_bars(awkward_server: ViewerThread, tab: Page) -> None:
+    """The step's bars once spread 200,000 counts into Math.max (a RangeError, no bars)."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms")
+    row = ready(tab, "fine/bins200k", "offset").locator(".hist-run")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 0, what="drawn")
+    assert row.locator("canvas.hist-bars").evaluate(INKED) > 500
+    tab.shot("bins200k")  # the tab fixture also fails on the console's RangeError
+
+
+@pytest.mark.parametrize("mode", ["distribution", "heatmap"])
+def test_a_narrow_spread_far_from_zero(awkward_server: ViewerThread, tab: Page, mode: str) -> None:
+    """1e7 +- 0.01: the percentile bands fill the plot instead of collapsing into one line
+    (statistics sent as float32 rounded them all to 1e7), and the long value labels
+    (1.00000e7) fit left of the plot instead of being cut at the canvas's edge."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&hm={mode}&q=narrow")
+    row = ready(tab, "fine/narrow", mode).locator(".hist-run")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 0, what="drawn")
+    canvas = row.locator("canvas.hist-main")
+    width, height = canvas.evaluate("c => [c.width, c.height]")
+    assert canvas.evaluate(INKED) > 0.3 * width * height
+    assert canvas.evaluate(INKED_LEFT_EDGE) == 0
+    tab.shot(f"narrow-{mode}")

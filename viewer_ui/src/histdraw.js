@@ -51,12 +51,27 @@ function shortValue(v) {
   return a < 0.01 || a >= 1e4 ? v.toExponential(1) : String(Number(v.toPrecision(2)))
 }
 
+// the edges of a log grid that are labelled: a few, evenly spaced in bins (0 in the middle)
+function gridPicks(range) {
+  const B = range.edges.length - 1
+  const picks = [...new Set([0, B / 4, B / 2, (3 * B) / 4, B].map((j) => Math.round(j)))]
+  return picks.map((j) => range.edges[j])
+}
+
+// the labels a vertical axis over [lo, hi] (valueAxis) or over a grid (gridAxis) shows
+const valueLabels = (lo, hi) => fmtTicks(niceTicks(lo, hi, 4))
+const gridLabels = (range) => (range.scale === 'log' ? gridPicks(range).map(shortValue) : valueLabels(range.lo, range.hi))
+
+// a left margin wide enough for the widest label (1.00002e7 is wider than the usual 48 px)
+function leftMargin(ctx, labels, least) {
+  const widest = labels.reduce((m, label) => Math.max(m, ctx.measureText(label).width), 0)
+  return Math.max(least, Math.ceil(widest) + 8)
+}
+
 // Labels of a log grid: a few of its edges, evenly spaced in bins (0 in the middle).
 function gridAxis(ctx, box, range, theme, { vertical = false } = {}) {
   if (range.scale !== 'log') return valueAxis(ctx, box, range.lo, range.hi, theme, { vertical })
-  const B = range.edges.length - 1
-  const picks = [...new Set([0, B / 4, B / 2, (3 * B) / 4, B].map((j) => Math.round(j)))]
-  const values = picks.map((j) => range.edges[j])
+  const values = gridPicks(range)
   const labels = values.map(shortValue)
   const pos = gridScale(range, vertical ? box.b : box.l, vertical ? box.t : box.r)
   ctx.fillStyle = theme.muted
@@ -182,10 +197,10 @@ function stepPosition(steps, step, base, spacing) {
 
 // All picked steps as lines on one axis, faint (early) to strong (late).
 export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
-  const box = { l: 44, t: 8, r: w - 8, b: h - 18 }
   const K = range.steps.length
   const xs = centres(range.edges)
   const peak = Math.max(maxOf(range.counts), highlight ? maxOf([highlight.counts]) : 0) || 1
+  const box = { l: leftMargin(ctx, valueLabels(0, peak), 44), t: 8, r: w - 8, b: h - 18 }
   const x = gridScale(range, box.l, box.r)
   const y = scaleOf(0, peak, box.b, box.t)
   valueAxis(ctx, box, 0, peak, theme, { vertical: true })
@@ -213,7 +228,6 @@ export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
 
 // Percentile bands over steps: min-max, 7-93, 16-84, 31-69 and the median.
 export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
-  const box = { l: 48, t: 8, r: w - 8, b: h - 18 }
   const rows = range.steps
     .map((s, i) => [s, range.percentiles[i]])
     .filter(([, p]) => p && p.length === 9 && p.every(Number.isFinite))
@@ -225,6 +239,7 @@ export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
     hi = Math.max(hi, p[8])
   }
   if (hi <= lo) [lo, hi] = [lo - 0.5, hi + 0.5]
+  const box = { l: leftMargin(ctx, valueLabels(lo, hi), 48), t: 8, r: w - 8, b: h - 18 }
   const s0 = rows[0][0]
   const s1 = rows.length > 1 ? rows[rows.length - 1][0] : s0 + 1
   const x = scaleOf(s0, s1, box.l, box.r)
@@ -269,10 +284,10 @@ function stepMarker(ctx, box, step, x, theme) {
 
 // Bins (y) x picked steps (x), the colour by log(1 + count). Returns the geometry for hovering.
 export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
-  const box = { l: 48, t: 6, r: w - 44, b: h - 18 }
   const K = range.steps.length
   const B = range.edges.length - 1
   if (!K || B < 1) return null
+  const box = { l: leftMargin(ctx, gridLabels(range), 48), t: 6, r: w - 44, b: h - 18 }
   const peak = maxOf(range.counts)
   const scale = Math.log1p(peak) || 1
   const bg = rgbOf(theme.panel)
@@ -345,7 +360,7 @@ export function drawBars(ctx, { w, h, at, color, theme }) {
   const lo = at.edges[0]
   const hi = at.edges[B]
   const x = byIndex ? scaleOf(0, B, box.l, box.r) : scaleOf(lo, hi, box.l, box.r)
-  const peak = Math.max(...at.counts, 0) || 1
+  const peak = maxOf([at.counts]) || 1 // not Math.max(...counts): 200k bins overflow the stack
   const y = scaleOf(0, peak, box.b, box.t)
   ctx.fillStyle = color
   for (let j = 0; j < B; j++) {
