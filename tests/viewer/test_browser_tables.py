@@ -223,6 +223,18 @@ def test_negative_zero_keeps_its_sign(live_base: Path, tab: Page) -> None:
         tab.page.goto("about:blank")  # leave before the server stops
 
 
+def test_a_page_past_the_end_of_a_filter_matching_nothing(
+    demo_server: ViewerThread, tab: Page
+) -> None:
+    # an old link: page 4 of a filter that matches no row now
+    tab.page.goto(f"{demo_server.url}?p=tables&tb={PREDICTIONS}&tf=no-such-text&tp=3")
+    ready(tab, filtered=0)
+    pager = tab.page.locator(".pager")
+    wait_until(lambda: "page 1 / 1" in pager.inner_text(), what="the first page")
+    assert tab.page.locator(".pager .prev").is_disabled()
+    wait_until(lambda: "tp" not in tab.query(), what="the page gone from the URL")
+
+
 # -- a table of 100k rows ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
