@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import pytest
 from browser_kit import BROWSER_ONLY, Page
+from conftest import TEST_STATIC
 from helpers import wait_until
 
+from kohakuboard import Board, Media
 from kohakuboard.reader import list_boards
 from kohakuboard.viewer.server import ViewerThread
 
@@ -189,3 +193,37 @@ def test_video_and_audio(demo_server: ViewerThread, demo_base: Path, tab: Page) 
     assert tab.page.evaluate("document.documentElement.dataset.theme") == "dark"
     tab.page.locator('.media-card[data-key="samples/rollout"]').scroll_into_view_if_needed()
     tab.shot("dark-video-audio")
+
+
+@pytest.fixture(scope="module")
+def tones_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One audio key logged at three steps."""
+    base = tmp_path_factory.mktemp("tones")
+    t = np.linspace(0, 2, 32_000, dtype=np.float32)
+    with Board(name="tones", base_dir=base) as board:
+        for step in range(3):
+            tone = 0.3 * np.sin(2 * np.pi * 220 * (step + 1) * t)
+            board.log(**{"av/tone": Media(tone, sample_rate=16_000, caption=f"tone {step}")})
+    return base
+
+
+def test_arrow_keys_on_a_focused_player_are_the_players(tones_base: Path, tab: Page) -> None:
+    """←/→ on a focused audio player seek it; they once moved the card to another step
+    (swapping the sound being listened to) and kept the player from seeking."""
+    with ViewerThread(tones_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(f"{viewer.url}?p=media")
+        tones = ready(tab, "av/tone")
+        assert step_of(tones) == 2
+        audio = tones.locator("audio")
+        tab.page.wait_for_function("a => a.readyState >= 1", arg=audio.element_handle())
+        audio.focus()
+        tab.page.keyboard.press("ArrowLeft")
+        tab.page.keyboard.press("ArrowLeft")
+        tab.shot("player-keys")
+        assert step_of(tones) == 2
+        assert "ms" not in tab.query()
+        # the card itself still moves with them
+        tones.focus()
+        tab.page.keyboard.press("ArrowLeft")
+        wait_until(lambda: step_of(tones) == 1, what="the previous step")
+        tab.page.goto("about:blank")  # leave before the server stops
