@@ -5,6 +5,7 @@ test-artifacts/viewer/."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -254,18 +255,19 @@ def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
 
 @pytest.fixture(scope="module")
 def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Histograms a real user can log that stretch the drawing: 200,000 bins, and values
-    float32 cannot resolve (a spread of 0.01 around 1e7)."""
+    """Histograms a real user can log that stretch the drawing: 200,000 bins, values float32
+    cannot resolve (a spread of 0.01 around 1e7), a key logged at one step only."""
     base = tmp_path_factory.mktemp("awkward-histograms")
     rng = np.random.default_rng(2)
     with Board(name="awkward", base_dir=base) as board:
-        for _ in range(3):
-            board.log(
-                **{
-                    "fine/bins200k": Histogram(rng.normal(size=300_000), bins=200_000),
-                    "fine/narrow": Histogram(1e7 + rng.normal(0, 0.01, 2000)),
-                }
-            )
+        for step in range(3):
+            values = {
+                "fine/bins200k": Histogram(rng.normal(size=300_000), bins=200_000),
+                "fine/narrow": Histogram(1e7 + rng.normal(0, 0.01, 2000)),
+            }
+            if step == 1:
+                values["fine/once"] = Histogram(rng.normal(size=500))
+            board.log(**values)
     return base
 
 
@@ -297,3 +299,17 @@ def test_a_narrow_spread_far_from_zero(awkward_server: ViewerThread, tab: Page, 
     assert canvas.evaluate(INKED) > 0.3 * width * height
     assert canvas.evaluate(INKED_LEFT_EDGE) == 0
     tab.shot(f"narrow-{mode}")
+
+
+def test_distribution_of_a_key_logged_once(awkward_server: ViewerThread, tab: Page) -> None:
+    """One step: its percentile bands span the plot (they were a column of no width, so
+    nothing but the axes was drawn)."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&hm=distribution&q=once")
+    row = ready(tab, "fine/once", "distribution").locator(".hist-run")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 0, what="drawn")
+    assert row.get_attribute("data-total") == "1"
+    assert re.search(r"\b1 step\b", row.locator(".hist-run-head").inner_text())  # not "1 steps"
+    canvas = row.locator("canvas.hist-main")
+    width, height = canvas.evaluate("c => [c.width, c.height]")
+    assert canvas.evaluate(INKED) > 0.3 * width * height
+    tab.shot("once-distribution")

@@ -228,10 +228,12 @@ export function drawOverlay(ctx, { w, h, range, highlight, color, theme }) {
 
 // Percentile bands over steps: min-max, 7-93, 16-84, 31-69 and the median.
 export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
-  const rows = range.steps
+  let rows = range.steps
     .map((s, i) => [s, range.percentiles[i]])
     .filter(([, p]) => p && p.length === 9 && p.every(Number.isFinite))
   if (!rows.length) return
+  // one step: its bands span a unit around it (a single column would have no width)
+  if (rows.length === 1) rows = [-0.5, 0.5].map((d) => [rows[0][0] + d, rows[0][1]])
   let lo = Infinity
   let hi = -Infinity
   for (const [, p] of rows) {
@@ -241,7 +243,7 @@ export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
   if (hi <= lo) [lo, hi] = [lo - 0.5, hi + 0.5]
   const box = { l: leftMargin(ctx, valueLabels(lo, hi), 48), t: 8, r: w - 8, b: h - 18 }
   const s0 = rows[0][0]
-  const s1 = rows.length > 1 ? rows[rows.length - 1][0] : s0 + 1
+  const s1 = rows[rows.length - 1][0]
   const x = scaleOf(s0, s1, box.l, box.r)
   const y = scaleOf(lo, hi, box.b, box.t)
   valueAxis(ctx, box, lo, hi, theme, { vertical: true })
