@@ -394,6 +394,7 @@ def test_repeated_tags_in_one_entry_are_added_once(edit_server: ViewerThread, ta
 
 # -- awkward sweeps: a diverged run, many categories, long names and values --------------------
 N_CATEGORIES = 14
+N_PARAMS = 30
 LONG_NAME = "long-run-name-" * 12
 
 
@@ -402,6 +403,7 @@ def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("awkward-runs")
     for i in range(N_CATEGORIES):
         config = {"lr": 0.01 * (i + 1), "dataset": f"dataset-{i:02d}", "note": f"{i}" + "x" * 300}
+        config.update({f"param_{k:02d}": (i * k) % 7 + k for k in range(N_PARAMS)})
         name = LONG_NAME if i == 0 else f"run-{i:02d}"
         with Board(name=name, config=config, base_dir=base) as board:
             for step in range(3):
@@ -487,3 +489,21 @@ def test_the_steps_column_counts_the_log_calls(awkward_server: ViewerThread, tab
     row = tab.page.locator(f"tr[data-run='{rid}']")
     assert row.locator("td").nth(4).inner_text() == "3"
     assert "(step 2)" in (row.locator("td[data-column='m:val/loss']").get_attribute("title") or "")
+
+
+def test_thirty_axes_keep_their_names_apart(awkward_server: ViewerThread, tab: Page) -> None:
+    params = ",".join(f"param_{k:02d}" for k in range(N_PARAMS))
+    open_runs(tab, f"{awkward_server.url}?p=runs&rcc={params}&rm=val/loss")
+    plot = tab.page.locator(".parcoords")
+    assert plot.get_attribute("data-axes") == str(N_PARAMS + 1)
+    boxes = plot.locator(".axis-name").evaluate_all(
+        "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right] })"
+    )
+    for (_, right), (left, _) in zip(boxes, boxes[1:], strict=False):
+        assert right <= left, f"axis names overlap: {boxes}"
+    # the plot is wider than its panel and scrolls sideways to its last axis
+    scroll = plot.locator(".plot-scroll")
+    assert scroll.evaluate("e => e.scrollWidth > e.clientWidth")
+    scroll.evaluate("e => { e.scrollLeft = e.scrollWidth }")
+    plot.scroll_into_view_if_needed()
+    tab.shot("thirty-axes")
