@@ -5,6 +5,7 @@ test-artifacts/viewer/."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,14 +257,17 @@ def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
 @pytest.fixture(scope="module")
 def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Histograms a real user can log that stretch the drawing: 200,000 bins, values float32
-    cannot resolve (a spread of 0.01 around 1e7), a key logged at one step only."""
+    cannot resolve (a spread of 0.01 around 1e7), a key logged at one step only, a key whose
+    last steps hold only NaN."""
     base = tmp_path_factory.mktemp("awkward-histograms")
     rng = np.random.default_rng(2)
     with Board(name="awkward", base_dir=base) as board:
-        for step in range(3):
+        for step in range(4):
             values = {
                 "fine/bins200k": Histogram(rng.normal(size=300_000), bins=200_000),
                 "fine/narrow": Histogram(1e7 + rng.normal(0, 0.01, 2000)),
+                # finite values at steps 0 and 1, then only NaN (the run diverged)
+                "fine/diverged": Histogram(rng.normal(size=500) if step < 2 else [math.nan] * 9),
             }
             if step == 1:
                 values["fine/once"] = Histogram(rng.normal(size=500))
@@ -313,3 +317,23 @@ def test_distribution_of_a_key_logged_once(awkward_server: ViewerThread, tab: Pa
     width, height = canvas.evaluate("c => [c.width, c.height]")
     assert canvas.evaluate(INKED) > 0.3 * width * height
     tab.shot("once-distribution")
+
+
+def test_distribution_shows_the_steps_without_finite_values(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    """Steps 2 and 3 hold only NaN: the x axis still reaches step 3 (the slider's step, marked
+    there), so the bands cover the first third; they once stretched steps 0-1 over the
+    whole width and the marker of step 3 fell off the canvas."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&hm=distribution&q=diverged")
+    row = ready(tab, "fine/diverged", "distribution").locator(".hist-run")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 0, what="drawn")
+    assert row.get_attribute("data-step") == "3"
+    canvas = row.locator("canvas.hist-main")
+    column = """(c, f) => { const x = Math.round(c.width * f);
+        const d = c.getContext('2d').getImageData(x, 0, 1, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
+    height = canvas.evaluate("c => c.height")
+    assert canvas.evaluate(column, 0.3) > 0.5 * height  # bands
+    assert canvas.evaluate(column, 0.75) < 0.1 * height  # grid only
+    tab.shot("diverged-distribution")

@@ -242,8 +242,10 @@ export function drawDistribution(ctx, { w, h, range, step, color, theme }) {
   }
   if (hi <= lo) [lo, hi] = [lo - 0.5, hi + 0.5]
   const box = { l: leftMargin(ctx, valueLabels(lo, hi), 48), t: 8, r: w - 8, b: h - 18 }
-  const s0 = rows[0][0]
-  const s1 = rows[rows.length - 1][0]
+  // the x axis spans every picked step: steps without a finite value (a run that diverged)
+  // stay visible as an empty stretch, and so does the slider's step among them
+  const s0 = Math.min(rows[0][0], range.steps[0])
+  const s1 = Math.max(rows[rows.length - 1][0], range.steps[range.steps.length - 1])
   const x = scaleOf(s0, s1, box.l, box.r)
   const y = scaleOf(lo, hi, box.b, box.t)
   valueAxis(ctx, box, lo, hi, theme, { vertical: true })
