@@ -377,7 +377,13 @@ def test_read_only_hides_the_edit_controls(demo_base: Path, tab: Page) -> None:
         detail.locator(".checkpoints[data-state='ready']").wait_for()
         for control in (".rename-button", ".delete", ".save-notes", ".tag-input", ".remove-tag"):
             assert detail.locator(control).count() == 0, control
-        assert detail.locator(".notes-input").get_attribute("readonly") is not None
+        notes = detail.locator(".notes-input")
+        assert notes.get_attribute("readonly") is not None
+        # and it does not look like an input: no resize grip, a dashed border, "no notes"
+        style = notes.evaluate("e => [getComputedStyle(e).resize, getComputedStyle(e).borderStyle]")
+        assert style == ["none", "dashed"]
+        assert notes.get_attribute("placeholder") == "no notes"
+        tab.shot("read-only")
         tab.page.goto("about:blank")  # leave before this server stops (no refused reconnects)
 
 
