@@ -337,3 +337,18 @@ def test_distribution_shows_the_steps_without_finite_values(
     assert canvas.evaluate(column, 0.3) > 0.5 * height  # bands
     assert canvas.evaluate(column, 0.75) < 0.1 * height  # grid only
     tab.shot("diverged-distribution")
+
+
+def test_statistics_of_a_step_without_finite_values(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    """9 NaN at step 3: mean, std, min and max do not exist (JSON null) and read '–'; they
+    once read 'NaN' next to 'nan 9', as if the mean were a logged NaN."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&q=diverged")
+    row = ready(tab, "fine/diverged", "offset").locator(".hist-run")
+    wait_until(lambda: row.get_attribute("data-step") == "3", what="the latest step")
+    terms = row.locator(".hist-stats dt").all_inner_texts()
+    values = dict(zip(terms, row.locator(".hist-stats dd").all_inner_texts(), strict=True))
+    assert values["count"] == values["nan"] == "9"
+    assert [values[k] for k in ("mean", "std", "min", "max")] == ["–"] * 4
+    tab.shot("unknown-statistics")

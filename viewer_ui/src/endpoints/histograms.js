@@ -24,7 +24,8 @@ export async function histSteps(board, name, signal) {
 // step < 0 or undefined: the latest; otherwise the nearest step with data
 export async function histAt(board, name, step, signal) {
   const doc = await getJSON(url('at', { board, name, step: step >= 0 ? step : undefined }), signal)
-  for (const k of ['min', 'max', 'mean', 'std']) doc[k] = num(doc[k])
+  // null: the statistic does not exist (no finite value), shown as such, not as NaN data
+  for (const k of ['min', 'max', 'mean', 'std']) doc[k] = doc[k] === null ? null : num(doc[k])
   doc.edges = nums(doc.edges)
   doc.counts = nums(doc.counts)
   return doc
