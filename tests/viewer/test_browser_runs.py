@@ -454,6 +454,14 @@ def test_many_categories_do_not_print_over_each_other(
     tab.page.locator(".plots").scroll_into_view_if_needed()
     axis = tick_labels(tab, ".parcoords .axis[data-axis='dataset'] .tick-label")
     assert 2 <= len(axis) < N_CATEGORIES and axis[0] == "dataset-00"
+    # a category axis has no log scale: a click on its name changes nothing
+    name = tab.page.locator(".parcoords .axis[data-axis='dataset'] .axis-name")
+    name.click()
+    tab.page.locator(".parcoords .axis[data-axis='lr'] .axis-name").click()
+    wait_until(lambda: tab.query().get("rlg") == ["c:lr"], what="rlg=c:lr, without dataset")
+    assert "categories" in (name.locator("title").text_content() or "")
+    tab.page.locator(".parcoords .axis[data-axis='lr'] .axis-name").click()
+    wait_until(lambda: "rlg" not in tab.query(), what="no log axes")
     boxes = tab.page.locator(".scatter text.x-tick").evaluate_all(
         "els => els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right] })"
     )
