@@ -20,7 +20,7 @@ from browser_kit import BROWSER_ONLY, Page
 from conftest import TEST_STATIC
 from helpers import wait_until
 
-from kohakuboard import Board
+from kohakuboard import Board, update_annotations
 from kohakuboard.viewer.server import ViewerThread
 
 pytestmark = BROWSER_ONLY
@@ -415,6 +415,8 @@ def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for step in range(3):
                 # run-03 diverged: its loss is NaN from the start
                 board.log(**{"val/loss": math.nan if i == 3 else (i + 1) / (step + 1)})
+        if i == 0:
+            update_annotations(board.path, tags=[f"tag-{t:02d}-with-some-words" for t in range(12)])
     return base
 
 
@@ -477,7 +479,8 @@ def test_long_names_and_values_leave_the_other_columns_in_view(
     ids = [r["id"] for r in api_runs(awkward_server)["runs"]][:5]  # the long name among them
     open_runs(tab, f"{awkward_server.url}?p=runs&rcc=note,lr&b={','.join(ids)}")
     view_width = tab.page.evaluate("innerWidth")
-    for column in ("status", "c:note", "c:lr"):
+    # neither the long name, the long value nor the run's 12 tags push these out of view
+    for column in ("status", "tags", "c:note", "c:lr"):
         right = tab.page.locator(f".runs-table th[data-column='{column}']").evaluate(
             "e => e.getBoundingClientRect().right"
         )
