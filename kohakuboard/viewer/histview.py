@@ -5,7 +5,8 @@ arrays plus column arrays of the statistics. :func:`decimate` picks at most K st
 always the first and the last; :func:`rebin` puts the picked histograms on one common grid
 (:func:`common_grid`: uniform, or log bins for a log-binned series) by interpolating each one's cumulative counts at the common
 edges, so every histogram keeps its binned mass exactly (values are taken as uniform inside a
-bin). Underflow, overflow and non-finite values are never binned, here or at logging time.
+bin, except that a log histogram's centre bins stay at 0: :func:`centre_at_zero`). Underflow,
+overflow and non-finite values are never binned, here or at logging time.
 """
 
 from __future__ import annotations
@@ -160,17 +161,54 @@ def common_grid(edges: Sequence[np.ndarray], bins: int, scale: str = "linear") -
 
 
 def rebin(
-    edges: Sequence[np.ndarray], counts: Sequence[np.ndarray], bins: int, scale: str = "linear"
+    edges: Sequence[np.ndarray],
+    counts: Sequence[np.ndarray],
+    bins: int,
+    scale: str = "linear",
+    *,
+    span: Sequence[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(common_edges, counts[K, bins])``: every histogram on the :func:`common_grid`, each
-    row summing to the histogram's own binned total."""
-    common = common_grid(edges, bins, scale)
+    """``(common_edges, counts[K, bins])``: every histogram on the :func:`common_grid` (over
+    the edges of ``span``, default ``edges``), each row summing to the histogram's own binned
+    total. On a log grid the centre bins of a histogram ("about zero", see
+    :func:`centre_at_zero`) stay in the grid's centre."""
+    common = common_grid(span or edges, bins, scale)
+    positive = common[common > 0]
+    near_zero = float(positive.min()) / 2 if scale == "log" and positive.size else 0.0
     out = np.empty((len(edges), bins))
     for i, (e, c) in enumerate(zip(edges, counts, strict=True)):
         cumulative = np.concatenate(([0.0], np.cumsum(c)))
+        if near_zero:
+            e, cumulative = centre_at_zero(e, cumulative, near_zero)
         # outside a histogram's range its cumulative count is flat: 0 below, total above
         out[i] = np.diff(np.interp(common, e, cumulative))
     return common, out
+
+
+def centre_at_zero(
+    edges: np.ndarray, cumulative: np.ndarray, near_zero: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A log-binned histogram's centre bins, ``[-a, a)`` or ``[-a, 0)`` and ``[0, a)``, hold
+    the values "about zero" (zeros, and magnitudes below the smallest one of interest): on a
+    grid of finer centre bins their counts go within ``near_zero`` of 0, instead of being
+    spread evenly up to +-a, where they would read as values of magnitude ~a."""
+    below = int(np.searchsorted(edges, 0.0, "left")) - 1  # the last edge < 0
+    above = int(np.searchsorted(edges, 0.0, "right"))  # the first edge > 0
+    if below < 0 or above >= len(edges) or min(-edges[below], edges[above]) <= near_zero:
+        return edges, cumulative
+    inner = edges[below + 1 : above]  # the 0 edge of an even layout, or nothing
+    return (
+        np.concatenate([edges[: below + 1], [-near_zero], inner, [near_zero], edges[above:]]),
+        np.concatenate(
+            [
+                cumulative[: below + 1],
+                [cumulative[below]],
+                cumulative[below + 1 : above],
+                [cumulative[above]],
+                cumulative[above:],
+            ]
+        ),
+    )
 
 
 def stat(value: float) -> float | str | None:
@@ -223,8 +261,16 @@ def range_data(series: HistSeries, picked: np.ndarray, total: int, bins: int) ->
     # log bins on the common grid only when every picked step was logged with them
     scale = "log" if len(picked) and all(series.scales[i] == "log" for i in picked) else "linear"
     if len(picked):
+        # a step without a finite value (or, on log bins, without a non-zero one) has a
+        # stand-in range ([0, 1], or magnitudes 0.5 .. 1) that must not stretch the grid
+        lo, hi = series.stats["min"], series.stats["max"]
+        real = [i for i in picked if np.isfinite(lo[i]) and (scale != "log" or lo[i] or hi[i])]
         edges, counts = rebin(
-            [series.edges[i] for i in picked], [series.counts[i] for i in picked], bins, scale
+            [series.edges[i] for i in picked],
+            [series.counts[i] for i in picked],
+            bins,
+            scale,
+            span=[series.edges[i] for i in real],
         )
     else:
         edges, counts = np.empty(0), np.empty((0, bins))

@@ -258,7 +258,7 @@ def test_live_histograms_refetch(live_base: Path, browser: Any) -> None:
 def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Histograms a real user can log that stretch the drawing: 200,000 bins, values float32
     cannot resolve (a spread of 0.01 around 1e7), a key logged at one step only, a key whose
-    last steps hold only NaN."""
+    last steps hold only NaN, log-binned gradients with a step of zeros."""
     base = tmp_path_factory.mktemp("awkward-histograms")
     rng = np.random.default_rng(2)
     with Board(name="awkward", base_dir=base) as board:
@@ -271,6 +271,9 @@ def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
             }
             if step == 1:
                 values["fine/once"] = Histogram(rng.normal(size=500))
+            # log-binned gradients; at step 2 every one is exactly 0 (a frozen layer)
+            grads = np.zeros(500) if step == 2 else rng.normal(size=500) * 1e-4
+            values["fine/grads"] = Histogram(grads, scale="log")
             board.log(**values)
     return base
 
@@ -352,3 +355,34 @@ def test_statistics_of_a_step_without_finite_values(
     assert values["count"] == values["nan"] == "9"
     assert [values[k] for k in ("mean", "std", "min", "max")] == ["–"] * 4
     tab.shot("unknown-statistics")
+
+
+# x of the highest pixel drawn in the text colour (the slider's ridge) left of the step labels
+HIGHLIGHT_PEAK_X = """(c, right) => { const g = c.getContext('2d');
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const text = getComputedStyle(document.documentElement).getPropertyValue('--text').trim();
+    g.fillStyle = text; const [r0, g0, b0] = g.fillStyle.match(/[0-9a-f]{2}/g).map(h => parseInt(h, 16));
+    for (let y = 0; y < c.height; y++) for (let x = 0; x < right * c.width; x++) {
+      const o = (y * c.width + x) * 4;
+      if (d[o + 3] > 200 && Math.abs(d[o] - r0) + Math.abs(d[o + 1] - g0) + Math.abs(d[o + 2] - b0) < 40) return x / c.width
+    }
+    return null }"""
+
+
+def test_the_slider_step_of_zeros_on_a_log_grid(awkward_server: ViewerThread, tab: Page) -> None:
+    """The slider at a step where every gradient is 0: its ridge (moved onto the card's log
+    grid in the browser) peaks at 0, in the middle of the symmetric grid; spread evenly over
+    its centre bin it once peaked at the grid's largest magnitude, on the right. The value
+    axis's first label (-3.8e-4) is moved right to fit instead of being cut at the edge."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&q=grads&hs=2")
+    row = ready(tab, "fine/grads", "offset").locator(".hist-run")
+    wait_until(lambda: row.get_attribute("data-step") == "2", what="the step of zeros")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 1, what="the highlight")
+    canvas = row.locator("canvas.hist-main")
+    width = canvas.evaluate("c => c.clientWidth")
+    box_l, box_r = 8, width - 52  # drawOffset's plot box
+    peak = canvas.evaluate(HIGHLIGHT_PEAK_X, box_r / width)
+    assert peak is not None
+    assert abs(peak * width - (box_l + box_r) / 2) < 0.05 * width
+    assert canvas.evaluate(INKED_LEFT_EDGE) == 0
+    tab.shot("zeros-on-a-log-grid")

@@ -583,3 +583,51 @@ def test_log_binned_series_share_a_log_grid(tmp_path: Path) -> None:
         mixed = get(client, "histograms/range", board=board.id, name="mixed", bins=21)
         assert mixed["scale"] == "linear"  # a linear step among them: a uniform grid
         assert np.allclose(np.diff(mixed["edges"]), np.diff(mixed["edges"])[0])
+
+
+def zero_bin(edges: np.ndarray) -> int:
+    """The bin of the common grid that holds 0."""
+    return int(np.searchsorted(edges, 0.0, "right")) - 1
+
+
+@pytest.mark.parametrize("bins", [16, 17])  # a centre of two bins ([-a, 0), [0, a)) or one
+def test_zeros_of_log_binned_steps_stay_at_zero(tmp_path: Path, bins: int) -> None:
+    """Gradients of ~1e-4 with log bins; at step 1 every gradient is exactly 0 (a frozen
+    layer), at step 2 three quarters are. The zeros stay in the grid's centre bin: spread
+    evenly over a step's centre bin [-a, a) (with a = 0.5 for a step of zeros), they once
+    read as values of magnitude ~a, and the all-zero step's stand-in range (magnitudes
+    0.5 .. 1) stretched the grid to +-1."""
+    rng = np.random.default_rng(4)
+    with Board(name="frozen", base_dir=tmp_path) as board:
+        for step in range(4):
+            grads = rng.normal(size=400) * 1e-4
+            if step == 1:
+                grads[:] = 0.0
+            elif step == 2:
+                grads[:300] = 0.0
+            board.log(g=Histogram(grads, scale="log"))
+    largest = float(np.abs(grads).max())
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+        body = get(client, "histograms/range", board=board.id, name="g", bins=bins)
+    edges = np.asarray(body["edges"])
+    counts = np.asarray(body["counts"])
+    assert body["scale"] == "log"
+    assert edges[-1] < 10 * largest  # not stretched to 1 by the all-zero step
+    centre = zero_bin(edges)
+    assert counts[1][centre] == pytest.approx(400, abs=0.01)
+    assert counts[2][centre] >= 300
+    assert counts.sum(axis=1) == pytest.approx([400] * 4, abs=0.01)
+
+
+def test_a_step_without_finite_values_does_not_stretch_the_grid(tmp_path: Path) -> None:
+    """Values in [100, 101]; at step 1 only NaN (whose histogram has the stand-in range
+    [0, 1]): the common grid stays on the values instead of reaching down to 0."""
+    rng = np.random.default_rng(5)
+    with Board(name="nan-step", base_dir=tmp_path) as board:
+        for step in range(3):
+            values = [math.nan] * 5 if step == 1 else 100 + rng.random(300)
+            board.log(v=Histogram(values))
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as client:
+        body = get(client, "histograms/range", board=board.id, name="v", bins=32)
+    assert 99 < body["lo"] < body["hi"] < 102
+    assert [sum(row) for row in body["counts"]] == pytest.approx([300, 0, 300], abs=0.01)

@@ -68,6 +68,9 @@ function leftMargin(ctx, labels, least) {
   return Math.max(least, Math.ceil(widest) + 8)
 }
 
+// x of a label centred at x, moved right where it would start left of the canvas (4 px in)
+const inside = (ctx, label, x) => Math.max(x, ctx.measureText(label).width / 2 + 4)
+
 // Labels of a log grid: a few of its edges, evenly spaced in bins (0 in the middle).
 function gridAxis(ctx, box, range, theme, { vertical = false } = {}) {
   if (range.scale !== 'log') return valueAxis(ctx, box, range.lo, range.hi, theme, { vertical })
@@ -84,7 +87,7 @@ function gridAxis(ctx, box, range, theme, { vertical = false } = {}) {
   } else {
     ctx.textAlign = 'center'
     ctx.textBaseline = 'top'
-    values.forEach((v, i) => ctx.fillText(labels[i], pos(v), box.b + 4))
+    values.forEach((v, i) => ctx.fillText(labels[i], inside(ctx, labels[i], pos(v)), box.b + 4))
     ctx.beginPath()
     ctx.moveTo(box.l, box.b + 0.5)
     ctx.lineTo(box.r, box.b + 0.5)
@@ -113,7 +116,7 @@ function valueAxis(ctx, box, lo, hi, theme, { vertical = false } = {}) {
     const x = scaleOf(lo, hi, box.l, box.r)
     ctx.textAlign = 'center'
     ctx.textBaseline = 'top'
-    ticks.forEach((v, i) => ctx.fillText(labels[i], x(v), box.b + 4))
+    ticks.forEach((v, i) => ctx.fillText(labels[i], inside(ctx, labels[i], x(v)), box.b + 4))
     ctx.beginPath()
     ctx.moveTo(box.l, box.b + 0.5)
     ctx.lineTo(box.r, box.b + 0.5)

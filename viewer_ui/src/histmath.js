@@ -17,10 +17,13 @@ export function edgePosition(edges, x) {
 }
 
 // Move a histogram onto other edges, keeping mass: interpolate the cumulative counts at the
-// new edges (mass outside the new range is dropped).
-export function rebin(edges, counts, target) {
-  const cum = [0]
+// new edges (mass outside the new range is dropped). `log`: the target is a sign-aware log
+// grid, whose centre keeps the histogram's centre bins (as the server's rebinning does).
+export function rebin(sourceEdges, counts, target, { log = false } = {}) {
+  let edges = sourceEdges
+  let cum = [0]
   for (const c of counts) cum.push(cum[cum.length - 1] + (Number.isFinite(c) ? c : 0))
+  if (log) [edges, cum] = centreAtZero(edges, cum, target.reduce((m, x) => (x > 0 && x < m ? x : m), Infinity) / 2)
   const at = (x) => {
     const p = edgePosition(edges, x)
     const i = Math.min(Math.floor(p), cum.length - 2)
@@ -34,6 +37,21 @@ export function rebin(edges, counts, target) {
     prev = next
   }
   return out
+}
+
+// A log-binned histogram's centre bins ([-a, a), or [-a, 0) and [0, a)) hold the values
+// "about zero": on a grid of finer centre bins their counts go within nearZero of 0 instead
+// of being spread evenly up to +-a (see centre_at_zero in kohakuboard/viewer/histview.py).
+export function centreAtZero(edges, cum, nearZero) {
+  const below = edges.findLastIndex((x) => x < 0)
+  const above = edges.findIndex((x) => x > 0)
+  if (!(nearZero > 0) || below < 0 || above < 0 || Math.min(-edges[below], edges[above]) <= nearZero) {
+    return [edges, cum]
+  }
+  return [
+    [...edges.slice(0, below + 1), -nearZero, ...edges.slice(below + 1, above), nearZero, ...edges.slice(above)],
+    [...cum.slice(0, below + 1), cum[below], ...cum.slice(below + 1, above), cum[above], ...cum.slice(above)],
+  ]
 }
 
 // A round distance (1, 2, 2.5 or 5 times a power of ten) that cuts [lo, hi] into about n parts
