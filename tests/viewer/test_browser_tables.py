@@ -235,6 +235,27 @@ def test_a_page_past_the_end_of_a_filter_matching_nothing(
     wait_until(lambda: "tp" not in tab.query(), what="the page gone from the URL")
 
 
+def test_long_column_names_do_not_squeeze_the_other_columns(live_base: Path, tab: Page) -> None:
+    long_name = "c" * 200
+    with Board(name="names", base_dir=live_base) as board:
+        table = Table([[1, "a" * 50, 2]], columns=[long_name, "short", "z " * 40])
+        board.log(**{"eval/names": table})
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(f"{viewer.url}?p=tables")
+        ready(tab, total=1)
+        grid = tab.page.locator(".table-grid")
+        assert grid.evaluate("e => e.scrollWidth <= e.parentElement.clientWidth")
+        # the 50-letter value stays on one line (it was cut into lines of 4 letters)
+        line = tab.page.locator("td[data-col='short']").evaluate(
+            "e => e.getBoundingClientRect().height"
+        )
+        assert line < 30
+        header = tab.page.locator(f"th[data-column='{long_name}']")
+        assert header.get_attribute("title") == f"sort by {long_name}"  # the name on hover
+        tab.shot("long-column-names")
+        tab.page.goto("about:blank")  # leave before the server stops
+
+
 # -- a table of 100k rows ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def big_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
