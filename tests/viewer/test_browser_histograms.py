@@ -34,6 +34,7 @@ INKED = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.hei
 # how many pixels of the canvas's 3 leftmost columns are drawn (a value label cut at the edge)
 INKED_LEFT_EDGE = """c => { const d = c.getContext('2d').getImageData(0, 0, 3, c.height).data;
                   let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n }"""
+INKED_RIGHT_EDGE = INKED_LEFT_EDGE.replace("getImageData(0,", "getImageData(c.width - 3,")
 
 
 def two_runs(base: Path) -> str:
@@ -386,3 +387,15 @@ def test_the_slider_step_of_zeros_on_a_log_grid(awkward_server: ViewerThread, ta
     assert abs(peak * width - (box_l + box_r) / 2) < 0.05 * width
     assert canvas.evaluate(INKED_LEFT_EDGE) == 0
     tab.shot("zeros-on-a-log-grid")
+
+
+def test_value_labels_at_both_ends_fit(awkward_server: ViewerThread, tab: Page) -> None:
+    """The overlay's value axis ends at the canvas's right side: its last label (3.9e-4) is
+    moved in instead of being cut at the edge, and so is the first."""
+    tab.page.goto(f"{awkward_server.url}?p=histograms&hm=overlay&q=grads")
+    row = ready(tab, "fine/grads", "overlay").locator(".hist-run")
+    wait_until(lambda: int(row.get_attribute("data-renders") or 0) > 1, what="drawn")
+    canvas = row.locator("canvas.hist-main")
+    assert canvas.evaluate(INKED_RIGHT_EDGE) == 0
+    assert canvas.evaluate(INKED_LEFT_EDGE) == 0
+    tab.shot("labels-fit")

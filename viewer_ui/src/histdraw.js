@@ -68,8 +68,12 @@ function leftMargin(ctx, labels, least) {
   return Math.max(least, Math.ceil(widest) + 8)
 }
 
-// x of a label centred at x, moved right where it would start left of the canvas (4 px in)
-const inside = (ctx, label, x) => Math.max(x, ctx.measureText(label).width / 2 + 4)
+// x of a label centred at x, moved in where it would stick out of the canvas (4 px margin)
+function inside(ctx, label, x) {
+  const half = ctx.measureText(label).width / 2 + 4
+  const width = parseFloat(ctx.canvas.style.width) || Infinity // CSS px, set by prepare()
+  return Math.max(half, Math.min(x, width - half))
+}
 
 // Labels of a log grid: a few of its edges, evenly spaced in bins (0 in the middle).
 function gridAxis(ctx, box, range, theme, { vertical = false } = {}) {
