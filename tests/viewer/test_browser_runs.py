@@ -183,7 +183,9 @@ def test_plot_axes_have_round_ticks_and_a_log_scale(demo_server: ViewerThread, t
     def x_of_lr() -> dict[float, float]:
         by_id = {r["id"]: r["config"]["lr"] for r in runs}
         points = tab.page.locator(".scatter circle.point").all()
-        return {by_id[p.get_attribute("data-run")]: float(p.get_attribute("cx") or 0) for p in points}
+        return {
+            by_id[p.get_attribute("data-run")]: float(p.get_attribute("cx") or 0) for p in points
+        }
 
     # the demo's learning rates run from 0.02 to 0.4: a linear axis over round bounds
     assert x_ticks() == ["0", "0.1", "0.2", "0.3", "0.4"]
