@@ -227,3 +227,27 @@ def test_arrow_keys_on_a_focused_player_are_the_players(tones_base: Path, tab: P
         tab.page.keyboard.press("ArrowLeft")
         wait_until(lambda: step_of(tones) == 1, what="the previous step")
         tab.page.goto("about:blank")  # leave before the server stops
+
+
+def test_back_at_the_newest_step_the_card_follows_new_steps(tmp_path: Path, tab: Page) -> None:
+    """Stepping back and then forward to the newest step follows a live run again (like the
+    histograms' slider); it once stayed pinned to that step."""
+    base = tmp_path / "boards"
+    pixel = np.zeros((8, 8, 3), dtype=np.uint8)
+    with Board(name="live-media", base_dir=base) as board:
+        for step in range(2):
+            board.log(**{"live/img": Media(pixel + 60 * step, caption=f"frame {step}")})
+        with ViewerThread(base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+            tab.page.goto(f"{viewer.url}?p=media")
+            card = ready(tab, "live/img")
+            wait_until(lambda: step_of(card) == 1, what="the newest step")
+            card.focus()
+            tab.page.keyboard.press("ArrowLeft")
+            wait_until(lambda: url_steps(tab) == {"live/img": 0}, what="ms pinned to step 0")
+            tab.page.keyboard.press("ArrowRight")
+            wait_until(lambda: step_of(card) == 1, what="back at the newest step")
+            wait_until(lambda: "live/img" not in url_steps(tab), what="ms no longer pinned")
+            board.log(**{"live/img": Media(pixel + 120, caption="frame 2")})
+            wait_until(lambda: step_of(card) == 2, what="the card follows the new step")
+            assert card.locator("figcaption").inner_text() == "frame 2"
+            tab.page.goto("about:blank")  # leave before the server stops
