@@ -526,3 +526,32 @@ def test_thirty_axes_keep_their_names_apart(awkward_server: ViewerThread, tab: P
     scroll.evaluate("e => { e.scrollLeft = e.scrollWidth }")
     plot.scroll_into_view_if_needed()
     tab.shot("thirty-axes")
+
+
+def test_the_global_step_column_shows_the_training_step_reached(tmp_path: Path, tab: Page) -> None:
+    """Runs that logged 3 times each but trained to different global steps: the column shows
+    the training step (what a Lightning or transformers run reports), and sorts by it."""
+    base = tmp_path / "trained"
+    reached = {"short": 40, "long": 4000, "middle": 700}
+    for name, last in reached.items():
+        with Board(name=name, base_dir=base) as board:
+            for k in range(3):
+                board.log(loss=1.0 / (k + 1), global_step=last * k // 2)
+    with ViewerThread(base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        open_runs(tab, f"{viewer.url}?p=runs&rs=-global_step")
+        runs = {r["id"]: r for r in api_runs(viewer)["runs"]}
+        assert (
+            tab.page.locator("th[data-column='global_step']")
+            .inner_text()
+            .strip()
+            .startswith("global step")
+        )
+        by_reached = sorted(runs.values(), key=lambda r: -reached[r["name"]])
+        wait_until(lambda: row_ids(tab) == [r["id"] for r in by_reached], what="sorted by it")
+        for rid, run in runs.items():
+            cell = tab.page.locator(f"tr[data-run='{rid}'] td[data-column='global_step']")
+            assert cell.inner_text().strip() == str(reached[run["name"]]) == str(run["global_step"])
+            steps = tab.page.locator(f"tr[data-run='{rid}'] td").nth(4).inner_text().strip()
+            assert steps == "3"  # the log() calls, next to it
+        tab.shot("global-step")
+        tab.page.goto("about:blank")  # leave before the server stops
