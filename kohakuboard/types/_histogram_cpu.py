@@ -187,17 +187,20 @@ def _rows(
         )
         spread = np.where(has, np.maximum(hi - mid, mid - lo), 0.0)
         usable = (spread > 0) & np.isfinite(spread)
-        power = np.clip(-np.floor(np.log2(np.where(usable, spread, 1.0))), -126, 126)
+        # within the dtype's exponents, so 2**power and the scaled spread stay finite
+        limit = 126 if cd == torch.float32 else 1022
+        power = np.clip(-np.floor(np.log2(np.where(usable, spread, 1.0))), -limit, limit)
     d = torch.sub(x, torch.from_numpy(mid).to(cd)[:, None], out=scratch["a"].view(rows, n))
     if finite_mask is not None:
         d.masked_fill_(~finite_mask, 0.0)
     d.mul_(torch.from_numpy(np.exp2(power)).to(cd)[:, None])  # exact: a power of two
     sums = torch.stack([d.sum(1), d.mul_(d).sum(1)]).to(torch.float64).numpy()
-    sums[0] = np.ldexp(sums[0], -power.astype(np.int64))
-    sums[1] = np.ldexp(sums[1], -2 * power.astype(np.int64))
+    powers = power.astype(np.int64).tolist()
     out: list[HistogramStats] = []
     for i in range(rows):
-        low, high, mean, std = summary(int(finite[i]), lo[i], hi[i], mid[i], sums[0, i], sums[1, i])
+        low, high, mean, std = summary(
+            int(finite[i]), lo[i], hi[i], mid[i], sums[0, i], sums[1, i], powers[i]
+        )
         out.append(
             HistogramStats(
                 edges=edges[i].copy(),

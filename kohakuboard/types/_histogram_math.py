@@ -120,17 +120,26 @@ def exact_buckets(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def summary(
-    finite: int, lo: float, hi: float, shift: float, total: float, squares: float
+    finite: int,
+    lo: float,
+    hi: float,
+    shift: float,
+    total: float,
+    squares: float,
+    power: int = 0,
 ) -> tuple[float | None, float | None, float | None, float | None]:
-    """``(min, max, mean, std)`` from the finite count, min, max and the sums of ``x - shift``
-    and ``(x - shift) ** 2`` (a shift near the mean keeps the variance from cancelling)."""
+    """``(min, max, mean, std)`` from the finite count, min, max and the sums of ``d`` and
+    ``d ** 2`` with ``d = (x - shift) * 2 ** power`` (a shift near the mean keeps the variance
+    from cancelling; a power that brings the spread near 1 keeps the squares of values near
+    1e300 from overflowing and those near 1e-300 from underflowing). Scaling back happens
+    after the square root, so it cannot overflow either."""
     if finite <= 0:
         return None, None, None, None
     lo, hi = float(lo), float(hi)
     first = float(total) / finite
     var = max(float(squares) / finite - first * first, 0.0)
-    mean = min(max(float(shift) + first, lo), hi)
-    return lo, hi, mean, math.sqrt(var)
+    mean = min(max(float(shift) + math.ldexp(first, -power), lo), hi)
+    return lo, hi, mean, math.ldexp(math.sqrt(var), -power)
 
 
 def percentiles(stats: HistogramStats, ranks: Sequence[float] = PERCENTILES) -> list[float] | None:

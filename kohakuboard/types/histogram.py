@@ -248,12 +248,18 @@ def _numpy_stats(
     finite = flat if is_finite.all() else flat[is_finite]
     summary: dict[str, float | None] = dict.fromkeys(("min", "max", "mean", "std"))
     if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        # values near 1e300 (or 1e-300) are scaled by a power of two (exact) so that their
+        # sum and squares neither overflow nor underflow, then the results are scaled back
+        power = -math.frexp(max(abs(low), abs(high)))[1]
+        power = power if abs(power) > 500 else 0  # ordinary magnitudes: no extra pass
+        scaled = np.ldexp(finite, power) if power else finite
         with np.errstate(over="ignore", invalid="ignore"):
             summary.update(
-                min=float(finite.min()),
-                max=float(finite.max()),
-                mean=float(finite.mean()),
-                std=float(finite.std()),
+                min=low,
+                max=high,
+                mean=math.ldexp(float(scaled.mean()), -power),
+                std=math.ldexp(float(scaled.std()), -power),
             )
     if scale == "log":
         if rng is None:

@@ -153,6 +153,29 @@ def test_torch_input_matches_numpy(dtype: torch.dtype, rng: tuple[float, float] 
             assert type(payload[key]) is float
 
 
+@pytest.mark.parametrize(
+    ("values", "power"),
+    [
+        ([1e300, -1e300, 5e299, 2e300], 1000),  # squares past the largest float
+        ([1.7e308, -1e308, 0.0, 1.7e308], 1024),  # even the sum overflows
+        ([1e-300, 3e-300, 2e-300, 5e-300], -1000),  # squares below the smallest float
+    ],
+    ids=["huge", "largest", "tiny"],
+)
+@pytest.mark.parametrize("kind", ["numpy", "torch-cpu"])
+def test_mean_and_std_of_extreme_magnitudes(values: list[float], power: int, kind: str) -> None:
+    """Mean and std stay finite and right where sums or squares would overflow or underflow
+    (they once read +Inf for values near 1e300 and 0 for values near 1e-300)."""
+    exact = np.ldexp(np.array(values), -power)  # scaled by a power of two: exact
+    want_mean = np.ldexp(exact.mean(), power)
+    want_std = np.ldexp(exact.std(), power)
+    data: Any = np.array(values) if kind == "numpy" else torch.tensor(values, dtype=torch.float64)
+    stats = Histogram(data, bins=8).to_payload()
+    assert stats["mean"] == pytest.approx(want_mean, rel=1e-12)
+    assert stats["std"] == pytest.approx(want_std, rel=1e-12)
+    assert np.isfinite([stats["mean"], stats["std"]]).all() and stats["std"] > 0
+
+
 def test_device_algorithm_edge_cases() -> None:
     tensor = torch.tensor([float("nan"), float("inf"), -float("inf"), -3.0, 0.5, 0.0, 1.0, 9.0])
     stats = device_payload(tensor, 2, (0.0, 1.0))
