@@ -32,7 +32,19 @@ CHUNK = 1 << 22  # elements per chunk: bounds the extra device memory (~100 byte
 
 # Layout of one packed row: these, then edges (bins + 1), then buckets
 # (underflow, bins..., overflow).
-_STATS = ("nan", "posinf", "neginf", "zeros", "finite", "min", "max", "shift", "sum", "sumsq")
+_STATS = (
+    "nan",
+    "posinf",
+    "neginf",
+    "zeros",
+    "finite",
+    "min",
+    "max",
+    "shift",
+    "sum",
+    "sumsq",
+    "power",
+)
 
 
 def row_width(bins: int) -> int:
@@ -68,7 +80,14 @@ def device_reduce(
         ext = torch.full((count, bins + 3), math.inf, dtype=f64, device=device)
         ext[:, 0] = -math.inf
         ext[:, 1:-1] = edges
-        params = torch.stack([start, per, shift, edges[:, -1]], 1)
+        # sums are taken of (x - min) * 2**power, with 2**power bringing the spread near 1:
+        # neither the sums nor the squares of values near 1e300 overflow, nor do those of
+        # values near 1e-300 underflow (half the spread: finite even when max - min is not)
+        half = torch.where(has, high / 2 - low / 2, 0.0)
+        usable = (half > 0) & torch.isfinite(half)
+        power = torch.where(usable, -torch.floor(torch.log2(torch.where(usable, half, 1.0))), 0.0)
+        power = power.clamp_(-1022, 1022)
+        params = torch.stack([start, per, shift, edges[:, -1], torch.exp2(power)], 1)
         slots = 2 * (bins + 5)  # buckets, +inf, -inf, NaN; each split by "is zero"
         tally = torch.zeros(count * slots, dtype=torch.int64, device=device)
         sums = torch.zeros(2, count, dtype=f64, device=device)
@@ -89,7 +108,9 @@ def device_reduce(
             1,
         ).to(f64)
         extremes = torch.stack([torch.where(has, low, 0.0), torch.where(has, high, 0.0), shift], 1)
-        return torch.cat([stats, extremes, sums.t(), edges, buckets[:, : bins + 2].to(f64)], 1)
+        return torch.cat(
+            [stats, extremes, sums.t(), power[:, None], edges, buckets[:, : bins + 2].to(f64)], 1
+        )
 
 
 def _plan(flats: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
@@ -225,13 +246,13 @@ def _count_chunk(
     n = x.numel()
     if len(chunk) == 1:
         seg: Any = first  # one tensor: its parameters broadcast
-        own = params[first].expand(n, 4)
+        own = params[first].expand(n, params.shape[1])
     else:
         reps = torch.tensor(lengths, dtype=torch.int64).to(device, non_blocking=True)
         local = torch.arange(len(chunk), device=device)
         seg = torch.repeat_interleave(local, reps, output_size=n) + first
         own = params.index_select(0, seg)
-    start, per, shift, top = own.unbind(1)
+    start, per, shift, top, gain = own.unbind(1)
     finite = torch.isfinite(x)
     if scale == "log":
         k, centre = log_sides(bins)
@@ -257,7 +278,7 @@ def _count_chunk(
     del bucket
     tally.scatter_add_(0, index, torch.ones((), dtype=torch.int64, device=device).expand(n))
     del index
-    d = torch.where(finite, x - shift, 0.0)
+    d = torch.where(finite, x * gain - shift * gain, 0.0)  # exact: gain is a power of two
     views = list(d.split(lengths))
     ones = torch.stack(torch._foreach_norm(views, 1))
     twos = torch.stack(torch._foreach_norm(views, 2))
@@ -271,10 +292,12 @@ def unpack_rows(host: np.ndarray, bins: int, counts: Sequence[int]) -> list[Hist
     out = []
     head = len(_STATS)
     for row, count in zip(host, counts, strict=True):
-        nan, posinf, neginf, zeros, finite, lo, hi, shift, total, squares = row[:head].tolist()
+        nan, posinf, neginf, zeros, finite, lo, hi, shift, total, squares, power = row[
+            :head
+        ].tolist()
         edges = row[head : head + bins + 1].copy()
         buckets = row[head + bins + 1 :].astype(np.int64)
-        low, high, mean, std = summary(int(finite), lo, hi, shift, total, squares)
+        low, high, mean, std = summary(int(finite), lo, hi, shift, total, squares, int(power))
         out.append(
             HistogramStats(
                 edges=edges,

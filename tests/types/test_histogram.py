@@ -162,15 +162,20 @@ def test_torch_input_matches_numpy(dtype: torch.dtype, rng: tuple[float, float] 
     ],
     ids=["huge", "largest", "tiny"],
 )
-@pytest.mark.parametrize("kind", ["numpy", "torch-cpu"])
+@pytest.mark.parametrize("kind", ["numpy", "torch-cpu", "device-algorithm"])
 def test_mean_and_std_of_extreme_magnitudes(values: list[float], power: int, kind: str) -> None:
     """Mean and std stay finite and right where sums or squares would overflow or underflow
-    (they once read +Inf for values near 1e300 and 0 for values near 1e-300)."""
+    (they once read +Inf for values near 1e300 and 0 for values near 1e-300). The device
+    algorithm (CUDA's) runs here on the CPU."""
     exact = np.ldexp(np.array(values), -power)  # scaled by a power of two: exact
     want_mean = np.ldexp(exact.mean(), power)
     want_std = np.ldexp(exact.std(), power)
-    data: Any = np.array(values) if kind == "numpy" else torch.tensor(values, dtype=torch.float64)
-    stats = Histogram(data, bins=8).to_payload()
+    if kind == "numpy":
+        stats = Histogram(np.array(values), bins=8).to_payload()
+    elif kind == "torch-cpu":
+        stats = Histogram(torch.tensor(values, dtype=torch.float64), bins=8).to_payload()
+    else:
+        stats = device_payload(torch.tensor(values, dtype=torch.float64), 8)
     assert stats["mean"] == pytest.approx(want_mean, rel=1e-12)
     assert stats["std"] == pytest.approx(want_std, rel=1e-12)
     assert np.isfinite([stats["mean"], stats["std"]]).all() and stats["std"] > 0
