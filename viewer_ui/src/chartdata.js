@@ -28,6 +28,17 @@ export function tracesOf(doc, boards) {
 
 const positive = (arr) => Array.from(arr, (v) => (v > 0 ? v : null))
 
+// The x of a trace's NaN/Inf markers join its columns with no y, so the x scale reaches
+// them (a loss that diverged after its last finite point still shows where it did).
+function withMarkerXs(t, cols) {
+  const extra = Object.values(t.nonfinite).flatMap((nf) => nf.x)
+  if (!extra.length) return cols
+  const rows = Array.from(t.x, (x, i) => cols.map((c) => c[i]))
+  for (const x of extra) rows.push([x, ...cols.slice(1).map(() => null)])
+  rows.sort((a, b) => a[0] - b[0])
+  return cols.map((_, j) => rows.map((r) => r[j]))
+}
+
 // uPlot's aligned data: one shared x column; per trace a raw and (if smoothed) a smoothed column.
 export function alignedData(traces, { logY, showRaw }) {
   const tables = []
@@ -36,7 +47,7 @@ export function alignedData(traces, { logY, showRaw }) {
     const cols = [t.x]
     if (!t.smoothed || showRaw) cols.push(logY ? positive(t.y) : t.y)
     if (t.smoothed) cols.push(logY ? positive(t.smoothed) : t.smoothed)
-    tables.push(cols)
+    tables.push(withMarkerXs(t, cols))
   }
   if (!tables.length) return [[]]
   return tables.length === 1 ? tables[0] : uPlot.join(tables)
@@ -83,6 +94,37 @@ function decades(u, splits) {
   return keep.filter((v) => v !== null).length >= 2 ? keep : splits
 }
 
+// uPlot rounds scale ranges and ticks to at most 24 decimals, so values below ~1e-16 drew
+// as a flat line on a 0..100 axis: such charts get their own range and ticks.
+const TINY = 1e-12
+
+export function tinyValues(traces) {
+  let big = 0
+  for (const t of traces) {
+    for (const arr of [t.y, t.smoothed]) for (const v of arr || []) big = Math.max(big, Math.abs(v))
+  }
+  return big > 0 && big < TINY
+}
+
+function tinyRange(u, min, max) {
+  if (min == null || max == null) return [null, null]
+  const pad = (max - min) * 0.1 || Math.max(Math.abs(min), Math.abs(max)) * 0.1
+  return [min - pad, max + pad]
+}
+
+// about five evenly spaced round ticks between min and max (1, 2 or 5 times a power of ten)
+function tinySplits(u, axisIdx, min, max) {
+  const rough = (max - min) / 5
+  const unit = 10 ** Math.floor(Math.log10(rough))
+  const step = unit * ([1, 2, 5].find((m) => m * unit >= rough) || 10)
+  const ticks = []
+  for (let k = Math.ceil(min / step); k * step <= max; k++) ticks.push(k * step)
+  return ticks
+}
+
+// a line needs two points: a series with one is drawn as a dot
+const lonePoint = (t) => t.count === 1
+
 export function chartOptions({ traces, settings, showRaw, theme, width, height, hooks }) {
   const series = [{ label: settings.x }]
   for (const t of traces) {
@@ -93,14 +135,15 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
         stroke: t.smoothed ? fade(t.color, 0.28) : t.color,
         width: t.smoothed ? 1 : 1.5,
         spanGaps: true,
-        points: { show: false },
+        points: { show: lonePoint(t) },
       })
     }
     if (t.smoothed) {
-      series.push({ label: t.board.name, stroke: t.color, width: 1.75, spanGaps: true, points: { show: false } })
+      series.push({ label: t.board.name, stroke: t.color, width: 1.75, spanGaps: true, points: { show: lonePoint(t) } })
     }
   }
   const range = settings.outliers ? robustRange(traces, showRaw) : null
+  const tiny = !settings.logY && tinyValues(traces)
   const axisFor = (log) => {
     const only = log ? { filter: decades } : {}
     return {
@@ -127,12 +170,18 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
       },
       y: {
         distr: settings.logY ? 3 : 1,
+        ...(tiny ? { range: tinyRange } : {}),
         ...(range && !settings.logY ? { range: () => range } : {}),
       },
     },
     axes: [
       { ...axisFor(settings.logX), values: xAxisValues(settings.x), space: 60 },
-      { ...axisFor(settings.logY), values: (u, ticks) => fmtTicks(ticks), size: ySize },
+      {
+        ...axisFor(settings.logY),
+        ...(tiny ? { splits: tinySplits } : {}),
+        values: (u, ticks) => fmtTicks(ticks),
+        size: ySize,
+      },
     ],
     series,
     hooks,

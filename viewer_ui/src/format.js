@@ -10,17 +10,28 @@ export function fmtValue(v) {
 }
 
 // Axis labels: plain numbers, or exponents with just enough digits to tell ticks apart.
+// (Blank labels, as a log axis leaves between decades, are not duplicates.)
 export function fmtTicks(ticks) {
   const finite = ticks.filter((v) => v != null && Number.isFinite(v))
   const big = finite.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+  const distinct = (labels) => new Set(labels.filter(Boolean)).size === labels.filter(Boolean).length
+  const label = (fmt) => ticks.map((v) => (v == null ? '' : fmt(v)))
   if (big === 0 || (big < 1e5 && big >= 1e-3)) {
-    return ticks.map((v) => (v == null ? '' : String(Number(v.toPrecision(8)))))
+    const plain = label((v) => String(Number(v.toPrecision(8))))
+    if (distinct(plain)) return plain
   }
   for (let digits = 0; digits < 8; digits++) {
-    const labels = ticks.map((v) => (v == null ? '' : v === 0 ? '0' : v.toExponential(digits).replace('e+', 'e')))
-    if (new Set(labels).size === labels.length) return labels
+    const labels = label((v) => (v === 0 ? '0' : v.toExponential(digits).replace('e+', 'e')))
+    if (distinct(labels)) return labels
   }
-  return ticks.map((v) => (v == null ? '' : v.toExponential(8)))
+  // ticks close together far from zero (1e7 ± 0.01): the decimals their spacing needs
+  const gaps = finite.slice(1).map((v, i) => Math.abs(v - finite[i])).filter((g) => g > 0)
+  if (big < 1e21 && gaps.length) {
+    const decimals = Math.min(Math.max(Math.ceil(-Math.log10(Math.min(...gaps)) - 1e-3), 0), 20)
+    const fixed = label((v) => v.toFixed(decimals))
+    if (distinct(fixed)) return fixed
+  }
+  return label((v) => v.toExponential(15))
 }
 
 export function fmtDuration(seconds) {
