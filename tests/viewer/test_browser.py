@@ -9,7 +9,9 @@ system one is launched by path (``KOHAKUBOARD_CHROMIUM`` overrides /usr/bin/chro
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,115 @@ def test_full_screen_and_downloads(
     tab.shot("full-screen")
     tab.page.keyboard.press("Escape")
     tab.page.wait_for_selector(".overlay", state="detached")
+
+
+# Awkward scalar series a real run produces; one board, so every line is colour 0 (#e8710a).
+AWKWARD_LONG_NAME = "long/" + "x" * 200
+
+
+@pytest.fixture(scope="module")
+def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("awkward-boards")
+    with Board(name="awkward", base_dir=base) as board:
+        board.log(**{"one/point": 3.0})
+        for i in range(30):
+            board.log(
+                **{
+                    # rises, then diverges: NaN after its last finite point
+                    "diverge/loss": 0.001 + i * 1e-5 if i < 20 else math.nan,
+                    "close/v": 1e7 + 0.01 * math.sin(i),
+                    "tiny/v": 1e-30 * (1 + i / 30),
+                    "decades/v": 10.0 ** (5 + i / 10),  # 1e5 .. 8e7
+                    AWKWARD_LONG_NAME: float(i),
+                }
+            )
+    return base
+
+
+@pytest.fixture
+def awkward_server(awkward_base: Path) -> Iterator[ViewerThread]:
+    with ViewerThread(awkward_base, live_interval=0.2, static_dir=TEST_STATIC) as running:
+        yield running
+
+
+# Records the text each chart's canvas draws last (its axis labels): `window.__kbTexts[metric]`.
+RECORD_CANVAS_TEXT = """
+window.__kbTexts = {}
+const proto = CanvasRenderingContext2D.prototype
+const { fillText, clearRect } = proto
+const metricOf = (ctx) => ctx.canvas.closest && ctx.canvas.closest('.chart-card')?.dataset.metric
+proto.clearRect = function (...args) {
+  const m = metricOf(this)
+  if (m) window.__kbTexts[m] = []
+  return clearRect.apply(this, args)
+}
+proto.fillText = function (text, ...args) {
+  const m = metricOf(this)
+  if (m) (window.__kbTexts[m] = window.__kbTexts[m] || []).push(String(text))
+  return fillText.call(this, text, ...args)
+}
+"""
+
+# pixels of the canvas in run colour 0 (#e8710a), antialiasing allowed
+ORANGE_PIXELS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+      n += d[i + 3] > 0 && Math.abs(d[i] - 232) < 40 && Math.abs(d[i + 1] - 113) < 40 && d[i + 2] < 80;
+    return n }"""
+
+
+def _awkward_tab(tab: Page, server: ViewerThread, query: str) -> None:
+    tab.page.add_init_script(RECORD_CANVAS_TEXT)
+    tab.page.goto(f"{server.url}?s=0&{query}")  # the one board is selected by default
+
+
+def _labels(tab: Page, metric: str) -> list[str]:
+    tab.ready(metric)
+    wait_until(
+        lambda: tab.page.evaluate(f"(window.__kbTexts[{json.dumps(metric)}] || []).length") > 0,
+        what=f"the axis labels of {metric}",
+    )
+    return [t for t in tab.page.evaluate(f"window.__kbTexts[{json.dumps(metric)}]") if t]
+
+
+def test_a_series_with_one_point_is_drawn(awkward_server: ViewerThread, tab: Page) -> None:
+    _awkward_tab(tab, awkward_server, "q=^one/")
+    card = tab.ready("one/point", points="1")
+    assert card.locator("canvas").evaluate(ORANGE_PIXELS) > 5  # a dot, not an empty chart
+    tab.shot("one-point")
+
+
+def test_nan_after_the_last_finite_point_stays_on_the_chart(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    _awkward_tab(tab, awkward_server, "q=^diverge/")
+    x_labels = [float(t) for t in _labels(tab, "diverge/loss") if float(t) >= 1]
+    assert max(x_labels) >= 25  # the x axis reaches the NaN steps 20..29, not just step 19
+    tab.shot("diverged")
+
+
+def test_tick_labels_can_be_told_apart(awkward_server: ViewerThread, tab: Page) -> None:
+    _awkward_tab(tab, awkward_server, "q=^(close|tiny)/")
+    close = _labels(tab, "close/v")
+    assert len(close) == len(set(close)), close  # 1e7 ± 0.01: not all "1.00000000e+7"
+    assert any(abs(float(t) - 1e7) < 0.1 for t in close), close
+    tiny = [float(t) for t in _labels(tab, "tiny/v")]
+    assert any(0.9e-30 < abs(v) < 2.1e-30 for v in tiny), tiny  # not a flat line on 0..100
+    tab.shot("close-and-tiny")
+
+
+def test_log_axis_labels_are_plain_decades(awkward_server: ViewerThread, tab: Page) -> None:
+    _awkward_tab(tab, awkward_server, "q=^decades/&ly=1")
+    labels = _labels(tab, "decades/v")
+    assert {"1e5", "1e6", "1e7"} <= set(labels), labels  # not "1.00000000e+5"
+
+
+def test_a_long_series_name_keeps_the_top_bar_in_shape(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    _awkward_tab(tab, awkward_server, "q=^one/")
+    tab.ready("one/point")
+    select = tab.page.locator(".controls select")
+    assert AWKWARD_LONG_NAME in select.locator("option").all_inner_texts()
+    assert select.bounding_box()["width"] < 400
+    assert tab.page.locator("header.top").bounding_box()["height"] < 120
