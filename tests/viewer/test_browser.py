@@ -233,6 +233,7 @@ def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "close/v": 1e7 + 0.01 * math.sin(i),
                     "tiny/v": 1e-30 * (1 + i / 30),
                     "decades/v": 10.0 ** (5 + i / 10),  # 1e5 .. 8e7
+                    "nan/only": math.nan,
                     AWKWARD_LONG_NAME: float(i),
                 }
             )
@@ -299,6 +300,12 @@ def test_nan_after_the_last_finite_point_stays_on_the_chart(
     x_labels = [float(t) for t in _labels(tab, "diverge/loss") if float(t) >= 1]
     assert max(x_labels) >= 25  # the x axis reaches the NaN steps 20..29, not just step 19
     tab.shot("diverged")
+
+
+def test_a_series_of_nan_only_says_so(awkward_server: ViewerThread, tab: Page) -> None:
+    _awkward_tab(tab, awkward_server, "q=^nan/")
+    card = tab.page.locator('.chart-card[data-metric="nan/only"][data-state="ready"]')
+    assert "30 NaN" in card.locator(".body").inner_text()  # not a bare "no finite points"
 
 
 def test_tick_labels_can_be_told_apart(awkward_server: ViewerThread, tab: Page) -> None:
