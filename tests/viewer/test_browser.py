@@ -21,6 +21,7 @@ from conftest import TEST_STATIC, Boards
 from helpers import wait_until
 
 from kohakuboard import Board
+from kohakuboard.annotations import soft_delete
 from kohakuboard.viewer.server import ViewerThread
 
 pytestmark = BROWSER_ONLY
@@ -333,3 +334,22 @@ def test_a_long_series_name_keeps_the_top_bar_in_shape(
     assert AWKWARD_LONG_NAME in select.locator("option").all_inner_texts()
     assert select.bounding_box()["width"] < 400
     assert tab.page.locator("header.top").bounding_box()["height"] < 120
+
+
+def test_a_run_deleted_elsewhere_leaves_the_page_consistent(live_base: Path, tab: Page) -> None:
+    with Board(name="keep", base_dir=live_base) as keep:
+        keep.log(loss=1.0)
+        keep.log(loss=0.5)
+    with Board(name="doomed", base_dir=live_base) as doomed:
+        doomed.log(loss=2.0)
+        doomed.log(loss=1.5)
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as server:
+        tab.page.goto(f"{server.url}?b={keep.id},{doomed.id}")
+        tab.ready("loss", series="2")
+        head = tab.page.locator(".board-list .list-head .muted")
+        assert head.inner_text() == "2 / 2 selected"
+        soft_delete(doomed.path)  # `kobo delete` in a terminal, or another tab
+        tab.page.wait_for_selector(f'.board[data-board="{doomed.id}"]', state="detached")
+        tab.ready("loss", series="1")
+        assert head.inner_text() == "1 / 1 selected"  # not "2 / 1"
+        assert tab.page.locator(".legend li").all_inner_texts()[0].startswith("keep")
