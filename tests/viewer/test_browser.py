@@ -235,6 +235,7 @@ def awkward_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "tiny/v": 1e-30 * (1 + i / 30),
                     "decades/v": 10.0 ** (5 + i / 10),  # 1e5 .. 8e7
                     "nan/only": math.nan,
+                    "neg/v": -1.0 - i,
                     AWKWARD_LONG_NAME: float(i),
                 }
             )
@@ -323,6 +324,13 @@ def test_log_axis_labels_are_plain_decades(awkward_server: ViewerThread, tab: Pa
     _awkward_tab(tab, awkward_server, "q=^decades/&ly=1")
     labels = _labels(tab, "decades/v")
     assert {"1e5", "1e6", "1e7"} <= set(labels), labels  # not "1.00000000e+5"
+
+
+def test_log_y_with_no_positive_value_still_draws(awkward_server: ViewerThread, tab: Page) -> None:
+    _awkward_tab(tab, awkward_server, "q=^neg/&ly=1")
+    card = tab.ready("neg/v")
+    assert card.locator("canvas").evaluate(ORANGE_PIXELS) > 50  # linear, not an empty chart
+    assert any(t.startswith("-") for t in _labels(tab, "neg/v"))  # a linear y axis
 
 
 def test_a_long_series_name_keeps_the_top_bar_in_shape(
