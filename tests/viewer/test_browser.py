@@ -361,3 +361,24 @@ def test_a_run_deleted_elsewhere_leaves_the_page_consistent(live_base: Path, tab
         tab.ready("loss", series="1")
         assert head.inner_text() == "1 / 1 selected"  # not "2 / 1"
         assert tab.page.locator(".legend li").all_inner_texts()[0].startswith("keep")
+
+
+def test_a_link_with_a_removed_run_still_gets_live_updates(live_base: Path, tab: Page) -> None:
+    with Board(name="gone", base_dir=live_base) as gone:
+        gone.log(loss=1.0)
+    shutil.rmtree(gone.path)  # its folder removed for good; an old link still names it
+    board = Board(name="alive", base_dir=live_base)
+    try:
+        for i in range(10):
+            board.log(loss=1.0 / (i + 1))
+        with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+            tab.page.goto(f"{viewer.url}?b={board.id},{gone.id}")
+            card = tab.card("loss")
+            wait_until(lambda: card.get_attribute("data-total") == "10", what="the first points")
+            tab.page.wait_for_selector('.live[data-live="stream"]')
+            for i in range(10, 30):
+                board.log(loss=1.0 / (i + 1))
+            wait_until(lambda: card.get_attribute("data-total") == "30", what="the new points")
+            tab.page.goto("about:blank")  # leave before the server stops
+    finally:
+        board.finish()

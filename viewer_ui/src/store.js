@@ -122,24 +122,18 @@ export async function startStore(urlHadBoards) {
   }
   ready.value = true
   let disconnect = () => {}
+  // the selected runs that exist: an id of a run removed since (an old link) would make the
+  // server refuse the whole stream; a board created after the page loaded joins when it appears
   watch(
-    () => view.boards.join(','),
-    () => {
-      for (const id of view.boards) {
-        if (!store.metrics[id] && boardById.value[id]) loadMetrics(id)
+    () => selectedBoards.value.map((b) => b.id).join(','),
+    (joined) => {
+      const ids = joined ? joined.split(',') : []
+      for (const id of ids) {
+        if (!store.metrics[id]) loadMetrics(id)
       }
       disconnect()
-      disconnect = connectLive(view.boards, applyLive)
+      disconnect = connectLive(ids, applyLive)
     },
     { immediate: true },
-  )
-  // boards created after the page loaded: their metrics load when they are selected
-  watch(
-    () => store.boards.length,
-    () => {
-      for (const id of view.boards) {
-        if (!store.metrics[id] && boardById.value[id]) loadMetrics(id)
-      }
-    },
   )
 }
