@@ -292,7 +292,16 @@ def test_a_series_with_one_point_is_drawn(awkward_server: ViewerThread, tab: Pag
     _awkward_tab(tab, awkward_server, "q=^one/")
     card = tab.ready("one/point", points="1")
     assert card.locator("canvas").evaluate(ORANGE_PIXELS) > 5  # a dot, not an empty chart
+    assert "-1" in _labels(tab, "one/point")  # x around the point (step 0), not 0..100
     tab.shot("one-point")
+
+
+def test_relative_time_ticks_within_a_second_can_be_told_apart(
+    awkward_server: ViewerThread, tab: Page
+) -> None:
+    _awkward_tab(tab, awkward_server, "q=^close/&x=relative_time")
+    seconds = [t for t in _labels(tab, "close/v") if t.endswith("s")]
+    assert len(seconds) >= 2 and len(seconds) == len(set(seconds)), seconds  # not all "0.0s"
 
 
 def test_nan_after_the_last_finite_point_stays_on_the_chart(

@@ -78,7 +78,13 @@ export function robustRange(traces, showRaw) {
 
 function xAxisValues(axis) {
   if (axis === 'wall_time') return undefined // uPlot's own time ticks
-  if (axis === 'relative_time') return (u, ticks) => ticks.map((v) => fmtDuration(v))
+  if (axis === 'relative_time') {
+    return (u, ticks) => {
+      const labels = ticks.map((v) => fmtDuration(v))
+      // ticks closer than a tenth of a second: seconds with the digits that tell them apart
+      return new Set(labels).size === labels.length ? labels : fmtTicks(ticks).map((l) => l && `${l}s`)
+    }
+  }
   return (u, ticks) => fmtTicks(ticks)
 }
 
@@ -120,6 +126,14 @@ function tinySplits(u, axisIdx, min, max) {
   const ticks = []
   for (let k = Math.ceil(min / step); k * step <= max; k++) ticks.push(k * step)
   return ticks
+}
+
+// one x value only (a single point, or all points at one global_step): a span around it,
+// where uPlot would pick 0..100 or years of wall time
+function xRange(u, min, max) {
+  const xs = u.data[0] || []
+  if (xs.length && xs[0] === xs[xs.length - 1]) return [xs[0] - 1, xs[0] + 1]
+  return [min, max]
 }
 
 // a line needs two points: a series with one is drawn as a dot
@@ -167,6 +181,7 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
       x: {
         time: settings.x === 'wall_time',
         distr: settings.logX ? 3 : 1,
+        ...(settings.logX ? {} : { range: xRange }),
       },
       y: {
         distr: settings.logY ? 3 : 1,
