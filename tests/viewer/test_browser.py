@@ -391,3 +391,13 @@ def test_a_link_with_a_removed_run_still_gets_live_updates(live_base: Path, tab:
             tab.page.goto("about:blank")  # leave before the server stops
     finally:
         board.finish()
+
+
+def test_a_smoothing_typed_out_of_range_is_clamped(
+    server: ViewerThread, boards: Boards, tab: Page
+) -> None:
+    tab.page.goto(f"{server.url}?b={boards.beta}&q=^acc$")
+    tab.ready("acc")
+    for typed, used in [("5", "0.999"), ("-1", "0"), ("", "0"), ("0.3", "0.3")]:
+        tab.page.fill(".controls input.num", typed)
+        tab.ready("acc", smoothing=used)  # drawn with it; no failed request (422) in the console

@@ -91,10 +91,8 @@ function parse(kind, text, fallback) {
   switch (kind) {
     case 'list':
       return text.split(',').filter(Boolean)
-    case 'num': {
-      const v = Number(text)
-      return Number.isFinite(v) ? Math.min(Math.max(v, 0), 0.999) : fallback
-    }
+    case 'num':
+      return Number.isFinite(Number(text)) ? smoothingOf(text) : fallback
     case 'int': {
       const v = Number.parseInt(text, 10)
       return Number.isFinite(v) ? v : fallback
@@ -177,11 +175,18 @@ export function startUrlSync() {
   window.addEventListener('popstate', () => readUrl())
 }
 
+// Smoothing as the server accepts it (0..0.999): a number typed out of range is clamped and
+// a cleared box is 0, instead of every chart failing its request.
+export function smoothingOf(value) {
+  const v = Number(value)
+  return Number.isFinite(v) ? Math.min(Math.max(v, 0), 0.999) : 0
+}
+
 // Effective settings of one chart: its overrides on top of the global ones.
 export function chartSettings(name) {
   const o = view.charts[name] || {}
   return {
-    smoothing: o.s ?? view.smoothing,
+    smoothing: smoothingOf(o.s ?? view.smoothing),
     x: o.x ?? view.x,
     logY: o.ly ?? view.logY,
     logX: o.lx ?? view.logX,
