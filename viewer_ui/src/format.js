@@ -65,16 +65,7 @@ export function fmtX(axis, v) {
   return fmtValue(v)
 }
 
-// A regex from user input: case-insensitive; an invalid pattern matches as plain text.
-export function matcher(pattern) {
-  if (!pattern) return { test: () => true, valid: true }
-  try {
-    const re = new RegExp(pattern, 'i')
-    return { test: (s) => re.test(s), valid: true }
-  } catch {
-    const needle = pattern.toLowerCase()
-    return { test: (s) => s.toLowerCase().includes(needle), valid: false }
-  }
-}
+// A search pattern from user input (bf, q, rf): a linear-time regex subset, see pattern.js
+export { matcher } from './pattern.js'
 
 export const X_AXES = ['step', 'global_step', 'wall_time', 'relative_time']
