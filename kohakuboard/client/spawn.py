@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..writer.faults import make_reserve
+
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -28,15 +30,21 @@ def writer_command(board_dir: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "kohakuboard.writer", board_dir, *args]
 
 
-def spawn_writer(board_dir: str, session: str, *, commit_interval: float) -> subprocess.Popen[bytes]:
+def spawn_writer(
+    board_dir: str, session: str, *, commit_interval: float, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the writer of one session; ``env`` adds variables to its environment."""
+    make_reserve(board_dir)  # room for the writer to report a full disk in writer.log
     log = open(os.path.join(board_dir, "writer.log"), "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
-            writer_command(board_dir, "--session", session, "--commit-interval", str(commit_interval)),
+            writer_command(
+                board_dir, "--session", session, "--commit-interval", str(commit_interval)
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            env=_env(),
+            env={**_env(), **(env or {})},
             close_fds=True,
             start_new_session=True,
         )
@@ -45,13 +53,14 @@ def spawn_writer(board_dir: str, session: str, *, commit_interval: float) -> sub
 
 
 def recover(board_dir: str, *, timeout: float = 300.0) -> None:
-    """Drain rings left behind by dead sessions, synchronously."""
-    subprocess.run(
-        writer_command(board_dir, "--recover"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-        timeout=timeout,
-        check=True,
-    )
+    """Drain rings left behind by dead sessions, synchronously (its log: writer.log)."""
+    with open(os.path.join(board_dir, "writer.log"), "ab") as log:
+        subprocess.run(
+            writer_command(board_dir, "--recover"),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=_env(),
+            timeout=timeout,
+            check=True,
+        )

@@ -1,21 +1,25 @@
 """Command line of the writer process (``python -m kohakuboard.writer BOARD --session S``).
 
 This is kohakuboard's own process, started by a Board; process-wide settings (logging,
-signal dispositions) belong here, never in the training process.
+signal dispositions) belong here, never in the training process. The exit code tells the
+Board why the writer stopped (see ``faults``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
+from .. import locking
 from ..metadata import read_meta
 from ..storage import open_writer
-from .process import Writer, acquire_lock
+from . import faults
+from .process import LOCK_TIMEOUT_S, Writer, report_failure
+
+logger = logging.getLogger("kohakuboard.writer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recover", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s"
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(process)d %(levelname)s %(message)s",
     )
     # This is kohakuboard's own process: Ctrl+C belongs to the training process, which
     # finishes the board itself; the writer must keep draining meanwhile.
@@ -35,15 +41,29 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     board_dir = Path(args.board_dir)
     meta = read_meta(board_dir)
-    lock_fd = acquire_lock(board_dir)
-    storage = open_writer(board_dir, meta.backend)
     try:
-        writer = Writer(board_dir, storage, args.commit_interval)
-        writer.recover_dead_rings(skip_session=args.session)
-        if args.recover or not args.session:
-            writer._finalize()
-            return 0
-        return writer.serve(args.session)
+        lock_fd = locking.acquire_writer(board_dir, timeout=LOCK_TIMEOUT_S)
+    except TimeoutError as exc:
+        logger.error("cannot serve %s: %s", board_dir, exc)
+        return faults.EXIT_BUSY
+    try:
+        try:
+            storage = open_writer(board_dir, meta.backend)
+        except Exception as exc:
+            return report_failure(board_dir, exc, "cannot open the board's storage")
+        try:
+            writer = Writer(board_dir, storage, args.commit_interval)
+            writer.recover_dead_rings(skip_session=args.session)
+            if args.recover or not args.session:
+                writer._finalize()
+                return 0
+            return writer.serve(args.session)
+        except Exception as exc:
+            return report_failure(board_dir, exc, "storage failed")
+        finally:
+            try:
+                storage.close()
+            except Exception:
+                logger.debug("closing the storage failed", exc_info=True)
     finally:
-        storage.close()
-        os.close(lock_fd)
+        locking.release(lock_fd)

@@ -1,57 +1,63 @@
 """The writer process: drains a board's ring into its storage backend.
 
-It holds ``writer.lock`` (an flock, released by the kernel if the process dies) so that at
-most one writer serves a board. It commits every ``commit_interval`` seconds; each commit
-stores the ring cursors with the data, then advances the ring's consumed position. If the
+It holds ``writer.lock`` (see ``kohakuboard.locking``; released by the kernel if the
+process dies) so that at most one writer serves a board. It commits every
+``commit_interval`` seconds; each commit stores the ring cursors with the data, then
+advances the ring's consumed position. If the
 training process dies, it drains what is left, marks the board ``crashed`` and exits.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 import time
 from pathlib import Path
 
-from .. import ring
+from .. import locking, ring
+from ..locking import pid_alive
 from ..storage.base import StorageWriter
+from . import faults
+from .. import quarantine
 from .decode import Decoder
+from .screen import Batch, escape_schemas, is_fault, screen
 
 logger = logging.getLogger("kohakuboard.writer")
 
-LOCK_FILE = "writer.lock"
+__all__ = ["Writer", "acquire_lock", "pid_alive", "report_failure"]
+
+LOCK_FILE = locking.WRITER_LOCK
 IDLE_SLEEP_S = 0.005
 MAX_RECORDS_PER_PASS = 200_000
 LOCK_TIMEOUT_S = 60.0
 E_STORAGE = 1
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+E_DISK = 2
 
 
 def acquire_lock(board_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> int:
-    fd = os.open(board_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                os.close(fd)
-                raise
-            time.sleep(0.02)
+    """Hold the board's writer lock (see ``kohakuboard.locking``); TimeoutError if busy."""
+    return locking.acquire_writer(board_dir, timeout=timeout)
+
+
+def report_failure(board_dir: Path, exc: BaseException, what: str) -> int:
+    """Log why the writer stops and return its exit code. A disk fault gets one clear line
+    (the cause, the path, what to do), written into room the reserve file kept free."""
+    num = faults.disk_errno(exc)
+    if num is None:
+        logger.error("%s; the writer stops (the training process goes on)", what, exc_info=exc)
+        return faults.EXIT_STORAGE
+    faults.free_reserve(board_dir)
+    code = faults.exit_code(exc)
+    logger.error(
+        "cannot write to %s: %s (%s: %s). Values stay in the ring file until a writer can "
+        "store them; %s.",
+        board_dir,
+        faults.disk_fault(code),
+        type(exc).__name__,
+        exc,
+        faults.advice(board_dir),
+    )
+    return code
 
 
 class Writer:
@@ -65,6 +71,7 @@ class Writer:
         self.next_step = state.next_step
         self.global_step = state.global_step
         self.status = state.status
+        self.quarantined = 0  # values set aside by this process (see _commit_without_bad_values)
 
     # -- one ring ------------------------------------------------------------------------
     def _lanes(self, session: str, mm: object, info: ring.RingInfo) -> list[ring.LaneReader]:
@@ -105,27 +112,27 @@ class Writer:
 
     def commit(self, mm: object | None = None, session: str | None = None) -> None:
         dec = self.decoder
-        for cols in dec.take_scalars():
-            self.storage.add_scalars(cols)
         p = dec.pending
-        self.storage.add_media(p.media)
-        self.storage.add_tables(p.tables)
-        self.storage.add_histograms(p.histograms)
-        for control in dec.controls:
-            if control.get("op") == "config":
-                self.storage.update_config(control["config"])
+        batch = Batch(
+            scalars=dec.take_scalars(),
+            media=p.media,
+            tables=p.tables,
+            histograms=p.histograms,
+            configs=[c["config"] for c in dec.controls if c.get("op") == "config"],
+        )
         if p.max_step >= 0 and p.max_step + 1 > self.next_step:
             self.next_step = p.max_step + 1
             self.global_step = p.global_step_at_max
         finish = self._finish_control()
         if finish is not None and "global_step" in finish:
             self.global_step = int(finish["global_step"])
-        self.storage.commit(
-            cursors=self.cursors,
-            schemas=dec.new_schemas,
-            next_step=self.next_step,
-            global_step=self.global_step,
-        )
+        batch.add_to(self.storage)
+        try:
+            self._commit_storage(dec.new_schemas)
+        except Exception as exc:
+            if is_fault(exc):
+                raise
+            self._commit_without_bad_values(batch, dec.new_schemas, exc, mm)
         done = dec.reset()
         dec.controls = [c for c in dec.controls if c.get("op") == "finish"]
         if mm is not None and session is not None:
@@ -136,6 +143,44 @@ class Writer:
                 path.unlink()
             except FileNotFoundError:
                 pass
+
+    def _commit_storage(self, schemas: dict[tuple[str, int], tuple[str, ...]]) -> None:
+        self.storage.commit(
+            cursors=self.cursors,
+            schemas=schemas,
+            next_step=self.next_step,
+            global_step=self.global_step,
+        )
+
+    def _commit_without_bad_values(
+        self,
+        batch: Batch,
+        schemas: dict[tuple[str, int], tuple[str, ...]],
+        exc: Exception,
+        mm: object | None,
+    ) -> None:
+        """A commit failed because of a value: set the values the backend cannot store aside
+        in the quarantine file and commit everything else (see ``screen``). The backend has
+        dropped what the failed commit held (the storage contract), so it is added again."""
+        good, entries = screen(batch, self.storage.backend)
+        if not entries:
+            raise exc  # not something one value causes: stop as for any storage failure
+        quarantine.append(self.board_dir, entries)
+        self.quarantined += len(entries)
+        keys = sorted({(e["key"], e["kind"]) for e in entries})
+        logger.warning(
+            "%d value(s) could not be stored and were set aside in %s (%s: %s); every other "
+            "value is stored",
+            len(entries),
+            self.board_dir / quarantine.QUARANTINE_FILE,
+            ", ".join(f"{kind} {key!a}" for key, kind in keys[:5])
+            + (f" and {len(keys) - 5} more" if len(keys) > 5 else ""),
+            entries[0]["reason"],
+        )
+        if mm is not None:
+            ring.add_quarantined(mm, len(entries))  # type: ignore[arg-type]
+        good.add_to(self.storage)
+        self._commit_storage(escape_schemas(schemas))
 
     def _finish_control(self) -> dict | None:
         for control in self.decoder.controls:
@@ -198,6 +243,7 @@ class Writer:
                     ring.set_done(mm)
                     path.unlink(missing_ok=True)
                     self._finalize()
+                    faults.free_reserve(self.board_dir)
                     break
                 now = time.monotonic()
                 if not self.decoder.pending.empty() and (
@@ -212,11 +258,11 @@ class Writer:
                             self._producer_died(session, lanes, mm)
                             break
                     time.sleep(IDLE_SLEEP_S)
-        except Exception:
-            logger.exception("storage failed; the writer stops (the training process goes on)")
-            ring.set_writer_error(mm, E_STORAGE)
+        except Exception as exc:
+            code = report_failure(self.board_dir, exc, "storage failed")
+            ring.set_writer_error(mm, E_STORAGE if code == faults.EXIT_STORAGE else E_DISK)
             self._close_ring(lanes, mm, fd)
-            return 3
+            return code
         path.unlink(missing_ok=True)  # everything in it is committed
         self._close_ring(lanes, mm, fd)
         return 0
@@ -246,6 +292,7 @@ class Writer:
         self.storage.set_status(status)
         self.commit(mm, session)
         self._finalize()
+        faults.free_reserve(self.board_dir)
 
     def _finalize(self) -> None:
         try:

@@ -1,0 +1,309 @@
+"""The lock protocol of a board folder: the one module that locks files and checks liveness.
+
+A board folder has two lock files. Both are held with ``flock``, which the kernel releases
+when the holder exits, however it exits (kill -9 included):
+
+``owner.lock``
+    held by the process whose :class:`~kohakuboard.Board` logs to the board, for the whole
+    life of that Board (until ``finish()``). A second Board on the same board, in another
+    process or in this one, fails at once with :class:`~kohakuboard.errors.BoardInUseError`
+    instead of writing duplicate steps or waiting.
+``writer.lock``
+    held by the writer process that stores into the board: at most one writer at a time.
+    Commands that rewrite a board (migrate, compact, purge) take it too.
+
+The holder of either lock writes a small JSON record (pid, host, role, time) into the lock
+file so that an error can name it. Readers only test the locks (non-blocking, shared) and
+never wait.
+
+On NFS, Linux emulates ``flock`` with POSIX byte-range locks, which belong to a process
+rather than to an open file: a second lock taken by the same process succeeds, and closing
+any descriptor of the file drops them all. So this module remembers which lock files this
+process holds, answers for those itself, and never opens or closes them a second time.
+
+Importing this module works everywhere; on platforms without ``fcntl`` (Windows) the locks
+are ``msvcrt`` byte locks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+OWNER_LOCK = "owner.lock"
+WRITER_LOCK = "writer.lock"
+_HOLDER_MAX = 4096
+
+# Lock files this process holds: real path -> descriptor.
+_HELD: dict[str, int] = {}
+_HELD_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock, as the holder recorded it (any field may be unknown)."""
+
+    pid: int | None = None
+    host: str | None = None
+    role: str | None = None
+    since: float | None = None
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return "another process (pid unknown)"
+        where = "" if self.host in (None, socket.gethostname()) else f" on host {self.host}"
+        if self.pid == os.getpid() and not where and self.role == "board":
+            return f"another Board object in this process (pid {self.pid})"
+        what = {"board": "a Board in another process", "writer": "a writer process"}.get(
+            self.role or "", "another process"
+        )
+        return f"{what} (pid {self.pid}{where})"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # pragma: no cover - e.g. Windows without that pid
+        return False
+    return True
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _lock_fd(fd: int, *, shared: bool = False) -> bool:
+    """Try to lock ``fd`` without waiting; False if another holder has it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except PermissionError:  # EACCES: some systems say this for a held lock
+            return False
+        return True
+    import msvcrt  # pragma: no cover - Windows
+
+    try:  # pragma: no cover
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    except OSError:  # pragma: no cover
+        return False
+    return True  # pragma: no cover
+
+
+def _unlock_fd(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return
+    import msvcrt  # pragma: no cover - Windows
+
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover
+    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # pragma: no cover
+
+
+def try_lock(path: Path, *, role: str) -> int | None:
+    """Take the lock file ``path`` exclusively without waiting.
+
+    Returns the descriptor that holds it (give it to :func:`release`), or None when someone
+    else (another process, or another holder in this one) has it. The holder record
+    (pid, host, ``role``) is written into the file.
+    """
+    key = _key(path)
+    with _HELD_GUARD:
+        if key in _HELD:
+            return None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            locked = _lock_fd(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not locked:
+            os.close(fd)
+            return None
+        _HELD[key] = fd
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "since": time.time()}
+    try:
+        data = json.dumps(record).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    except OSError:
+        pass  # a full disk: the lock still holds, only the holder record is missing
+    return fd
+
+
+def acquire(path: Path, *, role: str, timeout: float, poll: float = 0.02) -> int:
+    """Take the lock file ``path`` exclusively, waiting up to ``timeout`` seconds.
+
+    Raises :class:`TimeoutError` naming the holder when it stays busy.
+    """
+    deadline = time.monotonic() + timeout
+    announced = False
+    while True:
+        fd = try_lock(path, role=role)
+        if fd is not None:
+            return fd
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{path} is held by {read_holder(path).describe()} (waited {timeout:.0f} s)"
+            )
+        if not announced and timeout > 1.0:
+            announced = True
+            logger.info("waiting for %s, held by %s", path, read_holder(path).describe())
+        time.sleep(poll)
+
+
+def release(fd: int) -> None:
+    """Give back a lock taken with :func:`try_lock` or :func:`acquire`."""
+    with _HELD_GUARD:
+        for key, held in list(_HELD.items()):
+            if held == fd:
+                del _HELD[key]
+        try:
+            _unlock_fd(fd)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def held_here(path: Path) -> bool:
+    """Whether this process holds the lock file ``path``."""
+    with _HELD_GUARD:
+        return _key(path) in _HELD
+
+
+def is_locked(path: Path) -> bool:
+    """Whether anyone holds the lock file ``path`` now (this process included). Never waits,
+    never creates the file."""
+    if held_here(path):
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        return False  # cannot tell; a reader without access treats the board as idle
+    try:
+        if fcntl is not None:
+            if not _lock_fd(fd, shared=True):
+                return True
+            _unlock_fd(fd)
+            return False
+        return not _lock_fd(fd)  # pragma: no cover - Windows: no shared locks
+    finally:
+        os.close(fd)
+
+
+def read_holder(path: Path) -> Holder:
+    """The holder record in a lock file (plain JSON data; anything odd reads as unknown)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = json.loads(fh.read(_HOLDER_MAX).decode("utf-8"))
+    except (OSError, ValueError):
+        return Holder()
+    if not isinstance(raw, dict):
+        return Holder()
+    pid, host, role, since = raw.get("pid"), raw.get("host"), raw.get("role"), raw.get("since")
+    return Holder(
+        pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        host=host if isinstance(host, str) else None,
+        role=role if isinstance(role, str) else None,
+        since=float(since)
+        if isinstance(since, (int, float)) and not isinstance(since, bool)
+        else None,
+    )
+
+
+# -- the two locks of a board folder ---------------------------------------------------------
+def claim_board(board_dir: Path) -> int | None:
+    """Take ``owner.lock`` for a Board; None when another Board has the board."""
+    return try_lock(Path(board_dir) / OWNER_LOCK, role="board")
+
+
+def owner_holder(board_dir: Path) -> Holder:
+    return read_holder(Path(board_dir) / OWNER_LOCK)
+
+
+def board_open_here(board_dir: str | os.PathLike[str]) -> bool:
+    """Whether a live Board in this process has the board in ``board_dir``.
+
+    For integrations that may hold a second handle to a run (e.g. an unpickled logger in
+    the same process): a new ``Board`` on that board would raise ``BoardInUseError``.
+    """
+    return held_here(Path(board_dir) / OWNER_LOCK)
+
+
+def owner_alive(board_dir: Path) -> bool:
+    """Whether a live Board (any process) has the board."""
+    return is_locked(Path(board_dir) / OWNER_LOCK)
+
+
+def writer_alive(board_dir: Path) -> bool:
+    """Whether a writer process (or a command rewriting the board) holds the board."""
+    return is_locked(Path(board_dir) / WRITER_LOCK)
+
+
+def writer_holder(board_dir: Path) -> Holder:
+    return read_holder(Path(board_dir) / WRITER_LOCK)
+
+
+def acquire_writer(board_dir: Path, *, timeout: float) -> int:
+    return acquire(Path(board_dir) / WRITER_LOCK, role="writer", timeout=timeout)
+
+
+def wait_writer_idle(board_dir: Path, *, timeout: float) -> bool:
+    """Wait until no writer holds the board (one still storing a finished or dead session);
+    False if one still does after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    path = Path(board_dir) / WRITER_LOCK
+    announced = False
+    while is_locked(path):
+        if time.monotonic() >= deadline:
+            return False
+        if not announced:
+            announced = True
+            logger.info(
+                "kohakuboard: waiting for %s to finish storing an earlier session of %s",
+                read_holder(path).describe(),
+                board_dir,
+            )
+        time.sleep(0.02)
+    return True
+
+
+def _after_fork_in_child() -> None:
+    # The child gets copies of our descriptors. Closing a copy leaves the parent's flock in
+    # place (and POSIX locks are not inherited at all); never unlock here. The guard may
+    # have been held by another thread at the fork: the child starts with a new one.
+    global _HELD_GUARD
+    _HELD_GUARD = threading.Lock()
+    for fd in _HELD.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
