@@ -519,6 +519,23 @@ PortOpt = Annotated[
         "--port", "-p", show_default=False, help="Port (default 48889, or a free one if taken)."
     ),
 ]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="KOHAKUBOARD_TOKEN",
+        show_default=False,
+        help="Access token (16+ URL-safe characters; default: a random one per start). "
+        "Prefer the environment variable: other users see command lines in ps.",
+    ),
+]
+NoTokenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-token",
+        help="No access token: every user of this machine can read the boards (single-user box).",
+    ),
+]
 
 
 def _run_viewer(action: Any) -> None:
@@ -549,6 +566,8 @@ def open_command(
             help="With --host other than 127.0.0.1: let anyone who reaches the viewer edit runs.",
         ),
     ] = False,
+    token: TokenOpt = None,
+    no_token: NoTokenOpt = False,
 ) -> None:
     """Serve the web viewer on the boards in PATH (live while they are written)."""
     from .viewer.commands import open_viewer
@@ -562,6 +581,8 @@ def open_command(
             echo=typer.echo,
             read_only=read_only,
             allow_edits=allow_edits,
+            token=token,
+            no_token=no_token,
         )
     )
 
@@ -574,12 +595,22 @@ def demo_command(
     no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser tab.")] = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = None,
+    token: TokenOpt = None,
+    no_token: NoTokenOpt = False,
 ) -> None:
     """Write a few demo training runs and open the viewer on them."""
     from .viewer.commands import run_demo
 
     _run_viewer(
-        lambda: run_demo(base_dir, host=host, port=port, browser=not no_open, echo=typer.echo)
+        lambda: run_demo(
+            base_dir,
+            host=host,
+            port=port,
+            browser=not no_open,
+            echo=typer.echo,
+            token=token,
+            no_token=no_token,
+        )
     )
 
 

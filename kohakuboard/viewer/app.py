@@ -38,6 +38,7 @@ def create_app(
     static_dir: str | os.PathLike[str] | None = STATIC_DIR,
     live_interval: float = 0.5,
     read_only: bool = False,
+    token: str | None = None,
 ) -> FastAPI:
     """The viewer app for the boards under ``base_dir`` (or the single board ``base_dir``).
 
@@ -48,6 +49,9 @@ def create_app(
         static_dir: the built web app (checked now); ``None`` serves the API only.
         live_interval: seconds between two looks at the boards for live updates.
         read_only: refuse the run edits (rename, notes, tags, delete) too: 405.
+        token: the access token every ``/api`` request must prove it knows (see
+            :mod:`kohakuboard.viewer.auth`); ``None``: no token (``kobo open --no-token``,
+            and the in-process test client). :class:`BadTokenError` if it is unusable.
     """
     catalog = Catalog(Path(base_dir))
     bundle = check_bundle(Path(static_dir)) if static_dir is not None else None
@@ -80,6 +84,7 @@ def create_app(
         allowed_hosts=allowed_hosts,
         allow_ip_hosts=allow_ip_hosts,
         writes=not read_only,
+        token=token,
     )
     return app
 

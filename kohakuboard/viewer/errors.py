@@ -37,3 +37,9 @@ class BundleMissingError(ViewerError, FileNotFoundError):
     """The built web app is not where the package expects it (raised at start-up)."""
 
     status_code = 500
+
+
+class BadTokenError(ViewerError, ValueError):
+    """The access token given to the viewer (``--token``, ``KOHAKUBOARD_TOKEN``) is unusable."""
+
+    status_code = 500

@@ -19,9 +19,11 @@ import json
 import re
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import TokenGate, login_page
 
 CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
@@ -64,28 +66,33 @@ def allowed_hosts_for(bind_host: str) -> tuple[set[str], bool]:
     return names, False
 
 
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, then an optional
+# port of digits. Anything else ("127.0.0.1:1@evil.com", "a:b:c") is refused whole.
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_.-]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def parse_host(header: str, scheme: str = "http") -> tuple[str, int | None] | None:
+    """``(name, port)`` of a Host header value (the scheme's default port if none is given),
+    or ``None`` if it is not a well-formed host: ``[::1]:8080`` -> ``("::1", 8080)``."""
+    found = _HOST.fullmatch(header.strip().lower())
+    if found is None:
+        return None
+    port = DEFAULT_PORTS.get(scheme) if found["port"] is None else int(found["port"])
+    if port is not None and not 0 < port <= 65535:
+        return None
+    name = found["v6"] if found["v6"] is not None else found["name"].rstrip(".")
+    return (name, port) if name else None
+
+
 def host_name(header: str) -> str:
-    """The name part of a Host header value: ``[::1]:8080`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
-    value = header.strip().lower()
-    if value.startswith("["):
-        end = value.find("]")
-        return value[1:end] if end > 0 else ""
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
+    """The name part of a Host header value (``""`` if it is malformed)."""
+    parsed = parse_host(header)
+    return parsed[0] if parsed else ""
 
 
 def host_port(header: str, scheme: str) -> tuple[str, int | None]:
     """``(name, port)`` of a Host header value, the scheme's default port if none is given."""
-    value = header.strip().lower()
-    tail = value[value.find("]") + 1 :] if value.startswith("[") else value
-    port: int | None = DEFAULT_PORTS.get(scheme)
-    if tail.count(":") == 1:
-        try:
-            port = int(tail.split(":", 1)[1])
-        except ValueError:
-            port = None
-    return host_name(header), port
+    return parse_host(header, scheme) or ("", None)
 
 
 def same_origin(origin: str, host: str, scheme: str) -> bool:
@@ -142,8 +149,15 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+class _HeadDone(Exception):
+    """Raised into a streaming response answering a HEAD request: its headers are sent."""
+
+
 class LocalSecurityMiddleware:
-    """Pure ASGI middleware (streams such as SSE pass through untouched)."""
+    """Pure ASGI middleware (streams such as SSE pass through untouched).
+
+    ``HEAD`` is answered as ``GET`` with the body left out (the routes are declared for GET
+    only); an event stream answering a HEAD is stopped once its headers are sent."""
 
     def __init__(
         self,
@@ -152,11 +166,13 @@ class LocalSecurityMiddleware:
         allowed_hosts: Iterable[str],
         allow_ip_hosts: bool = False,
         writes: bool = False,
+        token: str | None = None,
     ) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts}
         self.allow_ip_hosts = allow_ip_hosts
         self.writes = writes  # the run edits; False: every write is refused (405)
+        self.gate = TokenGate(token) if token is not None else None
 
     def host_ok(self, header: str) -> bool:
         name = host_name(header)
@@ -168,12 +184,41 @@ class LocalSecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            await self._head(scope, receive, send)
+            return
+        await self._checked(scope, receive, send)
+
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        done = False
+
+        async def send_head(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body":
+                if not done:
+                    done = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if message.get("more_body", False):
+                    raise _HeadDone
+            else:
+                await send(message)
+
+        try:
+            await self._checked({**scope, "method": "GET"}, receive, send_head)
+        except _HeadDone:
+            pass
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.host_ok(host):
             await _reject(send, 400, f"Host header {host!r} is not allowed by this viewer")
             return
-        if scope["method"] not in ("GET", "HEAD"):
+        if self.gate is not None and not await _token_ok(self.gate, scope, headers, host, send):
+            return
+        if scope["method"] != "GET":
             refused = write_refusal(
                 scope["method"],
                 scope["path"],
@@ -194,14 +239,61 @@ class LocalSecurityMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _reject(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _token_ok(
+    gate: TokenGate, scope: Scope, headers: dict[bytes, bytes], host: str, send: Send
+) -> bool:
+    """Whether the request may go on; if not, the answer (a redirect that trades a
+    ``?token=`` for the cookie, or 401) has been sent."""
+    _, port = host_port(host, scope.get("scheme", "http"))
+    known = gate.authenticated(headers, port)
+    has_token, right, rest = gate.query_token(scope.get("query_string", b""))
+    if has_token and scope["method"] == "GET" and (right or known):
+        path = scope.get("raw_path") or quote(scope["path"]).encode()
+        location = path + (b"?" + rest if rest else b"")
+        extra = [(b"location", location), (b"cache-control", b"no-store")]
+        if right:
+            extra.append((b"set-cookie", gate.set_cookie(port)))
+        await _send(send, 303, b"", b"text/plain; charset=utf-8", extra)
+        return False
+    path = scope["path"]
+    if known or not (path == "/api" or path.startswith("/api/")) and not has_token:
+        return True
+    detail = (
+        "this is not the token of this viewer (it changes each time the viewer starts)"
+        if has_token
+        else "this viewer needs its access token: open the URL that `kobo open` printed "
+        "(it ends in ?token=...), or send the header Authorization: Bearer TOKEN"
+    )
+    auth_header = [(b"www-authenticate", b'Bearer realm="KohakuBoard"')]
+    if _wants_html(headers):
+        await _send(send, 401, login_page(detail), b"text/html; charset=utf-8", auth_header)
+    else:
+        body = json.dumps({"detail": detail}).encode()
+        await _send(send, 401, body, b"application/json", auth_header)
+    return False
+
+
+def _wants_html(headers: dict[bytes, bytes]) -> bool:
+    """A browser navigating (rather than a script or the app's own fetch)."""
+    if headers.get(b"sec-fetch-mode", b"").lower() == b"navigate":
+        return True
+    return b"text/html" in headers.get(b"accept", b"").lower()
+
+
+async def _send(
+    send: Send, status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
+        *extra,
         *SECURITY_HEADERS,
     ]
-    if status == 405:
-        headers.append((b"allow", b"GET, HEAD"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _reject(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    extra = [(b"allow", b"GET, HEAD")] if status == 405 else []
+    await _send(send, status, body, b"application/json", extra)

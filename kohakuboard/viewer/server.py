@@ -7,9 +7,11 @@ same server in a background thread (tests, scripts).
 from __future__ import annotations
 
 import errno
+import html
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 import webbrowser
@@ -21,6 +23,7 @@ import uvicorn
 
 from ..errors import BoardNotFoundError
 from .app import create_app
+from .auth import TOKEN_PARAM
 from .security import allowed_hosts_for, is_wildcard
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,25 @@ def bind(host: str, port: int) -> socket.socket:
 def url_for(host: str, port: int) -> str:
     shown = "127.0.0.1" if is_wildcard(host) else host.strip("[]")
     return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+
+
+def login_url(url: str, token: str | None) -> str:
+    """The URL to print or open: ``url`` with ``?token=...`` when there is a token."""
+    return f"{url}?{TOKEN_PARAM}={token}" if token is not None else url
+
+
+def _browser_file(url: str) -> Path:
+    """A private HTML file that sends the browser to ``url`` (as Jupyter does: a token on a
+    browser's command line would be visible to other users in ``ps``)."""
+    fd, name = tempfile.mkstemp(prefix="kohakuboard-open-", suffix=".html")  # mode 0600
+    page = (
+        '<!doctype html><meta charset="utf-8"><title>KohakuBoard</title>'
+        f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">'
+        f'<p><a href="{html.escape(url)}">Open the viewer</a></p>'
+    )
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(page)
+    return Path(name)
 
 
 class _Server(uvicorn.Server):
@@ -109,23 +131,32 @@ def serve(
     open_browser: bool = False,
     on_ready: Callable[[str], None] | None = None,
     read_only: bool = False,
+    token: str | None = None,
 ) -> None:
     """Serve the boards under ``path`` until interrupted (Ctrl+C).
 
     ``host`` defaults to 127.0.0.1 (this machine only). Any other interface exposes every
-    board under ``path`` to the network, unauthenticated: it is logged as a warning.
+    board under ``path`` to the network: it is logged as a warning.
     ``read_only`` refuses the run edits (rename, notes, tags, delete) too.
+    ``token``: the access token (:func:`kohakuboard.viewer.auth.new_token`; ``kobo open``
+    makes one per start); ``None`` serves every local user. ``on_ready`` gets the URL to
+    print, which carries the token.
     """
-    app, sock, url = prepare(path, host, port, read_only=read_only)
+    app, sock, url = prepare(path, host, port, read_only=read_only, token=token)
+    url = login_url(url, token)
     if is_wildcard(host) or host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         logger.warning(
             "listening on %s: every board under %s is readable by anyone who can reach this "
-            "machine on port %d, without a password",
+            "machine on port %d%s",
             host or "all interfaces",
             check_folder(path),
             sock.getsockname()[1],
+            " and knows the token (sent unencrypted over http)"
+            if token is not None
+            else ", without a password",
         )
     server = _server(app)
+    redirect: list[Path] = []
 
     def announce() -> None:
         while not server.started and not server.should_exit:
@@ -133,7 +164,10 @@ def serve(
         if server.started:
             if on_ready is not None:
                 on_ready(url)
-            if open_browser:
+            if open_browser and token is not None:
+                redirect.append(_browser_file(url))
+                webbrowser.open(redirect[-1].as_uri())
+            elif open_browser:
                 webbrowser.open(url)
 
     threading.Thread(target=announce, name="kobo-open-ready", daemon=True).start()
@@ -141,10 +175,16 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for file in redirect:
+            file.unlink(missing_ok=True)
 
 
 class ViewerThread:
-    """The viewer in a background thread: ``with ViewerThread(path) as v: get(v.url)``."""
+    """The viewer in a background thread: ``with ViewerThread(path) as v: get(v.url)``.
+
+    ``url`` is the address without a token; with ``token=...`` (``None`` by default: no
+    token, as ``kobo open --no-token``), ``login_url`` is the one that hands a browser its
+    cookie and ``headers`` what a script sends."""
 
     def __init__(
         self,
@@ -152,9 +192,13 @@ class ViewerThread:
         *,
         host: str = DEFAULT_HOST,
         port: int = 0,
+        token: str | None = None,
         **app_kwargs: Any,
     ) -> None:
-        self.app, self._sock, self.url = prepare(path, host, port, **app_kwargs)
+        self.app, self._sock, self.url = prepare(path, host, port, token=token, **app_kwargs)
+        self.token = token
+        self.login_url = login_url(self.url, token)
+        self.headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         self._server = _server(self.app)
         self._thread = threading.Thread(
             target=self._server.run,
