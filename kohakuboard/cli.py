@@ -651,6 +651,82 @@ def compact_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) ->
         typer.echo(f"{out}: compacted")
 
 
+@app.command("verify")
+def verify_command(
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="A board folder, or a folder of boards.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every data file against the sizes, row counts and checksums recorded at commit.
+
+    Exits with 1 when a board is damaged (each damaged file and the rows lost are listed).
+    """
+    from .verify import verify_path
+
+    with _user_errors(path.expanduser().absolute()):
+        checks = verify_path(path)
+    if as_json:
+        typer.echo(
+            _json(
+                [
+                    {
+                        "path": str(c.path),
+                        "id": c.id,
+                        "ok": c.ok,
+                        "error": c.error,
+                        "rows_lost": c.rows_lost,
+                        "damaged": [d.__dict__ for d in c.damage],
+                    }
+                    for c in checks
+                ]
+            )
+        )
+    else:
+        for c in checks:
+            if c.ok:
+                typer.echo(f"{c.path}: ok")
+                continue
+            if c.error is not None:
+                typer.echo(f"{c.path}: DAMAGED: {c.error}")
+            for d in c.damage:
+                typer.echo(f"{c.path}: DAMAGED: {d.describe()}")
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            typer.echo(
+                f"{_plural(len(bad), 'damaged board')} of {len(checks)}; "
+                "`kobo repair BOARD` keeps every readable row and sets damaged files aside",
+                err=True,
+            )
+    if any(not c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command("repair")
+def repair_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> None:
+    """Keep every readable row of a damaged board; move damaged files to its damaged/ folder.
+
+    Refuses a board that a running process writes.
+    """
+    from .verify import repair_board
+
+    with _user_errors(base_dir.expanduser().absolute()):
+        report = repair_board(_resolve(board, base_dir))
+    if not report.files:
+        typer.echo(f"{report.path}: nothing to repair")
+        return
+    for f in report.files:
+        where = f" -> {f['moved_to']}" if f.get("moved_to") else ""
+        typer.echo(
+            f"{report.path}: {f['file']}: {f['reason']}: kept {f['rows_kept']} rows, "
+            f"lost {f['rows_lost']}{where}"
+        )
+    typer.echo(
+        f"{report.path}: repaired; {report.rows_kept} rows kept, {report.rows_lost} lost "
+        f"(report: {report.report})"
+    )
+
+
 def main() -> None:
     """Entry point of the ``kobo`` console script."""
     app(prog_name="kobo")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BoardNotFoundError
@@ -25,6 +26,9 @@ class BoardMeta:
     created_at: float
     version: str
     format_version: int = FORMAT_VERSION
+    # Random per creation: tells a board from another made later in the same folder with
+    # the same id (viewer caches key on it). Boards written before it read as "".
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 def write_meta(path: Path, meta: BoardMeta) -> None:
@@ -55,6 +59,7 @@ def read_meta(path: Path) -> BoardMeta:
         created_at=float(raw.get("created_at") or 0.0),
         version=str(raw.get("version") or ""),
         format_version=version,
+        nonce=str(raw.get("nonce") or ""),
     )
 
 

@@ -6,8 +6,6 @@ what the writer has committed (within about ``commit_interval`` of ``log()``).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import os
 from dataclasses import dataclass
@@ -16,13 +14,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from . import locking
 from .annotations import read_annotations
-from .errors import BoardNotFoundError
+from .errors import BoardNotFoundError, KohakuBoardError
 from .metadata import BoardMeta, is_board_dir, read_meta
 from .storage import open_reader
-from .storage.base import HistogramRow, MediaRow, MetricInfo, TableRow
+from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
 
-WRITER_LOCK = "writer.lock"
+WRITER_LOCK = locking.WRITER_LOCK
+# The file that says what a board holds, per backend (reported when it cannot be read).
+_CATALOG_FILE = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 class Progress:
     next_step: int
     global_step: int
+    damaged: bool = False  # some committed data cannot be read (see Reader.damage)
 
 
 @dataclass(frozen=True)
@@ -55,33 +57,33 @@ class BoardInfo:
     tags: tuple[str, ...] = ()
     notes: str = ""
     deleted_at: float | None = None
+    damage: tuple[DamagedFile, ...] = ()  # damaged data files (cheap check, see Reader.damage)
+    uid: str = ""  # tells this board from an earlier one of the same id in the same folder
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def damaged(self) -> bool:
+        return bool(self.damage)
+
 
 def _writer_alive(board_dir: Path) -> bool:
-    try:
-        fd = os.open(board_dir / WRITER_LOCK, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exc:
-        return exc.errno in (errno.EAGAIN, errno.EACCES)
-    finally:
-        os.close(fd)
-    return False
+    return locking.writer_alive(board_dir)
 
 
 def _producer_alive(board_dir: Path) -> bool:
+    """Whether a live Board logs to the board (its writer may be starting or restarting)."""
+    if locking.owner_alive(board_dir):
+        return True
+    if (board_dir / locking.OWNER_LOCK).exists():
+        return False  # the owner lock says it all; a ring's pid may have been reused
     from .ring import read_producer_pid
-    from .writer.process import pid_alive
 
-    for ring_file in board_dir.glob("ring-*.kbr"):
+    for ring_file in board_dir.glob("ring-*.kbr"):  # boards written before owner.lock
         pid = read_producer_pid(ring_file)
-        if pid and pid_alive(pid):
+        if pid and locking.pid_alive(pid):
             return True
     return False
 
@@ -93,11 +95,33 @@ class Reader:
         self.path = Path(path).expanduser().resolve()
         self.meta: BoardMeta = read_meta(self.path)
         self._store = open_reader(self.path, self.meta.backend)
+        self.uid = self.meta.nonce or _legacy_uid(self.path, self.meta)
 
     # identity and state
     @property
     def id(self) -> str:
         return self.meta.id
+
+    def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        """Data files of the last commit that are damaged, with the rows each loses.
+
+        The default check is cheap (lengths, footers, row counts); ``full`` reads every byte
+        and compares the checksums recorded at commit (what ``kobo verify`` does). Reads
+        never raise for a damaged file: they return the rows that can be read, and the file
+        is listed here (a warning is logged once per file).
+        """
+        try:
+            return self._store.damage(full=full)
+        except KohakuBoardError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged catalog raises is damage
+            return [self._catalog_damage(exc)]
+
+    def _catalog_damage(self, exc: BaseException) -> DamagedFile:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        file = _CATALOG_FILE.get(self.meta.backend, "catalog")
+        logger.warning("board %s: cannot read %s: %s", self.path, file, text)
+        return DamagedFile(file, f"unreadable: {text}")
 
     @property
     def name(self) -> str:
@@ -117,13 +141,25 @@ class Reader:
 
     def progress(self) -> Progress:
         meta = self._store.meta()
-        return Progress(int(meta.get("next_step", 0)), int(meta.get("global_step", 0)))
+        damaged = bool(self.damage())
+        return Progress(int(meta.get("next_step", 0)), int(meta.get("global_step", 0)), damaged)
 
     def config(self) -> dict[str, Any]:
         return self._store.config()
 
     def info(self) -> BoardInfo:
-        meta = self._store.meta()
+        """The listing entry. A board whose catalog cannot be read is still listed, with
+        the reason in ``damage`` (and no steps or metrics)."""
+        damage = self.damage()
+        try:
+            meta = self._store.meta()
+            status = self.status()
+            metrics = len(self._store.metrics())
+        except KohakuBoardError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unreadable catalog is damage, listed as such
+            meta, status, metrics = {}, "crashed", 0
+            damage = [*damage, self._catalog_damage(exc)]
         notes = read_annotations(self.path)
         return BoardInfo(
             id=self.meta.id,
@@ -132,14 +168,16 @@ class Reader:
             backend=self.meta.backend,
             created_at=self.meta.created_at,
             updated_at=meta.get("updated_at"),
-            status=self.status(),
+            status=status,
             steps=int(meta.get("next_step", 0)),
-            metrics=len(self._store.metrics()),
+            metrics=metrics,
             path=self.path,
             original_name=self.meta.name,
             tags=notes.tags,
             notes=notes.notes,
             deleted_at=notes.deleted_at,
+            damage=tuple(damage),
+            uid=self.uid,
         )
 
     # catalog
@@ -190,6 +228,16 @@ class Reader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _legacy_uid(path: Path, meta: BoardMeta) -> str:
+    """Identity of a board written before board.json had a nonce: its creation time and the
+    inode of its board.json (a folder made again gets a new one)."""
+    try:
+        ino = (path / "board.json").stat().st_ino
+    except OSError:
+        ino = 0
+    return f"{meta.created_at!r}/{ino}"
 
 
 def open_board(path: str | os.PathLike[str]) -> Reader:

@@ -147,6 +147,27 @@ class StorageWriter(abc.ABC):
 
 
 @dataclass(frozen=True)
+class DamagedFile:
+    """A data file of the last commit that cannot be read as committed.
+
+    ``file`` is relative to the board folder; ``rows`` is what the commit recorded for it
+    (-1: not recorded) and ``rows_lost`` how many of those cannot be read back (-1: unknown,
+    e.g. a checksum mismatch in a file that still decodes).
+    """
+
+    file: str
+    reason: str
+    rows: int = -1
+    rows_lost: int = -1
+
+    def describe(self) -> str:
+        lost = f"; {self.rows_lost} of {self.rows} rows lost" if self.rows_lost >= 0 else ""
+        if self.rows_lost < 0 and self.rows >= 0:
+            lost = f"; {self.rows} rows affected"
+        return f"{self.file}: {self.reason}{lost}"
+
+
+@dataclass(frozen=True)
 class MetricInfo:
     name: str
     kind: str  # "scalar" | "media" | "table" | "histogram"
@@ -186,6 +207,16 @@ class StorageReader(abc.ABC):
     @abc.abstractmethod
     def meta(self) -> dict[str, Any]:
         """status, next_step, global_step, updated_at (what the last commit stored)."""
+
+    def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        """Data files of the last commit that are damaged (missing, cut short, unreadable,
+        row count or checksum mismatch), plus any a read of this reader met.
+
+        The default check is cheap (file sizes, Parquet footers); ``full`` also reads every
+        byte and compares the checksums the commits recorded. Reads never fail on a damaged
+        file: they skip what cannot be read, and the file shows up here.
+        """
+        return []
 
     def disk_bytes(self) -> int:
         """Bytes of the board's files on disk (rings and SQLite scratch files excluded)."""

@@ -27,19 +27,19 @@ name instead of its id. Full description in ``docs/backends.md``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .base import SCALAR_SCHEMA
+from .base import SCALAR_SCHEMA, DamagedFile
+from .checks import file_crc32, merge
 from .columnar import METRIC_KIND, SCALAR_COLUMNS, num
 from .duckdb_build import (
     DB_FILE,
@@ -51,11 +51,12 @@ from .duckdb_build import (
     read_absorbed_upto,
 )
 from .duckdb_pool import pooled
-from .parts import quarantine, save_state
+from .parts import quarantine, record_damage, save_state
 from .parts_reader import PartsReader
 from .parts_writer import PartsWriter
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LIVE_FOLDER = "live"
 # Live rows that start an update of board.duckdb during training (it also waits until the
@@ -82,7 +83,8 @@ class DuckDBWriter(PartsWriter):
                 upto = read_absorbed_upto(con)
                 rows = int(con.execute("SELECT count(*) FROM scalars").fetchall()[0][0])
             if upto > info["absorbed_upto"]:
-                self._apply(Built(upto=upto, rows=rows, seq=-1, full=False))
+                size, crc = self.db_path.stat().st_size, file_crc32(self.db_path)
+                self._apply(Built(upto=upto, rows=rows, seq=-1, full=False, bytes=size, crc32=crc))
 
     # -- when to absorb ---------------------------------------------------------------------------
     def after_commit(self) -> None:
@@ -143,12 +145,15 @@ class DuckDBWriter(PartsWriter):
         st["parts"] = [p for p in st["parts"] if p["id"] > built.upto]
         info = st["duckdb"]
         info.update(absorbed_upto=built.upto, rows=built.rows, seq=built.seq)
+        info.update(bytes=built.bytes, crc32=built.crc32)
         info["runs"] = 1 if built.full else info["runs"] + 1
+        damaged = {p["file"]: p for p in built.damaged}
+        for entry in damaged.values():
+            record_damage(st, entry, entry.get("reason", "unreadable"), int(entry.get("rows", -1)))
         save_state(self.state_path, st)
-        damaged = {p["file"] for p in built.damaged}
         for entry in gone:
             if entry["file"] in damaged:
-                quarantine(self.board_dir, entry)
+                quarantine(self.board_dir, entry["file"])
             else:
                 (self.board_dir / entry["file"]).unlink(missing_ok=True)
         self.files.forget({p["file"] for p in st["parts"]})
@@ -164,29 +169,74 @@ def _numpy_table(got: dict[str, Any]) -> pa.Table:
 
 
 class DuckDBReader(PartsReader):
-    """Reads ``board.duckdb`` plus whatever the live store holds beyond it."""
+    """Reads ``board.duckdb`` plus whatever the live store holds beyond it.
+
+    A ``board.duckdb`` that cannot be opened or read (damaged on disk) is reported by
+    :meth:`damage` and left out: reads then return the live rows only.
+    """
 
     def __init__(self, board_dir: Path) -> None:
         super().__init__(board_dir)
         self.db_path = self.board_dir / DB_FILE
         self._ids_of: tuple[dict[str, Any], dict[tuple[str, str], int]] | None = None
 
-    @contextlib.contextmanager
-    def _db(self, state: dict[str, Any]) -> Iterator[tuple[duckdb.DuckDBPyConnection | None, int]]:
-        """The database (or None before the first absorb) and the last live part it holds."""
+    def _db_damaged(self, state: dict[str, Any], exc: BaseException) -> None:
+        rows = int(state.get("duckdb", {}).get("rows", -1))
+        reason = f"unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        self.files.damage.add(DamagedFile(DB_FILE, reason, rows, rows))
+
+    def _from_db(self, state: dict[str, Any], query: Callable[[Any], T]) -> tuple[T | None, int]:
+        """``query(connection)`` on the database (None before the first absorb, or when the
+        file is damaged) and the last live part it holds."""
         expected = int(state.get("duckdb", {}).get("absorbed_upto", 0))
         if not self.db_path.exists():
             if expected:
-                logger.warning("%s is missing; reading the live rows only", self.db_path)
-            yield None, 0
-            return
-        with pooled(self.db_path) as con:
-            upto = read_absorbed_upto(con)
-            if upto < expected:
-                # An older database than the manifest we read (someone else in this process
-                # holds the old one open): read again with a fresh snapshot.
-                raise FileNotFoundError(self.db_path)
-            yield con, upto
+                self.files.damage.add(DamagedFile(DB_FILE, "missing", *[self._db_rows(state)] * 2))
+            return None, 0
+        try:
+            with pooled(self.db_path) as con:
+                upto = read_absorbed_upto(con)
+                if upto < expected:
+                    # An older database than the manifest we read (someone else in this process
+                    # holds the old one open): read again with a fresh snapshot.
+                    raise FileNotFoundError(self.db_path)
+                return query(con), upto
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():
+                raise
+            self._db_damaged(state, exc)
+            return None, 0
+
+    @staticmethod
+    def _db_rows(state: dict[str, Any]) -> int:
+        return int(state.get("duckdb", {}).get("rows", -1))
+
+    def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        found = super().damage(full=full)
+        state, _ = self.snapshot()
+        info = state.get("duckdb", {})
+        if self.db_path.exists():
+            rows = self._db_rows(state)
+            size = self.db_path.stat().st_size
+            want = info.get("bytes")
+            if want is not None and size != want:
+                self._cached = None  # a new database may have landed: check the newest manifest
+                state, _ = self.snapshot()
+                info = state.get("duckdb", {})
+                want = info.get("bytes")
+            if want is not None and size != want:
+                reason = f"{size} bytes on disk, {want} committed"
+                found.append(DamagedFile(DB_FILE, reason, rows, rows))
+            else:
+                opened, _ = self._from_db(state, read_absorbed_upto)
+                if opened is not None and full and info.get("crc32") is not None:
+                    if file_crc32(self.db_path) != info["crc32"]:
+                        reason = "checksum mismatch (contents changed)"
+                        found.append(DamagedFile(DB_FILE, reason, rows, -1))
+        elif int(info.get("absorbed_upto", 0)):
+            rows = self._db_rows(state)
+            found.append(DamagedFile(DB_FILE, "missing", rows, rows))
+        return merge(found, self.files.damage.items())
 
     def _metric_id(self, state: dict[str, Any], name: str, kind: str) -> int:
         if self._ids_of is None or self._ids_of[0] is not state:
@@ -194,45 +244,53 @@ class DuckDBReader(PartsReader):
         return self._ids_of[1].get((name, kind), 0)
 
     def scalar_tables(self, state: dict[str, Any], name: str) -> list[pa.Table]:
-        with self._db(state) as (con, upto):
-            out = []
-            if con is not None:
-                mid = self._metric_id(state, name, "scalar")
-                got = con.sql(f"SELECT {_COLS} FROM scalars WHERE metric_id = $1", params=[mid])
-                out.append(_numpy_table(got.fetchnumpy()))
+        mid = self._metric_id(state, name, "scalar")
+
+        def query(con: Any) -> pa.Table:
+            got = con.sql(f"SELECT {_COLS} FROM scalars WHERE metric_id = $1", params=[mid])
+            return _numpy_table(got.fetchnumpy())
+
+        table, upto = self._from_db(state, query)
+        out = [] if table is None else [table]
         return out + self.read_parts(state, "scalars", name, SCALAR_COLUMNS, after=upto)
 
     def scalar_tables_many(
         self, state: dict[str, Any], names: list[str], *, after: int = 0
     ) -> dict[str, list[pa.Table]]:
-        with self._db(state) as (con, upto):
-            out: dict[str, list[pa.Table]] = {}
-            if con is not None:
-                ids = {self._metric_id(state, n, "scalar"): n for n in names}
-                got = con.sql(
-                    f"SELECT metric_id, {_COLS} FROM scalars WHERE list_contains($1, metric_id)",
-                    params=[list(ids)],
-                ).fetchnumpy()
-                mids = np.asarray(got.pop("metric_id"))
-                table = _numpy_table(got)
-                order = np.argsort(mids, kind="stable")
-                bounds = np.searchsorted(mids[order], [(m, m + 1) for m in ids])
-                for (lo, hi), name in zip(bounds.tolist(), ids.values(), strict=True):
-                    if hi > lo:
-                        out[name] = [table.take(pa.array(order[lo:hi]))]
+        ids = {self._metric_id(state, n, "scalar"): n for n in names}
+
+        def query(con: Any) -> dict[str, list[pa.Table]]:
+            got = con.sql(
+                f"SELECT metric_id, {_COLS} FROM scalars WHERE list_contains($1, metric_id)",
+                params=[list(ids)],
+            ).fetchnumpy()
+            mids = np.asarray(got.pop("metric_id"))
+            table = _numpy_table(got)
+            order = np.argsort(mids, kind="stable")
+            bounds = np.searchsorted(mids[order], [(m, m + 1) for m in ids])
+            found: dict[str, list[pa.Table]] = {}
+            for (lo, hi), name in zip(bounds.tolist(), ids.values(), strict=True):
+                if hi > lo:
+                    found[name] = [table.take(pa.array(order[lo:hi]))]
+            return found
+
+        got, upto = self._from_db(state, query)
+        out = got or {}
         for name, tables in super().scalar_tables_many(state, names, after=upto).items():
             out.setdefault(name, []).extend(tables)
         return out
 
     def rich_tables(self, state: dict[str, Any], kind: str, name: str) -> list[pa.Table]:
-        with self._db(state) as (con, upto):
-            out = []
-            if con is not None:
-                mid = self._metric_id(state, name, METRIC_KIND[kind])
-                cols = ", ".join(f'"{n}"' for n, _ in columns(kind)[1:])
-                table = con.sql(
-                    f"SELECT $1::VARCHAR AS metric, {cols} FROM {kind} WHERE metric_id = $2",
-                    params=[name, mid],
-                ).to_arrow_table()
-                out.append(table.set_column(0, "metric", table.column(0).dictionary_encode()))
+        mid = self._metric_id(state, name, METRIC_KIND[kind])
+
+        def query(con: Any) -> pa.Table:
+            cols = ", ".join(f'"{n}"' for n, _ in columns(kind)[1:])
+            table = con.sql(
+                f"SELECT $1::VARCHAR AS metric, {cols} FROM {kind} WHERE metric_id = $2",
+                params=[name, mid],
+            ).to_arrow_table()
+            return table.set_column(0, "metric", table.column(0).dictionary_encode())
+
+        table, upto = self._from_db(state, query)
+        out = [] if table is None else [table]
         return out + self.read_parts(state, kind, name, after=upto)

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import BoardBusyError
+from .checks import file_crc32
 from .codec import encode_json
 from .columnar import KINDS, METRIC_KIND, SCHEMAS
 from .files import fsync_dir
@@ -97,6 +98,8 @@ class Built:
     seq: int
     full: bool
     damaged: list[dict[str, Any]] = field(default_factory=list)
+    bytes: int | None = None  # length and CRC-32 of the new file (recorded in the manifest)
+    crc32: int | None = None
 
 
 def build_database(board_dir: Path, snap: Snapshot) -> Built:
@@ -128,12 +131,21 @@ def build_database(board_dir: Path, snap: Snapshot) -> Built:
             con.execute("CHECKPOINT")
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        size, crc = tmp.stat().st_size, file_crc32(tmp)
         os.replace(tmp, db_path)
         fsync_dir(board_dir)
     finally:
         for path in (tmp, old, Path(f"{tmp}.wal"), Path(f"{old}.wal")):
             path.unlink(missing_ok=True)
-    return Built(upto=snap.upto, rows=rows, seq=snap.seq, full=snap.full, damaged=damaged)
+    return Built(
+        upto=snap.upto,
+        rows=rows,
+        seq=snap.seq,
+        full=snap.full,
+        damaged=damaged,
+        bytes=size,
+        crc32=crc,
+    )
 
 
 def read_absorbed_upto(con: duckdb.DuckDBPyConnection) -> int:
@@ -156,7 +168,8 @@ def _insert(
             tables.append(files.read(entry))
         except (CorruptPartError, FileNotFoundError) as exc:
             logger.error("live part %s is damaged and is left out: %s", entry["file"], exc)
-            damaged.append(entry)
+            reason = "missing" if isinstance(exc, FileNotFoundError) else str(exc)
+            damaged.append({**entry, "reason": reason})
     incoming = _with_ids(snap, kind, tables)
     cols = ", ".join(f'"{name}"' for name, _ in columns(kind))
     order = '"metric_id", "step"' + (', "index"' if kind == "media" else "")

@@ -25,6 +25,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .base import (
+    DamagedFile,
     HistogramRow,
     MediaRow,
     MetricInfo,
@@ -34,13 +35,17 @@ from .base import (
     TableRow,
     WriterState,
 )
+from .checks import CrcFile, DamageLog, file_crc32, merge
 from .codec import decode_histogram, decode_json, encode_histogram, encode_json
+from .hybrid_checks import SegmentChecker, ensure_crc_column, has_crc_column, stream_batches
+from .parts import quarantine
 
 CATALOG = "catalog.sqlite"
 SCALAR_DIR = "scalars"
 SEGMENT_ROWS = 1_000_000
 COMPACT_SEGMENTS = 4
 ROW_GROUP = 1 << 17  # small enough that a metric filter skips most of a part
+READ_ATTEMPTS = 40  # re-reads of the catalog when compaction replaced a file under a read
 
 _STORED = pa.schema(
     [
@@ -68,7 +73,8 @@ CREATE TABLE IF NOT EXISTS schemas (
     PRIMARY KEY (session, sid));
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY, file TEXT NOT NULL UNIQUE, format TEXT NOT NULL,
-    committed_bytes INTEGER NOT NULL, rows INTEGER NOT NULL, sealed INTEGER NOT NULL DEFAULT 0);
+    committed_bytes INTEGER NOT NULL, rows INTEGER NOT NULL, sealed INTEGER NOT NULL DEFAULT 0,
+    crc32 INTEGER);
 CREATE TABLE IF NOT EXISTS media (
     metric INTEGER NOT NULL, step INTEGER NOT NULL, global_step INTEGER NOT NULL,
     wall_time REAL NOT NULL, idx INTEGER NOT NULL, kind TEXT NOT NULL, file TEXT NOT NULL,
@@ -110,6 +116,7 @@ class HybridWriter(StorageWriter):
         self.scalar_dir.mkdir(exist_ok=True)
         self.db = _connect(self.board_dir / CATALOG)
         self.db.executescript(_SCHEMA_SQL)
+        ensure_crc_column(self.db)  # boards written before checksums
         # We hold the writer lock: any unsealed segment belongs to a writer that died.
         self.db.execute("UPDATE segments SET sealed = 1 WHERE format = 'arrow' AND sealed = 0")
         self._remove_orphans()
@@ -188,7 +195,8 @@ class HybridWriter(StorageWriter):
             db.executemany("INSERT INTO metrics (id, name, kind) VALUES (?, ?, ?)", new_metrics)
             if segment_update is not None:
                 db.execute(
-                    "UPDATE segments SET committed_bytes = ?, rows = ? WHERE id = ?", segment_update
+                    "UPDATE segments SET committed_bytes = ?, rows = ?, crc32 = ? WHERE id = ?",
+                    segment_update,
                 )
             self._insert_rich(counts, new_metrics)
             db.executemany(
@@ -260,7 +268,7 @@ class HybridWriter(StorageWriter):
             schema=_STORED,
         )
 
-    def _append_segment(self, batch: pa.RecordBatch) -> tuple[int, int, int]:
+    def _append_segment(self, batch: pa.RecordBatch) -> tuple[int, int, int, int]:
         if self._segment is None:
             self._open_segment()
         fh, stream, seg_id, rows = self._segment
@@ -269,17 +277,18 @@ class HybridWriter(StorageWriter):
         os.fsync(fh.fileno())
         rows += batch.num_rows
         self._segment = (fh, stream, seg_id, rows)
-        return (fh.tell(), rows, seg_id)
+        return (fh.tell(), rows, fh.crc, seg_id)
 
     def _open_segment(self) -> None:
         # A new file per writer session: never append after a tail a crash may have torn.
         name = f"seg-{time.time_ns():020d}-{os.getpid()}.arrow"
-        fh = open(self.scalar_dir / name, "wb")  # noqa: SIM115 - kept open across commits
+        fh = CrcFile(self.scalar_dir / name)  # keeps the CRC-32 of what is written
         stream = ipc.new_stream(fh, _STORED)
         fh.flush()
         cur = self.db.execute(
-            "INSERT INTO segments (file, format, committed_bytes, rows) VALUES (?, 'arrow', ?, 0)",
-            (name, fh.tell()),
+            "INSERT INTO segments (file, format, committed_bytes, rows, crc32) "
+            "VALUES (?, 'arrow', ?, 0, ?)",
+            (name, fh.tell(), fh.crc),
         )
         self._segment = (fh, stream, cur.lastrowid, 0)
 
@@ -332,14 +341,21 @@ class HybridWriter(StorageWriter):
     def compact(self, *, full: bool = False) -> None:
         """Merge sealed Arrow segments (and with ``full``, all Parquet parts) into one Parquet
         part sorted by (metric, step)."""
-        rows = self.db.execute(
-            "SELECT id, file, format, committed_bytes FROM segments "
+        listed = self.db.execute(
+            "SELECT id, file, format, committed_bytes, rows FROM segments "
             "WHERE (format = 'arrow' AND sealed = 1) OR (? AND format = 'parquet') ORDER BY id",
             (1 if full else 0,),
         ).fetchall()
-        if not rows or (len(rows) == 1 and rows[0][2] == "parquet"):
+        if not listed or (len(listed) == 1 and listed[0][2] == "parquet"):
             return  # nothing to merge
-        tables = [_read_segment(self.scalar_dir, f, fmt, n) for _, f, fmt, n in rows]
+        rows = [r[:4] for r in listed]
+        tables, damaged = [], []
+        for _, f, fmt, n, count in listed:
+            table, why = _read_checked(self.scalar_dir, f, fmt, n, count)
+            tables.append(table)
+            if why is not None:  # keep what decodes; the file goes to damaged/, noted in meta
+                damaged.append({"file": f"{SCALAR_DIR}/{f}", "reason": why, "rows": count,
+                                "rows_lost": count - table.num_rows, "at": time.time()})
         merged = pa.concat_tables(tables) if tables else pa.table({}, schema=_STORED)
         if merged.num_rows:
             # lexsort is stable (equal steps keep log order) and ~5x faster than sort_by here
@@ -355,6 +371,7 @@ class HybridWriter(StorageWriter):
             tmp,
             row_group_size=ROW_GROUP,
             compression="zstd",
+            write_page_checksum=True,
             use_dictionary=["metric"],
             column_encoding={
                 "step": "DELTA_BINARY_PACKED",
@@ -367,20 +384,32 @@ class HybridWriter(StorageWriter):
             os.fsync(fh.fileno())
         os.replace(tmp, self.scalar_dir / name)
         size = (self.scalar_dir / name).stat().st_size
+        crc = file_crc32(self.scalar_dir / name)
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(
-                "INSERT INTO segments (file, format, committed_bytes, rows, sealed) "
-                "VALUES (?, 'parquet', ?, ?, 1)",
-                (name, size, merged.num_rows),
+                "INSERT INTO segments (file, format, committed_bytes, rows, sealed, crc32) "
+                "VALUES (?, 'parquet', ?, ?, 1, ?)",
+                (name, size, merged.num_rows, crc),
             )
             db.executemany("DELETE FROM segments WHERE id = ?", [(r[0],) for r in rows])
+            if damaged:
+                row = db.execute("SELECT value FROM meta WHERE key = 'damaged'").fetchone()
+                known = json.loads(row[0]) if row else []
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('damaged', ?)",
+                    (json.dumps(known + damaged),),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        lost = {d["file"] for d in damaged}
         for _, f, _, _ in rows:
+            if f"{SCALAR_DIR}/{f}" in lost:
+                quarantine(self.board_dir, f"{SCALAR_DIR}/{f}")
+                continue
             try:
                 (self.scalar_dir / f).unlink()
             except FileNotFoundError:
@@ -411,6 +440,31 @@ class HybridWriter(StorageWriter):
         self._segment = None
 
 
+def _read_checked(
+    folder: Path, file: str, fmt: str, committed: int, rows: int
+) -> tuple[pa.Table, str | None]:
+    """A listed file's rows, and why some are missing (None if all ``rows`` were read)."""
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(folder / file, schema=_STORED, page_checksum_verification=True)
+        else:
+            with open(folder / file, "rb") as fh:
+                data = fh.read(committed)
+            batches, stopped = stream_batches(data)
+            table = pa.Table.from_batches(batches, schema=_STORED)
+            if len(data) < committed:
+                return table, f"cut short: {len(data)} of {committed} committed bytes"
+            if stopped is not None and table.num_rows < rows:
+                return table, f"only {table.num_rows} of {rows} rows decode ({stopped})"
+    except FileNotFoundError:
+        return _STORED.empty_table(), "missing"
+    except (OSError, pa.ArrowException) as exc:
+        return _STORED.empty_table(), f"unreadable: {str(exc).splitlines()[0] if str(exc) else exc}"
+    if table.num_rows < rows:
+        return table, f"only {table.num_rows} of {rows} committed rows"
+    return table, None
+
+
 def _read_segment(folder: Path, file: str, fmt: str, committed: int) -> pa.Table:
     path = folder / file
     if fmt == "parquet":
@@ -436,6 +490,31 @@ class HybridReader(StorageReader):
         super().__init__(board_dir)
         self.scalar_dir = self.board_dir / SCALAR_DIR
         self._db: sqlite3.Connection | None = None
+        self._damage = DamageLog(self.board_dir)
+        self._checker = SegmentChecker(self.board_dir)
+        self._crc_column: str | None = None
+
+    def _segments(self) -> list[tuple[Any, ...]]:
+        """(file, format, committed_bytes, rows, crc32) of every listed scalar file."""
+        if self._crc_column is None and self.db is not None:
+            self._crc_column = "crc32" if has_crc_column(self.db) else "NULL"
+        crc = self._crc_column or "NULL"
+        return self._query(
+            f"SELECT file, format, committed_bytes, rows, {crc} FROM segments ORDER BY id"
+        )
+
+    def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        found = []
+        for file, fmt, committed, rows, crc in self._segments():
+            hit = self._checker.check(file, fmt, committed, rows, crc, full=full)
+            if hit is not None:
+                found.append(hit)
+        recorded = self._query("SELECT value FROM meta WHERE key = 'damaged'")
+        dropped = [
+            DamagedFile(d["file"], f"dropped by the writer: {d['reason']}", d["rows"], d["rows_lost"])
+            for d in (json.loads(recorded[0][0]) if recorded else [])
+        ]
+        return merge(found, self._damage.items(), dropped)
 
     @property
     def db(self) -> sqlite3.Connection | None:
@@ -487,14 +566,14 @@ class HybridReader(StorageReader):
         out = {name: _EMPTY_SERIES for name in names}
         if not ids:
             return out
-        for attempt in range(5):
-            segments = self._query("SELECT file, format, committed_bytes FROM segments ORDER BY id")
+        for attempt in range(READ_ATTEMPTS):
+            segments = self._segments()
             try:
-                parts = [self._read_metrics(f, fmt, n, list(ids)) for f, fmt, n in segments]
+                parts = [self._read_metrics(s, list(ids)) for s in segments]
                 break
             except FileNotFoundError:
                 # compaction replaced a segment between our catalog read and the file read
-                time.sleep(0.01 * (attempt + 1))
+                time.sleep(min(0.01 * (attempt + 1), 0.1))
         else:
             raise RuntimeError("could not read scalars: data files kept changing")
         table = pa.concat_tables(parts) if parts else _STORED.empty_table()
@@ -512,12 +591,45 @@ class HybridReader(StorageReader):
             out[ids[int(metric[a])]] = table.slice(a, b - a)
         return out
 
-    def _read_metrics(self, file: str, fmt: str, committed: int, mids: list[int]) -> pa.Table:
-        if fmt == "parquet":
-            return pq.read_table(
-                self.scalar_dir / file, filters=[("metric", "in", mids)], schema=_STORED
+    def _read_metrics(self, segment: tuple[Any, ...], mids: list[int]) -> pa.Table:
+        """Rows of ``mids`` in one listed file; a damaged file gives what can be read of it
+        (noted in :meth:`damage`); a file compaction removed raises FileNotFoundError."""
+        file, fmt, committed, rows, _crc = segment
+        rel = f"{SCALAR_DIR}/{file}"
+        try:
+            if fmt == "parquet":
+                hit = self._checker.check(file, fmt, committed, rows, None)
+                if hit is not None:
+                    raise OSError(hit.reason)
+                return pq.read_table(
+                    self.scalar_dir / file,
+                    filters=[("metric", "in", mids)],
+                    schema=_STORED,
+                    page_checksum_verification=True,
+                )
+            with open(self.scalar_dir / file, "rb") as fh:
+                data = fh.read(committed)
+        except FileNotFoundError:
+            listed = self._query("SELECT 1 FROM segments WHERE file = ?", (file,))
+            if not listed:
+                raise  # replaced by a compaction: read again
+            self._damage.add(DamagedFile(rel, "missing", rows, rows))
+            return _STORED.empty_table()
+        except (OSError, pa.ArrowException) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not why.startswith(("unreadable", "cut short")) and "committed" not in why:
+                why = f"unreadable: {why}"
+            self._damage.add(DamagedFile(rel, why, rows, rows))
+            return _STORED.empty_table()
+        batches, stopped = stream_batches(data)
+        table = pa.Table.from_batches(batches, schema=_STORED)
+        if table.num_rows < rows:
+            why = (
+                f"cut short: {len(data)} of {committed} committed bytes"
+                if len(data) < committed
+                else f"only {table.num_rows} of {rows} committed rows decode ({stopped})"
             )
-        table = _read_segment(self.scalar_dir, file, fmt, committed)
+            self._damage.add(DamagedFile(rel, why, rows, rows - table.num_rows))
         mask = pc.is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
         return table.filter(mask)
 

@@ -2,7 +2,9 @@
 
 A read takes one snapshot of ``state.json`` and opens only the parts it lists. If compaction
 deleted one of them in the meantime, the read starts again from a fresh snapshot. A damaged
-part is skipped with a warning (its rows are missing; everything else reads normally).
+part (cut short, unreadable, failing its checksums, or missing while the manifest still lists
+it) is skipped with a warning and reported by :meth:`PartsReader.damage`; everything else
+reads normally.
 """
 
 from __future__ import annotations
@@ -16,9 +18,25 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .base import SCALAR_SCHEMA, HistogramRow, MediaRow, MetricInfo, StorageReader, TableRow
+from .base import (
+    SCALAR_SCHEMA,
+    DamagedFile,
+    HistogramRow,
+    MediaRow,
+    MetricInfo,
+    StorageReader,
+    TableRow,
+)
+from .checks import merge
 from .columnar import SCALAR_COLUMNS, SCHEMAS, TABLE_TO_ROWS
-from .parts import STATE_FILE, CorruptPartError, PartFiles, load_state, new_state
+from .parts import (
+    STATE_FILE,
+    CorruptPartError,
+    PartFiles,
+    load_state,
+    new_state,
+    recorded_damage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +105,26 @@ class PartsReader(StorageReader):
                 out.append(self.files.read_metric(entry, name, columns))
             except CorruptPartError as exc:
                 self.files.warn_once(entry, exc)
+            except FileNotFoundError:
+                self.missing(entry)
         return out
+
+    def missing(self, entry: dict[str, Any]) -> None:
+        """A listed part is not on disk: compaction replaced it (the manifest changed since
+        our snapshot: raise, and the read starts again) or it was lost (recorded as damage)."""
+        cached = self._cached[0] if self._cached is not None else None
+        if _stat_key(self.state_path) != cached:
+            raise FileNotFoundError(self.board_dir / entry["file"])
+        self.files.warn_once(entry, CorruptPartError("missing"))
+
+    def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        state, _ = self.snapshot()
+        found = [self.files.check(entry, full=full) for entry in state["parts"]]
+        return merge(
+            [d for d in found if d is not None],
+            self.files.damage.items(),
+            recorded_damage(state),
+        )
 
     # -- the contract --------------------------------------------------------------------------
     def metrics(self) -> list[MetricInfo]:
@@ -127,6 +164,9 @@ class PartsReader(StorageReader):
                 found = self.files.read_metrics(entry, names, SCALAR_COLUMNS)
             except CorruptPartError as exc:
                 self.files.warn_once(entry, exc)
+                continue
+            except FileNotFoundError:
+                self.missing(entry)
                 continue
             for name, table in found.items():
                 out.setdefault(name, []).append(table)

@@ -32,6 +32,7 @@ from .parts import (
     new_state,
     now,
     quarantine,
+    record_damage,
     remove_orphans,
     save_state,
     write_part,
@@ -305,9 +306,9 @@ class PartsWriter(StorageWriter):
         level = max(e["level"] for e in group) + 1
         board_dir, folder, kind_dir = self.board_dir, self.parts_folder, self._kind_dir(kind)
 
-        def work() -> tuple[list[dict[str, Any]], set[str]]:
+        def work() -> tuple[list[dict[str, Any]], dict[str, str]]:
             files = PartFiles(board_dir)
-            tables, damaged = [], set()
+            tables, damaged = [], {}
             for entry in group:
                 try:
                     tables.append(files.read(entry))
@@ -315,7 +316,9 @@ class PartsWriter(StorageWriter):
                     logger.error(
                         "part %s is damaged and is left out of the board: %s", entry["file"], exc
                     )
-                    damaged.add(entry["file"])
+                    damaged[entry["file"]] = (
+                        "missing" if isinstance(exc, FileNotFoundError) else str(exc)
+                    )
             merged = merge_tables(kind, tables)
             if not merged.num_rows:
                 return [], damaged
@@ -326,17 +329,23 @@ class PartsWriter(StorageWriter):
         return work
 
     def _merge_apply(
-        self, kind: str, group: list[dict[str, Any]], result: tuple[list[dict[str, Any]], set[str]]
+        self,
+        kind: str,
+        group: list[dict[str, Any]],
+        result: tuple[list[dict[str, Any]], dict[str, str]],
     ) -> None:
         new, damaged = result
         st = self.manifest
         gone = {e["file"] for e in group}
         st["parts"] = [p for p in st["parts"] if p["file"] not in gone] + new
+        for entry in group:
+            if entry["file"] in damaged:
+                record_damage(st, entry, damaged[entry["file"]], int(entry.get("rows", -1)))
         st["seq"] += 1
         save_state(self.state_path, st)
         for entry in group:
             if entry["file"] in damaged:
-                quarantine(self.board_dir, entry)
+                quarantine(self.board_dir, entry["file"])
             else:
                 (self.board_dir / entry["file"]).unlink(missing_ok=True)
         self.files.forget({p["file"] for p in st["parts"]})

@@ -1,0 +1,148 @@
+"""Damage checks of the ``hybrid`` backend's scalar files (see :mod:`.checks`).
+
+The ``segments`` table records, per file, the committed length (``committed_bytes``), the
+row count (``rows``) and, since checksums were added, the CRC-32 of the committed bytes
+(``crc32``; NULL in boards written before). A check compares the file on disk with that row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .base import DamagedFile
+from .checks import file_crc32
+
+SCALAR_DIR = "scalars"
+
+
+def ensure_crc_column(db: sqlite3.Connection) -> None:
+    """Add ``segments.crc32`` to a catalog written before checksums existed."""
+    cols = {row[1] for row in db.execute("PRAGMA table_info(segments)")}
+    if "crc32" not in cols:
+        db.execute("ALTER TABLE segments ADD COLUMN crc32 INTEGER")
+
+
+def has_crc_column(db: sqlite3.Connection) -> bool:
+    return any(row[1] == "crc32" for row in db.execute("PRAGMA table_info(segments)"))
+
+
+def stream_batches(data: bytes) -> tuple[list[pa.RecordBatch], str | None]:
+    """The complete record batches at the start of an Arrow IPC stream, and why decoding
+    stopped early (None if it reached the end)."""
+    batches = []
+    try:
+        reader = ipc.open_stream(pa.py_buffer(data))
+        for batch in reader:
+            batches.append(batch)
+    except (pa.ArrowInvalid, OSError) as exc:
+        return batches, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return batches, None
+
+
+class SegmentChecker:
+    """Checks the files of one board; footers of immutable Parquet parts are cached."""
+
+    def __init__(self, board_dir: Path) -> None:
+        self.board_dir = board_dir
+        self.scalar_dir = board_dir / SCALAR_DIR
+        self._parquet_ok: set[tuple[str, int, int]] = set()
+
+    def check(
+        self,
+        file: str,
+        fmt: str,
+        committed: int,
+        rows: int,
+        crc: int | None,
+        *,
+        full: bool = False,
+    ) -> DamagedFile | None:
+        rel = f"{SCALAR_DIR}/{file}"
+        path = self.scalar_dir / file
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return DamagedFile(rel, "missing", rows, rows)
+        except OSError as exc:
+            return DamagedFile(rel, f"unreadable: {exc.strerror or exc}", rows, rows)
+        if fmt == "parquet":
+            return self._check_parquet(rel, path, st, committed, rows, crc, full=full)
+        if st.st_size < committed:
+            return self._check_arrow(
+                rel,
+                path,
+                committed,
+                rows,
+                crc,
+                short=f"{st.st_size} of {committed} committed bytes",
+            )
+        if full:
+            return self._check_arrow(rel, path, committed, rows, crc, short=None)
+        return None
+
+    def _check_parquet(
+        self,
+        rel: str,
+        path: Path,
+        st: object,
+        committed: int,
+        rows: int,
+        crc: int | None,
+        *,
+        full: bool,
+    ) -> DamagedFile | None:
+        size, mtime = st.st_size, st.st_mtime_ns  # type: ignore[attr-defined]
+        if size != committed:
+            cut = " (cut short)" if size < committed else ""
+            return DamagedFile(rel, f"{size} bytes on disk, {committed} committed{cut}", rows, rows)
+        key = (rel, size, mtime)
+        if key not in self._parquet_ok or full:
+            try:
+                pf = pq.ParquetFile(path, page_checksum_verification=True)
+            except (OSError, pa.ArrowException) as exc:
+                return DamagedFile(rel, f"unreadable: {_first_line(exc)}", rows, rows)
+            if pf.metadata.num_rows != rows:
+                why = f"{pf.metadata.num_rows} rows in the file, {rows} committed"
+                return DamagedFile(rel, why, rows, rows)
+            if full:
+                readable = 0
+                for i in range(pf.metadata.num_row_groups):
+                    try:
+                        readable += pf.read_row_group(i).num_rows
+                    except (OSError, pa.ArrowException):
+                        continue
+                if readable < rows:
+                    return DamagedFile(rel, "pages fail their checksums", rows, rows - readable)
+                if crc is not None and file_crc32(path) != crc:
+                    return DamagedFile(rel, "checksum mismatch (contents changed)", rows, -1)
+            self._parquet_ok.add(key)
+        return None
+
+    def _check_arrow(
+        self, rel: str, path: Path, committed: int, rows: int, crc: int | None, *, short: str | None
+    ) -> DamagedFile | None:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(committed)
+        except OSError as exc:
+            return DamagedFile(rel, f"unreadable: {exc.strerror or exc}", rows, rows)
+        batches, stopped = stream_batches(data)
+        readable = sum(b.num_rows for b in batches)
+        if short is not None:
+            return DamagedFile(rel, f"cut short: {short}", rows, max(0, rows - readable))
+        if readable < rows:
+            why = f"only {readable} of {rows} committed rows decode ({stopped or 'stream ends'})"
+            return DamagedFile(rel, why, rows, rows - readable)
+        if crc is not None and file_crc32(path, committed) != crc:
+            return DamagedFile(rel, "checksum mismatch (contents changed)", rows, -1)
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
