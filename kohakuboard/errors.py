@@ -35,6 +35,16 @@ class BoardBusyError(KohakuBoardError, RuntimeError):
     """The board is being written (or its database is locked) by another process."""
 
 
+class InvalidTextError(KohakuBoardError, ValueError):
+    """A string (caption, table cell or column, board name or project) is not Unicode text
+    that can be stored: it holds a lone surrogate (``os.fsdecode`` of a non-UTF-8 name)."""
+
+
+class ValueOutOfRangeError(KohakuBoardError, ValueError, OverflowError):
+    """A number is too large to store: an int beyond float64 as a value, or a step beyond
+    a signed 64-bit int."""
+
+
 ACCEPTED_TYPES = (
     "int, float, bool, a numpy number, a one-element numpy array or torch tensor, "
     "Media, Table, Histogram (or a list of Media)"
@@ -55,3 +65,29 @@ def bad_key(key: object, why: str) -> InvalidKeyError:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+TEXT_ACCEPTED = (
+    "str without lone surrogates (for a file name from os.fsdecode(), pass "
+    "os.fsencode(name).decode('utf-8', 'backslashreplace'))"
+)
+
+
+def bad_text(what: str, text: str) -> InvalidTextError:
+    """A string with a lone surrogate; the message shows it escaped and where it is."""
+    at = lone_surrogate_at(text)
+    return InvalidTextError(
+        f"{what} {_short(text)} is not valid Unicode text: lone surrogate {text[at]!r} at index "
+        f"{at}; accepted: {TEXT_ACCEPTED}"
+    )
+
+
+def lone_surrogate_at(text: str) -> int:
+    """Index of the first lone surrogate in ``text`` (which cannot be written as UTF-8), or -1."""
+    if text.isascii():
+        return -1
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return int(exc.start)
+    return -1

@@ -14,6 +14,7 @@ Layout (little endian)::
       32  u64 lane capacity in bytes (multiple of 8)
       48  u32 writer error code (0 = fine; set when storage fails, e.g. a full disk)
       52  u32 done flag: the final commit of this session is durable
+      56  u32 values the writer set aside in quarantine.jsonl (see kohakuboard.quarantine)
       64 + 64*i   lane i: u64 consumed position (written by the writer after a commit)
     lane i data: capacity bytes starting at 4096 + i*capacity
 
@@ -167,6 +168,17 @@ def read_done(mm: mmap.mmap) -> bool:
 
 def set_done(mm: mmap.mmap) -> None:
     KIND.pack_into(mm, DONE_OFFSET, 1)
+
+
+QUARANTINE_OFFSET = 56  # u32 count of values the writer could not store (set aside)
+
+
+def read_quarantined(mm: mmap.mmap) -> int:
+    return KIND.unpack_from(mm, QUARANTINE_OFFSET)[0]
+
+
+def add_quarantined(mm: mmap.mmap, n: int) -> None:
+    KIND.pack_into(mm, QUARANTINE_OFFSET, min(read_quarantined(mm) + n, 0xFFFFFFFF))
 
 
 def read_consumed(mm: mmap.mmap, lane: int) -> int:

@@ -226,6 +226,7 @@ class HybridWriter(StorageWriter):
             self._metric_ids = {
                 (n, k): i for i, n, k in db.execute("SELECT id, name, kind FROM metrics")
             }
+            self._drop_pending(segment_update is not None)
             raise
         self._scalars.clear()
         self._media.clear()
@@ -233,6 +234,22 @@ class HybridWriter(StorageWriter):
         self._histograms.clear()
         if self._segment is not None and self._segment[3] >= SEGMENT_ROWS:
             self._seal_segment()
+
+    def _drop_pending(self, appended: bool) -> None:
+        """After a failed commit: forget what was added since the last one (the writer
+        process may retry without some values) and leave the files as that commit left them.
+        A batch already appended to the open segment lies past its committed length; the
+        segment is sealed there, so no later commit can make those rows visible."""
+        self._scalars.clear()
+        self._media.clear()
+        self._tables.clear()
+        self._histograms.clear()
+        self._config = None  # re-read from the catalog on the next update
+        if appended and self._segment is not None:
+            try:
+                self._seal_segment_quietly()
+            except Exception:  # the file stays unsealed: the next writer seals it at start
+                self._segment = None
 
     def _scalar_batch(
         self, new_metrics: list[tuple[int, str, str]], counts: dict[int, list[int]]
