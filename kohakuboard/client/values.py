@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MultiElementTensorError, bad_key, bad_value
+from ..errors import (
+    TEXT_ACCEPTED,
+    MultiElementTensorError,
+    ValueOutOfRangeError,
+    bad_key,
+    bad_value,
+    lone_surrogate_at,
+)
 from ..types import Histogram, Media, Table
 
 RESERVED_KEYS = frozenset({"global_step"})
@@ -37,6 +44,13 @@ def check_key(key: object) -> str:
         raise bad_key(key, "keys must be non-empty")
     if "\x00" in key:
         raise bad_key(key, "keys must not contain NUL characters")
+    at = lone_surrogate_at(key)
+    if at >= 0:
+        raise bad_key(
+            key,
+            f"lone surrogate {key[at]!r} at index {at} is not valid Unicode; keys must be "
+            + TEXT_ACCEPTED,
+        )
     if key in RESERVED_KEYS:
         raise bad_key(key, "this name is reserved (pass it as a keyword to log() only)")
     return key
@@ -53,8 +67,10 @@ def classify(values: dict[str, Any]) -> Classified:
     for key, value in values.items():
         check_key(key)
         cls = value.__class__
-        if cls is float or cls is int:
-            out.scalars[key] = float(value)
+        if cls is float:
+            out.scalars[key] = value
+        elif cls is int:
+            out.scalars[key] = _int_to_float(key, value)
         elif cls is bool or isinstance(value, (bool, np.bool_)):
             out.scalars[key] = 1.0 if value else 0.0
         elif isinstance(value, (int, float, np.integer, np.floating)):
@@ -76,7 +92,9 @@ def classify(values: dict[str, Any]) -> Classified:
             out.tensors.append(value)
         elif isinstance(value, RICH_TYPES):
             out.rich[key] = value
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Media) for v in value):
+        elif (
+            isinstance(value, (list, tuple)) and value and all(isinstance(v, Media) for v in value)
+        ):
             out.rich[key] = list(value)
         else:
             raise bad_value(key, value)
@@ -84,12 +102,31 @@ def classify(values: dict[str, Any]) -> Classified:
 
 
 def _to_float(key: str, value: Any) -> float:
+    if isinstance(value, int):
+        return _int_to_float(key, value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise bad_value(key, value) from None
+
+
+def _int_to_float(key: str, value: int) -> float:
     try:
         return float(value)
     except OverflowError:
-        return math.copysign(math.inf, value)
-    except (TypeError, ValueError):
-        raise bad_value(key, value) from None
+        raise out_of_range(key, value) from None
+
+
+def out_of_range(key: str, value: int) -> ValueOutOfRangeError:
+    """An int too large for a float64; its digits are not printed (there may be millions)."""
+    magnitude = abs(int(value))
+    exponent = int((magnitude.bit_length() - 1) * math.log10(2))
+    sign = "-" if value < 0 else ""
+    lead = f"{sign}{str(magnitude)[:6]}... " if exponent < 4000 else ""  # str() limit: 4300 digits
+    return ValueOutOfRangeError(
+        f"cannot log key {key!r}: the int {lead}(about {sign}10**{exponent}) is too large for a "
+        "float64 value (at most about 1.8e308); accepted: numbers within float64, or float('inf')"
+    )
 
 
 def _array_scalar(key: str, value: np.ndarray) -> float:

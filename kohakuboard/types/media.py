@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kohakuboard.errors import bad_text, lone_surrogate_at
 from kohakuboard.types._common import (
     describe,
     is_pil_image,
@@ -21,6 +22,9 @@ from kohakuboard.types._pixels import pick_layout, tensor_to_uint8, to_layout, t
 MediaKind = Literal["image", "video", "audio"]
 KINDS: tuple[str, ...] = ("image", "video", "audio")
 DEFAULT_FPS = 4.0
+# A GIF frame lasts at most 655.35 s; a WAV header holds the byte rate in 32 bits.
+MIN_FPS = 0.01
+MAX_SAMPLE_RATE = 10_000_000
 
 # File extension -> kinds it may be logged as (the first is the default).
 FILE_KINDS: dict[str, tuple[str, ...]] = {
@@ -61,14 +65,17 @@ class Media:
             mp4/webm/gif path. Audio: ``(samples,)``, ``(channels, samples)`` or
             ``(samples, channels)`` float (-1..1) or int16 with ``sample_rate``, or a
             wav/mp3/ogg/flac path.
-        caption: optional text shown with the media.
+        caption: optional text shown with the media (any str without lone surrogates;
+            one raises :class:`~kohakuboard.errors.InvalidTextError`).
         kind: ``"image"``, ``"video"`` or ``"audio"``; inferred when omitted.
-        fps: frames per second of a video array (default 4; None for a video file).
-        sample_rate: samples per second; required for audio arrays.
+        fps: frames per second of a video array (default 4, at least 0.01; None for a video
+            file).
+        sample_rate: samples per second (1..10,000,000); required for audio arrays.
 
     Raises:
         TypeError: unsupported object or dtype.
-        ValueError: bad shape, kind, fps or sample rate.
+        ValueError: bad shape, kind, fps or sample rate; InvalidTextError (a ValueError):
+            a caption with a lone surrogate.
         FileNotFoundError: a path that is not an existing file.
     """
 
@@ -90,6 +97,8 @@ class Media:
     ) -> None:
         if caption is not None and not isinstance(caption, str):
             raise TypeError(f"Media caption must be a str or None, got {describe(caption)}")
+        if caption is not None and lone_surrogate_at(caption) >= 0:
+            raise bad_text("Media caption", caption)
         if kind is not None and kind not in KINDS:
             raise ValueError(f"Media kind must be one of {KINDS} or None, got {kind!r}")
         self.caption = caption
@@ -111,6 +120,14 @@ class Media:
         self.kind = resolved
         self.fps = _check_fps(fps, resolved, default=self._path is None)
         self.sample_rate = _check_sample_rate(sample_rate, resolved, self._path is None)
+        if self.sample_rate is not None and self._layout in ("S", "CS", "SC"):
+            shape = self._array.shape
+            channels = 1 if self._layout == "S" else shape[0] if self._layout == "CS" else shape[1]
+            if self.sample_rate * channels * 2 > 0xFFFFFFFF:
+                raise ValueError(
+                    f"audio of {channels} channels at sample_rate={self.sample_rate} does not fit "
+                    "a WAV file (2 bytes x channels x rate must stay below 2**32 per second)"
+                )
 
     def _init_file(self, data: str | os.PathLike[str], kind: str | None) -> str:
         path = Path(os.fspath(data)).expanduser()
@@ -242,8 +259,8 @@ def _check_fps(fps: float | None, kind: str, *, default: bool) -> float | None:
         raise ValueError(f"fps applies to video only, but this Media is {kind!r} (fps={fps!r})")
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
         raise TypeError(f"fps must be a positive number, got {describe(fps)}")
-    if not np.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive finite number, got {fps!r}")
+    if not np.isfinite(fps) or fps < MIN_FPS:
+        raise ValueError(f"fps must be a positive finite number of at least {MIN_FPS}, got {fps!r}")
     return float(fps)
 
 
@@ -256,8 +273,8 @@ def _check_sample_rate(rate: int | None, kind: str, required: bool) -> int | Non
         raise ValueError(f"sample_rate applies to audio only, but this Media is {kind!r}")
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)):
         raise TypeError(f"sample_rate must be a positive int, got {describe(rate)}")
-    if rate <= 0:
-        raise ValueError(f"sample_rate must be a positive int, got {rate!r}")
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample_rate must be an int in 1..{MAX_SAMPLE_RATE}, got {rate!r}")
     return int(rate)
 
 

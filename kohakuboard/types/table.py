@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from kohakuboard.errors import bad_text, lone_surrogate_at
 from kohakuboard.types._common import describe
 from kohakuboard.types.media import Media
 
@@ -29,7 +30,8 @@ class Table:
             DataFrame, whose own columns are used.
 
     Cells may be None, bool, int, float (NaN and Inf allowed), str, numpy scalars (converted to
-    Python) or :class:`Media`. Anything else raises TypeError naming the row and column.
+    Python) or :class:`Media`. Anything else raises TypeError naming the row and column; a str
+    cell or column name with a lone surrogate raises :class:`~kohakuboard.errors.InvalidTextError`.
     """
 
     __slots__ = ("columns", "rows")
@@ -84,6 +86,8 @@ def _check_columns(columns: Sequence[Any]) -> list[str]:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"Table column names must be str, got {describe(name)}")
+        if lone_surrogate_at(name) >= 0:
+            raise bad_text("Table column name", name)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"Table column names must be unique; repeated: {duplicates}")
@@ -138,6 +142,8 @@ def _cell(value: Any, row: int, column: str) -> Cell:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):  # also numpy.str_
+        if lone_surrogate_at(value) >= 0:
+            raise bad_text(f"Table cell at row {row}, column {column!r}:", value)
         return str(value)
     if isinstance(value, int):
         return int(value)
