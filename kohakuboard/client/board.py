@@ -8,7 +8,6 @@ the flusher thread. A writer process persists everything (see ``kohakuboard.writ
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import pickle
@@ -23,8 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, ring
-from ..errors import BoardClosedError, BoardDirectoryError, BoardNotFoundError, bad_key
+from ..errors import (
+    TEXT_ACCEPTED,
+    BoardClosedError,
+    BoardDirectoryError,
+    BoardNotFoundError,
+    InvalidTextError,
+    ValueOutOfRangeError,
+    bad_key,
+    bad_text,
+    lone_surrogate_at,
+)
 from ..metadata import BoardMeta, read_meta, write_meta
+from ..quarantine import QUARANTINE_FILE
 from ..storage import BACKENDS
 from .flusher import Deferred, Flusher
 from .lane import LaneWriter, WriterUnavailable
@@ -87,8 +97,8 @@ class Board:
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        _check_label("name", name, optional=True)
+        _check_label("project", project, optional=False)
         _reap()
         self._closed = True  # until fully set up (atexit looks at it)
         self._owner = -1
@@ -100,7 +110,7 @@ class Board:
         start_step, start_gstep = 0, 0
         if resumed:
             start_step, start_gstep = self._resume_state()
-        self._steps = itertools.count(start_step)
+        self._step = start_step  # the step of the next log() call (see _take_step)
         self._global_step = start_gstep
         self._schemas: dict[tuple[str, ...], tuple[Any, Any, int, int]] = {}
         self._tensor_keys: set[tuple[str, ...]] = set()
@@ -126,6 +136,7 @@ class Board:
         self._respawn_lock = threading.Lock()
         self._respawns = 0
         self._writer_failed = False
+        self._quarantine_seen = 0  # values the writer set aside that we reported
         self._finish_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._proc = spawn_writer(str(path), self._session, commit_interval=self._commit_interval)
@@ -171,7 +182,7 @@ class Board:
     @property
     def current_step(self) -> int:
         """The ``step`` the next ``log()`` call will get."""
-        return int(repr(self._steps)[6:-1])
+        return self._step
 
     @property
     def closed(self) -> bool:
@@ -202,17 +213,23 @@ class Board:
         for v in vals:
             if v.__class__ not in _FAST:
                 return self._log_slow(values)
+        step = self._step
+        self._step = step + 1  # no call in between: no other thread can take this step
         pack_into, pack, sid, size = schema
         lane = self._lane0
         pos = lane.pos
         end = pos + size
-        if end > lane.fast_end:  # wrap-around or a full ring: the careful path
-            self._write_owner(pack(sid, 0, next(self._steps), self._global_step, _time(), *vals))
-            return None
-        # Body first, header last: a visible header proves a complete record (ring.py).
-        start = pos + lane.shift
-        mm = self._mm
-        pack_into(mm, start + 16, sid, 0, next(self._steps), self._global_step, _time(), *vals)
+        try:
+            if end > lane.fast_end:  # wrap-around or a full ring: the careful path
+                self._write_owner(pack(sid, 0, step, self._global_step, _time(), *vals))
+                return None
+            # Body first, header last: a visible header proves a complete record (ring.py).
+            start = pos + lane.shift
+            mm = self._mm
+            pack_into(mm, start + 16, sid, 0, step, self._global_step, _time(), *vals)
+        except (OverflowError, struct.error):  # an int beyond float64: nothing was logged
+            self._give_back(step)
+            return self._log_slow(values)  # raises the error that names the key
         _HDR_INTO(mm, start, size, 0, pos)
         lane.pos = end
         return None
@@ -224,13 +241,16 @@ class Board:
         # The owner thread already tried the cached tensor path in log().
         if not owner and keys in self._tensor_keys and self._log_tensors(keys, values):
             return
+        gstep = None
         if "global_step" in values:
             values = dict(values)
-            self._set_global_step(values.pop("global_step"))
+            gstep = _as_int("global_step", values.pop("global_step"))
+        found = classify(values)  # raises before anything is recorded
+        if gstep is not None:
+            self._global_step = gstep
         if not values:
             return
-        found = classify(values)  # raises before anything is recorded
-        step = next(self._steps)
+        step = self._take_step()
         if found.plain and owner:
             keys = tuple(found.scalars)
             schema = self._schemas.get(keys) or self._register_schema(keys)
@@ -268,7 +288,7 @@ class Board:
         finally:
             if grad:
                 _set_grad_enabled(True)
-        self._flusher.submit_tensors((keys, next(self._steps), self._global_step, _time(), snap))
+        self._flusher.submit_tensors((keys, self._take_step(), self._global_step, _time(), snap))
         return True
 
     def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, Any, int, int]:
@@ -278,6 +298,19 @@ class Board:
         schema = (st.pack_into, st.pack, sid, ring.REC_HEADER.size + st.size)
         self._schemas[keys] = schema
         return schema
+
+    def _take_step(self) -> int:
+        # Read and bump with no call in between: under the GIL no other thread's log() can
+        # run between the two, so every call gets its own step (log() does the same inline).
+        step = self._step
+        self._step = step + 1
+        return step
+
+    def _give_back(self, step: int) -> None:
+        """A call rejected after taking ``step`` returns it, unless another thread took the
+        next one meanwhile (then the step stays unused)."""
+        if self._step == step + 1:
+            self._step = step
 
     def _write_owner(self, body: bytes) -> None:
         try:
@@ -366,6 +399,7 @@ class Board:
         except WriterUnavailable:
             pass
         self._wait_for_writer()
+        self._report_quarantine(final=True)
         if self._proc is not None and self._proc.poll() is None:
             _COMPACTING.append(self._proc)  # still compacting; reaped later
         _LIVE.discard(self)
@@ -418,6 +452,7 @@ class Board:
             raise WriterUnavailable
 
     def _watchdog(self) -> None:
+        self._report_quarantine()
         proc = self._proc
         if proc is None or self._writer_failed:
             return
@@ -447,6 +482,23 @@ class Board:
             )
             self._proc = spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
             return True
+
+    def _report_quarantine(self, *, final: bool = False) -> None:
+        """Once: the writer set values aside that it could not store (and, at finish, the
+        total if more followed)."""
+        count = ring.read_quarantined(self._mm)
+        if count <= self._quarantine_seen or (self._quarantine_seen and not final):
+            return
+        first = not self._quarantine_seen
+        self._quarantine_seen = count
+        logger.error(
+            "kohakuboard %s: %s%d logged value(s) could not be stored and were set aside in %s "
+            "(key, step and reason per line; `kobo show` lists them); every other value is stored",
+            self.name,
+            "" if first else "in all, ",
+            count,
+            self._path / QUARANTINE_FILE,
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -545,9 +597,32 @@ def _as_int(what: str, value: Any) -> int:
     if hasattr(value, "numel") and type(value).__module__.startswith("torch"):
         raise TypeError(f"{what} must be a Python int, not a tensor (that would sync the device)")
     try:
-        return int(value.__index__())
+        number = int(value.__index__())
     except AttributeError:
         raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
+    if not _I64_MIN <= number <= _I64_MAX:
+        raise ValueOutOfRangeError(
+            f"{what} must fit in a signed 64-bit int ({_I64_MIN}..{_I64_MAX}), got an int of "
+            f"{number.bit_length()} bits"
+        )
+    return number
+
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _check_label(what: str, value: Any, *, optional: bool) -> None:
+    """Board name and project: checked before any folder is made."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__} {value!r}")
+    if "\x00" in value:
+        raise InvalidTextError(
+            f"{what} {value!r} contains a NUL character; accepted: {TEXT_ACCEPTED}, without NUL"
+        )
+    if lone_surrogate_at(value) >= 0:
+        raise bad_text(what, value)
 
 
 def _finish_all() -> None:
