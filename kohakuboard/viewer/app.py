@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from ..errors import BoardNotFoundError
+from .auth import check_token
 from .catalog import Catalog
 from .errors import ViewerError
 from .routes import router
@@ -53,6 +54,8 @@ def create_app(
             :mod:`kohakuboard.viewer.auth`); ``None``: no token (``kobo open --no-token``,
             and the in-process test client). :class:`BadTokenError` if it is unusable.
     """
+    if token is not None:
+        check_token(token)  # now: the middleware is only built at the first request
     catalog = Catalog(Path(base_dir))
     bundle = check_bundle(Path(static_dir)) if static_dir is not None else None
 

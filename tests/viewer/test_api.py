@@ -427,6 +427,16 @@ def test_security_headers_on_every_response(client: TestClient, path: str) -> No
         ("localhost.evil.example", False),
         ("192.168.1.20:48889", False),  # bound to 127.0.0.1: no other address is this server
         ("", False),
+        # the port part must be a port: these once passed as "127.0.0.1"
+        ("127.0.0.1:1@evil.com", False),
+        ("127.0.0.1:48889@evil.example", False),
+        ("localhost:http", False),
+        ("127.0.0.1:99999", False),
+        ("127.0.0.1:0", False),
+        ("127.0.0.1:", False),
+        ("[::1]:1@evil.com", False),
+        ("[::1]evil.example", False),
+        ("127.0.0.1 evil.example", False),
     ],
 )
 def test_host_header_is_checked(client: TestClient, host: str, allowed: bool) -> None:
@@ -446,6 +456,35 @@ def test_bound_to_every_interface_accepts_ip_literals(boards: Boards) -> None:
         assert c.get("/api/info", headers={"host": "192.168.1.20:48889"}).status_code == 200
         assert c.get("/api/info", headers={"host": "[fe80::1]:48889"}).status_code == 200
         assert c.get("/api/info", headers={"host": "rebind.evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/api/info", "/api/boards", "/api/state", "/favicon.svg", "/api/nope"]
+)
+def test_head_is_answered_like_get_without_a_body(client: TestClient, path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+    assert head.status_code == got.status_code != 405
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    if path != "/api/state":  # the live state may change between the two requests
+        assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["x-frame-options"] == "DENY"
+
+
+def test_head_of_an_event_stream_ends_after_its_headers(server: ViewerThread) -> None:
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("HEAD", "/api/events")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("content-type", "").startswith("text/event-stream")
+        assert response.read() == b""
+        conn.request("HEAD", "/api/info")  # the connection is still usable
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])

@@ -51,7 +51,8 @@ def test_open_names_a_taken_port(boards: Boards) -> None:
 
 @dataclass
 class Run:
-    url: str = ""
+    url: str = ""  # without the token
+    token: str = ""
     returncode: int | None = None
     stderr: str = ""
 
@@ -72,7 +73,7 @@ def kobo(*args: str) -> Iterator[Run]:
         for line in proc.stdout:
             match = re.search(r"KohakuBoard viewer: (http://\S+)", line)
             if match:
-                run.url = match.group(1)
+                run.url, _, run.token = match.group(1).partition("?token=")
                 break
         assert run.url, "kobo printed no URL"
         yield run
@@ -88,15 +89,17 @@ def kobo(*args: str) -> Iterator[Run]:
     assert run.url, f"kobo printed no URL; stderr:\n{run.stderr}"
 
 
-def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def _get(url: str, run: Run) -> object:
+    """GET an API route of ``kobo open`` with its token (as a script sends it)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {run.token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
 def test_kobo_open_serves_and_stops_on_ctrl_c(boards: Boards) -> None:
     with kobo("open", str(boards.base), "--port", "0") as run:
         assert run.url.startswith("http://127.0.0.1:")
-        listed = _get(run.url + "api/boards")
+        listed = _get(run.url + "api/boards", run)
         assert isinstance(listed, list) and [b["name"] for b in listed] == ["alpha", "beta"]
         with urllib.request.urlopen(run.url, timeout=10) as page:
             assert b'<div id="app">' in page.read()
@@ -106,25 +109,25 @@ def test_kobo_open_serves_and_stops_on_ctrl_c(boards: Boards) -> None:
 
 def test_kobo_open_on_all_interfaces_warns(boards: Boards) -> None:
     with kobo("open", str(boards.base), "--host", "0.0.0.0", "--port", "0") as run:
-        info = _get(run.url + "api/info")
+        info = _get(run.url + "api/info", run)
         assert isinstance(info, dict) and info["read_only"] is True  # no edits from the network
     err = run.stderr
     assert "WARNING: listening on 0.0.0.0 (every network interface)" in err
-    assert "The viewer has no password" in err
+    assert "The viewer's token is its only password" in err
     assert "run edits are off: --allow-edits turns them on" in err
 
 
 def test_kobo_open_on_all_interfaces_with_edits_allowed(boards: Boards) -> None:
     args = ("open", str(boards.base), "--host", "0.0.0.0", "--port", "0", "--allow-edits")
     with kobo(*args) as run:
-        info = _get(run.url + "api/info")
+        info = _get(run.url + "api/info", run)
         assert isinstance(info, dict) and info["read_only"] is False
     assert "edit runs (rename, tags, notes, delete)" in run.stderr
 
 
 def test_kobo_open_on_loopback_allows_edits(boards: Boards) -> None:
     with kobo("open", str(boards.base), "--port", "0") as run:
-        info = _get(run.url + "api/info")
+        info = _get(run.url + "api/info", run)
         assert isinstance(info, dict) and info["read_only"] is False
 
 
@@ -143,7 +146,7 @@ def test_write_demo(tmp_path: Path) -> None:
 
 def test_kobo_demo(tmp_path: Path) -> None:
     with kobo("demo", "--base-dir", str(tmp_path), "--no-open", "--port", "0") as run:
-        names = {b["name"]: b for b in _get(run.url + "api/boards")}  # type: ignore[union-attr]
+        names = {b["name"]: b for b in _get(run.url + "api/boards", run)}  # type: ignore[union-attr]
         assert set(names) == {r.name for r in RUNS} | {"live"}
         assert names["live"]["status"] == "running"
     assert run.returncode == 0, run.stderr
@@ -159,7 +162,7 @@ def test_kobo_open_falls_back_to_a_free_port(boards: Boards) -> None:
     try:
         with kobo("open", str(boards.base)) as run:
             assert not run.url.endswith(":48889/")
-            assert _get(run.url + "api/info")
+            assert _get(run.url + "api/info", run)
         assert "port 48889 is in use; using a free port instead" in run.stderr
     finally:
         if taken is not None:
