@@ -5,12 +5,23 @@
 # module's get_available_reporting_integrations()). When transformers loads that module, a
 # sys.meta_path finder adds "kohakuboard" to both, importing neither transformers nor kohakuboard.
 #
-# At interpreter start, kohakuboard_hf_hook.pth (written from PTH_LINE below by setup.py) puts a
-# stub finder on sys.meta_path; it imports this module only when transformers loads that one
-# module, so a Python start pays for one short line and no file access. `import kohakuboard`
-# calls install() too. Nothing here imports anything or raises. KOHAKUBOARD_NO_HF_HOOK=1 turns
-# the start-up part off. Comments rather than docstrings keep the module small.
+# At interpreter start, kohakuboard_hf_hook.pth (a static file next to this one that setup.py puts
+# at the root of the wheel) puts a stub finder on sys.meta_path; it imports this module only when
+# transformers loads that one module, so a Python start pays for one short line and no file
+# access. The stub calls Finder.find_spec and carries _kohakuboard_hook: keep both. `import
+# kohakuboard` calls install() too. Nothing here imports anything or raises.
+# KOHAKUBOARD_NO_HF_HOOK=1 turns the start-up part off. Comments rather than docstrings keep the
+# module small.
+from __future__ import annotations
+
 import sys
+
+TYPE_CHECKING = False  # type checkers read the block below; Python skips it (no typing import)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+    from typing import Any
 
 TARGET = "transformers.integrations.integration_utils"
 NAME = "kohakuboard"
@@ -25,14 +36,14 @@ class KohakuBoardReportTo:
         return report_to_callback(*args, **kwargs)
 
 
-def register(module):
+def register(module: ModuleType) -> None:
     table = getattr(module, "INTEGRATION_TO_CALLBACK", None)
     if isinstance(table, dict) and NAME not in table:
         table[NAME] = KohakuBoardReportTo
     available = getattr(module, "get_available_reporting_integrations", None)
     if callable(available) and not hasattr(available, "_kohakuboard"):
 
-        def get_available_reporting_integrations(*args, **kwargs):
+        def get_available_reporting_integrations(*args: Any, **kwargs: Any) -> Any:
             names = available(*args, **kwargs)
             if isinstance(names, list) and NAME not in names:
                 names.append(NAME)
@@ -40,20 +51,21 @@ def register(module):
 
         get_available_reporting_integrations._kohakuboard = True  # type: ignore[attr-defined]
         get_available_reporting_integrations.__wrapped__ = available  # type: ignore[attr-defined]
-        module.get_available_reporting_integrations = get_available_reporting_integrations
+        vars(module)["get_available_reporting_integrations"] = get_available_reporting_integrations
 
 
 class _Loader:
     # Wraps the real loader only until the module runs: the module keeps the real one.
-    def __init__(self, loader):
+    def __init__(self, loader: Any) -> None:
         self.loader = loader
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
-    def exec_module(self, module):
-        if module.__spec__.loader is self:
-            module.__spec__.loader = self.loader
+    def exec_module(self, module: ModuleType) -> None:
+        spec = module.__spec__
+        if spec is not None and spec.loader is self:
+            spec.loader = self.loader
         module.__loader__ = self.loader
         self.loader.exec_module(module)
         try:
@@ -61,7 +73,7 @@ class _Loader:
         except Exception:
             pass
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         if name == "loader":
             raise AttributeError(name)
         return getattr(self.loader, name)
@@ -72,7 +84,12 @@ class Finder:
     _kohakuboard_hook = True
 
     @classmethod
-    def find_spec(cls, fullname, path=None, target=None):
+    def find_spec(
+        cls,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
         if fullname != TARGET:
             return None
         try:
@@ -100,26 +117,3 @@ def install() -> None:
             sys.meta_path.insert(0, Finder)
     except Exception:
         pass
-
-
-# The stub the .pth file installs: no module to find and load at start-up, one small class.
-STUB = """class KohakuBoardHFHook:
-    _kohakuboard_hook = True
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name != "transformers.integrations.integration_utils":
-            return None
-        try:
-            import kohakuboard_hf_hook
-            return kohakuboard_hf_hook.Finder.find_spec(name, path, target)
-        except Exception:
-            return None
-sys.meta_path.insert(0, KohakuBoardHFHook)
-"""
-# site.py runs .pth lines that start with "import"; one line, and nothing in it can raise.
-PTH_LINE = (
-    "import os, sys; os.environ.get('KOHAKUBOARD_NO_HF_HOOK', '') not in ('', '0') or exec("
-    + repr(STUB)
-    + ")\n"
-)

@@ -1,45 +1,38 @@
-"""Build step that pyproject.toml cannot express: install ``kohakuboard_hf_hook.pth``.
+"""The one build step that pyproject.toml cannot express: ship ``kohakuboard_hf_hook.pth``.
 
-The ``.pth`` file makes ``TrainingArguments(report_to="kohakuboard")`` work in scripts that
-never import kohakuboard (see ``kohakuboard_hf_hook.py``). A ``.pth`` file only runs from a
-site-packages folder, so it must sit at the root of the wheel, next to the top-level modules:
+That static file (next to this one) makes ``TrainingArguments(report_to="kohakuboard")`` work in
+scripts that never import kohakuboard (see ``kohakuboard_hf_hook.py``). Python runs ``.pth``
+files only from a site-packages folder, so the file must sit at the root of the wheel, next to
+the top-level modules. setuptools has no declarative way to put a non-Python file there:
+``package-data`` belongs to a package folder, and ``data-files`` go to the wheel's
+``.data/data`` (the environment's prefix, not site-packages) and are left out of editable wheels
+altogether (setuptools 84). So one build sub-command copies the file, following setuptools'
+protocol for build sub-commands (``setuptools.command.build.SubCommand``):
 
-- normal wheels: the ``build_hf_hook`` build step writes it into ``build_lib``, whose whole tree
-  becomes the wheel's root (purelib);
-- editable wheels (PEP 660, ``pip install -e .``): setuptools throws ``build_lib`` away and packs
-  the directory it configured as ``install_lib`` instead, so the step writes it there.
+- wheels (also built from the sdist, which lists the file through ``get_source_files``): into
+  ``build_lib``, whose whole tree becomes the wheel's root (purelib);
+- editable wheels (PEP 660, ``pip install -e .``): setuptools packs no file of ``build_lib``
+  there; it points the install command's ``install_lib`` at the folder it packs into the wheel
+  (where it installs everything that is not editable), so the file goes there.
 
-Everything else about the project lives in pyproject.toml.
+tests/test_packaging.py builds both kinds, installs them into fresh virtual environments and
+checks ``report_to="kohakuboard"`` there. Everything else about the project is in pyproject.toml.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 from setuptools import Command, setup
 from setuptools.command.build import build
 
-PTH_NAME = "kohakuboard_hf_hook.pth"
-
-
-def _pth_line() -> str:
-    # The line lives next to the code it starts (kohakuboard_hf_hook.PTH_LINE); load that file
-    # by path, since the project folder need not be on sys.path while building.
-    source = Path(__file__).resolve().parent / "kohakuboard_hf_hook.py"
-    spec = importlib.util.spec_from_file_location("_kohakuboard_hf_hook_build", source)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {source}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.PTH_LINE)
+PTH = "kohakuboard_hf_hook.pth"
 
 
 class build_hf_hook(Command):
-    """Write the start-up hook's ``.pth`` file where it ends up at the root of site-packages."""
+    """Copy the start-up hook's ``.pth`` file to the root of the wheel."""
 
-    description = "write kohakuboard_hf_hook.pth"
+    description = f"copy {PTH} to the root of the wheel"
     user_options: list[tuple[str, str | None, str]] = []
 
     def initialize_options(self) -> None:
@@ -49,39 +42,28 @@ class build_hf_hook(Command):
     def finalize_options(self) -> None:
         self.set_undefined_options("build_py", ("build_lib", "build_lib"))
 
-    def _target_dir(self) -> str | None:
-        if not self.editable_mode:
-            return self.build_lib
-        # editable_wheel points install_lib at the unpacked editable wheel, which already
-        # holds its .dist-info folder; anything else means setuptools changed how it builds
-        # editable wheels, and writing there could touch a real site-packages.
-        install_lib = self.get_finalized_command("install").install_lib
-        if install_lib and any(Path(install_lib).glob("*.dist-info")):
-            return str(install_lib)
-        self.warn(
-            f"{PTH_NAME} not installed: report_to='kohakuboard' needs `import kohakuboard` "
-            "in this editable install"
-        )
-        return None
+    def _target(self) -> str:
+        if self.editable_mode:
+            return str(self.get_finalized_command("install").install_lib)
+        if self.build_lib is None:
+            raise RuntimeError("build_hf_hook: build_lib is not set")
+        return self.build_lib
 
     def run(self) -> None:
-        target = self._target_dir()
-        if target is None:
-            return
-        path = os.path.join(target, PTH_NAME)
+        target = self._target()
         self.mkpath(target)
-        self.execute(Path(path).write_text, (_pth_line(),), f"writing {path}")
+        self.copy_file(PTH, os.path.join(target, PTH))
+
+    def get_source_files(self) -> list[str]:
+        return [PTH]
 
     def get_outputs(self) -> list[str]:
         if self.editable_mode or self.build_lib is None:
             return []
-        return [os.path.join(self.build_lib, PTH_NAME)]
+        return [os.path.join(self.build_lib, PTH)]
 
     def get_output_mapping(self) -> dict[str, str]:
-        return {}
-
-    def get_source_files(self) -> list[str]:
-        return []
+        return {output: PTH for output in self.get_outputs()}
 
 
 class build_with_hf_hook(build):

@@ -1,5 +1,6 @@
 """transformers integration: KohakuBoardCallback with a real Trainer, report_to="kohakuboard"
-in fresh interpreters, the start-up hook and its packaging, and a 2-process run.
+in fresh interpreters, the start-up hook, and a 2-process run (packaging:
+tests/test_packaging.py).
 
 Everything runs on CPU with a tiny randomly initialised model (``hf_tiny``); nothing is
 downloaded."""
@@ -9,12 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -442,14 +441,6 @@ def test_startup_hook_imports_nothing_and_the_off_switch_removes_it() -> None:
     assert with_hook == without  # not one module more at start-up
 
 
-def test_installed_pth_is_the_current_one() -> None:
-    import kohakuboard_hf_hook
-
-    assert installed_pth().read_text() == kohakuboard_hf_hook.PTH_LINE, (
-        "site-packages holds an older kohakuboard_hf_hook.pth: reinstall (pip install -e .)"
-    )
-
-
 def test_a_broken_hook_module_never_breaks_importing_transformers(
     tmp_path: Path, fake_transformers: Path
 ) -> None:
@@ -469,91 +460,7 @@ def test_a_broken_hook_module_never_breaks_importing_transformers(
     assert proc.stdout.strip() == "False" and proc.stderr == "", proc.stderr
 
 
-def installed_pth() -> Path:
-    import site
-
-    for folder in [*site.getsitepackages(), site.getusersitepackages()]:
-        candidate = Path(folder) / "kohakuboard_hf_hook.pth"
-        if candidate.exists():
-            return candidate
-    pytest.fail(
-        "kohakuboard_hf_hook.pth is not in site-packages: reinstall with `pip install -e .`"
-    )
-
-
-# -- packaging: the .pth reaches site-packages from a wheel and from an editable wheel -------------
-@pytest.fixture(scope="module")
-def source_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The files a build reads, copied so that builds never write into the checkout."""
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "setup.py", "README.md", "kohakuboard_hf_hook.py"):
-        shutil.copy2(REPO / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "node_modules", "[0-9]*_*")
-    for name in ("kohakuboard", "integrations"):
-        shutil.copytree(REPO / name, src / name, ignore=ignore)
-    return src
-
-
-def build(src: Path, hook: str, out: Path) -> Path:
-    out.mkdir()
-    code = f"from setuptools import build_meta; print(build_meta.{hook}({str(out)!r}))"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=src,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return out / proc.stdout.strip().splitlines()[-1]
-
-
-def test_wheel_ships_the_pth_at_its_root_and_it_works_when_installed(
-    source_copy: Path, tmp_path: Path, fake_transformers: Path
-) -> None:
-    wheel = build(source_copy, "build_wheel", tmp_path / "dist")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "kohakuboard_hf_hook.pth" in names and "kohakuboard_hf_hook.py" in names
-    # Install it alone into an empty venv: the hook needs none of the dependencies.
-    venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
-    )
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-deps",
-            "--no-index",
-            "-q",
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
-    code = "import transformers.integrations.integration_utils as iu; print('kohakuboard' in iu.INTEGRATION_TO_CALLBACK)"
-    proc = subprocess.run(
-        [str(python), "-c", code],
-        env=clean_env(PYTHONPATH=str(fake_transformers)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.stdout.strip() == "True", proc.stderr
-
-
-def test_editable_wheel_ships_the_pth_at_its_root(source_copy: Path, tmp_path: Path) -> None:
-    wheel = build(source_copy, "build_editable", tmp_path / "dist")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "kohakuboard_hf_hook.pth" in names
-    # site.py reads .pth files in name order: setuptools' editable finder comes first.
-    assert sorted(n for n in names if n.endswith(".pth"))[-1] == "kohakuboard_hf_hook.pth"
+# Packaging (the .pth file in wheels, sdists and editable installs): tests/test_packaging.py.
 
 
 # -- two processes (torchrun, gloo on CPU): one board ----------------------------------------------
