@@ -113,6 +113,51 @@ def live_writers_of_board(board_dir: Path) -> list[int]:
     return out
 
 
+def the_writer(board_dir: Path, *, timeout: float = DEADLINE_S) -> int:
+    """The pid of the one live writer process serving ``board_dir`` (waiting for it)."""
+    found = wait_until(
+        lambda: live_writers_of_board(board_dir),
+        timeout=timeout,
+        what=f"a writer process of {board_dir.name}",
+    )
+    assert len(found) == 1, f"expected one writer of {board_dir.name}, found {found}"
+    return found[0]
+
+
+def stored_rows(board_dir: Path, name: str) -> int:
+    """How many points of scalar ``name`` a fresh Reader sees (0 before the first commit)."""
+    from kohakuboard import open_board
+
+    return int(open_board(board_dir).scalars(name).num_rows)
+
+
+def wait_for_growth(
+    count: Callable[[], int],
+    *,
+    times: int = 1,
+    since: int | None = None,
+    timeout: float = DEADLINE_S,
+    interval: float = 0.1,
+    what: str = "",
+) -> int:
+    """Wait until ``count()`` has grown ``times`` times, each past the last value seen
+    (starting from ``since``, or from its value now); returns the last value.
+
+    "The writer committed several times" without sleeping for a guessed while: each growth
+    of what a Reader sees is at least one more commit."""
+    last = count() if since is None else since
+    for _ in range(times):
+
+        def grown(seen: int = last) -> int | None:
+            now = count()
+            return now if now > seen else None
+
+        last = wait_until(
+            grown, timeout=timeout, interval=interval, what=what or f"growth past {last}"
+        )
+    return last
+
+
 def finished_board(base: Path, name: str, steps: int = 5, **board_kwargs: Any) -> Path:
     """A board of ``steps`` loss values, finished and with its writer gone (``finish()``
     returns before the writer has compacted; migrate, compact and gc need it gone)."""

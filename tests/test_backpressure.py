@@ -7,9 +7,9 @@ import os
 import resource
 import signal
 import threading
-import time
 
 import pytest
+from helpers import live_writers_of_board, stored_rows, the_writer, wait_for_growth, wait_until
 
 from kohakuboard import Board, open_board
 
@@ -18,50 +18,56 @@ def _values(board_path, name):
     return open_board(board_path).scalars(name).column("value").to_pylist()
 
 
-def test_full_ring_waits_with_a_warning_and_loses_nothing(tmp_path, caplog):
-    board = Board(name="bp", base_dir=tmp_path, ring_size=64 * 1024)
+def _log_many(board, n):
+    for i in range(1, n + 1):
+        board.log(x=float(i))
+
+
+def test_full_ring_waits_with_a_warning_and_loses_nothing(make_board, caplog):
+    board = make_board(name="bp", ring_size=64 * 1024)
     board.log(x=0.0)
-    deadline = time.monotonic() + 20
-    while not open_board(board.path).scalars("x").num_rows:  # the writer is up
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    writer = board._proc.pid
-    os.kill(writer, signal.SIGSTOP)
-    resume = threading.Timer(2.0, os.kill, (writer, signal.SIGCONT))
-    resume.start()
+    wait_for_growth(lambda: stored_rows(board.path, "x"), since=0, what="the writer to store")
+    writer = the_writer(board.path)
     caplog.set_level(logging.WARNING, logger="kohakuboard")
+
+    def messages():
+        return [r.getMessage() for r in caplog.records]
+
+    os.kill(writer, signal.SIGSTOP)
     try:
-        started = time.monotonic()
-        for i in range(1, 5001):  # ~5000 x 48 bytes: several times the 64 KiB lane
-            board.log(x=float(i))
-        waited = time.monotonic() - started
+        # ~5000 x 48 bytes: several times the 64 KiB lane, which the stopped writer cannot drain
+        producer = threading.Thread(target=_log_many, args=(board, 5000))
+        producer.start()
+        wait_until(
+            lambda: any("ring_size" in m for m in messages()),
+            what="log() to warn that it waits for ring space (and how to get more)",
+        )
+        assert producer.is_alive(), "log() returned although the writer could not take values"
     finally:
-        resume.join()
+        os.kill(writer, signal.SIGCONT)
+    producer.join(timeout=60)
+    assert not producer.is_alive(), "log() still waits after the writer resumed"
+    assert any("resumed" in m for m in messages())
     board.finish()
-    assert waited >= 1.0, "log() should have waited for the stopped writer"
-    assert any("ring_size" in r.getMessage() for r in caplog.records)
     assert _values(board.path, "x") == [float(i) for i in range(5001)]
 
 
-def test_writer_that_cannot_write_is_replaced_and_nothing_is_lost(tmp_path):
-    board = Board(name="efbig", base_dir=tmp_path, commit_interval=0.05)
+def test_writer_that_cannot_write_is_replaced_and_nothing_is_lost(make_board):
+    board = make_board(name="efbig", commit_interval=0.05)
     board.log(x=0.0)
-    deadline = time.monotonic() + 20
-    while not open_board(board.path).scalars("x").num_rows:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    first = board._proc.pid
+    wait_for_growth(lambda: stored_rows(board.path, "x"), since=0, what="the writer to store")
+    first = the_writer(board.path)
     # A file-size limit of 0 on the writer makes every write that grows a file fail (EFBIG),
     # as a full disk would (its own log cannot grow either, so we check the outcome only).
     resource.prlimit(first, resource.RLIMIT_FSIZE, (0, 0))
     for i in range(1, 2001):
         board.log(x=float(i))
-    deadline = time.monotonic() + 30
-    while board._proc.pid == first:
-        assert time.monotonic() < deadline, "the failing writer was not replaced"
-        time.sleep(0.05)
+    wait_until(
+        lambda: [pid for pid in live_writers_of_board(board.path) if pid != first],
+        timeout=30,
+        what="a new writer to replace the one that cannot write",
+    )
     board.finish()
-    assert board._respawns >= 1
     assert _values(board.path, "x") == [float(i) for i in range(2001)]
 
 
