@@ -46,7 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"KBRING01"
-VERSION = 1
+# 2: non-scalar records are plain-data messages (kohakuboard.wire); 1 held pickles and is
+# never read (a leftover format-1 ring is left in place for the kohakuboard that wrote it).
+VERSION = 2
 HEADER_SIZE = 4096
 LANES = 2
 LANE_OWNER = 0
@@ -63,10 +65,10 @@ BLOB = struct.Struct("<II")
 # Body kinds (first u32 of a body). Values >= FIRST_SCHEMA_ID are scalar records whose
 # kind is the id of a key schema announced earlier in the same lane.
 K_WRAP = 0
-K_SCHEMA = 1
-K_PICKLE = 2
-K_CONTROL = 3
-K_STAGED = 4
+K_SCHEMA = 1  # wire message {"sid": int, "keys": [str, ...]}
+K_RICH = 2  # wire message: step, global_step, wall_time, scalars, media, tables, histograms
+K_CONTROL = 3  # wire message {"op": "config" | "finish", ...}
+K_STAGED = 4  # the name of a wire-message file in staging/ (a payload too large for a record)
 FIRST_SCHEMA_ID = 16
 FIRST_SHARED_SCHEMA_ID = 1 << 30  # schemas announced in the shared lane (no clash with lane 0)
 
@@ -141,10 +143,22 @@ def open_ring(path: str) -> tuple[mmap.mmap, RingInfo, int]:
         os.close(fd)
         raise
     magic, version, lanes, session, pid, capacity = _TOP.unpack_from(mm, 0)
-    if magic != MAGIC or version != VERSION or lanes != LANES:
+    problem = None
+    if magic != MAGIC:
+        problem = "is not a kohakuboard ring"
+    elif version != VERSION:
+        problem = (
+            f"is a ring of format {version} (an older kohakuboard; it may hold pickles, which "
+            "are never read)"
+            if version < VERSION
+            else f"is a ring of format {version}, newer than this kohakuboard reads ({VERSION})"
+        )
+    elif lanes != LANES or capacity % 8 or capacity < 4096 or size < HEADER_SIZE + lanes * capacity:
+        problem = f"has a damaged header ({lanes} lanes of {capacity} bytes in {size} bytes)"
+    if problem is not None:
         mm.close()
         os.close(fd)
-        raise ValueError(f"{path} is not a kohakuboard ring (or an unknown version)")
+        raise ValueError(f"{path} {problem}")
     return mm, RingInfo(session, pid, capacity), fd
 
 
@@ -208,7 +222,12 @@ def blob_body(kind: int, payload: bytes) -> bytes:
 
 
 def blob_payload(body: memoryview) -> memoryview:
+    """The payload of a variable-length record; ValueError if its length does not fit."""
+    if len(body) < BLOB.size:
+        raise ValueError(f"record of {len(body)} bytes is too short for a payload")
     n = BLOB.unpack_from(body, 0)[1]
+    if n > len(body) - BLOB.size:
+        raise ValueError(f"payload of {n} bytes announced in a record of {len(body)} bytes")
     return body[BLOB.size : BLOB.size + n]
 
 
@@ -282,7 +301,9 @@ class LaneReader:
         # Probe growing chunks so that a short run does not pay for checking a long one.
         while n > 0:
             at = start + total * length
-            words = np.frombuffer(self.mm, dtype="<u8", count=n * width, offset=at).reshape(n, width)
+            words = np.frombuffer(self.mm, dtype="<u8", count=n * width, offset=at).reshape(
+                n, width
+            )
             expected = np.arange(n, dtype=np.uint64) * np.uint64(length)
             expected += np.uint64(self.pos + total * length)
             ok = (words[:, 0] == length) & (words[:, 1] == expected)

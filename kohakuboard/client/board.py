@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import pickle
 import secrets
 import struct
 import subprocess
@@ -21,7 +20,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, ring
+from .. import __version__, ring, wire
 from ..errors import (
     TEXT_ACCEPTED,
     BoardClosedError,
@@ -36,7 +35,7 @@ from ..errors import (
 from ..metadata import BoardMeta, read_meta, write_meta
 from ..quarantine import QUARANTINE_FILE
 from ..storage import BACKENDS
-from .flusher import Deferred, Flusher
+from .flusher import Deferred, Flusher, check_max_pending_bytes
 from .lane import LaneWriter, WriterUnavailable
 from .sanitize import jsonable_config
 from .spawn import recover, spawn_writer
@@ -77,6 +76,8 @@ class Board:
         board_id: re-open this board to append (created with that id if it does not exist).
         ring_size: bytes per ring lane; bounds memory and how far the writer may fall behind.
         commit_interval: seconds between the writer's commits (visibility latency).
+        max_pending_bytes: bytes of histogram/media snapshots that may wait for the background
+            thread (default 256 MiB); past it ``log()`` waits, like for ring space.
 
     Step semantics: every ``log()`` call advances ``step`` by one and all its values share
     it; ``global_step`` is the training step, advanced by :meth:`step` or set with a
@@ -94,10 +95,12 @@ class Board:
         *,
         ring_size: int = DEFAULT_RING_SIZE,
         commit_interval: float = 0.2,
+        max_pending_bytes: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         _check_label("name", name, optional=True)
+        self._max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
         _check_label("project", project, optional=False)
         _reap()
         self._closed = True  # until fully set up (atexit looks at it)
@@ -143,7 +146,8 @@ class Board:
         staging = path / "staging"
         staging.mkdir(exist_ok=True)
         self._flusher = Flusher(
-            lane1, staging_dir=str(staging), session=self._session, watchdog=self._watchdog, label=label
+            lane1, staging_dir=str(staging), session=self._session, watchdog=self._watchdog, label=label,
+            max_pending_bytes=self._max_pending_bytes,
         )
         self._flusher.start()
         self._owner = _get_ident()
@@ -293,7 +297,7 @@ class Board:
 
     def _register_schema(self, keys: tuple[str, ...]) -> tuple[Any, Any, int, int]:
         sid = ring.FIRST_SCHEMA_ID + len(self._schemas)
-        self._write_owner(ring.blob_body(ring.K_SCHEMA, pickle.dumps((sid, keys), protocol=5)))
+        self._write_owner(ring.blob_body(ring.K_SCHEMA, wire.encode({"sid": sid, "keys": list(keys)})))
         st = struct.Struct(ring.SCALAR_PREFIX + "d" * len(keys))
         schema = (st.pack_into, st.pack, sid, ring.REC_HEADER.size + st.size)
         self._schemas[keys] = schema
@@ -395,7 +399,7 @@ class Board:
             "global_step": self._global_step,  # board.step() after the last log() counts
         }
         try:
-            self._lane0.write(ring.blob_body(ring.K_CONTROL, pickle.dumps(control, protocol=5)))
+            self._lane0.write(ring.blob_body(ring.K_CONTROL, wire.encode(control)))
         except WriterUnavailable:
             pass
         self._wait_for_writer()
