@@ -8,9 +8,14 @@ export class ApiError extends Error {
   }
 }
 
+// Set when the server answers 401: this browser has no access token (the viewer was opened
+// without the URL `kobo open` printed, or the viewer restarted with a new token).
+export const auth = reactive({ needed: false })
+
 // the response, or an ApiError with the server's `detail`
 export async function check(response) {
   if (response.ok) return response
+  if (response.status === 401) auth.needed = true
   let detail = response.statusText
   try {
     detail = (await response.json()).detail || detail
@@ -77,7 +82,7 @@ export function connectLive(boardIds, onState, { pollMs = 2000 } = {}) {
   let previous = null
 
   const poll = async () => {
-    if (closed) return
+    if (closed || auth.needed) return
     try {
       const state = await getJSON('/api/state?' + params)
       onState(diff(previous, state))

@@ -1,6 +1,6 @@
 // What the server told us: the board list, the series of each board and their live counts.
 import { computed, reactive, watch } from 'vue'
-import { boardMetrics, connectLive, info, listBoards } from './api.js'
+import { auth, boardMetrics, connectLive, info, listBoards } from './api.js'
 import { ready, view } from './state.js'
 
 export const store = reactive({
@@ -116,6 +116,7 @@ function applyLive(delta) {
 export async function startStore(urlHadBoards) {
   const [meta] = await Promise.all([info().catch(() => ({})), refreshBoards()])
   store.title = meta.title || ''
+  if (auth.needed) return // the page says where the token is; nothing else can load
   if (!urlHadBoards) {
     // default: the five newest runs
     view.boards = store.boards.slice(-5).map((b) => b.id)
