@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn
 import pyarrow as pa
 import typer
 
-from . import __version__
+from . import __version__, quarantine
 from .errors import BoardNotFoundError, KohakuBoardError
 from .export import export_scalars
 from .reader import Reader, list_boards, open_board
@@ -268,7 +268,8 @@ def show_command(
     base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a board: identity, status, progress, config and every series with its count."""
+    """Show a board: identity, status, progress, config and every series with its count (and
+    values the writer could not store, set aside in quarantine.jsonl)."""
     with _user_errors(base_dir.expanduser().absolute()):
         reader = _open(board, base_dir)
     with reader, _user_errors(reader.path):
@@ -277,6 +278,7 @@ def show_command(
         config = reader.config()
         series = reader.metric_infos()
         size = reader.disk_bytes()
+        set_aside = quarantine.summary(reader.path)
     if as_json:
         typer.echo(
             _json(
@@ -300,6 +302,10 @@ def show_command(
                     "series": [
                         {"name": m.name, "kind": m.kind, "count": m.count, "last_step": m.last_step}
                         for m in series
+                    ],
+                    "quarantined": [
+                        {**g.__dict__, "key": _ascii_safe(g.key), "reason": _ascii_safe(g.reason)}
+                        for g in set_aside
                     ],
                 }
             )
@@ -340,7 +346,37 @@ def show_command(
         lines += ["  " + row for row in table.splitlines()]
     else:
         lines.append("series: none logged yet")
+    if set_aside:
+        total = sum(g.count for g in set_aside)
+        lines += [
+            "",
+            f"quarantined ({_plural(total, 'value')} the writer could not store; "
+            f"kept in {quarantine.QUARANTINE_FILE})",
+        ]
+        rows = [
+            [
+                g.kind,
+                str(g.count),
+                _steps_text(g.first_step, g.last_step),
+                _ascii_safe(g.key),
+                _ascii_safe(g.reason),
+            ]
+            for g in set_aside
+        ]
+        table = _table(["KIND", "COUNT", "STEPS", "KEY", "REASON"], rows, right={1})
+        lines += ["  " + row for row in table.splitlines()]
     typer.echo("\n".join(lines))
+
+
+def _steps_text(first: int | None, last: int | None) -> str:
+    if first is None or last is None:
+        return "-"
+    return str(first) if first == last else f"{first}..{last}"
+
+
+def _ascii_safe(text: str) -> str:
+    """Text a terminal can print: a lone surrogate becomes its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _pick_format(fmt: Format | None, output: str | None) -> Format:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,8 +11,15 @@ import pytest
 import torch
 from helpers import rows
 
-from kohakuboard import Board, Media, open_board
-from kohakuboard.errors import BoardDirectoryError, KohakuBoardError
+from kohakuboard import Board, Media, Table, open_board
+from kohakuboard.errors import (
+    BoardDirectoryError,
+    InvalidKeyError,
+    InvalidTextError,
+    InvalidValueError,
+    KohakuBoardError,
+    ValueOutOfRangeError,
+)
 
 UNSUPPORTED = [
     pytest.param("a string", id="str"),
@@ -174,3 +182,141 @@ def test_open_board_on_a_missing_path_is_clear(tmp_path: Path) -> None:
         open_board(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="no such folder"):
         list_boards(tmp_path / "nothing")
+
+
+# -- strings a file cannot hold (issue 12.1) -------------------------------------------------
+# What os.fsdecode() returns for a file name that is not UTF-8: a lone surrogate. Accepted
+# before, it made every commit fail in the writer and lost every value of the run.
+LONE = os.fsdecode(b"img_\xff.png")
+
+
+def test_key_with_a_lone_surrogate_is_rejected_by_every_logging_call(make_board) -> None:
+    board = make_board()
+    board.log(good=1.0)
+    pattern = r"'img_\\udcff\.png'.*lone surrogate"
+    with pytest.raises(InvalidKeyError, match=pattern):
+        board.log(**{LONE: 1.0})
+    with pytest.raises(InvalidKeyError, match=pattern):
+        board.log(**{LONE: torch.tensor(1.0), "ok": 1.0})
+    with pytest.raises(InvalidKeyError, match=pattern):
+        board.log_images(LONE, np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(InvalidKeyError, match=pattern):
+        board.log_histogram(LONE, np.arange(4.0))
+    with pytest.raises(InvalidKeyError, match=pattern):
+        board.log_table(LONE, [[1]])
+    with pytest.raises(InvalidKeyError, match=r"lone surrogate"):
+        board.log_histograms({"w": torch.ones(3)}, prefix=LONE)
+    assert board.current_step == 1  # rejected calls use no step
+    _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        pytest.param(lambda: Media(np.zeros((2, 2)), caption=LONE), "Media caption", id="caption"),
+        pytest.param(lambda: Table([[LONE]]), r"Table cell at row 0, column 'col_0'", id="cell"),
+        pytest.param(lambda: Table([[1]], columns=[LONE]), "Table column name", id="column"),
+        pytest.param(lambda: Table([{LONE: 1}]), "Table column name", id="dict-key"),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_rejected_where_it_is_made(make_board, make, pattern) -> None:
+    board = make_board()
+    board.log(good=1.0)
+    with pytest.raises(InvalidTextError, match=pattern + r".*'img_\\udcff\.png'.*index 4") as info:
+        board.log(rich=make())
+    assert isinstance(info.value, ValueError)
+    _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
+
+
+@pytest.mark.parametrize("what", ["name", "project"])
+@pytest.mark.parametrize("bad", [LONE, "a\x00b"], ids=["surrogate", "nul"])
+def test_board_name_or_project_that_cannot_be_stored_makes_no_folder(
+    base_dir: Path, what: str, bad: str
+) -> None:
+    with pytest.raises(InvalidTextError, match=f"{what} .*(lone surrogate|NUL)"):
+        Board(base_dir=base_dir, **{what: bad})
+    assert not base_dir.exists() or not any(base_dir.iterdir())
+
+
+def test_config_strings_with_lone_surrogates_are_kept_as_escapes(make_board) -> None:
+    board = make_board(config={"data": LONE, LONE: 1, "nested": {"k": [LONE]}, "nul": "a\x00b"})
+    board.update_config(more=os.fsdecode(b"\xfe"))
+    board.log(x=1.0)
+    board.finish()
+    reader = open_board(board.path)
+    assert reader.config() == {
+        "data": "img_\\udcff.png",
+        "img_\\udcff.png": 1,
+        "nested": {"k": ["img_\\udcff.png"]},
+        "nul": "a\x00b",
+        "more": "\\udcfe",
+    }
+    assert reader.status() == "finished"
+
+
+@pytest.mark.parametrize("backend", ["hybrid", "parquet", "duckdb"])
+def test_nul_in_captions_cells_and_columns_round_trips(make_board, backend: str) -> None:
+    """NUL is rejected in keys, board names and projects (identifiers), kept in values."""
+    board = make_board(backend=backend)
+    board.log(
+        img=Media(np.zeros((2, 2), dtype=np.uint8), caption="a\x00b"),
+        tab=Table([["x\x00y", 1]], columns=["c\x00", "d"]),
+    )
+    board.finish()
+    reader = open_board(board.path)
+    assert reader.media("img")[0].caption == "a\x00b"
+    table = reader.tables("tab")[0]
+    assert (table.columns, table.rows) == (["c\x00", "d"], [["x\x00y", 1]])
+
+
+# -- numbers too large to store (issue 12.6) --------------------------------------------------
+def test_int_beyond_float64_names_the_key_and_uses_no_step(make_board) -> None:
+    board = make_board()
+    board.log(a=1.0, b=2)  # caches the key set: the next calls take the fast path
+    pattern = r"cannot log key 'b': the int 135829\.\.\. \(about 10\*\*331\) is too large"
+    with pytest.raises(ValueOutOfRangeError, match=pattern) as info:
+        board.log(a=1.0, b=2**1100)  # fast path
+    assert isinstance(info.value, OverflowError) and isinstance(info.value, ValueError)
+    with pytest.raises(ValueOutOfRangeError, match=r"'c'.*about -10\*\*331"):
+        board.log(c=-(2**1100))  # a new key set: the slow path
+    with pytest.raises(ValueOutOfRangeError, match="'b'"):
+        board.log(a=1.0, b=2**1100, img=Media(np.zeros((2, 2))))
+    with pytest.raises(ValueOutOfRangeError, match=r"'big'.*10\*\*30102"):
+        board.log(big=2**100_000)  # too long for str(): the message still says how large
+    assert board.current_step == 1
+    board.log(a=3.0, b=2**1023)  # the largest power of two a float64 holds
+    board.finish()
+    reader = open_board(board.path)
+    assert rows(reader, "a") == [(0, 0, 1.0), (1, 0, 3.0)]
+    assert rows(reader, "b") == [(0, 0, 2.0), (1, 0, float(2**1023))]
+    assert reader.metrics() == ["a", "b"]
+
+
+def test_global_step_beyond_int64_is_rejected_and_changes_nothing(make_board) -> None:
+    board = make_board()
+    board.step(to=5)
+    with pytest.raises(ValueOutOfRangeError, match=r"global_step must fit in a signed 64-bit"):
+        board.log(x=1.0, global_step=2**63)
+    with pytest.raises(ValueOutOfRangeError, match="global_step"):
+        board.step(to=-(2**63) - 1)
+    with pytest.raises(ValueOutOfRangeError, match="global_step"):
+        board.step(2**63 - 5)  # 5 + that no longer fits
+    with pytest.raises(InvalidValueError):  # a bad value leaves global_step as it was too
+        board.log(x=None, global_step=9)
+    assert (board.global_step, board.current_step) == (5, 0)
+    board.log(x=2.0, global_step=2**63 - 1)
+    board.finish()
+    assert rows(open_board(board.path), "x") == [(0, 2**63 - 1, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"kind": "video", "fps": 1e-300}, "fps must be a positive finite number of at least"),
+        ({"kind": "audio", "sample_rate": 2**40}, r"sample_rate must be an int in 1\.\.10000000"),
+    ],
+)
+def test_media_timing_the_writer_cannot_encode_is_rejected(kwargs, pattern: str) -> None:
+    data = np.zeros((2, 4, 4), dtype=np.uint8) if kwargs["kind"] == "video" else np.zeros(8)
+    with pytest.raises(ValueError, match=pattern):
+        Media(data, **kwargs)
