@@ -35,6 +35,11 @@ class BoardBusyError(KohakuBoardError, RuntimeError):
     """The board is being written (or its database is locked) by another process."""
 
 
+class BoardDamagedError(KohakuBoardError, RuntimeError):
+    """Data files of the board are damaged (``kobo verify`` lists them, ``kobo repair``
+    keeps every readable row)."""
+
+
 class InvalidTextError(KohakuBoardError, ValueError):
     """A string (caption, table cell or column, board name or project) is not Unicode text
     that can be stored: it holds a lone surrogate (``os.fsdecode`` of a non-UTF-8 name)."""

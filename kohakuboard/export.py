@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from .errors import KohakuBoardError
+from .errors import BoardDamagedError, KohakuBoardError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -117,12 +117,24 @@ def _write(sink: str | BinaryIO, tables: Iterator[pa.Table], fmt: str) -> int:
     return rows
 
 
+def _refuse_damaged(reader: Reader) -> None:
+    damage = [d for d in reader.damage() if "scalars/" in d.file or "/" not in d.file]
+    if damage:
+        shown = "; ".join(d.describe() for d in damage[:3])
+        raise BoardDamagedError(
+            f"board {reader.name!r} at {reader.path} is damaged, an export would miss rows: "
+            f"{shown}. Run `kobo verify` to list the damage and `kobo repair` to keep every "
+            "readable row, then export again (or pass allow_damaged=True)"
+        )
+
+
 def export_scalars(
     reader: Reader,
     out_path: str | os.PathLike[str] | BinaryIO,
     fmt: str,
     *,
     metrics: Sequence[str] | None = None,
+    allow_damaged: bool = False,
 ) -> int:
     """Write the board's scalar series to ``out_path`` in long form; returns the row count.
 
@@ -132,14 +144,20 @@ def export_scalars(
             failed export never leaves a partial file) or a writable binary file object.
         fmt: ``"csv"`` or ``"parquet"``.
         metrics: scalar series to export (default: all, in first-logged order).
+        allow_damaged: export the rows that can be read from a damaged board instead of
+            refusing it.
 
     Raises:
+        BoardDamagedError: scalar data files of the board are damaged (checked before the
+            first row is written, and again after the reads for a file path).
         ExportFormatError: ``fmt`` is not csv or parquet.
         UnknownMetricError: a name in ``metrics`` is not a scalar series of the board.
         OSError: the output cannot be written.
     """
     _check_format(fmt)
     names = _pick_metrics(reader, metrics)
+    if not allow_damaged:
+        _refuse_damaged(reader)
     if not isinstance(out_path, (str, os.PathLike)):
         return _write(out_path, _long_tables(reader, names), fmt)
     final = Path(out_path).expanduser()
@@ -150,6 +168,8 @@ def export_scalars(
     tmp = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         rows = _write(str(tmp), _long_tables(reader, names), fmt)
+        if not allow_damaged:
+            _refuse_damaged(reader)  # damage the reads themselves met
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

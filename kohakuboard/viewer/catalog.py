@@ -9,6 +9,7 @@ until the board commits more points to them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import BoardNotFoundError
 from ..reader import BoardInfo, Reader, list_boards, open_board
-from .errors import BadParameterError, UnknownBoardError, UnknownMetricError
+from .errors import BadParameterError, UnknownBoardError, UnknownMetricError, ViewerError
 from .series import Columns
 
-if TYPE_CHECKING:  # the Reader's result type; no storage code is imported at run time
-    from ..storage.base import MetricInfo
+if TYPE_CHECKING:  # the Reader's result types; no storage code is imported at run time
+    from ..storage.base import DamagedFile, MetricInfo
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,46 @@ MAX_OPEN_READERS = 64
 
 @dataclass(frozen=True)
 class _Cached:
-    signature: tuple[int, int]
+    signature: tuple[str, int, int]  # (board uid, count, last step)
     columns: Columns
+
+
+class DamagedBoardError(ViewerError):
+    """Data files of the board that hold the asked series are damaged (see ``kobo verify``)."""
+
+    status_code = 409
+
+
+# Which damaged files a kind of series depends on (the catalog files: every kind).
+_KIND_FOLDERS = {
+    "scalar": "scalars/",
+    "media": "media_index/",
+    "table": "tables/",
+    "histogram": "histograms/",
+}
+_CATALOG_FILES = ("catalog.sqlite", "state.json", "board.duckdb")
+
+
+def damage_for(damage: tuple[DamagedFile, ...] | list[DamagedFile], kind: str) -> list[DamagedFile]:
+    """The damaged files among ``damage`` that series of ``kind`` are read from."""
+    folder = _KIND_FOLDERS[kind]
+    return [
+        d
+        for d in damage
+        if d.file in _CATALOG_FILES or d.file.startswith((folder, f"live/{folder}"))
+    ]
+
+
+def damage_text(damage: tuple[DamagedFile, ...] | list[DamagedFile]) -> str:
+    shown = "; ".join(d.describe() for d in damage[:3])
+    return shown + (f"; and {len(damage) - 3} more files" if len(damage) > 3 else "")
+
+
+def damaged_error(board_id: str, damage: list[DamagedFile]) -> DamagedBoardError:
+    return DamagedBoardError(
+        f"board {board_id!r} is damaged: {damage_text(damage)}. `kobo verify` lists the "
+        "damage; `kobo repair` keeps every readable row and sets the damaged files aside"
+    )
 
 
 class Catalog:
@@ -59,10 +98,13 @@ class Catalog:
         self._lock = threading.Lock()
         self._listed_at = -1.0e9
         self._boards: dict[str, BoardInfo] = {}
-        self._readers: OrderedDict[str, tuple[Path, Reader, threading.Lock]] = OrderedDict()
+        self._readers: OrderedDict[str, tuple[tuple[Path, str], Reader, threading.Lock]] = (
+            OrderedDict()
+        )
         self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # board.json as listed
 
     @staticmethod
     def _is_board(path: Path) -> bool:
@@ -82,6 +124,7 @@ class Catalog:
             return list(self._boards.values())
 
     def _scan(self) -> None:
+        self._stamps = {}
         if self.single:
             with open_board(self.root) as reader:
                 infos = [reader.info()]
@@ -98,6 +141,7 @@ class Catalog:
                 )
                 continue
             boards[info.id] = info
+            self._stamps[info.id] = _meta_stamp(info.path)
         self._boards = boards
         self._listed_at = time.monotonic()
 
@@ -120,12 +164,17 @@ class Catalog:
         recently used idle ones are closed first.
         """
         info = self.board(board_id)
+        stamp = _meta_stamp(info.path)
+        if stamp != self._listed_stamp(board_id):
+            # board.json changed since the listing: the folder was removed or made again.
+            info = self._rescan_board(board_id)
         with self._lock:
             entry = self._readers.get(board_id)
-            if entry is not None and entry[0] == info.path:
+            if entry is not None and entry[0] == (info.path, info.uid):
                 self._readers.move_to_end(board_id)
                 return entry[1], entry[2]
-            if entry is not None and entry[2].acquire(blocking=False):  # the board moved
+            # The board moved, or its folder was made again (another uid): a new reader.
+            if entry is not None and entry[2].acquire(blocking=False):
                 entry[1].close()
                 entry[2].release()
             try:
@@ -133,9 +182,19 @@ class Catalog:
             except BoardNotFoundError as exc:
                 raise UnknownBoardError(f"board {board_id!r} cannot be read: {exc}") from None
             lock = threading.Lock()
-            self._readers[board_id] = (info.path, reader, lock)
+            self._readers[board_id] = ((info.path, reader.uid), reader, lock)
             self._close_idle_readers(keep=board_id)
             return reader, lock
+
+    def _listed_stamp(self, board_id: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._stamps.get(board_id)
+
+    def _rescan_board(self, board_id: str) -> BoardInfo:
+        info = {b.id: b for b in self.boards(fresh=True)}.get(board_id)
+        if info is None:
+            raise UnknownBoardError(f"no board {board_id!r} in this viewer (it was removed)")
+        return info
 
     def _close_idle_readers(self, keep: str) -> None:
         for board_id in list(self._readers):
@@ -152,7 +211,22 @@ class Catalog:
     def metric_infos(self, board_id: str) -> list[MetricInfo]:
         reader, lock = self.reader(board_id)
         with lock:
-            return reader.metric_infos()
+            try:
+                return reader.metric_infos()
+            except Exception:
+                damage = list(self.board(board_id).damage)
+                if damage:  # an unreadable catalog: say so instead of a bare 500
+                    raise damaged_error(board_id, damage) from None
+                raise
+
+    def check_damage(self, board_id: str, kind: str, reader: Reader | None = None) -> None:
+        """:class:`DamagedBoardError` if files that series of ``kind`` are read from are
+        damaged (the listing's cheap check; with ``reader``, also what its reads met)."""
+        damage = damage_for(self.board(board_id).damage, kind)
+        if reader is not None and not damage:
+            damage = damage_for(reader.damage(), kind)
+        if damage:
+            raise damaged_error(board_id, damage)
 
     def columns(self, board_id: str, metric: str, infos: list[MetricInfo] | None = None) -> Columns:
         """Full-resolution points of one scalar series (cached until it grows).
@@ -166,12 +240,15 @@ class Catalog:
         info = next((m for m in infos if m.name == metric and m.kind == "scalar"), None)
         if info is None:
             raise UnknownMetricError(f"board {board_id!r} has no scalar series {metric!r}")
-        hit = self._cached(board_id, info)
+        self.check_damage(board_id, "scalar")
+        uid = self.board(board_id).uid
+        hit = self._cached(board_id, uid, info)
         if hit is not None:
             return hit
         reader, lock = self.reader(board_id)
+        uid = reader.uid  # the board the reader reads (its folder may have been made again)
         with lock:
-            hit = self._cached(board_id, info)  # a concurrent request may have read it
+            hit = self._cached(board_id, uid, info)  # a concurrent request may have read it
             if hit is not None:
                 return hit
             wanted = [info]
@@ -179,22 +256,23 @@ class Catalog:
             for other in infos:
                 if other.kind != "scalar" or other.name == metric or other.count > budget:
                     continue
-                if self._cached(board_id, other) is None:
+                if self._cached(board_id, uid, other) is None:
                     wanted.append(other)
                     budget -= other.count
             tables = reader.scalars_many([m.name for m in wanted])
+            self.check_damage(board_id, "scalar", reader)  # what the read itself met
         result = Columns.from_table(tables[metric])
-        self._remember((board_id, metric), _Cached((info.count, info.last_step), result))
+        self._remember((board_id, metric), _Cached((uid, info.count, info.last_step), result))
         for m in wanted[1:]:
             columns = Columns.from_table(tables[m.name])
-            self._remember((board_id, m.name), _Cached((m.count, m.last_step), columns))
+            self._remember((board_id, m.name), _Cached((uid, m.count, m.last_step), columns))
         return result
 
-    def _cached(self, board_id: str, info: MetricInfo) -> Columns | None:
+    def _cached(self, board_id: str, uid: str, info: MetricInfo) -> Columns | None:
         key = (board_id, info.name)
         with self._lock:
             hit = self._cache.get(key)
-            if hit is None or hit.signature != (info.count, info.last_step):
+            if hit is None or hit.signature != (uid, info.count, info.last_step):
                 return None
             self._cache.move_to_end(key)
             return hit.columns
@@ -220,6 +298,16 @@ class Catalog:
             self._readers.clear()
             self._cache.clear()
             self._cache_bytes = 0
+
+
+def _meta_stamp(path: Path) -> tuple[int, int] | None:
+    """Inode and mtime of a board's board.json (None if it is gone): a folder removed and
+    made again with the same id gets a new one."""
+    try:
+        st = os.stat(path / "board.json")
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def check_board_ids(ids: list[str], *, limit: int = 64, allow_none: bool = False) -> list[str]:

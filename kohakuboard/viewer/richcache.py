@@ -2,7 +2,7 @@
 
 Decoding a series (JSON payloads, base64 arrays) costs far more than answering a request from
 it, and the histogram and table pages ask for the same series again on every slider move. An
-entry is valid while the board's ``(count, last_step)`` of that series, from
+entry is valid while the board (path, uid) and its ``(count, last_step)`` of that series, from
 ``Catalog.metric_infos``, is unchanged; the least recently used entries are dropped when the
 cache holds more than its budget (each entry states its own approximate size).
 """
@@ -56,9 +56,11 @@ class RichCache:
         Raises :class:`UnknownMetricError` when the board has no such series.
         """
         info = _series_info(catalog, board_id, kind, name)
-        path = catalog.board(board_id).path
+        board = catalog.board(board_id)
+        catalog.check_damage(board_id, kind)
         key = (board_id, kind, name)
-        signature = (str(path), info.count, info.last_step)
+        # The uid tells this board from an earlier one of the same id (folder made again).
+        signature = (str(board.path), board.uid, info.count, info.last_step)
         hit = self.cached(key, signature)
         if hit is not None:
             return hit.value  # type: ignore[no-any-return]
@@ -68,6 +70,7 @@ class RichCache:
             if hit is not None:
                 return hit.value  # type: ignore[no-any-return]
             value, size = build(reader)
+            catalog.check_damage(board_id, kind, reader)
             self.remember(key, signature, value, size)
         return value
 

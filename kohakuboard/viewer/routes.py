@@ -29,9 +29,10 @@ from .charts import (
     encode_json,
     jnum,
 )
-from .errors import BadParameterError
+from .errors import BadParameterError, UnknownMetricError
 from .live import event_stream, snapshot
 from .routekit import NO_STORE, catalog_of
+from .routes_runs import damage_json
 from .series import smooth
 
 router = APIRouter(prefix="/api")
@@ -82,7 +83,8 @@ def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str
         "name": info.name,
         "project": info.project,
         "backend": info.backend,
-        "status": info.status,
+        "status": "damaged" if info.damaged else info.status,
+        "damage": damage_json(info),
         "created_at": info.created_at,
         "updated_at": info.updated_at,
         "steps": info.steps,
@@ -98,7 +100,12 @@ def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str
 def _config(catalog: Catalog, board_id: str) -> dict[str, Any]:
     reader, lock = catalog.reader(board_id)
     with lock:
-        return reader.config()
+        try:
+            return reader.config()
+        except Exception:
+            if not catalog.board(board_id).damaged:
+                raise
+            return {}  # an unreadable catalog: the board is listed as damaged
 
 
 @router.get("/info")
@@ -144,15 +151,20 @@ def board(request: Request, board_id: str) -> dict[str, Any]:
     catalog = catalog_of(request)
     info_ = catalog.board(board_id)
     index = [b.id for b in catalog.boards()].index(info_.id)
+    config = _config(catalog, board_id)
     reader, lock = catalog.reader(board_id)
+    kinds: dict[str, int] = {}
+    global_step = None
     with lock:
-        config = reader.config()
-        progress = reader.progress()
-        kinds: dict[str, int] = {}
-        for metric in reader.metric_infos():
-            kinds[metric.kind] = kinds.get(metric.kind, 0) + 1
+        try:
+            global_step = reader.progress().global_step
+            for metric in reader.metric_infos():
+                kinds[metric.kind] = kinds.get(metric.kind, 0) + 1
+        except Exception:
+            if not info_.damaged:
+                raise
     out = _board_json(info_, index, config)
-    out.update(config=_plain(config), global_step=progress.global_step, series_by_kind=kinds)
+    out.update(config=_plain(config), global_step=global_step, series_by_kind=kinds)
     return out
 
 
@@ -254,6 +266,13 @@ def series_csv(
     pairs = _pairs(board_ids, names)
     for bid in dict.fromkeys(b for b, _ in pairs):
         catalog.board(bid)
+    # Read every series before the first byte goes out: a damaged board (409) or a read
+    # error is answered as an error, never as a CSV cut short. The reads stay cached.
+    for bid, metric in pairs:
+        try:
+            catalog.columns(bid, metric)
+        except UnknownMetricError:
+            continue
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(dict.fromkeys(m for _, m in pairs)))[:80]
     headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{stem or "series"}.csv"'}
     return StreamingResponse(

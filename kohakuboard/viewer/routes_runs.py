@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from ..annotations import update_annotations
 from ..errors import BoardNotFoundError
 from ..reader import BoardInfo
-from .catalog import Catalog
+from .catalog import Catalog, DamagedBoardError, damage_text
 from .charts import jnum
 from .errors import BadParameterError, UnknownMetricError, ViewerError
 from .richcache import rich_cache
@@ -103,10 +103,16 @@ def run_json(
 ) -> dict[str, Any]:
     """One run as ``/api/runs`` lists it; ``metrics``: the series to summarise (all if None)."""
     reader, lock = catalog.reader(info.id)
+    global_step: int | None = None
     with lock:
-        config = reader.config()
-        progress = reader.progress()
-        infos = reader.metric_infos()
+        try:
+            config = reader.config()
+            global_step = reader.progress().global_step
+            infos = reader.metric_infos()
+        except Exception:
+            if not info.damaged:
+                raise
+            config, infos = {}, []  # an unreadable catalog: listed with the reason only
     scalars = [m.name for m in infos if m.kind == "scalar"]
     wanted = scalars if metrics is None else [m for m in metrics if m in scalars]
     summaries = {}
@@ -114,14 +120,14 @@ def run_json(
     by_name = {m.name: m for m in infos if m.kind == "scalar"}
     for name in wanted:
         key = (info.id, SUMMARY_KIND, name)
-        signature = (str(info.path), by_name[name].count, by_name[name].last_step)
+        signature = (str(info.path), info.uid, by_name[name].count, by_name[name].last_step)
         hit = cache.cached(key, signature)
         if hit is not None:
             summaries[name] = hit.value
             continue
         try:
             cols = catalog.columns(info.id, name, infos)
-        except UnknownMetricError:
+        except (UnknownMetricError, DamagedBoardError):
             continue
         summaries[name] = summarise(cols.step, cols.value)
         cache.remember(key, signature, summaries[name], SUMMARY_BYTES)
@@ -133,12 +139,13 @@ def run_json(
         "name": info.name,
         "original_name": info.original_name,
         "project": info.project,
-        "status": info.status,
+        "status": "damaged" if info.damaged else info.status,
+        "damage": damage_json(info),
         "created_at": info.created_at,
         "updated_at": info.updated_at,
         "duration": duration,
         "steps": info.steps,
-        "global_step": progress.global_step,
+        "global_step": global_step,
         "index": index,
         "tags": list(info.tags),
         "notes": info.notes,
@@ -147,6 +154,22 @@ def run_json(
         "config": flatten_config(config),
         "metrics": summaries,
         "scalars": scalars,
+    }
+
+
+def damage_json(info: BoardInfo) -> dict[str, Any] | None:
+    """Why a board is listed as ``damaged`` (None when it is not): the reason, the recorded
+    status of the run, the damaged files and the rows known to be lost."""
+    if not info.damaged:
+        return None
+    return {
+        "reason": damage_text(info.damage),
+        "run_status": info.status,
+        "rows_lost": sum(max(d.rows_lost, 0) for d in info.damage),
+        "files": [
+            {"file": d.file, "reason": d.reason, "rows": d.rows, "rows_lost": d.rows_lost}
+            for d in info.damage
+        ],
     }
 
 
