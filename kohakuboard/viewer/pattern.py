@@ -69,8 +69,11 @@ class CharSet:
         return any((ch in members) != neg for members, neg in self.classes)
 
     def __call__(self, ch: str) -> bool:
-        found = any(self._has(v) for v in _variants(ch))
-        return found != self.negated
+        return self.matches(_variants(ch))
+
+    def matches(self, variants: tuple[str, ...]) -> bool:
+        """Whether one of a character's case forms (:func:`_variants`) is in the set."""
+        return any(self._has(v) for v in variants) != self.negated
 
 
 # AST nodes: ("char", pred) | ("bol",) | ("eol",) | ("cat", [nodes]) | ("alt", [nodes])
@@ -333,50 +336,70 @@ def compile_pattern(pattern: str) -> Program:
     return compiler.prog
 
 
-def _search(prog: Program, text: str) -> bool:
-    n = len(text)
-    current: list[int] = []
+MAX_CACHED_STEPS = 4096  # remembered transitions per matcher (then forgotten and rebuilt)
+_MATCHED = (-1,)  # the state set of a step that reached the match state
+
+
+def _closure(prog: Program, starts: list[int], at_start: bool, at_end: bool) -> tuple[int, ...]:
+    """The character-consuming states reached from ``starts`` by following jumps (``^`` holds
+    when ``at_start``, ``$`` when ``at_end``); :data:`_MATCHED` if the match state is."""
+    out: list[int] = []
     seen: set[int] = set()
+    stack = starts[::-1]
+    while stack:
+        at = stack.pop()
+        if at in seen:
+            continue
+        seen.add(at)
+        instr = prog[at]
+        op = instr[0]
+        if op == "match":
+            return _MATCHED
+        if op == "jmp":
+            stack.append(instr[1])
+        elif op == "split":
+            stack.append(instr[2])
+            stack.append(instr[1])
+        elif op == "bol":
+            if at_start:
+                stack.append(at + 1)
+        elif op == "eol":
+            if at_end:
+                stack.append(at + 1)
+        else:
+            out.append(at)
+    return tuple(out)
 
-    def add(into: list[int], pc: int, pos: int) -> bool:
-        """Follow the jumps from ``pc`` at ``pos``; True if the match state is reached."""
-        stack = [pc]
-        while stack:
-            at = stack.pop()
-            if at in seen:
-                continue
-            seen.add(at)
-            instr = prog[at]
-            op = instr[0]
-            if op == "match":
-                return True
-            if op == "jmp":
-                stack.append(instr[1])
-            elif op == "split":
-                stack.append(instr[2])
-                stack.append(instr[1])
-            elif op == "bol":
-                if pos == 0:
-                    stack.append(at + 1)
-            elif op == "eol":
-                if pos == n:
-                    stack.append(at + 1)
-            else:
-                into.append(at)
-        return False
 
-    if add(current, 0, 0):
-        return True
-    for i, ch in enumerate(text):
-        seen = set()
-        following: list[int] = []
-        for pc in current:
-            if prog[pc][1](ch) and add(following, pc + 1, i + 1):
+class _Searcher:
+    """Simulates the NFA on a text: the set of live states advances one character at a time
+    (at most one visit per state and character). Each transition (states, character) is
+    remembered, so a text over a small alphabet mostly costs one lookup per character."""
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.steps: dict[tuple[tuple[int, ...], str, bool], tuple[int, ...]] = {}
+
+    def step(self, current: tuple[int, ...], ch: str, at_end: bool) -> tuple[int, ...]:
+        key = (current, ch, at_end)
+        found = self.steps.get(key)
+        if found is None:
+            forms = _variants(ch)
+            moved = [pc + 1 for pc in current if self.prog[pc][1].matches(forms)]
+            found = _closure(self.prog, [*moved, 0], False, at_end)  # 0: a match may start here
+            if len(self.steps) >= MAX_CACHED_STEPS:
+                self.steps.clear()
+            self.steps[key] = found
+        return found
+
+    def __call__(self, text: str) -> bool:
+        n = len(text)
+        current = _closure(self.prog, [0], True, n == 0)
+        for i, ch in enumerate(text):
+            if current is _MATCHED:
                 return True
-        if add(following, 0, i + 1):  # a match may start at any position
-            return True
-        current = following
-    return False
+            current = self.step(current, ch, i + 1 == n)
+        return current is _MATCHED
 
 
 @dataclass(frozen=True)
@@ -399,4 +422,4 @@ def matcher(pattern: str) -> Matcher:
     except PatternError as exc:
         needle = pattern.lower()
         return Matcher(pattern, False, str(exc), lambda text: needle in text.lower())
-    return Matcher(pattern, True, "", lambda text: _search(prog, text))
+    return Matcher(pattern, True, "", _Searcher(prog))

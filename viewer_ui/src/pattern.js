@@ -35,8 +35,9 @@ function charSet({ chars = new Set(), ranges = [], classes = [], negated = false
     if (ranges.some(([lo, hi]) => lo <= code && code <= hi)) return true
     return classes.some(([members, neg]) => members.has(ch) !== neg)
   }
-  const test = (ch) => variants(ch).some(has) !== negated
-  return { chars, ranges, classes, negated, test }
+  // forms: a character's case forms (variants), computed once per character of the text
+  const matches = (forms) => forms.some(has) !== negated
+  return { chars, ranges, classes, negated, matches }
 }
 
 const literal = (ch) => charSet({ chars: new Set([ch]) })
@@ -290,51 +291,69 @@ export function compilePattern(pattern) {
   return compiler.prog
 }
 
-function search(prog, text) {
-  const chars = Array.from(text)
-  const n = chars.length
-  let seen = new Uint8Array(prog.length)
-  // follow the jumps from pc at pos into `into`; true if the match state is reached
-  const add = (into, pc, pos) => {
-    const stack = [pc]
-    while (stack.length) {
-      const at = stack.pop()
-      if (seen[at]) continue
-      seen[at] = 1
-      const instr = prog[at]
-      switch (instr.op) {
-        case 'match':
-          return true
-        case 'jmp':
-          stack.push(instr.a)
-          break
-        case 'split':
-          stack.push(instr.b, instr.a)
-          break
-        case 'bol':
-          if (pos === 0) stack.push(at + 1)
-          break
-        case 'eol':
-          if (pos === n) stack.push(at + 1)
-          break
-        default:
-          into.push(at)
-      }
+const MAX_CACHED_STEPS = 4096 // remembered transitions per matcher (then forgotten and rebuilt)
+const MATCHED = null // the state set of a step that reached the match state
+
+// The character-consuming states reached from `starts` by following jumps (^ holds when
+// atStart, $ when atEnd); MATCHED if the match state is.
+function closure(prog, starts, atStart, atEnd) {
+  const out = []
+  const seen = new Set()
+  const stack = starts.slice().reverse()
+  while (stack.length) {
+    const at = stack.pop()
+    if (seen.has(at)) continue
+    seen.add(at)
+    const instr = prog[at]
+    switch (instr.op) {
+      case 'match':
+        return MATCHED
+      case 'jmp':
+        stack.push(instr.a)
+        break
+      case 'split':
+        stack.push(instr.b, instr.a)
+        break
+      case 'bol':
+        if (atStart) stack.push(at + 1)
+        break
+      case 'eol':
+        if (atEnd) stack.push(at + 1)
+        break
+      default:
+        out.push(at)
     }
-    return false
   }
-  let current = []
-  if (add(current, 0, 0)) return true
-  for (let i = 0; i < n; i++) {
-    seen = new Uint8Array(prog.length)
-    const following = []
-    for (const pc of current) {
-      if (prog[pc].set.test(chars[i]) && add(following, pc + 1, i + 1)) return true
+  return out
+}
+
+// Simulates the NFA on a text: the set of live states advances one character at a time (at
+// most one visit per state and character). Each transition (states, character) is
+// remembered, so a text over a small alphabet mostly costs one lookup per character.
+function searcher(prog) {
+  const steps = new Map()
+  const step = (current, ch, atEnd) => {
+    const key = current.join(',') + '|' + (atEnd ? '$' : '') + '|' + ch
+    let found = steps.get(key)
+    if (found === undefined) {
+      const forms = variants(ch)
+      const moved = current.filter((pc) => prog[pc].set.matches(forms)).map((pc) => pc + 1)
+      found = closure(prog, [...moved, 0], false, atEnd) // 0: a match may start here
+      if (steps.size >= MAX_CACHED_STEPS) steps.clear()
+      steps.set(key, found)
     }
-    if (add(following, 0, i + 1)) return true // a match may start at any position
-    current = following
+    return found
   }
-  return false
+  return (text) => {
+    const chars = Array.from(text)
+    const n = chars.length
+    let current = closure(prog, [0], true, n === 0)
+    for (let i = 0; i < n; i++) {
+      if (current === MATCHED) return true
+      current = step(current, chars[i], i + 1 === n)
+    }
+    return current === MATCHED
+  }
 }
 
 // A matcher for a user-typed pattern: {test(text), valid, reason}. A pattern outside the
@@ -349,5 +368,5 @@ export function matcher(pattern) {
     const needle = pattern.toLowerCase()
     return { test: (s) => s.toLowerCase().includes(needle), valid: false, reason: err.message }
   }
-  return { test: (s) => search(prog, s), valid: true, reason: '' }
+  return { test: searcher(prog), valid: true, reason: '' }
 }
