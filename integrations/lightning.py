@@ -9,6 +9,8 @@ Works with ``lightning`` (``lightning.pytorch``/``lightning.fabric``) and with t
   write nothing. Nothing touches the disk in ``__init__``.
 - ``finalize`` finishes the board with the mapped status; logging afterwards (``trainer.test``
   after ``trainer.fit``) re-opens the same board.
+- An unpickled copy in the same process logs through the Board already open there (one
+  writer per board); in another process, rank 0 writes, as Lightning expects.
 - ``log_histograms=`` adds a :class:`HistogramCallback` that logs gradient and/or weight
   histograms at ``on_before_optimizer_step``, at the step of that optimizer step's metrics.
 """
@@ -22,10 +24,11 @@ import math
 import os
 import secrets
 import sys
+import threading
 import time
 import weakref
 from argparse import Namespace
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kohakuboard import Board, Table
@@ -62,10 +65,30 @@ _STATUS = {
     "failed": "failed",
     "aborted": "interrupted",
     "interrupted": "interrupted",
-    "crashed": "crashed",
+    "crashed": "failed",
 }
-_BOARD_OWN_ARGS = frozenset({"self", "name", "config", "base_dir", "project", "backend", "board_id"})
-_CHECKPOINT_COLUMNS = ["path", "global_step", "epoch", "monitor", "score", "is_best", "is_last", "saved_at"]
+_BOARD_OWN_ARGS = frozenset(
+    {"self", "name", "config", "base_dir", "project", "backend", "board_id"}
+)
+_CHECKPOINT_COLUMNS = [
+    "path",
+    "global_step",
+    "epoch",
+    "monitor",
+    "score",
+    "is_best",
+    "is_last",
+    "saved_at",
+]
+
+
+# The Boards this process's loggers have open, by (pid, board directory). An unpickled copy
+# of a logger (Lightning pickles Trainers; its own logger contract test logs through the copy)
+# writes through the Board open here instead of opening a second writer on the same board.
+# Weak: a Board nobody holds any more is not kept alive. The pid keeps a forked child from
+# using its parent's Board.
+_OPEN: weakref.WeakValueDictionary[tuple[int, str], Board] = weakref.WeakValueDictionary()
+_OPEN_LOCK = threading.Lock()
 
 
 def _rank() -> int:
@@ -135,6 +158,7 @@ class KohakuBoardLogger(Logger):
         self._trainer_ref: weakref.ref[Any] | None = None
         self._checkpoints: dict[str, list[list[Any]]] = {}
         self._checkpoint_seen: dict[str, tuple[float | None, int | None, int | None]] = {}
+        self._checkpoint_files: dict[str, list[str]] = {}  # per ModelCheckpoint, in save order
 
     # -- Lightning's identity and directories --------------------------------------------
     @property
@@ -172,20 +196,26 @@ class KohakuBoardLogger(Logger):
         return board
 
     def _open(self) -> Board:
-        config = None
-        if not self._opened and self._config is not None:
-            config = flatten_hparams(self._config)
-        self._board = Board(
-            name=self._board_name,
-            config=config,
-            base_dir=self._save_dir,
-            project=self._project,
-            backend=self._backend,
-            board_id=self._id,
-            **self._board_kwargs,
-        )
-        self._opened = True
-        return self._board
+        key = (os.getpid(), os.path.realpath(self.log_dir))
+        with _OPEN_LOCK:
+            board = _OPEN.get(key)
+            if board is None or board.closed:
+                config = None
+                if not self._opened and self._config is not None:
+                    config = flatten_hparams(self._config)
+                board = Board(
+                    name=self._board_name,
+                    config=config,
+                    base_dir=self._save_dir,
+                    project=self._project,
+                    backend=self._backend,
+                    board_id=self._id,
+                    **self._board_kwargs,
+                )
+                _OPEN[key] = board
+            self._board = board
+            self._opened = True
+            return board
 
     # -- logging ------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -227,7 +257,10 @@ class KohakuBoardLogger(Logger):
             log.warning("kohakuboard: could not record hyperparameters", exc_info=True)
 
     def log_histograms(
-        self, named_tensors: Mapping[str, Any] | Iterable[tuple[str, Any]], step: int | None = None, **kwargs: Any
+        self,
+        named_tensors: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        step: int | None = None,
+        **kwargs: Any,
     ) -> None:
         """Histograms of many tensors in one call, at training step ``step`` (default: the
         board's current one), computed by the board's batched engine without a host sync.
@@ -265,14 +298,29 @@ class KohakuBoardLogger(Logger):
             log.warning("kohakuboard: could not record the checkpoint", exc_info=True)
 
     def _record_checkpoints(self, cb: Any) -> None:
-        scores = dict(getattr(cb, "best_k_models", None) or {})
-        best = getattr(cb, "best_model_path", "") or ""
-        last = getattr(cb, "last_model_path", "") or ""
+        key = str(getattr(cb, "state_key", "ModelCheckpoint"))
+        scores: dict[str, Any] = {
+            os.fspath(p): s for p, s in (getattr(cb, "best_k_models", None) or {}).items()
+        }
+        best = os.fspath(getattr(cb, "best_model_path", "") or "")
+        last = os.fspath(getattr(cb, "last_model_path", "") or "")
         if best and best not in scores:
             scores[best] = getattr(cb, "best_model_score", None)
         if last and last not in scores:
             scores[last] = None
         monitor = getattr(cb, "monitor", None)
+        # With a monitor, ``best_k_models`` names every file the callback keeps. Without one
+        # it only remembers the newest file (``best_model_path``); with ``save_top_k`` other
+        # than 1 the earlier ones stay on disk, so files seen before that still exist are
+        # listed too. (With ``save_top_k=1`` the previous file is deleted right after this
+        # call: it is left out.)
+        files = self._checkpoint_files.setdefault(key, [])
+        files.extend(path for path in scores if path not in files)
+        if monitor is None and getattr(cb, "save_top_k", 1) != 1:
+            for path in files:
+                if path not in scores and _mtime(path) is not None:
+                    scores[path] = None
+        files[:] = [path for path in files if path in scores]
         trainer = self._trainer_ref() if self._trainer_ref is not None else None
         step = int(trainer.global_step) if trainer is not None else self._last_step
         epoch = int(trainer.current_epoch) if trainer is not None else None
@@ -297,7 +345,7 @@ class KohakuBoardLogger(Logger):
                     mtime,
                 ]
             )
-        key = str(getattr(cb, "state_key", "ModelCheckpoint"))
+        rows.sort(key=lambda row: (row[1] is None, row[1] or 0, row[0]))
         self._checkpoints[key] = rows
         merged = [row for rows_of_one in self._checkpoints.values() for row in rows_of_one]
         self.experiment.log(checkpoints=Table(merged, columns=_CHECKPOINT_COLUMNS))
@@ -308,8 +356,9 @@ class KohakuBoardLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        """Finish the board (if one was created) with Lightning's status mapped to the board's:
-        success -> finished, failed -> failed (interrupted under a KeyboardInterrupt)."""
+        """Finish the board (if this logger used one) with Lightning's status mapped to the
+        board's: success -> finished, failed/crashed -> failed (interrupted under a
+        KeyboardInterrupt), aborted -> interrupted. Does nothing if no board was created."""
         board, self._board = self._board, None
         if board is None or board.closed:
             return
@@ -327,10 +376,13 @@ class HistogramCallback(Callback):
 
     Hooked at ``on_before_optimizer_step``: once per optimizer step, after gradient
     accumulation and (under AMP) after unscaling, before clipping. Histograms are logged at
-    optimizer steps ``s`` with ``(s + 1) % every_n_steps == 0`` under ``grad/<param>`` and
-    ``param/<param>``, at global step ``s``: the step Lightning logs that optimizer step's
-    metrics at. Only global rank 0 computes them, with the board's batched engine. Needs a
-    :class:`KohakuBoardLogger` among the Trainer's loggers (else it does nothing).
+    logger steps ``s`` with ``(s + 1) % every_n_steps == 0`` under ``grad/<param>`` and
+    ``param/<param>``, at global step ``s``: the step Lightning logs that batch's metrics at
+    (``trainer.global_step`` under automatic optimization; under manual optimization, where
+    ``global_step`` counts every optimizer's steps, the batch index across epochs, so each
+    optimizer of a GAN logs at the step of its loss). Only global rank 0 computes them, with
+    the board's batched engine. Needs a :class:`KohakuBoardLogger` among the Trainer's
+    loggers (else it does nothing).
     """
 
     def __init__(self, log: str = "gradients", every_n_steps: int = 100) -> None:
@@ -342,10 +394,12 @@ class HistogramCallback(Callback):
         self._failed = False
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        step = trainer.global_step
+        step = _logger_step(trainer, pl_module)
         if (step + 1) % self.every_n_steps or not trainer.is_global_zero:
             return
-        board_logger = next((lg for lg in trainer.loggers if isinstance(lg, KohakuBoardLogger)), None)
+        board_logger = next(
+            (lg for lg in trainer.loggers if isinstance(lg, KohakuBoardLogger)), None
+        )
         if board_logger is None:
             return
         try:
@@ -374,6 +428,7 @@ class HistogramCallback(Callback):
 # -- hyperparameters ------------------------------------------------------------------------
 _MAX_DEPTH = 8
 _MAX_TEXT = 500
+_NOT_LISTS = (bytes, bytearray, memoryview, range)  # Sequences stored as their text
 
 
 def flatten_hparams(params: Any) -> dict[str, Any]:
@@ -451,13 +506,17 @@ def _json(value: Any, depth: int) -> Any:
         if module.startswith("torch") and hasattr(value, "numel"):
             if value.numel() == 1 and not value.is_complex():
                 return _json(value.detach().reshape(()).item(), depth)
-            return f"Tensor(shape={list(value.shape)}, dtype={str(value.dtype).replace('torch.', '')})"
+            return (
+                f"Tensor(shape={list(value.shape)}, dtype={str(value.dtype).replace('torch.', '')})"
+            )
         if module == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
             return _json(value.item(), depth)
         if isinstance(value, os.PathLike):
             return os.fspath(value)
         if isinstance(value, (list, tuple, set, frozenset)) and depth < _MAX_DEPTH:
             return [_json(v, depth + 1) for v in value]
+        if isinstance(value, Sequence) and not isinstance(value, _NOT_LISTS) and depth < _MAX_DEPTH:
+            return [_json(v, depth + 1) for v in _elements(value)]  # OmegaConf's ListConfig
         if depth < _MAX_DEPTH:
             items = _children(value)
             if items is not None:
@@ -469,6 +528,16 @@ def _json(value: Any, depth: int) -> Any:
         return _text(value)
     except Exception as exc:
         return _Unreadable(exc).text
+
+
+def _elements(value: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for i in range(len(value)):
+        try:
+            out.append(value[i])
+        except Exception as exc:  # OmegaConf's "???" or a broken interpolation
+            out.append(_Unreadable(exc))
+    return out
 
 
 def _text(value: Any) -> str:
@@ -511,6 +580,20 @@ def _check_board_kwargs(kwargs: Mapping[str, Any]) -> None:
                 f"KohakuBoardLogger got an unexpected keyword argument {key!r}; "
                 f"Board options accepted: {', '.join(accepted)}"
             )
+
+
+def _logger_step(trainer: Any, module: Any) -> int:
+    """The step Lightning passes to its loggers for the batch being trained.
+
+    Automatic optimization: one optimizer step per logged step, so ``global_step`` (which
+    counts optimizer steps, after gradient accumulation). Manual optimization: ``global_step``
+    counts every ``optimizer.step()`` of every optimizer (two per batch in a GAN), while the
+    loggers get one step per batch (manual optimization forbids ``accumulate_grad_batches``):
+    the batch index across epochs, ``trainer.fit_loop.total_batch_idx``.
+    """
+    if getattr(module, "automatic_optimization", True):
+        return int(trainer.global_step)
+    return int(trainer.fit_loop.total_batch_idx)
 
 
 def _trainer_of(model: Any) -> Any:

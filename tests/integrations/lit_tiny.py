@@ -43,3 +43,40 @@ def data(n: int = 8, batch_size: int = 2) -> DataLoader:
         TensorDataset(torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g)),
         batch_size=batch_size,
     )
+
+
+class TinyGAN(L.LightningModule):
+    """Manual optimization with two optimizers, as GANs do: the discriminator steps, then the
+    generator, once each per batch. Lightning's ``global_step`` counts both optimizers' steps;
+    its loggers get one step per batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = nn.Linear(2, 4)
+        self.discriminator = nn.Linear(4, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real, _ = batch
+        opt_d, opt_g = self.optimizers()
+        noise = torch.randn(real.shape[0], 2)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        ones, zeros = torch.ones(real.shape[0], 1), torch.zeros(real.shape[0], 1)
+
+        fake = self.generator(noise).detach()
+        d_loss = bce(self.discriminator(real), ones) + bce(self.discriminator(fake), zeros)
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+        g_loss = bce(self.discriminator(self.generator(noise)), ones)
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.log_dict({"d_loss": d_loss, "g_loss": g_loss})
+
+    def configure_optimizers(self) -> Any:
+        return (
+            torch.optim.SGD(self.discriminator.parameters(), lr=0.01),
+            torch.optim.SGD(self.generator.parameters(), lr=0.01),
+        )

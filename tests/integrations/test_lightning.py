@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lit_tiny import Tiny, data  # noqa: E402
+from lit_tiny import Tiny, TinyGAN, data  # noqa: E402
 
 from kohakuboard import list_boards, open_board  # noqa: E402
 from kohakuboard.integrations.lightning import (  # noqa: E402
@@ -35,7 +35,9 @@ from kohakuboard.integrations.lightning import (  # noqa: E402
 # Lightning 2.6 with torch 2.13 warns on every DataLoader (not ours to fix); tiny runs also
 # trip Lightning's advice category ("few workers", "few batches", ...).
 pytestmark = [
-    pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"),
+    pytest.mark.filterwarnings(
+        r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning"
+    ),
     pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),
 ]
 
@@ -64,7 +66,11 @@ def test_metrics_and_histograms_land_at_the_optimizer_step(tmp_path: Path) -> No
     logger = KohakuBoardLogger(base, name="steps", log_histograms="all", histogram_every_n_steps=2)
     assert not base.exists()  # nothing on disk before the Trainer needs it
     t = trainer(
-        tmp_path, logger, accumulate_grad_batches=2, log_every_n_steps=1, callbacks=[LearningRateMonitor()]
+        tmp_path,
+        logger,
+        accumulate_grad_batches=2,
+        log_every_n_steps=1,
+        callbacks=[LearningRateMonitor()],
     )
     t.fit(Tiny(), data(16), data(4))  # 8 batches -> 4 optimizer steps
 
@@ -78,7 +84,9 @@ def test_metrics_and_histograms_land_at_the_optimizer_step(tmp_path: Path) -> No
         assert set(global_steps(r, "lr-SGD")) <= {0, 1, 2, 3}
         assert global_steps(r, "val/loss") == [3]  # shares the last training step
         names = [name for name, _ in Tiny().named_parameters()]
-        assert sorted(r.keys("histogram")) == sorted([f"grad/{n}" for n in names] + [f"param/{n}" for n in names])
+        assert sorted(r.keys("histogram")) == sorted(
+            [f"grad/{n}" for n in names] + [f"param/{n}" for n in names]
+        )
         for name in r.keys("histogram"):
             rows = r.histograms(name)
             # (s + 1) % 2 == 0: the steps log_every_n_steps=2 would log metrics at
@@ -88,11 +96,35 @@ def test_metrics_and_histograms_land_at_the_optimizer_step(tmp_path: Path) -> No
     assert sum(isinstance(cb, HistogramCallback) for cb in t.callbacks) == 1
 
 
+def test_two_optimizers_histograms_at_the_step_of_their_loss(tmp_path: Path) -> None:
+    # Manual optimization (a GAN): Lightning's global_step counts both optimizers' steps (2 per
+    # batch) while every logger gets one step per batch. Each optimizer's tensors belong to the
+    # loss logged at that batch's step.
+    logger = KohakuBoardLogger(tmp_path / "boards", log_histograms="all", histogram_every_n_steps=2)
+    t = trainer(tmp_path, logger, log_every_n_steps=2)
+    t.fit(TinyGAN(), data(16))  # 8 batches, 16 optimizer steps
+    assert t.global_step == 16
+    with open_board(logger.log_dir) as r:
+        assert global_steps(r, "d_loss") == global_steps(r, "g_loss") == [1, 3, 5, 7]
+        names = [name for name, _ in TinyGAN().named_parameters()]
+        expected = {f"{kind}/{name}" for name in names for kind in ("grad", "param")}
+        assert set(r.keys("histogram")) == expected  # the generator's and the discriminator's
+        for key in sorted(expected):
+            assert [row.global_step for row in r.histograms(key)] == [1, 3, 5, 7], key
+
+
 def test_fit_validate_test_share_one_board(tmp_path: Path) -> None:
     base = tmp_path / "boards"
     logger = KohakuBoardLogger(base, name="life", project="p", config={"data": {"n": 8}})
     ckpt = ModelCheckpoint(monitor="val/loss", save_top_k=1, save_last=True)
-    t = trainer(tmp_path, logger, max_epochs=2, log_every_n_steps=1, enable_checkpointing=True, callbacks=[ckpt])
+    t = trainer(
+        tmp_path,
+        logger,
+        max_epochs=2,
+        log_every_n_steps=1,
+        enable_checkpointing=True,
+        callbacks=[ckpt],
+    )
     model = Tiny(lr=0.05, extra_cls=nn.Linear, extra_fn=_explode)
     t.fit(model, data(), data(4))
     assert Path(ckpt.dirpath).resolve() == Path(logger.log_dir).resolve() / "checkpoints"
@@ -112,12 +144,43 @@ def test_fit_validate_test_share_one_board(tmp_path: Path) -> None:
         table = r.tables("checkpoints")[-1]
         rows = [dict(zip(table.columns, row, strict=True)) for row in table.rows]
         best = [row for row in rows if row["is_best"]]
-        assert len(best) == 1 and best[0]["monitor"] == "val/loss" and isinstance(best[0]["score"], float)
+        assert (
+            len(best) == 1
+            and best[0]["monitor"] == "val/loss"
+            and isinstance(best[0]["score"], float)
+        )
         assert any(row["is_last"] for row in rows)
         for row in rows:  # relative to the board directory, and really there
             assert row["path"].startswith("checkpoints" + os.sep)
             assert (info.path / row["path"]).is_file()
             assert row["global_step"] in (4, 8) and row["epoch"] in (0, 1)
+
+
+def test_checkpoints_table_lists_every_kept_file(tmp_path: Path) -> None:
+    logger = KohakuBoardLogger(tmp_path / "boards")
+    keep_all = ModelCheckpoint(save_top_k=-1)  # no monitor: a file per epoch, every one kept
+    # top 1, no monitor: each save replaces the one before (every 4 steps = every epoch here)
+    newest = ModelCheckpoint(
+        dirpath=tmp_path / "newest", filename="newest-{step}", every_n_train_steps=4
+    )
+    t = trainer(
+        tmp_path, logger, max_epochs=3, enable_checkpointing=True, callbacks=[keep_all, newest]
+    )
+    t.fit(Tiny(), data())
+    kept = sorted(Path(keep_all.dirpath).glob("*.ckpt")) + sorted(
+        Path(newest.dirpath).glob("*.ckpt")
+    )
+    assert len(kept) == 4
+    with open_board(logger.log_dir) as r:
+        tables = r.tables("checkpoints")
+        rows = [dict(zip(tables[-1].columns, row, strict=True)) for row in tables[-1].rows]
+        board_dir = Path(logger.log_dir).resolve()
+        assert sorted((board_dir / row["path"]).resolve() for row in rows) == [
+            p.resolve() for p in kept
+        ]
+        assert sorted(row["global_step"] for row in rows) == [4, 8, 12, 12]
+        # after each epoch's two saves: the files that exist then
+        assert [len(table.rows) for table in tables] == [1, 2, 2, 3, 3, 4]
 
 
 def _explode(*args: Any) -> None:
@@ -157,6 +220,44 @@ def test_finalize_status_and_reopen(tmp_path: Path) -> None:
     with open_board(info.path) as r:
         assert r.status() == "finished"
         assert global_steps(r, "a") == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("success", "finished"),
+        ("finished", "finished"),
+        ("failed", "failed"),
+        ("crashed", "failed"),
+        ("aborted", "interrupted"),
+        ("interrupted", "interrupted"),
+    ],
+)
+def test_finalize_maps_each_status_to_one_the_board_takes(
+    tmp_path: Path, status: str, expected: str
+) -> None:
+    logger = KohakuBoardLogger(tmp_path / "boards")
+    logger.log_metrics({"a": 1.0}, step=0)
+    logger.finalize(status)
+    with open_board(logger.log_dir) as r:
+        assert r.status() == expected
+        assert global_steps(r, "a") == [0]
+
+
+def test_omegaconf_hyperparameters_keep_their_lists(tmp_path: Path) -> None:
+    omegaconf = pytest.importorskip("omegaconf")
+    cfg = omegaconf.OmegaConf.create(
+        {"sizes": [4, 8], "blocks": [{"kind": "conv", "width": "${sizes[1]}"}], "todo": [1, "???"]}
+    )
+    logger = KohakuBoardLogger(tmp_path / "boards")
+    model = Tiny(layers=omegaconf.ListConfig([1, 2, 3]), cfg=cfg)
+    trainer(tmp_path, logger, log_every_n_steps=1).fit(model, data())
+    with open_board(logger.log_dir) as r:
+        config = r.config()
+    assert config["layers"] == [1, 2, 3]
+    assert config["cfg/sizes"] == [4, 8]
+    assert config["cfg/blocks"] == [{"kind": "conv", "width": 8}]  # interpolation resolved
+    assert config["cfg/todo"] == [1, "<unreadable: MissingMandatoryValue>"]
 
 
 def test_pickling_drops_the_board_and_keeps_the_id(tmp_path: Path) -> None:
@@ -221,10 +322,18 @@ def test_standalone_pytorch_lightning_trainer(tmp_path: Path) -> None:
         def configure_optimizers(self) -> Any:
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    logger = KohakuBoardLogger(tmp_path / "boards", log_histograms="gradients", histogram_every_n_steps=2)
+    logger = KohakuBoardLogger(
+        tmp_path / "boards", log_histograms="gradients", histogram_every_n_steps=2
+    )
     pl.Trainer(
-        logger=logger, accelerator="cpu", max_steps=4, log_every_n_steps=1, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+        logger=logger,
+        accelerator="cpu",
+        max_steps=4,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
     ).fit(PLTiny(), data())
     with open_board(logger.log_dir) as r:
         assert r.status() == "finished"
@@ -298,6 +407,20 @@ def test_constructor_checks_loudly(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_imports_nothing_private_from_lightning() -> None:
+    import ast
+
+    import kohakuboard.integrations.lightning as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts[0] in ("lightning", "pytorch_lightning"):
+                names = parts + [alias.name for alias in node.names]
+                assert not [n for n in names if n.startswith("_")], ast.unparse(node)
+
+
 def test_lazy_reexport_does_not_import_frameworks() -> None:
     code = (
         "import sys, kohakuboard\n"
@@ -349,7 +472,11 @@ def test_ddp_spawn_two_processes_make_one_board(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent(DDP_SCRIPT), encoding="utf-8")
     base = tmp_path / "boards"
     done = subprocess.run(
-        [sys.executable, str(script), str(base)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+        [sys.executable, str(script), str(base)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (info,) = list_boards(base)
@@ -362,7 +489,7 @@ def test_ddp_spawn_two_processes_make_one_board(tmp_path: Path) -> None:
         assert [row.global_step for row in r.histograms("grad/net.weight")] == [0, 1, 2, 3]
 
 
-TB_EXAMPLE = '''
+TB_EXAMPLE = """
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -414,10 +541,12 @@ def main(save_dir):
     trainer.test(model, DataLoader(val, batch_size=4))
     print("log_dir", trainer.logger.log_dir)
     return trainer
-'''
+"""
 
 
-def test_swapped_into_a_tensorboard_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_swapped_into_a_tensorboard_example(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The only change a user makes: the import line.
     source = TB_EXAMPLE.replace(
         "from lightning.pytorch.loggers import TensorBoardLogger",
@@ -432,7 +561,15 @@ def test_swapped_into_a_tensorboard_example(tmp_path: Path, capsys: pytest.Captu
     assert f"log_dir {t.logger.log_dir}" in capsys.readouterr().out
     with open_board(info.path) as r:
         assert r.status() == "finished"
-        for key in ("train_loss_step", "train_loss_epoch", "val_loss", "val_mae", "test_loss", "lr-Adam", "epoch"):
+        for key in (
+            "train_loss_step",
+            "train_loss_epoch",
+            "val_loss",
+            "val_mae",
+            "test_loss",
+            "lr-Adam",
+            "epoch",
+        ):
             assert r.scalars(key).num_rows > 0, key
         # 24 samples / batch 4 = 6 steps per epoch; log_every_n_steps=2 -> steps 1, 3, 5, ...
         assert global_steps(r, "train_loss_step") == [1, 3, 5, 7, 9, 11]
@@ -445,9 +582,22 @@ def test_example_runs_offline_and_shows_histograms(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "lightning_mnist_like.py"
     base = tmp_path / "boards"
     done = subprocess.run(
-        [sys.executable, str(example), "--base-dir", str(base), "--epochs", "1", "--samples", "256",
-         "--histogram-every", "2"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        [
+            sys.executable,
+            str(example),
+            "--base-dir",
+            str(base),
+            "--epochs",
+            "1",
+            "--samples",
+            "256",
+            "--histogram-every",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (info,) = list_boards(base)

@@ -67,8 +67,14 @@ def _lightning() -> Integration:
     def train_and_evaluate(logger: Any, tmp_path: Path) -> None:
         data = DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 1)), batch_size=2)
         trainer = L.Trainer(
-            logger=logger, accelerator="cpu", devices=1, max_epochs=1, log_every_n_steps=1,
-            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+            logger=logger,
+            accelerator="cpu",
+            devices=1,
+            max_epochs=1,
+            log_every_n_steps=1,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
             default_root_dir=tmp_path,
         )
         model = Tiny()
@@ -131,7 +137,9 @@ def _transformers() -> Integration:
             Trainer.is_world_process_zero = saved  # type: ignore[method-assign]
 
     return Integration(
-        make=lambda base: KohakuBoardCallback(base_dir=base, log_histograms="all", histogram_steps=1),
+        make=lambda base: KohakuBoardCallback(
+            base_dir=base, log_histograms="all", histogram_steps=1
+        ),
         train_and_evaluate=train_and_evaluate,
         other_rank=other_rank,
         train_metric="train/loss",
@@ -154,7 +162,9 @@ def integration(request: pytest.FixtureRequest) -> Integration:
 
 
 # -- the contract -------------------------------------------------------------------------
-def test_train_then_evaluate_share_one_finished_board(integration: Integration, tmp_path: Path) -> None:
+def test_train_then_evaluate_share_one_finished_board(
+    integration: Integration, tmp_path: Path
+) -> None:
     base = tmp_path / "boards"
     obj = integration.make(base)
     assert not base.exists(), "nothing may be written before training starts"
@@ -185,3 +195,50 @@ def test_other_ranks_write_nothing(integration: Integration, tmp_path: Path) -> 
         obj = integration.make(base)
         integration.train_and_evaluate(obj, tmp_path)
     assert not base.exists()
+
+
+# -- Lightning only: a pickled copy in the same process ------------------------------------
+def test_lightning_unpickled_copy_logs_through_the_live_board(tmp_path: Path) -> None:
+    """Lightning's own logger contract (``test_loggers_pickle_all`` in its test_all.py): the
+    board exists, the Trainer holding the logger is pickled and unpickled in this process,
+    and the copy logs. The copy writes through the Board that is open here (one writer):
+    nothing is dropped, nothing is written twice, nothing waits for a second writer."""
+    L = pytest.importorskip("lightning")
+    from kohakuboard.integrations.lightning import KohakuBoardLogger
+
+    logger = KohakuBoardLogger(tmp_path / "boards")
+    board = logger.experiment  # as Lightning's test does: the board exists before pickling
+    logger.log_metrics({"a": 1.0})
+    logger.save()
+    pickle.dumps(logger)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=logger,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer2 = pickle.loads(pickle.dumps(trainer))
+    copy = trainer2.logger
+    assert copy is not logger and (copy.name, copy.save_dir, copy.version) == (
+        logger.name,
+        logger.save_dir,
+        logger.version,
+    )
+    copy.log_metrics({"acc": 1.0})
+    assert copy.experiment is board  # the live Board, not a second one on the same id
+    logger.log_metrics({"a": 2.0})
+    copy.finalize("success")  # finishing through either finishes the shared board ...
+    logger.log_metrics({"a": 3.0})  # ... and the other re-opens it to append
+    logger.finalize("success")
+
+    (info,) = list_boards(tmp_path / "boards")
+    with open_board(info.path) as r:
+        assert r.status() == "finished"
+        a = r.scalars("a")
+        assert a.column("global_step").to_pylist() == [0, 1, 2]
+        assert a.column("value").to_pylist() == [1.0, 2.0, 3.0]
+        acc = r.scalars("acc")
+        assert acc.column("global_step").to_pylist() == [1]
+        assert acc.column("value").to_pylist() == [1.0]
+    assert "ERROR" not in (info.path / "writer.log").read_text(encoding="utf-8")
