@@ -11,10 +11,11 @@ import numpy as np
 
 BACKENDS = ["hybrid", "duckdb", "parquet"]
 
-# A training script: logs i (value == step on a fresh board) and i*i until told to stop or
-# for ``seconds``; prints READY <path>, LOGGED <i> (after log() returned) and DONE <n>.
+# A training script: logs i (value == step on a fresh board) and i*i for ``seconds`` or until a
+# file STOP appears in the base folder; prints READY <path>, LOGGED <i> (after log() returned)
+# and DONE <n>.
 TRAIN = r"""
-import sys, time
+import os, sys, time
 from kohakuboard import Board
 
 backend, base, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -27,6 +28,8 @@ i = 0
 t0 = time.monotonic()
 end = t0 + seconds
 while time.monotonic() < end:
+    if i % 1000 == 0 and os.path.exists(os.path.join(base, "STOP")):
+        break
     board.log(i=float(start + i), sq=float((start + i) ** 2))
     if i % 100 == 99:
         print("LOGGED", start + i, flush=True)
