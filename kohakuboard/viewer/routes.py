@@ -31,6 +31,7 @@ from .charts import (
 )
 from .errors import BadParameterError, UnknownMetricError
 from .live import event_stream, snapshot
+from .pattern import matcher
 from .routekit import NO_STORE, catalog_of
 from .routes_runs import damage_json
 from .series import smooth
@@ -134,12 +135,15 @@ def projects(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/boards")
 def boards(
-    request: Request, project: str | None = None, include_deleted: bool = False
+    request: Request, project: str | None = None, include_deleted: bool = False, match: str = ""
 ) -> list[dict[str, Any]]:
     catalog = catalog_of(request)
+    keep = matcher(match).test  # the run filter's pattern (bf): linear time, see pattern.py
     out = []
     for index, board in enumerate(catalog.boards()):  # index counts deleted boards too
         if board.deleted and not include_deleted:
+            continue
+        if not (keep(board.name) or keep(board.id) or any(keep(t) for t in board.tags)):
             continue
         if project is None or board.project == project:
             out.append(_board_json(board, index, _config(catalog, board.id)))
@@ -169,13 +173,15 @@ def board(request: Request, board_id: str) -> dict[str, Any]:
 
 
 @router.get("/boards/{board_id}/metrics")
-def metrics(request: Request, board_id: str) -> dict[str, Any]:
+def metrics(request: Request, board_id: str, match: str = "") -> dict[str, Any]:
     infos = catalog_of(request).metric_infos(board_id)
+    keep = matcher(match).test  # the series search's pattern (q)
     return {
         "board": board_id,
         "metrics": [
             {"name": m.name, "kind": m.kind, "count": m.count, "last_step": m.last_step}
             for m in infos
+            if keep(m.name)
         ],
     }
 

@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,6 +110,43 @@ def test_unknown_board_is_404(client: TestClient, url: str) -> None:
     response = client.get(url)
     assert response.status_code == 404
     assert "no board 'nope'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("match", "names"),
+    [
+        ("", ["alpha", "beta"]),
+        ("^al", ["alpha"]),
+        ("ALPHA|bet", ["alpha", "beta"]),
+        ("a$", ["alpha", "beta"]),
+        ("^(al|be)[pt]", ["alpha", "beta"]),
+        ("(a+)+$", ["alpha", "beta"]),
+        ("(", []),  # outside the subset: the text "(" itself, in no name
+    ],
+)
+def test_boards_filtered_by_a_pattern(client: TestClient, match: str, names: list[str]) -> None:
+    response = client.get("/api/boards", params={"match": match})
+    assert [b["name"] for b in response.json()] == names
+
+
+def test_metrics_filtered_by_a_pattern(client: TestClient, boards: Boards) -> None:
+    url = f"/api/boards/{boards.alpha}/metrics"
+    answer = client.get(url, params={"match": "^train/|acc$"}).json()
+    assert [m["name"] for m in answer["metrics"]] == ["train/loss", "train/tokens", "val/acc"]
+
+
+def test_catastrophic_patterns_are_answered_in_linear_time(tmp_path: Path) -> None:
+    # (a+)+$ on 40 a's and a "!" takes about 2**40 steps in Python's re
+    long = "a" * 4000 + "!"
+    with Board(name=long, base_dir=tmp_path) as board:
+        board.log(**{long: 1.0, "aaa": 2.0})
+    evil = {"match": "(a+)+$"}
+    with TestClient(create_app(tmp_path), base_url="http://127.0.0.1") as c:
+        started = time.perf_counter()
+        assert c.get("/api/boards", params=evil).json() == []
+        metrics = c.get(f"/api/boards/{board.id}/metrics", params=evil).json()["metrics"]
+        assert [m["name"] for m in metrics] == ["aaa"]
+        assert time.perf_counter() - started < 20  # generous: a few ms here
 
 
 # -- series ------------------------------------------------------------------------------------
