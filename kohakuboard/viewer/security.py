@@ -249,7 +249,8 @@ async def _token_ok(
     has_token, right, rest = gate.query_token(scope.get("query_string", b""))
     if has_token and scope["method"] == "GET" and (right or known):
         path = scope.get("raw_path") or quote(scope["path"]).encode()
-        location = path + (b"?" + rest if rest else b"")
+        # one leading slash: "//evil.example" or "/\\evil.example" would leave this site
+        location = b"/" + path.lstrip(b"/\\") + (b"?" + rest if rest else b"")
         extra = [(b"location", location), (b"cache-control", b"no-store")]
         if right:
             extra.append((b"set-cookie", gate.set_cookie(port)))

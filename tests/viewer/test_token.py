@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -108,6 +110,24 @@ def test_the_url_token_is_traded_for_a_cookie(boards: Boards) -> None:
         # the client now holds the cookie: the API answers
         assert c.get("/api/info").status_code == 200
         assert c.get("/api/boards").json()[0]["name"] == "alpha"
+
+
+def test_the_redirect_stays_on_this_site(boards: Boards) -> None:
+    # request targets sent as they are (an HTTP client library would tidy them up first)
+    with ViewerThread(boards.base, token=TOKEN) as viewer:
+        port = urlsplit(viewer.url).port
+        for target in ["//evil.example/", "/\\evil.example/", "///evil.example", "/%2f%2fx"]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.putrequest("GET", f"{target}?token={TOKEN}", skip_host=True)
+                conn.putheader("Host", f"127.0.0.1:{port}")
+                conn.endheaders()
+                response = conn.getresponse()
+                location = response.getheader("location") or ""
+            finally:
+                conn.close()
+            assert response.status == 303, target
+            assert location.startswith("/") and not location.startswith(("//", "/\\")), target
 
 
 def test_a_cookie_of_another_port_is_not_this_viewers(boards: Boards) -> None:
