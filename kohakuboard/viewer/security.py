@@ -1,8 +1,11 @@
 """Local-mode protections, applied to every request before any route sees it.
 
-- The ``Host`` header must name this machine (DNS rebinding: a web page on another site that
-  resolves its own name to 127.0.0.1 must not read the boards).
-- Only GET and HEAD, except the run edits (rename, notes, tags, soft delete and restore:
+- The ``Host`` header must be well formed (a name or address, then at most ``:PORT``) and name
+  this machine (DNS rebinding: a web page on another site that resolves its own name to
+  127.0.0.1 must not read the boards).
+- With an access token (:mod:`kohakuboard.viewer.auth`), ``/api`` answers only requests that
+  carry it (header or cookie); ``?token=`` is traded for the cookie by a redirect.
+- Only GET and HEAD (HEAD is answered as GET without the body), except the run edits (rename, notes, tags, soft delete and restore:
   ``PATCH``/``DELETE /api/runs/ID``, ``POST /api/runs/ID/restore``), and those only from the
   viewer's own page (cross-site request forgery): they need the header ``X-KohakuBoard: 1``
   (a custom header, which no form can send and no other site's script can send without a
