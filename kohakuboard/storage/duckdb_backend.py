@@ -145,7 +145,9 @@ class DuckDBWriter(PartsWriter):
         st["parts"] = [p for p in st["parts"] if p["id"] > built.upto]
         info = st["duckdb"]
         info.update(absorbed_upto=built.upto, rows=built.rows, seq=built.seq)
-        info.update(bytes=built.bytes, crc32=built.crc32)
+        # What the file must be; kept with the part id it holds, so that a record an older
+        # kohakuboard left stale (it does not write one) is never compared with a newer file.
+        info["check"] = {"upto": built.upto, "bytes": built.bytes, "crc32": built.crc32}
         info["runs"] = 1 if built.full else info["runs"] + 1
         damaged = {p["file"]: p for p in built.damaged}
         for entry in damaged.values():
@@ -160,6 +162,12 @@ class DuckDBWriter(PartsWriter):
 
 
 _COLS = ", ".join(SCALAR_COLUMNS)
+
+
+def _recorded(info: dict[str, Any]) -> dict[str, Any]:
+    """The length and CRC-32 recorded for the database the manifest names (empty if none)."""
+    check = info.get("check") or {}
+    return check if check.get("upto") == info.get("absorbed_upto") else {}
 
 
 def _numpy_table(got: dict[str, Any]) -> pa.Table:
@@ -218,19 +226,20 @@ class DuckDBReader(PartsReader):
         if self.db_path.exists():
             rows = self._db_rows(state)
             size = self.db_path.stat().st_size
-            want = info.get("bytes")
+            want = _recorded(info).get("bytes")
             if want is not None and size != want:
                 self._cached = None  # a new database may have landed: check the newest manifest
                 state, _ = self.snapshot()
                 info = state.get("duckdb", {})
-                want = info.get("bytes")
+                want = _recorded(info).get("bytes")
             if want is not None and size != want:
                 reason = f"{size} bytes on disk, {want} committed"
                 found.append(DamagedFile(DB_FILE, reason, rows, rows))
             else:
                 opened, _ = self._from_db(state, read_absorbed_upto)
-                if opened is not None and full and info.get("crc32") is not None:
-                    if file_crc32(self.db_path) != info["crc32"]:
+                crc = _recorded(info).get("crc32")
+                if opened is not None and full and crc is not None:
+                    if file_crc32(self.db_path) != crc:
                         reason = "checksum mismatch (contents changed)"
                         found.append(DamagedFile(DB_FILE, reason, rows, -1))
         elif int(info.get("absorbed_upto", 0)):

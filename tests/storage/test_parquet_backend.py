@@ -147,10 +147,13 @@ def test_a_damaged_part_is_skipped_then_set_aside(tmp_path: Path, caplog) -> Non
     damaged = sorted((tmp_path / "scalars").glob("part-*.parquet"))[-1]
     damaged.write_bytes(damaged.read_bytes()[:-30])
     assert ParquetReader(tmp_path).scalars("x").column("step").to_pylist() == list(range(10))
-    assert "skipping damaged part" in caplog.text
+    assert f"damaged data file scalars/{damaged.name}" in caplog.text
     w.finalize()
-    assert ParquetReader(tmp_path).scalars("x").num_rows == 10
-    assert (
-        list((tmp_path / "scalars").glob("*.corrupt"))
-        and len(json.loads((tmp_path / "state.json").read_text())["parts"]) == 1
-    )
+    reader = ParquetReader(tmp_path)
+    assert reader.scalars("x").num_rows == 10
+    assert (tmp_path / "damaged" / "scalars" / damaged.name).exists()  # set aside, kept
+    assert len(json.loads((tmp_path / "state.json").read_text())["parts"]) == 1
+    # The loss stays reported after the writer dropped the part (until `kobo repair`).
+    (lost,) = reader.damage()
+    assert lost.file == f"scalars/{damaged.name}" and lost.rows_lost == 10
+    assert "dropped by the writer" in lost.reason
