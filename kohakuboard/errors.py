@@ -40,6 +40,10 @@ class BoardDamagedError(KohakuBoardError, RuntimeError):
     keeps every readable row)."""
 
 
+class BoardInUseError(BoardBusyError):
+    """Another live Board (in another process or in this one) has the board open."""
+
+
 class InvalidTextError(KohakuBoardError, ValueError):
     """A string (caption, table cell or column, board name or project) is not Unicode text
     that can be stored: it holds a lone surrogate (``os.fsdecode`` of a non-UTF-8 name)."""

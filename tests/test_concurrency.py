@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from helpers import live_writers_of_board, rows, wait_until
 
 from kohakuboard import list_boards, open_board
+from kohakuboard.errors import BoardInUseError
+from kohakuboard.locking import board_open_here
 
 
 def test_many_boards_in_one_process_keep_their_own_data(make_board, base_dir: Path) -> None:
@@ -301,3 +305,121 @@ def test_reads_stay_complete_while_the_writer_compacts_after_finish(make_board) 
             break
     assert reads >= 1
     assert list((board.path / "scalars").glob("*.parquet")), "compacted at finish"
+
+
+# -- one Board per board (issue 12 item 4) -----------------------------------------------------
+# Opens board_id=ID (resuming it if it exists), reports, logs x = 0..N-1 when told to go, or
+# reports the error class and message if Board() refused.
+RESUME = """
+    import sys, time
+    from pathlib import Path
+    from kohakuboard import Board
+
+    base, board_id, go, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    while not go.exists():
+        time.sleep(0.005)
+    started = time.monotonic()
+    try:
+        board = Board(name="shared", base_dir=base, board_id=board_id)
+    except Exception as exc:
+        print("REFUSED", round(time.monotonic() - started, 3), type(exc).__name__, exc, flush=True)
+        raise SystemExit(0)
+    print("OPENED", board.current_step, flush=True)
+    for i in range(n):
+        board.log(x=float(i))
+    hold = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+    while hold is not None and not hold.exists():
+        time.sleep(0.01)
+    board.finish()
+    print("DONE", flush=True)
+"""
+
+
+def _race(script, tmp_path: Path, base_dir: Path, board_id: str, n: int, procs: int = 2):
+    go = tmp_path / f"go-{board_id}"
+    hold = tmp_path / f"hold-{board_id}"
+    started = [
+        script(RESUME, str(base_dir), board_id, str(go), str(n), str(hold), name=f"resume{k}.py")
+        for k in range(procs)
+    ]
+    go.touch()
+    outcomes = []
+    for proc in started:
+        line = wait_until(
+            lambda p=proc: next(
+                (
+                    line
+                    for _, line in (p._collect(0.05), p.lines)[1]
+                    if line.startswith(("OPENED", "REFUSED"))
+                ),
+                None,
+            ),
+            what="Board() to open or refuse",
+        )
+        outcomes.append(line)
+    hold.touch()
+    for proc in started:
+        assert proc.wait(120) == 0, proc.stderr()
+    return outcomes
+
+
+def test_second_process_on_a_live_board_fails_fast_and_nothing_is_duplicated(
+    script, tmp_path, base_dir, make_board
+) -> None:
+    first = make_board(name="shared", board_id="shared")
+    first.log(x=0.0)
+    outcomes = _race(script, tmp_path, base_dir, "shared", 100, procs=1)
+    kind, seconds, cls, message = outcomes[0].split(" ", 3)
+    assert kind == "REFUSED" and cls == "BoardInUseError"
+    assert float(seconds) < 5.0  # generous on a loaded machine; it used to take 60 s
+    assert "'shared'" in message and f"pid {os.getpid()}" in message and "finish()" in message
+    first.log(x=1.0)
+    first.finish()
+    with open_board(first.path) as reader:
+        assert rows(reader, "x") == [(0, 0, 0.0), (1, 0, 1.0)]
+
+
+def test_two_processes_resuming_one_board_never_write_duplicate_steps(
+    script, tmp_path, base_dir, make_board
+) -> None:
+    board = make_board(name="shared", board_id="dup")
+    board.log(x=-1.0)
+    board.finish()
+    outcomes = _race(script, tmp_path, base_dir, "dup", 2000)
+    opened = [o for o in outcomes if o.startswith("OPENED")]
+    refused = [o for o in outcomes if o.startswith("REFUSED")]
+    assert len(opened) >= 1
+    assert all(" BoardInUseError " in r for r in refused), refused
+    with open_board(board.path) as reader:
+        steps = [s for s, _, _ in rows(reader, "x")]
+    assert len(steps) == len(set(steps)) == 1 + 2000 * len(opened)
+
+
+def test_racing_creation_of_a_fresh_id_opens_or_says_in_use(script, tmp_path, base_dir) -> None:
+    for attempt in range(3):
+        board_id = f"fresh{attempt}"
+        outcomes = _race(script, tmp_path, base_dir, board_id, 50, procs=3)
+        for line in outcomes:
+            assert line.startswith("OPENED") or " BoardInUseError " in line, line
+        with open_board(base_dir / board_id) as reader:
+            steps = [s for s, _, _ in rows(reader, "x")]
+            assert len(steps) == len(set(steps))
+            assert len(steps) == 50 * sum(o.startswith("OPENED") for o in outcomes)
+            assert reader.status() == "finished"
+
+
+def test_second_board_object_in_this_process_fails_fast(make_board) -> None:
+    first = make_board(name="here", board_id="here")
+    first.log(x=1.0)
+    started = time.monotonic()
+    with pytest.raises(BoardInUseError, match=r"'here' .* another Board object in this process"):
+        make_board(name="here", board_id="here")
+    assert time.monotonic() - started < 5.0
+    assert board_open_here(first.path)
+    first.finish()
+    assert not board_open_here(first.path)
+    again = make_board(name="here", board_id="here")  # free once finished
+    again.log(x=2.0)
+    again.finish()
+    with open_board(first.path) as reader:
+        assert rows(reader, "x") == [(0, 0, 1.0), (1, 0, 2.0)]

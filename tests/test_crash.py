@@ -270,3 +270,51 @@ def test_reader_status_of_unfinished_board_without_writer(base_dir: Path) -> Non
     reader = open_board(path)
     assert reader.status() == "crashed"
     assert _x_rows(path) == [(i, 0, float(i)) for i in range(10)]
+
+
+def test_deleted_wal_then_crash_reads_damaged_never_finished(script, tmp_path, base_dir) -> None:
+    """Issue 12 item 9: someone deletes catalog.sqlite-wal, then trainer and writer die. What
+    the WAL held is gone; the board must say so (not read as complete), and a re-opened board
+    goes on after the steps it had instead of starting again at 0 and ending `finished`."""
+    proc, path, _ = _start(script, tmp_path, base_dir)
+    (writer,) = wait_until(lambda: writer_pids(proc.pid), what="the writer process to start")
+    wait_until(lambda: len(_x_rows(path)) >= 20, what="commits")
+    (path / "catalog.sqlite-wal").unlink()
+    seen = len(proc.logged())
+    # The writer goes on committing into the WAL it still has open (the witness follows).
+    wait_until(lambda: _witness_steps(path) >= seen + 100, what="commits after the WAL was deleted")
+    os.kill(proc.pid, signal.SIGSTOP)  # no respawn in between
+    stopped_at = time.monotonic()
+    os.kill(writer, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_until(lambda: is_gone(writer), what="the writer to be gone")
+    lines = [(t, i) for t, i in proc.logged() if t <= stopped_at]
+    old = {i for t, i in lines if t <= stopped_at - 1.0}
+
+    with open_board(path) as reader:
+        status = reader.status()
+        stored = {s for s, _, _ in rows(reader, "x")}
+    if status != "damaged":  # a checkpoint got everything out of the deleted WAL in time
+        assert old <= stored, f"status {status} with {len(old - stored)} values missing"
+
+    from kohakuboard import Board
+
+    with Board(base_dir=base_dir, board_id=path.name) as board:
+        first_new = board.current_step
+        board.log(x=-1.0)
+    with open_board(path) as reader:
+        stored = {s for s, _, _ in rows(reader, "x")}
+        final = reader.status()
+    if not old <= stored:
+        assert final == "damaged"
+        assert first_new > max(old)  # lost steps are not reused
+    else:
+        assert final == ("damaged" if status == "damaged" else "finished")
+
+
+def _witness_steps(path: Path) -> int:
+    from kohakuboard.storage.catalog_guard import read_witness
+
+    witness = read_witness(path)
+    return witness["next_step"] if witness else -1

@@ -20,11 +20,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, ring, wire
+from .. import __version__, locking, ring, wire
 from ..errors import (
     TEXT_ACCEPTED,
     BoardClosedError,
     BoardDirectoryError,
+    BoardInUseError,
     BoardNotFoundError,
     InvalidTextError,
     ValueOutOfRangeError,
@@ -32,9 +33,10 @@ from ..errors import (
     bad_text,
     lone_surrogate_at,
 )
-from ..metadata import BoardMeta, read_meta, write_meta
+from ..metadata import META_FILE, BoardMeta, read_meta, write_meta
 from ..quarantine import QUARANTINE_FILE
 from ..storage import BACKENDS
+from ..writer import faults
 from .flusher import Deferred, Flusher, check_max_pending_bytes
 from .lane import LaneWriter, WriterUnavailable
 from .sanitize import jsonable_config
@@ -47,6 +49,11 @@ DEFAULT_RING_SIZE = 32 << 20
 FINAL_STATUSES = ("finished", "interrupted", "failed")
 FINISH_TIMEOUT_S = 120.0
 MAX_RESPAWNS = 5
+# A re-opened board waits this long for a writer still storing its previous session.
+RESUME_WAIT_S = 120.0
+# After a disk fault the writer is retried after this many seconds, doubling up to the max.
+DISK_RETRY_S = 2.0
+DISK_RETRY_MAX_S = 60.0
 _FAST = frozenset({float, int})
 _HDR_INTO = ring.REC_HEADER.pack_into
 _time = time.time
@@ -106,7 +113,18 @@ class Board:
         self._closed = True  # until fully set up (atexit looks at it)
         self._owner = -1
         base = Path(base_dir).expanduser().resolve()
-        meta, path, resumed = self._open_dir(base, name, project, backend, board_id)
+        meta, path, resumed, self._lock_fd = self._open_dir(base, name, project, backend, board_id)
+        try:
+            self._start(meta, path, resumed, ring_size, commit_interval)
+        except BaseException:
+            locking.release(self._lock_fd)
+            raise
+        if config:
+            self.update_config(config)
+
+    def _start(
+        self, meta: BoardMeta, path: Path, resumed: bool, ring_size: int, commit_interval: float
+    ) -> None:
         self._meta = meta
         self._path = path
         self._commit_interval = float(commit_interval)
@@ -137,12 +155,17 @@ class Board:
             self._mm, ring.LANE_SHARED, capacity, check_writer=self._check_writer, board_label=label
         )
         self._respawn_lock = threading.Lock()
-        self._respawns = 0
+        self._respawns = 0  # writers started after the first
+        self._crashes = 0  # of them, after a writer died of something else than the disk
         self._writer_failed = False
         self._quarantine_seen = 0  # values the writer set aside that we reported
+        self._disk_fault: str | None = None  # why the disk refuses writes, until it stops
+        self._fault_consumed: tuple[int, ...] = ()
+        self._disk_backoff = DISK_RETRY_S
+        self._disk_retry_at = 0.0
         self._finish_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._proc = spawn_writer(str(path), self._session, commit_interval=self._commit_interval)
+        self._proc = self._spawn()
         staging = path / "staging"
         staging.mkdir(exist_ok=True)
         self._flusher = Flusher(
@@ -154,8 +177,6 @@ class Board:
         self._pid = os.getpid()
         self._closed = False
         _LIVE.add(self)
-        if config:
-            self.update_config(config)
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -398,22 +419,31 @@ class Board:
             "lane1_end": self._flusher.lane_end,
             "global_step": self._global_step,  # board.step() after the last log() counts
         }
+        body = ring.blob_body(ring.K_CONTROL, wire.encode(control))
+        pending: bytes | None = body
         try:
-            self._lane0.write(ring.blob_body(ring.K_CONTROL, wire.encode(control)))
+            self._lane0.write(body)
+            pending = None
         except WriterUnavailable:
-            pass
-        self._wait_for_writer()
-        self._report_quarantine(final=True)
-        if self._proc is not None and self._proc.poll() is None:
-            _COMPACTING.append(self._proc)  # still compacting; reaped later
-        _LIVE.discard(self)
+            pass  # a disk fault: written once a new writer made room (_wait_for_writer)
         try:
-            self._mm.close()
+            self._wait_for_writer(pending)
+            self._report_quarantine(final=True)
+            if self._proc is not None and self._proc.poll() is None:
+                _COMPACTING.append(self._proc)  # still compacting; reaped later
+            _LIVE.discard(self)
+            try:
+                self._mm.close()
+            finally:
+                os.close(self._fd)
         finally:
-            os.close(self._fd)
+            locking.release(self._lock_fd)  # the board may be opened again from here on
 
-    def _wait_for_writer(self) -> None:
+    def _wait_for_writer(self, pending: bytes | None = None) -> None:
+        """Wait until the writer has stored the session (``pending``: the finish record,
+        if a disk fault kept it out of the ring so far)."""
         deadline = time.monotonic() + FINISH_TIMEOUT_S
+        disk_retried = False
         while time.monotonic() < deadline:
             proc = self._proc
             if proc is None:
@@ -421,13 +451,35 @@ class Board:
             try:
                 code = proc.wait(timeout=0.005)
             except subprocess.TimeoutExpired:
+                if pending is not None and self._room_for(pending):
+                    self._lane0.write(pending)  # does not wait: there is room
+                    pending = None
                 if ring.read_done(self._mm):
                     return
                 continue
             if code == 0 or self._writer_failed or not self._ring_path.exists():
                 return
-            if not self._respawn(code):
+            why = faults.disk_fault(code)
+            if why is None:
+                if not self._respawn(code):
+                    return
+                continue
+            self._note_disk_fault(why)
+            if disk_retried:
+                logger.error(
+                    "kohakuboard %s: not finished, %s in %s; the values logged are kept in %s and "
+                    "stored when the board is opened again with Board(board_id=%r) once there is room",
+                    self.name,
+                    why,
+                    self._path,
+                    self._ring_path.name,
+                    self.id,
+                )
                 return
+            disk_retried = True  # the fault may have passed: one more writer, at once
+            with self._respawn_lock:
+                self._respawns += 1
+                self._proc = self._spawn()
         logger.error(
             "kohakuboard %s: the writer did not finish within %.0f s; unwritten values stay in "
             "the ring file and are recovered when the board is opened again",
@@ -450,9 +502,14 @@ class Board:
         raise TypeError("a Board cannot be pickled; create it in the process that logs")
 
     # -- the writer process -----------------------------------------------------------
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+
     def _check_writer(self) -> None:
+        """Called while log() waits for ring space: waiting only makes sense for a writer
+        that works. A failed writer, or one stopped by a disk fault, means: do not wait."""
         self._watchdog()
-        if self._writer_failed:
+        if self._writer_failed or self._disk_fault is not None:
             raise WriterUnavailable
 
     def _watchdog(self) -> None:
@@ -461,15 +518,71 @@ class Board:
         if proc is None or self._writer_failed:
             return
         code = proc.poll()
-        if code is not None and not (self._closed and code == 0):
+        if code is None:
+            if self._disk_fault is not None and self._consumed() != self._fault_consumed:
+                self._disk_fault = None
+                logger.warning("kohakuboard %s: the writer stores values again", self.name)
+            return
+        if not (self._closed and code == 0):
             self._respawn(code)
+
+    def _room_for(self, body: bytes) -> bool:
+        """Whether ``body`` fits in the owner lane now (a wrap-around included)."""
+        size = ring.REC_HEADER.size + len(ring.pad_body(body))
+        lane = self._lane0
+        return lane.refresh_limit() - lane.pos >= 2 * size + ring.MIN_TAIL
+
+    def _consumed(self) -> tuple[int, ...]:
+        try:
+            return tuple(ring.read_consumed(self._mm, lane) for lane in range(ring.LANES))
+        except ValueError:  # the map is closed
+            return ()
+
+    def _note_disk_fault(self, why: str) -> None:
+        """Say once, in the training process's log, why values are not stored."""
+        if self._disk_fault is not None:
+            return
+        self._disk_fault = why
+        self._fault_consumed = self._consumed()
+        self._disk_backoff = DISK_RETRY_S
+        self._disk_retry_at = time.monotonic()
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None:
+            flusher._dropping = True  # this message says it; no second, vaguer one
+        logger.error(
+            "kohakuboard %s: cannot store values in %s: %s (the writer stopped; see %s). To go "
+            "on, %s. log() does not wait meanwhile: values that fit in the ring file (%s) are kept "
+            "and stored once a writer can write again (retried with growing pauses, and when the "
+            "board is opened again with Board(board_id=%r)); values logged while it is full are "
+            "not recorded.",
+            self.name,
+            self._path,
+            why,
+            self._path / "writer.log",
+            faults.advice(self._path),
+            self._ring_path.name,
+            self.id,
+        )
 
     def _respawn(self, code: int | None) -> bool:
         with self._respawn_lock:
             proc = self._proc
             if proc is not None and proc.poll() is None:
                 return True  # another thread already replaced it
-            if self._respawns >= MAX_RESPAWNS:
+            why = faults.disk_fault(code)
+            if why is not None:
+                # Not counted against MAX_RESPAWNS: a full disk may be freed later. Retry at
+                # once the first time (a per-process limit), then with growing pauses.
+                self._note_disk_fault(why)
+                now = time.monotonic()
+                if now < self._disk_retry_at:
+                    return True
+                self._disk_retry_at = now + self._disk_backoff
+                self._disk_backoff = min(self._disk_backoff * 2, DISK_RETRY_MAX_S)
+                self._respawns += 1
+                self._proc = self._spawn()
+                return True
+            if self._crashes >= MAX_RESPAWNS:
                 if not self._writer_failed:
                     self._writer_failed = True
                     logger.error(
@@ -478,13 +591,14 @@ class Board:
                         self._path / "writer.log",
                     )
                 return False
+            self._crashes += 1
             self._respawns += 1
             logger.warning(
                 "kohakuboard %s: the writer process exited (code %s); starting a new one",
                 self.name,
                 code,
             )
-            self._proc = spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+            self._proc = self._spawn()
             return True
 
     def _report_quarantine(self, *, final: bool = False) -> None:
@@ -516,7 +630,12 @@ class Board:
     @staticmethod
     def _open_dir(
         base: Path, name: str | None, project: str, backend: str, board_id: str | None
-    ) -> tuple[BoardMeta, Path, bool]:
+    ) -> tuple[BoardMeta, Path, bool, int]:
+        """Find or create the board folder and take its owner lock (see ``locking``).
+
+        Returns (meta, path, resumed, lock descriptor). A board another live Board has
+        raises :class:`BoardInUseError` at once.
+        """
         try:
             base.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -528,32 +647,38 @@ class Board:
             raise BoardDirectoryError(
                 f"base_dir {str(base)!r} is not writable; pass base_dir= a writable folder"
             )
-        if board_id is not None:
+        if board_id is None:
+            new_id, path = _new_folder(base)
+            lock = _claim(path, new_id)
+        else:
             if not isinstance(board_id, str) or not board_id or "/" in board_id or board_id in (".", ".."):
                 raise ValueError(f"board_id must be a plain folder name, got {board_id!r}")
             path = base / board_id
-            if (path / "board.json").exists():
-                meta = read_meta(path)
-                if meta.backend != backend and backend != "hybrid":
-                    raise ValueError(
-                        f"board {board_id!r} uses backend {meta.backend!r}, not {backend!r}"
-                    )
-                return meta, path, True
-            if path.exists() and any(path.iterdir()):
+            if path.is_dir() and not _board_files(path) and any(path.iterdir()):
                 raise BoardNotFoundError(f"{path} exists but is not a kohakuboard board")
-            path.mkdir(exist_ok=True)
+            try:
+                path.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise BoardDirectoryError(f"cannot create {path}: {exc.strerror or exc}") from exc
+            # Two processes may race to create this id: whoever holds the lock decides.
+            lock = _claim(path, board_id)
+            try:
+                if (path / META_FILE).exists():
+                    meta = read_meta(path)
+                    if meta.backend != backend and backend != "hybrid":
+                        raise ValueError(
+                            f"board {board_id!r} uses backend {meta.backend!r}, not {backend!r}"
+                        )
+                    return meta, path, True, lock
+                stray = [p.name for p in path.iterdir() if p.name not in _CREATION_FILES]
+                if stray:
+                    raise BoardNotFoundError(
+                        f"{path} exists but is not a kohakuboard board (it holds {stray[0]!r})"
+                    )
+            except BaseException:
+                locking.release(lock)
+                raise
             new_id = board_id
-        else:
-            while True:
-                new_id = _new_board_id()
-                path = base / new_id
-                try:
-                    path.mkdir()  # atomic: two processes never get the same id
-                    break
-                except FileExistsError:
-                    continue
-                except OSError as exc:
-                    raise BoardDirectoryError(f"cannot create {path}: {exc.strerror or exc}") from exc
         meta = BoardMeta(
             id=new_id,
             name=name or new_id,
@@ -562,19 +687,85 @@ class Board:
             created_at=time.time(),
             version=__version__,
         )
-        write_meta(path, meta)
-        return meta, path, False
+        try:
+            write_meta(path, meta)
+        except OSError as exc:
+            locking.release(lock)
+            raise BoardDirectoryError(f"cannot write {path / META_FILE}: {exc.strerror or exc}") from exc
+        except BaseException:
+            locking.release(lock)
+            raise
+        return meta, path, False, lock
 
     def _resume_state(self) -> tuple[int, int]:
+        """Where a re-opened board goes on: after every step an earlier session stored.
+
+        We hold the owner lock, so a writer still holding the board serves a session whose
+        Board is gone (finished or dead); let it finish, then drain any ring it left.
+        """
         if any(p.name.startswith("ring-") for p in self._path.iterdir()):
+            if not locking.wait_writer_idle(self._path, timeout=RESUME_WAIT_S):
+                holder = locking.writer_holder(self._path).describe()
+                raise BoardInUseError(
+                    f"board {self.id!r} at {self._path}: {holder} is still storing an earlier "
+                    f"session after {RESUME_WAIT_S:.0f} s; wait for it to exit (or stop it) and "
+                    "open the board again"
+                )
             try:
-                recover(str(self._path))
+                recover(str(self._path), owner=True)
             except (subprocess.SubprocessError, OSError) as exc:
-                logger.error("kohakuboard %s: could not recover an earlier session: %s", self.name, exc)
+                code = getattr(exc, "returncode", None)
+                why = faults.disk_fault(code) or str(exc)
+                logger.error(
+                    "kohakuboard %s: could not store an earlier session's values left in %s (%s); "
+                    "see writer.log there",
+                    self.name,
+                    self._path,
+                    why,
+                )
         from ..reader import open_board
 
-        progress = open_board(self._path).progress()
+        with open_board(self._path) as reader:
+            progress = reader.progress()
         return progress.next_step, progress.global_step
+
+
+_CREATION_FILES = frozenset({locking.OWNER_LOCK, META_FILE, META_FILE + ".tmp"})
+
+
+def _board_files(path: Path) -> bool:
+    """Whether ``path`` looks like a board folder (finished, or one being created)."""
+    return (path / META_FILE).exists() or (path / locking.OWNER_LOCK).exists()
+
+
+def _new_folder(base: Path) -> tuple[str, Path]:
+    while True:
+        new_id = _new_board_id()
+        path = base / new_id
+        try:
+            path.mkdir()  # atomic: two processes never get the same id
+            return new_id, path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BoardDirectoryError(f"cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def _claim(path: Path, board_id: str) -> int:
+    try:
+        lock = locking.claim_board(path)
+    except OSError as exc:
+        raise BoardDirectoryError(
+            f"cannot create {path / locking.OWNER_LOCK}: {exc.strerror or exc}"
+        ) from exc
+    if lock is None:
+        holder = locking.owner_holder(path).describe()
+        raise BoardInUseError(
+            f"board {board_id!r} at {path} is open in {holder}; one board takes one Board at a "
+            "time: log through that Board, finish() it first, or pass another board_id= "
+            "(or none, for a new board)"
+        )
+    return lock
 
 
 def _grad_enabled() -> bool:

@@ -52,11 +52,13 @@ def spawn_writer(
         log.close()
 
 
-def recover(board_dir: str, *, timeout: float = 300.0) -> None:
-    """Drain rings left behind by dead sessions, synchronously (its log: writer.log)."""
+def recover(board_dir: str, *, timeout: float = 300.0, owner: bool = False) -> None:
+    """Drain rings left behind by dead sessions, synchronously (its log: writer.log).
+    ``owner``: the caller holds the board's owner lock (see ``kohakuboard.locking``), so no
+    ring is a live session's."""
     with open(os.path.join(board_dir, "writer.log"), "ab") as log:
         subprocess.run(
-            writer_command(board_dir, "--recover"),
+            writer_command(board_dir, "--recover", *(["--owner"] if owner else [])),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from . import catalog_guard
 from .base import (
     DamagedFile,
     HistogramRow,
@@ -102,8 +103,8 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 30000")
     if not readonly:
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")
+        # WAL on a local disk, a rollback journal on a network file system (catalog_guard).
+        catalog_guard.set_journal(con, path.parent)
     return con
 
 
@@ -117,6 +118,9 @@ class HybridWriter(StorageWriter):
         self.db = _connect(self.board_dir / CATALOG)
         self.db.executescript(_SCHEMA_SQL)
         ensure_crc_column(self.db)  # boards written before checksums
+        mode = str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        self._guard = catalog_guard.Guard(self.db, self.board_dir, mode)
+        self._catalog_loss = self._guard.check_on_open()
         # We hold the writer lock: any unsealed segment belongs to a writer that died.
         self.db.execute("UPDATE segments SET sealed = 1 WHERE format = 'arrow' AND sealed = 0")
         self._remove_orphans()
@@ -221,6 +225,7 @@ class HybridWriter(StorageWriter):
                 [(k, json.dumps(v)) for k, v in meta.items()],
             )
             db.execute("COMMIT")
+            self._guard.after_commit()  # a checkpoint every few seconds keeps the WAL small
         except BaseException:
             db.execute("ROLLBACK")
             self._metric_ids = {
@@ -437,11 +442,16 @@ class HybridWriter(StorageWriter):
         listed = {f for (f,) in self.db.execute("SELECT file FROM segments")}
         for path in self.scalar_dir.iterdir():
             if path.name not in listed and (path.suffix in (".arrow", ".parquet", ".tmp")):
+                if self._catalog_loss is not None and path.suffix != ".tmp":
+                    # The catalog lost rows naming it: keep its values for inspection.
+                    quarantine(self.board_dir, f"{SCALAR_DIR}/{path.name}")
+                    continue
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._segment is not None:
             self._seal_segment_quietly()
+        self._guard.after_commit(force=True)
         self.db.close()
 
     def finalize(self) -> None:
@@ -449,6 +459,7 @@ class HybridWriter(StorageWriter):
         if self._segment is not None:
             self._seal_segment_quietly()
         self.compact()
+        self._guard.after_commit(force=True)  # checkpoint with each compaction
 
     def _seal_segment_quietly(self) -> None:
         fh, _stream, seg_id, _ = self._segment
@@ -692,7 +703,15 @@ class HybridReader(StorageReader):
         return json.loads(rows[0][0]) if rows else {}
 
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta") if k != "config"}
+        out = {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta") if k != "config"}
+        loss = catalog_guard.reader_loss(self.db, self.board_dir)
+        if loss is not None:  # never "finished" with committed values missing
+            out["status"] = "damaged"
+            out["damage"] = str(loss.get("reason", "the catalog lost committed data"))
+            expected = loss.get("expected_next_step")
+            if isinstance(expected, int) and expected > int(out.get("next_step", 0)):
+                out["next_step"] = expected  # a re-opened board goes on after the lost steps
+        return out
 
     def close(self) -> None:
         if self._db is not None:

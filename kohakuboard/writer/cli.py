@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session")
     parser.add_argument("--commit-interval", type=float, default=0.2)
     parser.add_argument("--recover", action="store_true")
+    # Started by the Board that holds the owner lock: every other ring is a dead session's.
+    parser.add_argument("--owner", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             return report_failure(board_dir, exc, "cannot open the board's storage")
         try:
             writer = Writer(board_dir, storage, args.commit_interval)
-            writer.recover_dead_rings(skip_session=args.session)
+            writer.recover_dead_rings(
+                skip_session=args.session, owner=args.owner or bool(args.session)
+            )
             if args.recover or not args.session:
                 writer._finalize()
                 return 0

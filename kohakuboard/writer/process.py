@@ -14,11 +14,10 @@ import os
 import time
 from pathlib import Path
 
-from .. import locking, ring
+from .. import locking, quarantine, ring
 from ..locking import pid_alive
 from ..storage.base import StorageWriter
 from . import faults
-from .. import quarantine
 from .decode import Decoder
 from .screen import Batch, escape_schemas, is_fault, screen
 
@@ -189,7 +188,10 @@ class Writer:
         return None
 
     # -- recovery of rings whose producer is gone ---------------------------------------
-    def recover_dead_rings(self, *, skip_session: str | None = None) -> None:
+    def recover_dead_rings(self, *, skip_session: str | None = None, owner: bool = False) -> None:
+        """Store what rings of ended sessions hold. With ``owner`` the caller's Board holds
+        the board's owner lock, so every ring but ``skip_session`` is a dead session's, even
+        one whose producer process lives on (it re-opened the board after a failed session)."""
         for path in sorted(self.board_dir.glob("ring-*.kbr")):
             session = path.stem[len("ring-") :]
             if session == skip_session:
@@ -201,7 +203,7 @@ class Writer:
                 continue
             lanes: list[ring.LaneReader] = []
             try:
-                if pid_alive(info.producer_pid):  # another live process still logs into it
+                if not owner and pid_alive(info.producer_pid):  # a live process logs into it
                     logger.warning("ring %s belongs to live process %d; skipped", path, info.producer_pid)
                     continue
                 lanes = self._lanes(session, mm, info)
