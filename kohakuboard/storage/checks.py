@@ -111,6 +111,34 @@ class DamageLog:
             return list(self._seen.values())
 
 
+class _Passed:
+    """Immutable files (path, inode, size, mtime) whose footer and row count passed a check in
+    this process: listings re-check a board every second, and a stat is all that needs."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, int, int, int], None] = {}
+
+    @staticmethod
+    def key(path: Path, st: Any) -> tuple[str, int, int, int]:
+        return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def __contains__(self, key: tuple[str, int, int, int]) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def add(self, key: tuple[str, int, int, int]) -> None:
+        with self._lock:
+            if len(self._keys) >= self.LIMIT:
+                self._keys.clear()
+            self._keys[key] = None
+
+
+PASSED = _Passed()
+
+
 def merge(*groups: list[DamagedFile]) -> list[DamagedFile]:
     """One entry per file (the first group's wins), in order."""
     out: dict[str, DamagedFile] = {}

@@ -15,7 +15,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .base import DamagedFile
-from .checks import file_crc32
+from .checks import PASSED, file_crc32
 
 SCALAR_DIR = "scalars"
 
@@ -45,12 +45,11 @@ def stream_batches(data: bytes) -> tuple[list[pa.RecordBatch], str | None]:
 
 
 class SegmentChecker:
-    """Checks the files of one board; footers of immutable Parquet parts are cached."""
+    """Checks the files of one board (footers that passed are remembered per process)."""
 
     def __init__(self, board_dir: Path) -> None:
         self.board_dir = board_dir
         self.scalar_dir = board_dir / SCALAR_DIR
-        self._parquet_ok: set[tuple[str, int, int]] = set()
 
     def check(
         self,
@@ -96,12 +95,12 @@ class SegmentChecker:
         *,
         full: bool,
     ) -> DamagedFile | None:
-        size, mtime = st.st_size, st.st_mtime_ns  # type: ignore[attr-defined]
+        size = st.st_size  # type: ignore[attr-defined]
         if size != committed:
             cut = " (cut short)" if size < committed else ""
             return DamagedFile(rel, f"{size} bytes on disk, {committed} committed{cut}", rows, rows)
-        key = (rel, size, mtime)
-        if key not in self._parquet_ok or full:
+        key = PASSED.key(path, st)
+        if key not in PASSED or full:
             try:
                 pf = pq.ParquetFile(path, page_checksum_verification=True)
             except (OSError, pa.ArrowException) as exc:
@@ -120,7 +119,7 @@ class SegmentChecker:
                     return DamagedFile(rel, "pages fail their checksums", rows, rows - readable)
                 if crc is not None and file_crc32(path) != crc:
                     return DamagedFile(rel, "checksum mismatch (contents changed)", rows, -1)
-            self._parquet_ok.add(key)
+            PASSED.add(key)
         return None
 
     def _check_arrow(
