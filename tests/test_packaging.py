@@ -32,6 +32,9 @@ PTH = "kohakuboard_hf_hook.pth"
 TIMEOUT = 240  # importing transformers takes several seconds on a loaded 2-core box
 PIP = ["-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
 OFFLINE = ["--no-index", "--no-deps", "--no-build-isolation"]
+# The outer environment's kohakuboard shows through --system-site-packages: install beside it,
+# uninstalling nothing.
+INSTALL = ["install", *OFFLINE, "--ignore-installed"]
 # pyproject.toml's package-dir: kohakuboard/ and integrations/ (shipped as kohakuboard.integrations)
 PACKAGE_FOLDERS = ("kohakuboard", "integrations")
 
@@ -108,7 +111,7 @@ def test_wheel_has_the_hook_at_its_root_and_every_package_file(wheel: Path) -> N
 def test_wheel_install_registers_report_to_without_import(wheel: Path, tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     venv = make_venv(tmp_path)
-    run(venv.python, *PIP, "install", *OFFLINE, "--ignore-installed", wheel, cwd=tmp_path)
+    run(venv.python, *PIP, *INSTALL, wheel, cwd=tmp_path)
     out = check_report_to(venv, tmp_path)
     assert f"FROM {venv.purelib}" in out  # this install's kohakuboard, not the checkout's
 
@@ -122,7 +125,7 @@ def test_editable_wheel_has_the_hook_at_its_root(source: Path, tmp_path: Path, m
 def test_editable_install_registers_report_to_without_import(source: Path, tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     venv = make_venv(tmp_path)
-    run(venv.python, *PIP, "install", *OFFLINE, "--ignore-installed", "-e", source, cwd=tmp_path)
+    run(venv.python, *PIP, *INSTALL, "-e", source, cwd=tmp_path)
     out = check_report_to(venv, tmp_path)
     assert f"FROM {source}" in out  # the project folder's code, as `pip install -e` promises
 
