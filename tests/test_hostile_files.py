@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import finished_board, live_writers_of_board, rows, wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import kohakuboard
@@ -119,14 +121,14 @@ def _values(path: Path, key: str) -> list[tuple[int, float]]:
         return [(step, value) for step, _, value in rows(reader, key)]
 
 
-def _assert_recovered(path: Path, marker: Path) -> None:
+def _assert_recovered(path: Path, marker: Path, *, log: bool = True) -> None:
     assert not marker.exists(), "a planted pickle was unpickled"
     assert not list(path.glob("ring-*.kbr")), "the leftover ring was drained"
     assert _values(path, "planted") == [(STEPS, PLANTED)]
     assert _values(path, "planted_rich") == [(STEPS + 1, 7.0)]
     assert [s for s, _ in _values(path, "loss")] == list(range(STEPS))
-    log = (path / "writer.log").read_text()
-    assert "skipped" in log
+    if log:  # (a migrated board is a new folder: the recovery's writer.log stays behind)
+        assert "skipped" in (path / "writer.log").read_text()
 
 
 def test_resume_skips_bad_records_and_the_board_stays_writable(hostile, base_dir) -> None:
@@ -155,7 +157,7 @@ def test_kobo_migrate_skips_bad_records(hostile, base_dir) -> None:
     path, marker = hostile
     out = CliRunner().invoke(app, ["migrate", path.name, "--to", "parquet", "-b", str(base_dir)])
     assert out.exit_code == 0, out.output
-    _assert_recovered(path, marker)
+    _assert_recovered(path, marker, log=False)
     assert open_board(path).info().backend == "parquet"
 
 
@@ -224,5 +226,65 @@ def test_no_module_in_the_package_imports_pickle_or_marshal() -> None:
                     names = [node.module.split(".")[0]]
                 elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                     names = [node.func.id] if node.func.id in ("eval", "exec") else []
-                found += [f"{file}:{node.lineno} {n}" for n in names if n in banned | {"eval", "exec"}]
+                found += [
+                    f"{file}:{node.lineno} {n}" for n in names if n in banned | {"eval", "exec"}
+                ]
     assert not found
+
+
+_GOOD = [
+    ring.blob_body(ring.K_SCHEMA, wire.encode({"sid": 16, "keys": ["a", "b"]})),
+    ring.blob_body(ring.K_RICH, _rich(3)),
+    ring.blob_body(
+        ring.K_RICH,
+        wire.encode(
+            {
+                "step": 4,
+                "global_step": 1,
+                "wall_time": 2.0,
+                "scalars": {},
+                "media": {"m": [{"kind": "image", "array": np.zeros((2, 2), np.uint8)}]},
+                "tables": {"t": {"columns": ["x"], "rows": [[1], ["s"], [None]]}},
+                "histograms": {
+                    "h": {
+                        "precision": "exact",
+                        "edges": np.arange(3.0),
+                        "counts": np.ones(2, np.int64),
+                        **dict.fromkeys(
+                            ("underflow", "overflow", "nan", "posinf", "neginf", "count", "zeros"),
+                            0,
+                        ),
+                        "min": 0.0,
+                        "max": 2.0,
+                        "mean": 1.0,
+                        "std": None,
+                    }
+                },
+            }
+        ),
+    ),
+    ring.blob_body(ring.K_CONTROL, wire.encode({"op": "config", "config": {"lr": 0.1}})),
+    struct.pack(ring.SCALAR_PREFIX + "dd", 16, 0, 5, 0, 1.0, 1.0, 2.0),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_decoder_never_raises_on_damaged_records(tmp_path_factory, data) -> None:
+    """Valid records with random bytes changed, random kinds and random bodies: each is
+    stored or skipped; feeding and turning them into columns never raises."""
+    from kohakuboard.writer.decode import Decoder
+
+    board = tmp_path_factory.mktemp("decoder")
+    (board / "staging").mkdir()
+    decoder = Decoder(board, {})
+    for _ in range(data.draw(st.integers(1, 6))):
+        body = bytearray(data.draw(st.sampled_from(_GOOD)))
+        for _ in range(data.draw(st.integers(0, 3))):
+            at = data.draw(st.integers(0, len(body) - 1))
+            body[at] = data.draw(st.integers(0, 255))
+        if data.draw(st.booleans()):
+            body = bytearray(data.draw(st.binary(min_size=4, max_size=64)))
+        kind = struct.unpack_from("<I", body)[0]
+        decoder.feed("s", ring.Record(0, kind, memoryview(bytes(ring.pad_body(bytes(body))))))
+    decoder.take_scalars()

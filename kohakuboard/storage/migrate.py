@@ -169,15 +169,22 @@ def board_lock(board: Path, wait: float = FINISHING_WRITER_WAIT_S) -> Iterator[N
     try:
         yield
     finally:
-        os.close(fd)
+        from ..locking import release
+
+        release(fd)  # not os.close: locking also keeps in-process bookkeeping of held locks
 
 
 def refuse_running(board: Path) -> None:
     """:class:`BoardBusyError` if a live process logs to the board (its writer may not hold
     the lock yet: the rings name their producers)."""
+    from .. import locking
     from ..ring import read_producer_pid
     from ..writer.process import pid_alive
 
+    if locking.owner_alive(board):  # a live Board has it (its ring may not exist yet)
+        raise BoardBusyError(
+            f"board {board} is open in {locking.owner_holder(board).describe()}; finish it first"
+        )
     for path in board.glob("ring-*.kbr"):
         pid = read_producer_pid(path)
         if pid is not None and pid_alive(pid):
