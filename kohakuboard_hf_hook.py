@@ -29,8 +29,12 @@ NAME = "kohakuboard"
 
 class KohakuBoardReportTo:
     # INTEGRATION_TO_CALLBACK holds classes the Trainer calls without arguments; this one returns
-    # the real KohakuBoardCallback, whose module (and kohakuboard) is imported only then.
+    # the real KohakuBoardCallback, whose module (and kohakuboard) is imported only then. That
+    # callback's class derives from this one, so trainer.pop_callback/remove_callback(this class)
+    # find it, as they find TensorBoard's callback by its registered class.
     def __new__(cls, *args, **kwargs):
+        if cls is not KohakuBoardReportTo:  # a subclass (KohakuBoardCallback) being made
+            return super().__new__(cls)
         from kohakuboard.integrations.transformers import report_to_callback
 
         return report_to_callback(*args, **kwargs)

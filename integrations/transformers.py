@@ -8,12 +8,13 @@ What lands on the board (one board per Trainer, written by the world process zer
 - every ``Trainer.log`` call (``on_log``) at ``global_step = state.global_step``: training
   values as ``train/<key>``, ``eval_<key>`` as ``eval/<key>``, ``test_<key>`` as ``test/<key>``;
   ``Trainer.predict`` metrics (``on_predict``) the same way;
-- a ``checkpoints`` table (global_step, path, best) after every save;
+- a ``checkpoints`` table (global_step, path, best) after every save: the checkpoint folders
+  that exist then (those ``save_total_limit`` removed are gone from it);
 - histograms of the gradients (and/or weights) at ``on_pre_optimizer_step``, where the gradients
   are complete, clipped and unscaled. That hook runs while ``state.global_step`` is still ``G``;
   the Trainer then counts the step and logs its loss at ``G + 1``. The histograms are therefore
   logged at ``global_step = G + 1``, next to the loss of the same optimizer step, and only on
-  steps that are multiples of the histogram interval.
+  the steps the histogram schedule picks (see below).
 
 Training ends with the board ``finished``; a later ``trainer.evaluate()``/``predict()`` re-opens
 the same board, appends and finishes it again.
@@ -32,9 +33,12 @@ argument                   variable                               default
 ``histogram_steps``        ``KOHAKUBOARD_HISTOGRAM_STEPS``        see below
 ========================== ====================================== =========================
 
-``log_histograms`` is one of ``gradients``, ``parameters``, ``all`` or ``false``. The default
-interval is the smallest multiple of the logging interval that is at least 100 steps, so every
-histogram sits on a step whose loss is logged.
+``log_histograms`` is one of ``gradients``, ``parameters``, ``all`` or ``false``. By default
+every histogram sits on a step whose loss is logged: with ``logging_strategy="steps"`` every
+``n`` steps, ``n`` the smallest multiple of ``logging_steps`` that is at least 100; with
+``"epoch"`` at the end of every ``k``-th epoch, ``k`` the fewest epochs that span at least 100
+optimizer steps; with ``"no"`` at the last step (where the training summary is logged). An
+explicit ``histogram_steps`` is taken literally: every step that is a multiple of it.
 """
 
 from __future__ import annotations
@@ -43,12 +47,23 @@ import logging
 import numbers
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from kohakuboard import Board
+
+try:
+    # The class transformers' INTEGRATION_TO_CALLBACK["kohakuboard"] holds: the callbacks are
+    # its subclasses, so trainer.pop_callback/remove_callback(<that class>) find them.
+    from kohakuboard_hf_hook import KohakuBoardReportTo
+except ImportError:  # a source tree that is not installed: no registration either
+
+    class KohakuBoardReportTo:  # type: ignore[no-redef]
+        pass
+
 
 __all__ = ["KohakuBoardCallback"]
 
@@ -71,7 +86,7 @@ _MODE_ALIASES = {
 DEFAULT_HISTOGRAM_STEPS = 100
 
 
-class KohakuBoardCallback(TrainerCallback):
+class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
     """Log a transformers ``Trainer`` run to a KohakuBoard board.
 
     Args:
@@ -89,7 +104,9 @@ class KohakuBoardCallback(TrainerCallback):
 
     Using it in ``callbacks=`` together with ``report_to="kohakuboard"`` writes one board, with
     this instance's settings. :attr:`board` is the board while it is open (on the world process
-    zero), for logging more values to the same run.
+    zero), for logging more values to the same run. Like TensorBoard's callback, it is an
+    instance of the class registered for ``report_to`` (``INTEGRATION_TO_CALLBACK["kohakuboard"]``),
+    so ``trainer.pop_callback``/``remove_callback`` with that class find it.
     """
 
     _report_to = False  # True for the instance report_to="kohakuboard" creates
@@ -124,7 +141,7 @@ class KohakuBoardCallback(TrainerCallback):
         self._group = _Group(self)
         self._state_ref: weakref.ref[Any] | None = None
         self._training = False
-        self._hist_every = 0  # set by the writer at on_train_begin; 0 = no histograms
+        self._histograms: _HistogramPlan | None = None  # set by the writer at on_train_begin
         self._checkpoints: list[list[Any]] = []
         self._names: dict[str, str | None] = {}
         self._told: set[str] = set()
@@ -152,7 +169,13 @@ class KohakuBoardCallback(TrainerCallback):
         self._join(state)  # meet the other KohakuBoardCallbacks of this Trainer before any write
 
     def on_train_begin(
-        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        model: Any = None,
+        train_dataloader: Any = None,
+        **kwargs: Any,
     ) -> None:
         if not self._writes(state):
             return
@@ -165,7 +188,7 @@ class KohakuBoardCallback(TrainerCallback):
         board = self._open(args, state, model)
         if not new:  # a re-opened board: the arguments may have changed since
             board.update_config(self._config(args, state, model))
-        self._hist_every = self._histogram_interval(args, state)
+        self._histograms = self._histogram_plan(args, state, train_dataloader)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if logs and self._writes(state):
@@ -193,19 +216,14 @@ class KohakuBoardCallback(TrainerCallback):
             return
         step = int(state.global_step)
         path = os.path.abspath(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}"))
-        self._checkpoints.append([step, path])
-        best = state.best_model_checkpoint
-        best = os.path.abspath(best) if best else None
-        rows = [[s, p, p == best] for s, p in self._checkpoints]
-        board = self._open(args, state, kwargs.get("model"))
-        board.step(to=step)
-        board.log_table("checkpoints", rows, columns=["global_step", "path", "best"])
+        self._checkpoints = [c for c in self._checkpoints if c[1] != path] + [[step, path]]
+        self._log_checkpoints(args, state, kwargs.get("model"), step)
 
     def on_pre_optimizer_step(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
     ) -> None:
-        every = self._hist_every
-        if not every or (state.global_step + 1) % every or model is None:
+        plan = self._histograms
+        if plan is None or model is None or not plan.due(state.global_step + 1):
             return
         if self._writes(state):
             self._log_histograms(state.global_step + 1, model)
@@ -213,7 +231,12 @@ class KohakuBoardCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._writes(state):
             self._training = False
-            self._hist_every = 0
+            self._histograms = None
+            # save_total_limit=1 with load_best_model_at_end deletes one more after the last save
+            if self._checkpoints and self.board is not None:
+                self._log_checkpoints(
+                    args, state, None, int(state.global_step), only_if_changed=True
+                )
             self._finish("finished")
 
     # -- writing -----------------------------------------------------------------------------------
@@ -238,6 +261,22 @@ class KohakuBoardCallback(TrainerCallback):
             board.update_config(self._config(args, state, model))
         self.board_id = board.id  # later events re-open the same board
         return board
+
+    def _log_checkpoints(
+        self, args: Any, state: Any, model: Any, step: int, only_if_changed: bool = False
+    ) -> None:
+        """Log the ``checkpoints`` table: the saved folders that still exist (the Trainer
+        removes those beyond ``save_total_limit`` before ``on_save``)."""
+        kept = [c for c in self._checkpoints if os.path.isdir(c[1])]
+        if only_if_changed and len(kept) == len(self._checkpoints):
+            return
+        self._checkpoints = kept
+        best = state.best_model_checkpoint
+        best = os.path.abspath(best) if best else None
+        rows = [[s, p, p == best] for s, p in kept]
+        board = self._open(args, state, model)
+        board.step(to=step)
+        board.log_table("checkpoints", rows, columns=["global_step", "path", "best"])
 
     def _finish(self, status: str) -> None:
         board, self._board = self._board, None
@@ -283,19 +322,25 @@ class KohakuBoardCallback(TrainerCallback):
             board.step(to=int(state.global_step))
             board.log(**values)
 
-    def _histogram_interval(self, args: Any, state: Any) -> int:
+    def _histogram_plan(
+        self, args: Any, state: Any, train_dataloader: Any = None
+    ) -> _HistogramPlan | None:
+        """When to take histograms this run: on steps whose metrics the Trainer logs."""
         if not (self.log_grads or self.log_params):
-            return 0
+            return None
         if self.histogram_steps is not None:
-            return self.histogram_steps
-        base = 1
+            return _HistogramPlan(every=self.histogram_steps)
         strategy = getattr(args, "logging_strategy", "steps")
-        if (
-            getattr(strategy, "value", strategy) == "steps"
-            and int(getattr(state, "logging_steps", 0) or 0) > 0
-        ):
-            base = int(state.logging_steps)
-        return base * -(-DEFAULT_HISTOGRAM_STEPS // base)
+        strategy = getattr(strategy, "value", strategy)
+        max_steps = max(int(getattr(state, "max_steps", 0) or 0), 0)
+        if strategy == "epoch":
+            per_epoch = _steps_per_epoch(args, state, train_dataloader, max_steps)
+            epochs = -(-DEFAULT_HISTOGRAM_STEPS // per_epoch)
+            return _HistogramPlan(epoch_steps=per_epoch, epochs=epochs, max_steps=max_steps)
+        if strategy == "no":
+            return _HistogramPlan(max_steps=max_steps) if max_steps else None
+        base = max(int(getattr(state, "logging_steps", 0) or 0), 1)
+        return _HistogramPlan(every=base * -(-DEFAULT_HISTOGRAM_STEPS // base))
 
     def _log_histograms(self, step: int, model: Any) -> None:
         named: list[tuple[str, Any]] = []
@@ -326,7 +371,7 @@ class KohakuBoardCallback(TrainerCallback):
             board.log_histograms(named)  # one batch: no host sync per tensor
         except Exception:
             logger.exception("KohakuBoardCallback: histograms failed; no more histograms this run")
-            self._hist_every = 0
+            self._histograms = None
         return None
 
     def _skip_histograms(self, why: str) -> None:
@@ -367,6 +412,41 @@ class KohakuBoardCallback(TrainerCallback):
         elif entry[1] is not self._group:
             _merge(entry[1], self._group)
         self._state_ref = weakref.ref(state)
+
+
+@dataclass(frozen=True)
+class _HistogramPlan:
+    """The finished steps (``G + 1``) that get histograms."""
+
+    every: int = 0  # step % every == 0: logging_strategy="steps", or an explicit histogram_steps
+    epoch_steps: int = 0  # logging_strategy="epoch": optimizer steps per epoch ...
+    epochs: int = 1  # ... and every how many epochs
+    max_steps: int = 0  # the run's last step (the only logged one under logging_strategy="no")
+
+    def due(self, step: int) -> bool:
+        if self.every:
+            return step % self.every == 0
+        last = 0 < self.max_steps <= step
+        if self.epoch_steps:
+            if step % self.epoch_steps and not last:
+                return False  # not an epoch's end (the last step ends the last epoch)
+            return -(-step // self.epoch_steps) % self.epochs == 0
+        return last
+
+
+def _steps_per_epoch(args: Any, state: Any, train_dataloader: Any, max_steps: int) -> int:
+    """Optimizer steps per epoch, as the Trainer counts them (its epoch loop)."""
+    try:
+        batches = len(train_dataloader)
+    except Exception:  # None, or an IterableDataset's loader: one epoch is the whole run
+        batches = 0
+    if batches > 0:
+        accumulate = max(int(getattr(args, "gradient_accumulation_steps", 1) or 1), 1)
+        return max(-(-batches // accumulate), 1)
+    epochs = float(getattr(state, "num_train_epochs", 0) or 0)
+    if max_steps and epochs >= 1:
+        return max(-(-max_steps // int(epochs)), 1)
+    return max(max_steps, 1)
 
 
 class _ReportToCallback(KohakuBoardCallback):

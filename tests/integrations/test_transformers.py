@@ -298,13 +298,110 @@ def test_bad_settings_are_named(
         KohakuBoardCallback()
 
 
-def test_default_histogram_interval_is_a_multiple_of_logging_steps() -> None:
+def test_default_histogram_steps_are_steps_whose_loss_is_logged() -> None:
     callback = KohakuBoardCallback()
     for logging_steps, expected in [(1, 100), (30, 120), (500, 500)]:
         state = FakeState()
         state.logging_steps = logging_steps
         args = TrainingArguments(output_dir="unused", logging_steps=logging_steps, report_to="none")
-        assert callback._histogram_interval(args, state) == expected
+        plan = callback._histogram_plan(args, state)
+        assert plan is not None and plan.every == expected
+    # logging_strategy="epoch", 30 steps an epoch, 250 steps: every 4th epoch end, and the
+    # last step if it ends such an epoch (250 ends the 9th: no)
+    state = FakeState()
+    state.max_steps = 250
+    args = TrainingArguments(output_dir="unused", logging_strategy="epoch", report_to="none")
+    plan = callback._histogram_plan(args, state, train_dataloader=range(30))
+    assert plan is not None and [s for s in range(1, 251) if plan.due(s)] == [120, 240]
+    state.max_steps = 230  # ends the 8th epoch
+    plan = callback._histogram_plan(args, state, train_dataloader=range(30))
+    assert plan is not None and [s for s in range(1, 231) if plan.due(s)] == [120, 230]
+    args = TrainingArguments(output_dir="unused", logging_strategy="no", report_to="none")
+    plan = callback._histogram_plan(args, state)
+    assert plan is not None and [s for s in range(1, 231) if plan.due(s)] == [230]
+
+
+# -- checkpoints, histogram steps per logging strategy, the registered class ----------------------
+def test_checkpoints_table_drops_what_save_total_limit_removed(tmp_path: Path) -> None:
+    callback = KohakuBoardCallback(base_dir=tmp_path / "boards", log_histograms=False)
+    args = tiny_args(
+        tmp_path / "out",
+        max_steps=4,
+        save_strategy="steps",
+        save_steps=1,
+        save_total_limit=2,
+        save_only_model=True,
+    )
+    Trainer(
+        model=tiny_model(), args=args, train_dataset=TinyDataset(16), callbacks=[callback]
+    ).train()
+    out = Path(args.output_dir).resolve()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+    with only_board(tmp_path / "boards") as reader:
+        tables = reader.tables("checkpoints")
+        assert [table.global_step for table in tables] == [1, 2, 3, 4]
+        assert [[row[0] for row in table.rows] for table in tables] == [[1], [1, 2], [2, 3], [3, 4]]
+        assert [row[1] for row in tables[-1].rows] == [
+            str(out / "checkpoint-3"),
+            str(out / "checkpoint-4"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "overrides", "expected"),
+    [
+        # 30 steps an epoch, loss logged at each epoch's end; default: the first epoch end at
+        # least 100 steps in, then every 4 epochs (120 steps)
+        (
+            "epoch",
+            {"num_train_epochs": 4, "max_steps": -1, "per_device_train_batch_size": 1},
+            [120],
+        ),
+        # nothing logged but the summary at the last step
+        ("no", {"max_steps": 3}, [3]),
+    ],
+)
+def test_default_histograms_follow_the_logging_strategy(
+    tmp_path: Path, strategy: str, overrides: dict[str, Any], expected: list[int]
+) -> None:
+    callback = KohakuBoardCallback(base_dir=tmp_path / "boards")
+    args = tiny_args(tmp_path / "out", logging_strategy=strategy, **overrides)
+    Trainer(
+        model=tiny_model(), args=args, train_dataset=TinyDataset(30), callbacks=[callback]
+    ).train()
+    with only_board(tmp_path / "boards") as reader:
+        logged = {s for s, _ in series(reader, "train/train_loss")}
+        if strategy == "epoch":
+            logged |= {s for s, _ in series(reader, "train/loss")}
+            assert sorted(logged) == [30, 60, 90, 120]
+        steps = [row.global_step for row in reader.histograms("grad/classifier.weight")]
+        assert steps == expected
+        assert set(steps) <= logged  # every histogram on a step whose loss is logged
+
+
+def test_the_registered_class_finds_the_callback_the_trainer_holds(tmp_path: Path) -> None:
+    # trainer.pop_callback/remove_callback(INTEGRATION_TO_CALLBACK[name]) work for TensorBoard's
+    # callback; they must work for ours too.
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    registered = INTEGRATION_TO_CALLBACK["kohakuboard"]
+    trainer = Trainer(model=tiny_model(), args=tiny_args(tmp_path / "out", report_to="kohakuboard"))
+    (held,) = [
+        cb for cb in trainer.callback_handler.callbacks if isinstance(cb, KohakuBoardCallback)
+    ]
+    assert isinstance(held, registered)
+    assert trainer.pop_callback(registered) is held
+    assert not [
+        cb for cb in trainer.callback_handler.callbacks if isinstance(cb, KohakuBoardCallback)
+    ]
+    trainer.add_callback(held)
+    trainer.remove_callback(registered)
+    assert not [
+        cb for cb in trainer.callback_handler.callbacks if isinstance(cb, KohakuBoardCallback)
+    ]
+    explicit = KohakuBoardCallback(base_dir=tmp_path / "boards")  # like TensorBoardCallback()
+    assert isinstance(explicit, registered) and type(explicit) is KohakuBoardCallback
+    assert type(pickle.loads(pickle.dumps(explicit))) is KohakuBoardCallback
 
 
 # -- report_to from the command line in a fresh interpreter ----------------------------------------
