@@ -225,6 +225,9 @@ def test_lightning_unpickled_copy_logs_through_the_live_board(tmp_path: Path) ->
         logger.save_dir,
         logger.version,
     )
+    idle = pickle.loads(pickle.dumps(logger))
+    idle.finalize("success")  # a copy that never logged created nothing: nothing to finish
+    assert not board.closed
     copy.log_metrics({"acc": 1.0})
     assert copy.experiment is board  # the live Board, not a second one on the same id
     logger.log_metrics({"a": 2.0})
