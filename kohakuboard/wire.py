@@ -129,9 +129,9 @@ def _encode(obj: Any, parts: list[Any], depth: int) -> None:
     elif isinstance(obj, np.ndarray):
         _encode_array(obj, parts)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        raw = bytes(obj) if isinstance(obj, memoryview) else obj
-        parts.append(_TAG_U64.pack(T_BYTES, len(raw)))
-        parts.append(raw)
+        blob = obj if type(obj) is bytes else bytes(obj)
+        parts.append(_TAG_U64.pack(T_BYTES, len(blob)))
+        parts.append(blob)
     elif isinstance(obj, (bool, np.bool_)):
         parts.append(_CONST[bool(obj)])
     elif isinstance(obj, (int, np.integer)):

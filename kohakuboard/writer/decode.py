@@ -169,7 +169,7 @@ class Decoder:
         step, gstep, wall = obj["step"], obj["global_step"], obj["wall_time"]
         p.see_step(step, gstep)
         for key, value in obj["scalars"].items():
-            p.loose.append((key, step, gstep, wall, float(value)))
+            p.loose.append((key, step, gstep, wall, value))
         for key, items in obj["media"].items():
             for index, payload in enumerate(items):
                 row = self._media_row(key, step, gstep, wall, index, payload)
@@ -375,7 +375,11 @@ def _rich_record(obj: Any) -> dict[str, Any]:
     _int64(obj.get("step"), "step")
     _int64(obj.get("global_step"), "global_step")
     obj["wall_time"] = _number(obj.get("wall_time"), "wall_time")
-    _dict_of(obj.setdefault("scalars", {}), "scalars", (int, float, bool))
+    scalars = _dict_of(obj.setdefault("scalars", {}), "scalars", (int, float, bool))
+    try:
+        obj["scalars"] = {key: float(value) for key, value in scalars.items()}
+    except OverflowError:
+        raise BadRecord("a scalar int is beyond the float64 range") from None
     for key, items in _dict_of(obj.setdefault("media", {}), "media", list).items():
         if not all(type(item) is dict for item in items):
             raise BadRecord(f"media {key!r} must be a list of dicts")
