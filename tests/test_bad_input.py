@@ -303,6 +303,8 @@ def test_global_step_beyond_int64_is_rejected_and_changes_nothing(make_board) ->
         board.step(2**63 - 5)  # 5 + that no longer fits
     with pytest.raises(InvalidValueError):  # a bad value leaves global_step as it was too
         board.log(x=None, global_step=9)
+    with pytest.raises(InvalidValueError, match="global_step must be an int, got Media"):
+        board.log(global_step=Media(np.zeros((2, 2))))  # found by tests/test_fuzz_log.py
     assert (board.global_step, board.current_step) == (5, 0)
     board.log(x=2.0, global_step=2**63 - 1)
     board.finish()

@@ -28,6 +28,7 @@ from ..errors import (
     BoardInUseError,
     BoardNotFoundError,
     InvalidTextError,
+    InvalidValueError,
     ValueOutOfRangeError,
     bad_key,
     bad_text,
@@ -787,14 +788,19 @@ def _stack(tensors: list[Any]) -> Any:  # replaced by torch's on first use
 
 
 def _as_int(what: str, value: Any) -> int:
+    # InvalidValueError is a TypeError: the class of these errors before it existed.
     if isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, got bool")
+        raise InvalidValueError(f"{what} must be an int, got bool")
     if hasattr(value, "numel") and type(value).__module__.startswith("torch"):
-        raise TypeError(f"{what} must be a Python int, not a tensor (that would sync the device)")
+        raise InvalidValueError(
+            f"{what} must be a Python int, not a tensor (that would sync the device)"
+        )
     try:
         number = int(value.__index__())
     except AttributeError:
-        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}") from None
+        raise InvalidValueError(
+            f"{what} must be an int, got {type(value).__name__} {_short_repr(value)}"
+        ) from None
     if not _I64_MIN <= number <= _I64_MAX:
         raise ValueOutOfRangeError(
             f"{what} must fit in a signed 64-bit int ({_I64_MIN}..{_I64_MAX}), got an int of "
@@ -804,6 +810,11 @@ def _as_int(what: str, value: Any) -> int:
 
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_label(what: str, value: Any, *, optional: bool) -> None:
