@@ -287,3 +287,45 @@ class Script:
             self._thread.join(5)
             self.proc.stdout.close()
         self._stderr.close()
+
+
+@contextmanager
+def small_tmpfs(mount: Path, size: str = "8m") -> Iterator[Path | str]:
+    """A tmpfs of ``size`` mounted at ``mount`` for the block (unmounted after, writers of
+    boards on it killed first); yields the reason instead of a path where it cannot be
+    mounted (not root, no mount command), for the caller to skip with."""
+    mount.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        yield f"cannot mount a tmpfs here: {exc}"
+        return
+    if done.returncode != 0:
+        yield f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}"
+        return
+    try:
+        yield mount
+    finally:
+        for board in mount.glob("*/"):
+            for pid in live_writers_of_board(board):
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=20)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write zeros into ``folder/filler`` until the file system is full; returns the file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh:  # unbuffered: close() has nothing to flush
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+        except OSError:
+            pass
+    return filler
