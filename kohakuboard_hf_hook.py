@@ -28,16 +28,17 @@ NAME = "kohakuboard"
 
 
 class KohakuBoardReportTo:
-    # INTEGRATION_TO_CALLBACK holds classes the Trainer calls without arguments; this one returns
-    # the real KohakuBoardCallback, whose module (and kohakuboard) is imported only then. That
-    # callback's class derives from this one, so trainer.pop_callback/remove_callback(this class)
-    # find it, as they find TensorBoard's callback by its registered class.
+    # INTEGRATION_TO_CALLBACK holds classes the Trainer calls without arguments; calling this one
+    # makes the real KohakuBoardCallback, whose module (and kohakuboard) is imported only then.
+    # That callback's class derives from this one, so Python then runs its __init__ (once), and
+    # trainer.pop_callback/remove_callback(this class) find it, as they find TensorBoard's
+    # callback by its registered class.
     def __new__(cls, *args, **kwargs):
-        if cls is not KohakuBoardReportTo:  # a subclass (KohakuBoardCallback) being made
-            return super().__new__(cls)
-        from kohakuboard.integrations.transformers import report_to_callback
+        if cls is KohakuBoardReportTo:
+            from kohakuboard.integrations.transformers import report_to_class
 
-        return report_to_callback(*args, **kwargs)
+            cls = report_to_class()
+        return super().__new__(cls)
 
 
 def register(module: ModuleType) -> None:

@@ -455,8 +455,14 @@ class _ReportToCallback(KohakuBoardCallback):
     _report_to = True
 
 
+def report_to_class() -> type[KohakuBoardCallback]:
+    """The class of what ``INTEGRATION_TO_CALLBACK["kohakuboard"]()`` makes (a subclass of it;
+    see ``kohakuboard_hf_hook``)."""
+    return _ReportToCallback
+
+
 def report_to_callback() -> KohakuBoardCallback:
-    """What ``INTEGRATION_TO_CALLBACK["kohakuboard"]`` builds (see ``kohakuboard_hf_hook``)."""
+    """What ``INTEGRATION_TO_CALLBACK["kohakuboard"]`` builds."""
     return _ReportToCallback()
 
 
