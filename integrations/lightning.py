@@ -392,11 +392,20 @@ class HistogramCallback(Callback):
         self.mode = log
         self.every_n_steps = every_n_steps
         self._failed = False
+        self._done: dict[int, int] = {}  # id(optimizer) -> the last step it was logged at
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._done.clear()
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         step = _logger_step(trainer, pl_module)
         if (step + 1) % self.every_n_steps or not trainer.is_global_zero:
             return
+        # Manual optimization may step one optimizer several times per batch (a WGAN's
+        # critic): its tensors are logged once per logger step, at the first of them.
+        if self._done.get(id(optimizer)) == step:
+            return
+        self._done[id(optimizer)] = step
         board_logger = next(
             (lg for lg in trainer.loggers if isinstance(lg, KohakuBoardLogger)), None
         )

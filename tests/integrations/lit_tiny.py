@@ -50,8 +50,9 @@ class TinyGAN(L.LightningModule):
     generator, once each per batch. Lightning's ``global_step`` counts both optimizers' steps;
     its loggers get one step per batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, d_steps: int = 1) -> None:
         super().__init__()
+        self.d_steps = d_steps  # discriminator steps per batch (WGAN's n_critic)
         self.automatic_optimization = False
         self.generator = nn.Linear(2, 4)
         self.discriminator = nn.Linear(4, 1)
@@ -64,10 +65,11 @@ class TinyGAN(L.LightningModule):
         ones, zeros = torch.ones(real.shape[0], 1), torch.zeros(real.shape[0], 1)
 
         fake = self.generator(noise).detach()
-        d_loss = bce(self.discriminator(real), ones) + bce(self.discriminator(fake), zeros)
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.step()
+        for _ in range(self.d_steps):
+            d_loss = bce(self.discriminator(real), ones) + bce(self.discriminator(fake), zeros)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            opt_d.step()
 
         g_loss = bce(self.discriminator(self.generator(noise)), ones)
         opt_g.zero_grad()
