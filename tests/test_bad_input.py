@@ -228,7 +228,7 @@ def test_text_with_a_lone_surrogate_is_rejected_where_it_is_made(make_board, mak
     _still_works(board, expected_good=[(0, 0, 1.0), (1, 0, 2.0)])
 
 
-@pytest.mark.parametrize("what", ["name", "project"])
+@pytest.mark.parametrize("what", ["name", "project", "board_id"])
 @pytest.mark.parametrize("bad", [LONE, "a\x00b"], ids=["surrogate", "nul"])
 def test_board_name_or_project_that_cannot_be_stored_makes_no_folder(
     base_dir: Path, what: str, bad: str

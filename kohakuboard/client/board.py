@@ -110,6 +110,8 @@ class Board:
         _check_label("name", name, optional=True)
         self._max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
         _check_label("project", project, optional=False)
+        if isinstance(board_id, str):
+            _check_label("board_id", board_id, optional=False)
         _reap()
         self._closed = True  # until fully set up (atexit looks at it)
         self._owner = -1
