@@ -288,3 +288,31 @@ def test_the_decoder_never_raises_on_damaged_records(tmp_path_factory, data) -> 
         kind = struct.unpack_from("<I", body)[0]
         decoder.feed("s", ring.Record(0, kind, memoryview(bytes(ring.pad_body(bytes(body))))))
     decoder.take_scalars()
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "reported"),
+    [
+        (32, 0, "damaged header"),  # lane capacity 0
+        (32, 1 << 40, "damaged header"),  # lanes far beyond the file
+        (12, 7, "damaged header"),  # lane count
+        (None, None, "truncated"),  # shorter than its header
+    ],
+)
+def test_a_ring_with_a_damaged_header_is_left_alone(
+    base_dir, tmp_path, offset: int | None, value: int | None, reported: str
+) -> None:
+    path = finished_board(base_dir, "header", steps=STEPS)
+    planted = plant(path, tmp_path / "PWNED")
+    with open(planted, "r+b") as fh:
+        if offset is None:
+            fh.truncate(100)
+        else:
+            fh.seek(offset)
+            fh.write(struct.pack("<Q" if offset == 32 else "<I", value))
+    with Board(board_id=path.name, base_dir=base_dir) as board:
+        board.log(after=1.0)
+    wait_until(lambda: not live_writers_of_board(path), what="the writer to exit")
+    assert planted.exists()
+    assert _values(path, "after") == [(STEPS, 1.0)]
+    assert reported in (path / "writer.log").read_text()
