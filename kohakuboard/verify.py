@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from .errors import BoardNotFoundError
 from .metadata import is_board_dir
 from .reader import open_board
+from .storage import catalog_guard
 from .storage.base import DamagedFile
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,8 @@ def _repair_hybrid(board: Path, report: RepairReport) -> None:
         if report.files:
             db.execute("DELETE FROM meta WHERE key = 'damaged'")
             _recount_hybrid(board, db)
+            # The witness follows: the rows given up here are reported, not a catalog loss.
+            catalog_guard.write_witness(board, catalog_guard.counts(db))
     finally:
         db.close()
 

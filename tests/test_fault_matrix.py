@@ -177,3 +177,54 @@ def test_a_full_disk_hangs_nothing_and_loses_nothing_that_fitted(
         assert all(v == float(s) for s, _, v in got)
         assert steps == sorted(set(steps)) and steps[0] == 0
         assert len(steps) > 1000  # what fitted in the ring was kept, not dropped
+
+
+# -- regressions found by the matrix ------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["delete", "truncate-0"])
+def test_a_lost_hybrid_catalog_fails_verify(base_dir: Path, damage: str) -> None:
+    """catalog.sqlite deleted or emptied: every value is gone; the witness knows how many were
+    committed, so the Reader's damage list, ``kobo verify`` and the viewer must say so (it read
+    as an empty board, status ``damaged`` but ``kobo verify``: ok)."""
+    with Board(name="c", base_dir=base_dir) as board:
+        for i in range(300):
+            board.log(x=float(i))
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
+    catalog = board.path / "catalog.sqlite"
+    if damage == "delete":
+        catalog.unlink()
+    else:
+        os.truncate(catalog, 0)
+
+    with open_board(board.path) as reader:
+        (hit,) = reader.damage(full=True)
+        assert hit.file == "catalog.sqlite" and hit.rows_lost == 300
+        assert reader.info().damaged
+    result = CliRunner().invoke(app, ["verify", str(board.path)])
+    assert result.exit_code == 1, result.output
+    assert "DAMAGED: catalog.sqlite" in result.output and "300 of 300 rows lost" in result.output
+
+
+def test_a_repaired_hybrid_board_reads_finished_and_verifies(base_dir: Path) -> None:
+    """After ``kobo repair`` gave up the rows of a damaged part, the board read ``damaged``
+    for ever: the catalog held fewer values than its witness of commits said."""
+    from kohakuboard.verify import repair_board
+
+    with Board(name="r", base_dir=base_dir) as board:
+        for i in range(300):
+            board.log(x=float(i))
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
+    with Board(base_dir=base_dir, board_id=board.id) as again:  # a second part
+        for i in range(300, 400):
+            again.log(x=float(i))
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
+    first = min((board.path / "scalars").glob("part-*.parquet"))
+    os.truncate(first, 0)
+
+    report = repair_board(board.path)
+    assert report.rows_lost == 300
+    with open_board(board.path) as reader:
+        assert [v for _, _, v in rows(reader, "x")] == [float(i) for i in range(300, 400)]
+        assert reader.status() == "finished"
+        assert reader.damage(full=True) == []
+    result = CliRunner().invoke(app, ["verify", str(board.path)])
+    assert result.exit_code == 0, result.output

@@ -542,7 +542,20 @@ class HybridReader(StorageReader):
             DamagedFile(d["file"], f"dropped by the writer: {d['reason']}", d["rows"], d["rows_lost"])
             for d in (json.loads(recorded[0][0]) if recorded else [])
         ]
-        return merge(found, self._damage.items(), dropped)
+        return merge(found, self._damage.items(), dropped, self._catalog_loss())
+
+    def _catalog_loss(self) -> list[DamagedFile]:
+        """The catalog itself holds less than the witness says was committed (deleted,
+        emptied, or an older copy): damage too, or ``kobo verify`` would pass it."""
+        loss = catalog_guard.reader_loss(self.db, self.board_dir)
+        if loss is None:
+            return []
+        want, have = loss.get("expected_values"), loss.get("found_values")
+        rows, lost = -1, -1
+        if isinstance(want, int) and isinstance(have, int):
+            rows, lost = want, want - have
+        reason = str(loss.get("reason", "the catalog lost committed data"))
+        return [DamagedFile(CATALOG, reason, rows, lost)]
 
     @property
     def db(self) -> sqlite3.Connection | None:
