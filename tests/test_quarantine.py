@@ -185,3 +185,17 @@ def test_reading_a_quarantine_file_skips_what_is_not_an_entry(tmp_path: Path) ->
     (group,) = quarantine.summary(tmp_path)
     assert (group.key, group.count, group.first_step, group.last_step) == ("k\udcff", 1, 3, 3)
     assert list(quarantine.read(tmp_path / "nowhere")) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_key_schema_the_backend_cannot_store_does_not_stop_the_commit(
+    tmp_path: Path, backend: str
+) -> None:
+    """A schema record can reach a commit before any of its values (a commit boundary right
+    after it): it is stored with the key escaped, so a restarted writer can still decode."""
+    writer = _writer(tmp_path, backend)
+    writer.decoder.schemas[("s", 16)] = writer.decoder.new_schemas[("s", 16)] = ("ok", "b\udcff")
+    writer.decoder.pending.records = 1
+    writer.commit()
+    assert writer.storage.state().schemas[("s", 16)] in {("ok", "b\udcff"), ("ok", "b\\udcff")}
+    assert not (tmp_path / quarantine.QUARANTINE_FILE).exists()

@@ -162,8 +162,13 @@ class Writer:
         in the quarantine file and commit everything else (see ``screen``). The backend has
         dropped what the failed commit held (the storage contract), so it is added again."""
         good, entries = screen(batch, self.storage.backend)
+        safe_schemas = escape_schemas(schemas)
         if not entries:
-            raise exc  # not something one value causes: stop as for any storage failure
+            if safe_schemas == schemas:
+                raise exc  # not something one value causes: stop as for any storage failure
+            good.add_to(self.storage)  # only a key schema could not be stored
+            self._commit_storage(safe_schemas)
+            return
         quarantine.append(self.board_dir, entries)
         self.quarantined += len(entries)
         keys = sorted({(e["key"], e["kind"]) for e in entries})
@@ -179,7 +184,7 @@ class Writer:
         if mm is not None:
             ring.add_quarantined(mm, len(entries))  # type: ignore[arg-type]
         good.add_to(self.storage)
-        self._commit_storage(escape_schemas(schemas))
+        self._commit_storage(safe_schemas)
 
     def _finish_control(self) -> dict | None:
         for control in self.decoder.controls:
