@@ -124,7 +124,7 @@ def login_page(detail: str) -> bytes:
     """What a browser shows when it has no token: where to find the right URL."""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>KohakuBoard: access token needed</title>
-</head><body>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml"></head><body>
 <h1>This viewer needs its access token</h1>
 <p>{html.escape(detail)}</p>
 <p>Open the URL that <code>kobo open</code> printed when it started
