@@ -347,6 +347,36 @@ def test_checkpoints_table_drops_what_save_total_limit_removed(tmp_path: Path) -
         ]
 
 
+def test_checkpoints_table_after_the_trainers_last_cleanup(tmp_path: Path) -> None:
+    # save_total_limit=1 with load_best_model_at_end keeps the best and the newest folder while
+    # training, then deletes the newest one if it is not the best, after the last on_save.
+    callback = KohakuBoardCallback(base_dir=tmp_path / "boards", log_histograms=False)
+    args = tiny_args(
+        tmp_path / "out",
+        max_steps=4,
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="loss",
+    )
+    trainer = Trainer(
+        model=tiny_model(),
+        args=args,
+        train_dataset=TinyDataset(16),
+        eval_dataset=TinyDataset(8, seed=1),
+        callbacks=[callback],
+    )
+    trainer.train()
+    left = sorted(str(p.resolve()) for p in Path(args.output_dir).glob("checkpoint-*"))
+    with only_board(tmp_path / "boards") as reader:
+        rows = reader.tables("checkpoints")[-1].rows
+        assert sorted(row[1] for row in rows) == left
+        assert [row[2] for row in rows] == [True] * len(rows)  # what is left is the best
+
+
 @pytest.mark.parametrize(
     ("strategy", "overrides", "expected"),
     [
