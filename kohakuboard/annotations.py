@@ -13,7 +13,6 @@ read as empty, so one bad file never hides a board.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from . import locking
 from .errors import BoardNotFoundError
 from .metadata import is_board_dir, read_meta
 from .storage.files import write_atomic
@@ -177,12 +177,8 @@ def read_annotations(board_dir: str | os.PathLike[str]) -> Annotations:
 # -- writing ----------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _locked(board_dir: Path) -> Iterator[None]:
-    fd = os.open(board_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locking.hold(board_dir / LOCK_FILE, role="annotations"):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _board_dir(path: str | os.PathLike[str]) -> Path:

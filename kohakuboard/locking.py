@@ -27,12 +27,14 @@ are ``msvcrt`` byte locks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +68,7 @@ class Holder:
             return "another process (pid unknown)"
         where = "" if self.host in (None, socket.gethostname()) else f" on host {self.host}"
         if self.pid == os.getpid() and not where and self.role == "board":
-            return f"another Board object in this process (pid {self.pid})"
+            return f"a Board in this process (pid {self.pid})"
         what = {"board": "a Board in another process", "writer": "a writer process"}.get(
             self.role or "", "another process"
         )
@@ -171,6 +173,20 @@ def acquire(path: Path, *, role: str, timeout: float, poll: float = 0.02) -> int
             announced = True
             logger.info("waiting for %s, held by %s", path, read_holder(path).describe())
         time.sleep(poll)
+
+
+@contextlib.contextmanager
+def hold(path: Path, *, role: str, poll: float = 0.005) -> Iterator[None]:
+    """Hold the lock file ``path`` for a short critical section, waiting as long as it takes
+    (for locks that are only ever held briefly, like ``annotations.lock``)."""
+    fd = try_lock(path, role=role)
+    while fd is None:
+        time.sleep(poll)
+        fd = try_lock(path, role=role)
+    try:
+        yield
+    finally:
+        release(fd)
 
 
 def release(fd: int) -> None:

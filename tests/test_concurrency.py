@@ -412,7 +412,9 @@ def test_second_board_object_in_this_process_fails_fast(make_board) -> None:
     first = make_board(name="here", board_id="here")
     first.log(x=1.0)
     started = time.monotonic()
-    with pytest.raises(BoardInUseError, match=r"'here' .* another Board object in this process"):
+    with pytest.raises(
+        BoardInUseError, match=r"'here' .* a Board in this process \(pid \d+\).*finish\(\) it first"
+    ):
         make_board(name="here", board_id="here")
     assert time.monotonic() - started < 5.0
     assert board_open_here(first.path)

@@ -524,6 +524,7 @@ class Board:
         if code is None:
             if self._disk_fault is not None and self._consumed() != self._fault_consumed:
                 self._disk_fault = None
+                self._flusher._dropping = False  # a later failure gets its own message
                 logger.warning("kohakuboard %s: the writer stores values again", self.name)
             return
         if not (self._closed and code == 0):

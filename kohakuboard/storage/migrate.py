@@ -183,7 +183,8 @@ def refuse_running(board: Path) -> None:
 
     if locking.owner_alive(board):  # a live Board has it (its ring may not exist yet)
         raise BoardBusyError(
-            f"board {board} is open in {locking.owner_holder(board).describe()}; finish it first"
+            f"board {board} is being written by a running process "
+            f"({locking.owner_holder(board).describe()}); finish it first"
         )
     for path in board.glob("ring-*.kbr"):
         pid = read_producer_pid(path)
