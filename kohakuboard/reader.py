@@ -197,6 +197,7 @@ class Reader:
         """One scalar series: columns ``step, global_step, wall_time, value``, by step.
 
         NaN and ±Inf come back exactly as logged. An unknown name gives an empty table.
+        Rows of a damaged data file that cannot be read are left out (see :meth:`damage`).
         """
         return self._store.scalars(name)
 

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from .base import SCALAR_SCHEMA, DamagedFile
-from .checks import file_crc32, merge
+from .checks import PASSED, file_crc32, merge
 from .columnar import METRIC_KIND, SCALAR_COLUMNS, num
 from .duckdb_build import (
     DB_FILE,
@@ -235,8 +235,10 @@ class DuckDBReader(PartsReader):
             if want is not None and size != want:
                 reason = f"{size} bytes on disk, {want} committed"
                 found.append(DamagedFile(DB_FILE, reason, rows, rows))
-            else:
+            elif full or PASSED.key(self.db_path, self.db_path.stat()) not in PASSED:
                 opened, _ = self._from_db(state, read_absorbed_upto)
+                if opened is not None and not full:
+                    PASSED.add(PASSED.key(self.db_path, self.db_path.stat()))
                 crc = _recorded(info).get("crc32")
                 if opened is not None and full and crc is not None:
                     if file_crc32(self.db_path) != crc:
