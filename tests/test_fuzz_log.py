@@ -188,7 +188,7 @@ class LogMachine(RuleBasedStateMachine):
             board.finish()
             wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
             reader = open_board(board.path)
-            assert reader.status == "finished", reader.status
+            assert reader.status() == "finished", reader.status()
             for key, points in self.scalars.items():
                 table = reader.scalars(key)
                 got = list(

@@ -38,7 +38,13 @@ from .base import (
 )
 from .checks import CrcFile, DamageLog, file_crc32, merge
 from .codec import decode_histogram, decode_json, encode_histogram, encode_json
-from .hybrid_checks import SegmentChecker, ensure_crc_column, has_crc_column, stream_batches
+from .hybrid_checks import (
+    SegmentChecker,
+    ensure_crc_column,
+    has_crc_column,
+    read_listed,
+    stream_batches,
+)
 from .parts import quarantine
 
 CATALOG = "catalog.sqlite"
@@ -373,7 +379,7 @@ class HybridWriter(StorageWriter):
         rows = [r[:4] for r in listed]
         tables, damaged = [], []
         for _, f, fmt, n, count in listed:
-            table, why = _read_checked(self.scalar_dir, f, fmt, n, count)
+            table, why = read_listed(self.scalar_dir / f, fmt, n, count, _STORED)
             tables.append(table)
             if why is not None:  # keep what decodes; the file goes to damaged/, noted in meta
                 damaged.append({"file": f"{SCALAR_DIR}/{f}", "reason": why, "rows": count,
@@ -466,51 +472,6 @@ class HybridWriter(StorageWriter):
         fh.close()
         self.db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (seg_id,))
         self._segment = None
-
-
-def _read_checked(
-    folder: Path, file: str, fmt: str, committed: int, rows: int
-) -> tuple[pa.Table, str | None]:
-    """A listed file's rows, and why some are missing (None if all ``rows`` were read)."""
-    try:
-        if fmt == "parquet":
-            table = pq.read_table(folder / file, schema=_STORED, page_checksum_verification=True)
-        else:
-            with open(folder / file, "rb") as fh:
-                data = fh.read(committed)
-            batches, stopped = stream_batches(data)
-            table = pa.Table.from_batches(batches, schema=_STORED)
-            if len(data) < committed:
-                return table, f"cut short: {len(data)} of {committed} committed bytes"
-            if stopped is not None and table.num_rows < rows:
-                return table, f"only {table.num_rows} of {rows} rows decode ({stopped})"
-    except FileNotFoundError:
-        return _STORED.empty_table(), "missing"
-    except (OSError, pa.ArrowException) as exc:
-        return _STORED.empty_table(), f"unreadable: {str(exc).splitlines()[0] if str(exc) else exc}"
-    if table.num_rows < rows:
-        return table, f"only {table.num_rows} of {rows} committed rows"
-    return table, None
-
-
-def _read_segment(folder: Path, file: str, fmt: str, committed: int) -> pa.Table:
-    path = folder / file
-    if fmt == "parquet":
-        return pq.read_table(path, schema=_STORED)
-    with open(path, "rb") as fh:
-        data = fh.read(committed)
-    return _read_stream_prefix(data)
-
-
-def _read_stream_prefix(data: bytes) -> pa.Table:
-    batches = []
-    try:
-        reader = ipc.open_stream(pa.py_buffer(data))
-        for batch in reader:
-            batches.append(batch)
-    except (pa.ArrowInvalid, OSError):
-        pass  # a torn tail: keep the complete batches before it
-    return pa.Table.from_batches(batches, schema=_STORED)
 
 
 class HybridReader(StorageReader):
