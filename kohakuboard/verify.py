@@ -159,7 +159,7 @@ def _entry(d: DamagedFile, kept: int, moved: str | None) -> dict[str, Any]:
 def _repair_hybrid(board: Path, report: RepairReport) -> None:
     from .storage import hybrid
     from .storage.checks import file_crc32
-    from .storage.hybrid_checks import SegmentChecker, ensure_crc_column
+    from .storage.hybrid_checks import SegmentChecker, ensure_crc_column, read_listed
 
     db = hybrid._connect(board / hybrid.CATALOG)
     try:
@@ -177,9 +177,7 @@ def _repair_hybrid(board: Path, report: RepairReport) -> None:
                 kept = salvage_parquet(path) if path.exists() else None
                 table = kept.cast(hybrid._STORED) if kept is not None else None
             else:
-                table, _ = hybrid._read_checked(
-                    board / hybrid.SCALAR_DIR, file, fmt, committed, rows
-                )
+                table, _ = read_listed(path, fmt, committed, rows, hybrid._STORED)
             new_row = None
             if table is not None and table.num_rows:
                 name = f"part-{time.time_ns():020d}.parquet"

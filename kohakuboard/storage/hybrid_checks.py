@@ -145,3 +145,30 @@ class SegmentChecker:
 def _first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_listed(
+    path: Path, fmt: str, committed: int, rows: int, schema: pa.Schema
+) -> tuple[pa.Table, str | None]:
+    """Every readable row of a listed file, and why some are missing (None if all ``rows``
+    were read): the complete batches of an Arrow segment's committed prefix, a whole Parquet
+    part or nothing of it."""
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(path, schema=schema, page_checksum_verification=True)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(committed)
+            batches, stopped = stream_batches(data)
+            table = pa.Table.from_batches(batches, schema=schema)
+            if len(data) < committed:
+                return table, f"cut short: {len(data)} of {committed} committed bytes"
+            if stopped is not None and table.num_rows < rows:
+                return table, f"only {table.num_rows} of {rows} rows decode ({stopped})"
+    except FileNotFoundError:
+        return schema.empty_table(), "missing"
+    except (OSError, pa.ArrowException) as exc:
+        return schema.empty_table(), f"unreadable: {_first_line(exc)}"
+    if table.num_rows < rows:
+        return table, f"only {table.num_rows} of {rows} committed rows"
+    return table, None
