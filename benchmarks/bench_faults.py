@@ -71,13 +71,18 @@ def run_matrix(backends: list[str], quick: bool, work: Path, rows: list[Row]) ->
         trials = fault_kit.pick(every, 2) if quick else every
         outcomes = fault_kit.run_trials(trials, {backend: ref}, work / f"matrix-{backend}")
         by_role: dict[str, Row] = {}
+        known: dict[str, int] = {}
         for o in outcomes:
             role = fault_kit.classify(o.trial.target, backend).role
             row = by_role.setdefault(role, Row(f"matrix: {role} files", backend))
             row.trials += 1
             if o.problems:
                 row.failures += 1
-                failures.append(f"{o.trial.name}: " + " | ".join(p[:400] for p in o.problems))
+                bug = fault_kit.known_bug(o.trial)
+                if bug is not None:
+                    known[bug] = known.get(bug, 0) + 1
+                tag = " [known]" if bug is not None else ""
+                failures.append(f"{o.trial.name}{tag}: " + " | ".join(p[:400] for p in o.problems))
         for role in sorted(by_role):
             rows.append(by_role[role])
         total = Row(
@@ -86,6 +91,7 @@ def run_matrix(backends: list[str], quick: bool, work: Path, rows: list[Row]) ->
         total.seconds = time.monotonic() - started
         kinds = {fault_kit.classify(o.trial.target, backend).kind for o in outcomes}
         total.notes.append(f"{len(kinds)} file kinds; {len(skipped)} skipped (chmod 000 as root)")
+        total.notes.append(f"{sum(known.values())} of the failures are known bugs")
         rows.append(total)
         print(f"matrix {backend}: {total.trials} trials, {total.failures} failed", flush=True)
     return failures

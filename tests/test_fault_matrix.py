@@ -22,6 +22,7 @@ from fault_kit import (
     Trial,
     build_pristine,
     classify,
+    known_bug,
     matrix,
     pick,
     run_trials,
@@ -91,9 +92,12 @@ def test_damaged_files_crash_nothing_and_cost_only_their_own_values(
     }
     outcomes = run_trials(trials, {backend: ref}, tmp_path)
     assert len(outcomes) == len(trials)
-    failed = [o for o in outcomes if o.problems]
+    failed = [o for o in outcomes if o.problems and known_bug(o.trial) is None]
     report = "\n".join(f"{o.trial.name}:\n  " + "\n  ".join(o.problems) for o in failed)
     assert not failed, f"{len(failed)} of {len(outcomes)} trials broke the invariant:\n{report}"
+    known = sorted({known_bug(o.trial) or "" for o in outcomes if o.problems})
+    if known:  # the rest held; these are open product bugs (tests/fault_kit.py KNOWN_BUGS)
+        pytest.xfail("; ".join(known))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason=skip_reason("chmod-000") or "")
