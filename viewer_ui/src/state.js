@@ -2,90 +2,60 @@
 // `view` is the one reactive object; `startUrlSync` keeps it and the address bar in step.
 import { reactive, watch } from 'vue'
 
-export const DEFAULTS = Object.freeze({
-  boards: [], // selected board ids (b)
-  boardFilter: '', // regex over board names (bf)
-  metricFilter: '', // regex over series names (q)
-  tab: '', // namespace tab; '' = all (tab)
-  smoothing: 0.6, // (s)
-  x: 'step', // step | global_step | wall_time | relative_time | <series name> (x)
-  logY: false, // (ly)
-  logX: false, // (lx)
-  outliers: false, // ignore outliers in y scaling (o)
-  raw: true, // show the raw line faintly under the smoothed one (raw)
-  theme: 'auto', // auto | light | dark (theme)
-  full: '', // the series shown full screen (fs)
-  charts: {}, // per-chart overrides: {name: {s, x, ly, lx, o}} (c)
-  page: 'scalars', // scalars | histograms | media | tables | runs (p)
+// Every URL field, once: name in `view` -> [query parameter, type, default]. Types: str, num
+// (the smoothing: clamped), int, bool ('1'/'0'), list (comma-separated), json (an object).
+const FIELDS = {
+  boards: ['b', 'list', []], // selected board ids
+  boardFilter: ['bf', 'str', ''], // regex over board names
+  metricFilter: ['q', 'str', ''], // regex over series names
+  tab: ['tab', 'str', ''], // namespace tab; '' = all
+  smoothing: ['s', 'num', 0.6],
+  x: ['x', 'str', 'step'], // step | global_step | wall_time | relative_time | <series name>
+  logY: ['ly', 'bool', false],
+  logX: ['lx', 'bool', false],
+  outliers: ['o', 'bool', false], // ignore outliers in y scaling
+  raw: ['raw', 'bool', true], // show the raw line faintly under the smoothed one
+  theme: ['theme', 'str', 'auto'], // auto | light | dark
+  full: ['fs', 'str', ''], // the series shown full screen
+  charts: ['c', 'json', {}], // per-chart overrides: {name: {s, x, ly, lx, o}}
+  page: ['p', 'str', 'scalars'], // scalars | histograms | media | tables | runs
   // histograms
-  histMode: 'offset', // offset | overlay | distribution | heatmap (hm)
-  histStep: -1, // step shown by the step slider; -1 = latest (hs)
+  histMode: ['hm', 'str', 'offset'], // offset | overlay | distribution | heatmap
+  histStep: ['hs', 'int', -1], // step shown by the step slider; -1 = latest
   // media
-  mediaSteps: {}, // {key: step} chosen per media key (ms)
-  mediaFit: 'fit', // fit | actual (mf)
+  mediaSteps: ['ms', 'json', {}], // {key: step} chosen per media key
+  mediaFit: ['mf', 'str', 'fit'], // fit | actual
   // tables
-  table: '', // the table key shown (tb)
-  tableStep: -1, // -1 = latest (ts)
-  tableSort: '', // column name (tso)
-  tableDesc: false, // (tsd)
-  tableFilter: '', // (tf)
-  tablePage: 0, // (tp)
-  tableCompare: false, // one merged table of every selected run that logged the key (tc)
+  table: ['tb', 'str', ''], // the table key shown
+  tableStep: ['ts', 'int', -1], // -1 = latest
+  tableSort: ['tso', 'str', ''], // column name
+  tableDesc: ['tsd', 'bool', false],
+  tableFilter: ['tf', 'str', ''],
+  tablePage: ['tp', 'int', 0],
+  tableCompare: ['tc', 'bool', false], // one merged table of every selected run that logged the key
   // runs
-  runsMetric: '', // metric for parallel coordinates / scatter (rm)
-  runsParam: '', // hyperparameter on the scatter's x axis (rx)
-  runsSort: '', // column of the runs table; '-' prefix = descending (rs)
-  runsFilter: '', // (rf)
-  runsDeleted: false, // show soft-deleted runs (rd)
-  runsConfig: [], // config columns picked; [] = the default ones, ['-'] = none (rcc)
-  runsMetrics: [], // metric columns picked; same rules (rmc)
-  runOpen: '', // the run whose details are open (run)
-  runsValue: 'last', // what a metric column shows: last | min | max (rv)
-  runsLog: [], // plot axes (config keys or metrics) drawn on a log scale (rlg)
-})
+  runsMetric: ['rm', 'str', ''], // metric for parallel coordinates / scatter
+  runsParam: ['rx', 'str', ''], // hyperparameter on the scatter's x axis
+  runsSort: ['rs', 'str', ''], // column of the runs table; '-' prefix = descending
+  runsFilter: ['rf', 'str', ''],
+  runsDeleted: ['rd', 'bool', false], // show soft-deleted runs
+  runsConfig: ['rcc', 'list', []], // config columns picked; [] = the default ones, ['-'] = none
+  runsMetrics: ['rmc', 'list', []], // metric columns picked; same rules
+  runOpen: ['run', 'str', ''], // the run whose details are open
+  runsValue: ['rv', 'str', 'last'], // what a metric column shows: last | min | max
+  runsLog: ['rlg', 'list', []], // plot axes (config keys or metrics) drawn on a log scale
+}
+
+export const DEFAULTS = Object.freeze(
+  Object.fromEntries(Object.entries(FIELDS).map(([key, [, , value]]) => [key, value])),
+)
 
 export const view = reactive(structuredClone(DEFAULTS))
 // false until the URL was read and the board list loaded (the default selection is not
 // written to the URL before that)
 export const ready = reactive({ value: false })
 
-const KEYS = [
-  ['boards', 'b', 'list'],
-  ['boardFilter', 'bf', 'str'],
-  ['metricFilter', 'q', 'str'],
-  ['tab', 'tab', 'str'],
-  ['smoothing', 's', 'num'],
-  ['x', 'x', 'str'],
-  ['logY', 'ly', 'bool'],
-  ['logX', 'lx', 'bool'],
-  ['outliers', 'o', 'bool'],
-  ['raw', 'raw', 'bool'],
-  ['theme', 'theme', 'str'],
-  ['full', 'fs', 'str'],
-  ['charts', 'c', 'json'],
-  ['page', 'p', 'str'],
-  ['histMode', 'hm', 'str'],
-  ['histStep', 'hs', 'int'],
-  ['mediaSteps', 'ms', 'json'],
-  ['mediaFit', 'mf', 'str'],
-  ['table', 'tb', 'str'],
-  ['tableStep', 'ts', 'int'],
-  ['tableSort', 'tso', 'str'],
-  ['tableDesc', 'tsd', 'bool'],
-  ['tableFilter', 'tf', 'str'],
-  ['tablePage', 'tp', 'int'],
-  ['tableCompare', 'tc', 'bool'],
-  ['runsMetric', 'rm', 'str'],
-  ['runsParam', 'rx', 'str'],
-  ['runsSort', 'rs', 'str'],
-  ['runsFilter', 'rf', 'str'],
-  ['runsDeleted', 'rd', 'bool'],
-  ['runsConfig', 'rcc', 'list'],
-  ['runsMetrics', 'rmc', 'list'],
-  ['runOpen', 'run', 'str'],
-  ['runsValue', 'rv', 'str'],
-  ['runsLog', 'rlg', 'list'],
-]
+const KEYS = Object.entries(FIELDS).map(([key, [param, kind]]) => [key, param, kind])
 
 function parse(kind, text, fallback) {
   switch (kind) {

@@ -1,6 +1,8 @@
 // What the server told us: the board list, the series of each board and their live counts.
 import { computed, reactive, watch } from 'vue'
-import { auth, boardMetrics, connectLive, info, listBoards } from './api.js'
+import { auth } from './api.js'
+import { boardMetrics, info, listBoards } from './endpoints/boards.js'
+import { connectLive } from './endpoints/live.js'
 import { ready, view } from './state.js'
 
 export const store = reactive({
@@ -14,6 +16,10 @@ export const store = reactive({
 })
 
 export const seriesKey = (board, name) => `${board}\u0000${name}`
+
+// The live count of one series summed over some boards: moves when any of them logs it again.
+export const liveCountOf = (boardIds, name) =>
+  boardIds.reduce((sum, id) => sum + (store.counts[seriesKey(id, name)] || 0), 0)
 
 export const boardById = computed(() => Object.fromEntries(store.boards.map((b) => [b.id, b])))
 

@@ -1,6 +1,6 @@
 // The histogram routes (/api/histograms/...): steps with data, one step, a decimated range
 // (the range in its binary form, decoded into the object the JSON form would give).
-import { check, getJSON } from '../api.js'
+import { getBinary, getJSON, query } from '../api.js'
 
 // JSON has no NaN/Inf: the server writes them as the strings "NaN", "Infinity" and
 // "-Infinity", which Number() reads; null (no value) becomes NaN
@@ -10,11 +10,7 @@ export function num(v) {
 }
 const nums = (a) => (a || []).map(num)
 
-function url(route, params) {
-  const q = new URLSearchParams()
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) q.set(k, String(v))
-  return `/api/histograms/${route}?${q}`
-}
+const url = (route, params) => `/api/histograms/${route}?${query(params)}`
 
 export async function histSteps(board, name, signal) {
   const doc = await getJSON(url('steps', { board, name }), signal)
@@ -71,6 +67,5 @@ export function decodeRange(buffer) {
 
 export async function histRange(board, name, { maxSteps, bins, start, end }, signal) {
   const params = { board, name, max_steps: maxSteps, bins, start, end, format: 'bin' }
-  const response = await check(await fetch(url('range', params), { signal }))
-  return decodeRange(await response.arrayBuffer())
+  return decodeRange(await getBinary(url('range', params), signal))
 }

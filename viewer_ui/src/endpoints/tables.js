@@ -1,18 +1,8 @@
 // The tables API (/api/tables/...): the steps of a table and one server-side page of it, of
 // one run (page) or of several runs merged into one table (compare).
-import { getJSON } from '../api.js'
+import { getJSON, query } from '../api.js'
 
 export const PAGE_SIZE = 50
-
-// an array value is a repeated parameter (board=a&board=b)
-function query(params) {
-  const q = new URLSearchParams()
-  for (const [key, value] of Object.entries(params)) {
-    if (value === undefined || value === null || value === '') continue
-    for (const v of Array.isArray(value) ? value : [value]) q.append(key, String(v))
-  }
-  return q.toString()
-}
 
 export const tableSteps = (board, name, signal) =>
   getJSON('/api/tables/steps?' + query({ board, name }), signal)
