@@ -458,6 +458,7 @@ class HybridWriter(StorageWriter):
         if self._segment is not None:
             self._seal_segment_quietly()
         self._guard.after_commit(force=True)
+        self._guard.close()
         self.db.close()
 
     def finalize(self) -> None:
