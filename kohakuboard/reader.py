@@ -128,10 +128,13 @@ class Reader:
         return self.meta.name
 
     def status(self) -> str:
-        """running, finished, interrupted, failed or crashed.
+        """running, finished, interrupted, failed, crashed or damaged.
 
         A board whose last commit says ``running`` but which no writer serves any more
-        (both processes were killed) reads as ``crashed``.
+        (both processes were killed) reads as ``crashed``; one a live Board has open
+        (``owner.lock``) reads as ``running`` while its writer restarts. A hybrid board whose
+        catalog holds less than it had committed (its ``-wal`` file was deleted, an older
+        copy restored) reads as ``damaged``, never ``finished``.
         """
         status = str(self._store.meta().get("status") or "running")
         if status == "running" and not _writer_alive(self.path):
