@@ -1,0 +1,124 @@
+"""The lock protocol of a board folder (kohakuboard.locking), with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kohakuboard import locking
+
+HOLD = """
+    import sys, time
+    from pathlib import Path
+    from kohakuboard import locking
+
+    fd = locking.try_lock(Path(sys.argv[1]), role="board")
+    print("HELD" if fd is not None else "BUSY", flush=True)
+    sys.stdin.readline()  # hold until the test closes our stdin
+"""
+
+
+def _holder_process(lock: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLD), str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "HELD"
+    return proc
+
+
+def test_one_holder_per_process_and_across_processes(tmp_path: Path) -> None:
+    lock = tmp_path / locking.OWNER_LOCK
+    fd = locking.try_lock(lock, role="board")
+    assert fd is not None
+    assert locking.try_lock(lock, role="board") is None  # a second holder in this process
+    assert locking.is_locked(lock) and locking.held_here(lock)
+    holder = locking.read_holder(lock)
+    assert holder.pid == os.getpid() and holder.role == "board"
+    locking.release(fd)
+    assert not locking.is_locked(lock) and not locking.held_here(lock)
+
+    proc = _holder_process(lock)
+    try:
+        assert locking.is_locked(lock)
+        assert locking.try_lock(lock, role="board") is None
+        assert locking.read_holder(lock).pid == proc.pid
+        assert f"pid {proc.pid}" in locking.read_holder(lock).describe()
+        with pytest.raises(
+            TimeoutError, match=rf"held by a Board in another process \(pid {proc.pid}\)"
+        ):
+            locking.acquire(lock, role="writer", timeout=0.2)
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.wait(10)
+        proc.stdout.close()
+    assert not locking.is_locked(lock)  # released by the kernel when the holder exits
+    fd = locking.acquire(lock, role="writer", timeout=5)
+    locking.release(fd)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xff\xfe", b"[1, 2]", b'{"pid": true}', b'{"pid": "1"}', b"{" * 10_000, b"x" * 100_000],
+)
+def test_a_holder_record_is_plain_data(tmp_path: Path, content: bytes) -> None:
+    lock = tmp_path / locking.OWNER_LOCK
+    lock.write_bytes(content)
+    holder = locking.read_holder(lock)
+    assert holder.pid is None
+    assert holder.describe() == "another process (pid unknown)"
+
+
+def test_a_forked_child_does_not_keep_or_drop_the_parents_lock(tmp_path: Path) -> None:
+    lock = tmp_path / locking.OWNER_LOCK
+    fd = locking.try_lock(lock, role="board")
+    assert fd is not None
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: forgets the lock, and cannot take it
+            code = (
+                0 if not locking.held_here(lock) and locking.try_lock(lock, role="x") is None else 1
+            )
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert locking.held_here(lock)
+        checker = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from kohakuboard import "
+                "locking; print(locking.is_locked(Path(sys.argv[1])))",
+                str(lock),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert checker.stdout.strip() == "True", checker.stderr  # still ours after the child
+    finally:
+        locking.release(fd)
+
+
+def test_board_lock_files_hold_json_records(tmp_path: Path) -> None:
+    fd = locking.claim_board(tmp_path)
+    assert fd is not None
+    try:
+        raw = json.loads((tmp_path / locking.OWNER_LOCK).read_text())
+        assert raw["pid"] == os.getpid() and raw["role"] == "board" and raw["host"]
+        assert locking.owner_alive(tmp_path) and locking.board_open_here(tmp_path)
+        assert not locking.writer_alive(tmp_path)
+        assert locking.wait_writer_idle(tmp_path, timeout=0.1)
+    finally:
+        locking.release(fd)
+    assert not locking.owner_alive(tmp_path)
