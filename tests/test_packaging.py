@@ -35,8 +35,8 @@ OFFLINE = ["--no-index", "--no-deps", "--no-build-isolation"]
 # The outer environment's kohakuboard shows through --system-site-packages: install beside it,
 # uninstalling nothing.
 INSTALL = ["install", *OFFLINE, "--ignore-installed"]
-# pyproject.toml's package-dir: kohakuboard/ and integrations/ (shipped as kohakuboard.integrations)
-PACKAGE_FOLDERS = ("kohakuboard", "integrations")
+# The one package folder (kohakuboard.integrations included)
+PACKAGE_FOLDERS = ("kohakuboard",)
 
 
 def run(*argv: str | Path, cwd: Path, env: Mapping[str, str] | None = None) -> str:
@@ -103,7 +103,6 @@ def test_wheel_has_the_hook_at_its_root_and_every_package_file(wheel: Path) -> N
     # Every file of the package folders (modules and the built web app, so that pip install
     # needs no Node.js): a new subpackage or data file must be listed in pyproject.toml.
     expected = {f"kohakuboard/{p}" for p in package_files("kohakuboard")}
-    expected |= {f"kohakuboard/integrations/{p}" for p in package_files("integrations")}
     assert any(p.startswith("kohakuboard/viewer/static/assets/") for p in expected)
     assert sorted(expected - names) == [], "files missing from the wheel: list them in pyproject"
 
