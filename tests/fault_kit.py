@@ -602,7 +602,8 @@ def run_trials(
                 q.put(line.strip())
             q.put(None)
 
-        threading.Thread(target=pump, daemon=True).start()
+        pumping = threading.Thread(target=pump, daemon=True)
+        pumping.start()
         done = 0
         started_at = time.monotonic()
         current: int | None = None
@@ -632,6 +633,9 @@ def run_trials(
                 started_at = time.monotonic()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
+        pumping.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
         err_file.close()
         if current is not None:
             outcomes.append(Outcome(todo[current], None, failure, time.monotonic() - started_at))
