@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, locking, ring, wire
+from ..config import jsonable_config
 from ..errors import (
     TEXT_ACCEPTED,
     BoardClosedError,
@@ -40,7 +41,6 @@ from ..storage import BACKENDS
 from ..writer import faults
 from .flusher import Deferred, Flusher, check_max_pending_bytes
 from .lane import LaneWriter, WriterUnavailable
-from .sanitize import jsonable_config
 from .spawn import recover, spawn_writer
 from .values import TENSOR_CLASSES, check_key, classify, snapshot_tensors
 

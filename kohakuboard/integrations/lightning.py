@@ -17,10 +17,7 @@ Works with ``lightning`` (``lightning.pytorch``/``lightning.fabric``) and with t
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import logging
-import math
 import os
 import secrets
 import sys
@@ -28,10 +25,11 @@ import threading
 import time
 import weakref
 from argparse import Namespace
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kohakuboard import Board, Table
+from kohakuboard.config import flatten_config
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import Callback
@@ -434,129 +432,11 @@ class HistogramCallback(Callback):
                 yield f"param/{name}", param.detach()
 
 
-# -- hyperparameters ------------------------------------------------------------------------
-_MAX_DEPTH = 8
-_MAX_TEXT = 500
-_NOT_LISTS = (bytes, bytearray, memoryview, range)  # Sequences stored as their text
-
-
 def flatten_hparams(params: Any) -> dict[str, Any]:
-    """Flatten hyperparameters into ``{"a/b": json_value}``.
-
-    Mappings (OmegaConf's included), Namespaces and dataclass instances are walked; lists
-    stay lists; numpy and one-element torch values become numbers; classes and functions
-    become their qualified names; anything else becomes text. User callables are never
-    called and this never raises (an unreadable entry becomes ``"<unreadable: Error>"``).
-    """
-    out: dict[str, Any] = {}
-    items = _children(params)
-    if items is None:
-        if params is not None:
-            out["hparams"] = _json(params, 0)
-        return out
-    for key, value in items:
-        _flatten_into(out, key, value, 1)
-    return out
-
-
-def _flatten_into(out: dict[str, Any], key: str, value: Any, depth: int) -> None:
-    items = _children(value) if depth < _MAX_DEPTH else None
-    if items is None:
-        out[key] = _json(value, depth)
-        return
-    if not items:
-        out[key] = {}
-    for sub, child in items:
-        _flatten_into(out, f"{key}/{sub}", child, depth + 1)
-
-
-class _Unreadable:
-    def __init__(self, exc: BaseException) -> None:
-        self.text = f"<unreadable: {type(exc).__name__}>"
-
-
-def _children(value: Any) -> list[tuple[str, Any]] | None:
-    """Named children of a container to walk, or None for a leaf."""
-    try:
-        if isinstance(value, Namespace):
-            value = vars(value)
-        if isinstance(value, Mapping):
-            out = []
-            for key in list(value.keys()):
-                try:
-                    child = value[key]
-                except Exception as exc:  # e.g. OmegaConf's missing "???" values
-                    child = _Unreadable(exc)
-                out.append((_text(key), child))
-            return out
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
-    except Exception:
-        return None
-    return None
-
-
-def _json(value: Any, depth: int) -> Any:
-    """A JSON value for a leaf (never calls ``value``)."""
-    try:
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        if isinstance(value, _Unreadable):
-            return value.text
-        if isinstance(value, enum.Enum):
-            return f"{type(value).__name__}.{value.name}"
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
-            return float(value) if math.isfinite(value) else repr(float(value))
-        if isinstance(value, type):
-            return f"{value.__module__}.{value.__qualname__}"
-        module = type(value).__module__
-        if module.startswith("torch") and hasattr(value, "numel"):
-            if value.numel() == 1 and not value.is_complex():
-                return _json(value.detach().reshape(()).item(), depth)
-            return (
-                f"Tensor(shape={list(value.shape)}, dtype={str(value.dtype).replace('torch.', '')})"
-            )
-        if module == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-            return _json(value.item(), depth)
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, (list, tuple, set, frozenset)) and depth < _MAX_DEPTH:
-            return [_json(v, depth + 1) for v in value]
-        if isinstance(value, Sequence) and not isinstance(value, _NOT_LISTS) and depth < _MAX_DEPTH:
-            return [_json(v, depth + 1) for v in _elements(value)]  # OmegaConf's ListConfig
-        if depth < _MAX_DEPTH:
-            items = _children(value)
-            if items is not None:
-                return {k: _json(v, depth + 1) for k, v in items}
-        if callable(value) and hasattr(value, "__qualname__"):
-            return f"{getattr(value, '__module__', None) or '?'}.{value.__qualname__}"
-        if type(value).__repr__ is object.__repr__:  # "<x.Y object at 0x..>" differs per run
-            return f"<{module}.{type(value).__qualname__}>"
-        return _text(value)
-    except Exception as exc:
-        return _Unreadable(exc).text
-
-
-def _elements(value: Sequence[Any]) -> list[Any]:
-    out: list[Any] = []
-    for i in range(len(value)):
-        try:
-            out.append(value[i])
-        except Exception as exc:  # OmegaConf's "???" or a broken interpolation
-            out.append(_Unreadable(exc))
-    return out
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__qualname__}>"
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+    """Hyperparameters as the board's config (:func:`kohakuboard.config.flatten_config`):
+    mappings (OmegaConf's included), Namespaces and dataclasses flattened into ``a/b`` keys,
+    anything not JSON described, never called; a lone value is stored as ``hparams``."""
+    return flatten_config(params, key="hparams")
 
 
 # -- small helpers ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from .. import __version__
+from ..config import STRICT, to_json
 from ..reader import BoardInfo
 from .catalog import Catalog, check_board_ids
 from .charts import (
@@ -27,7 +28,6 @@ from .charts import (
     chart_series,
     encode_binary,
     encode_json,
-    jnum,
 )
 from .errors import BadParameterError, UnknownMetricError
 from .live import event_stream, snapshot
@@ -48,17 +48,6 @@ OptionalBoardIds = Annotated[
 Metrics = Annotated[list[str], Query(alias="metric", description="Series name (repeatable).")]
 
 
-def _plain(value: Any) -> Any:
-    """Config values as strict JSON (non-finite floats become strings)."""
-    if isinstance(value, float):
-        return jnum(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _summary(config: dict[str, Any]) -> dict[str, Any]:
     """A few scalar hyperparameters, flattened (``optimizer.lr``), for the board list."""
     out: dict[str, Any] = {}
@@ -70,7 +59,7 @@ def _summary(config: dict[str, Any]) -> dict[str, Any]:
             for key, item in value.items():
                 walk(f"{prefix}{key}.", item)
         elif isinstance(value, (int, float, bool)) or value is None:
-            out[prefix[:-1]] = _plain(value)
+            out[prefix[:-1]] = to_json(value, STRICT)
         elif isinstance(value, str):
             out[prefix[:-1]] = value if len(value) <= 40 else value[:37] + "..."
 
@@ -168,7 +157,7 @@ def board(request: Request, board_id: str) -> dict[str, Any]:
             if not info_.damaged:
                 raise
     out = _board_json(info_, index, config)
-    out.update(config=_plain(config), global_step=global_step, series_by_kind=kinds)
+    out.update(config=to_json(config, STRICT), global_step=global_step, series_by_kind=kinds)
     return out
 
 
