@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import live_writers_of_board, rows, wait_until
 
-from kohakuboard import list_boards, open_board
+from kohakuboard import Board, list_boards, open_board
 from kohakuboard.errors import BoardInUseError
 from kohakuboard.locking import board_open_here
 
@@ -425,3 +425,14 @@ def test_second_board_object_in_this_process_fails_fast(make_board) -> None:
     again.finish()
     with open_board(first.path) as reader:
         assert rows(reader, "x") == [(0, 0, 1.0), (1, 0, 2.0)]
+
+
+def test_a_refused_config_frees_the_board(base_dir: Path) -> None:
+    with pytest.raises(ValueError, match="config keys must be str"):
+        Board(base_dir=base_dir, board_id="cfg", config={1: "x"})
+    with Board(
+        base_dir=base_dir, board_id="cfg", config={"lr": 0.1}
+    ) as board:  # no BoardInUseError
+        board.log(x=1.0)
+    with open_board(board.path) as reader:
+        assert reader.config() == {"lr": 0.1}

@@ -123,7 +123,11 @@ class Board:
             locking.release(self._lock_fd)
             raise
         if config:
-            self.update_config(config)
+            try:
+                self.update_config(config)
+            except BaseException:
+                self.finish("failed")  # stops the writer and frees the board for a new try
+                raise
 
     def _start(
         self, meta: BoardMeta, path: Path, resumed: bool, ring_size: int, commit_interval: float
