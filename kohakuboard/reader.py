@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from . import locking
 from .annotations import read_annotations
-from .errors import BoardNotFoundError, KohakuBoardError
+from .errors import BoardDamagedError, BoardNotFoundError, KohakuBoardError
 from .metadata import BoardMeta, is_board_dir, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
@@ -112,6 +112,8 @@ class Reader:
         """
         try:
             return self._store.damage(full=full)
+        except BoardDamagedError as exc:  # the catalog itself: every read refuses
+            return [self._catalog_damage(exc)]
         except KohakuBoardError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever a damaged catalog raises is damage
@@ -121,6 +123,8 @@ class Reader:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         file = _CATALOG_FILE.get(self.meta.backend, "catalog")
         logger.warning("board %s: cannot read %s: %s", self.path, file, text)
+        if isinstance(exc, BoardDamagedError):
+            return DamagedFile(file, text)
         return DamagedFile(file, f"unreadable: {text}")
 
     @property
@@ -158,11 +162,13 @@ class Reader:
             meta = self._store.meta()
             status = self.status()
             metrics = len(self._store.metrics())
-        except KohakuBoardError:
-            raise
         except Exception as exc:  # noqa: BLE001 - an unreadable catalog is damage, listed as such
-            meta, status, metrics = {}, "crashed", 0
-            damage = [*damage, self._catalog_damage(exc)]
+            if isinstance(exc, KohakuBoardError) and not isinstance(exc, BoardDamagedError):
+                raise
+            meta, status, metrics = {}, "damaged", 0
+            hit = self._catalog_damage(exc)
+            if all(d.file != hit.file for d in damage):
+                damage = [*damage, hit]
         notes = read_annotations(self.path)
         return BoardInfo(
             id=self.meta.id,
@@ -242,6 +248,33 @@ def _legacy_uid(path: Path, meta: BoardMeta) -> str:
     except OSError:
         ino = 0
     return f"{meta.created_at!r}/{ino}"
+
+
+# Data files without which a writer cannot open the board (it would die at start).
+_WRITER_NEEDS = {"duckdb": ("board.duckdb",)}
+
+
+def resume_point(path: str | os.PathLike[str]) -> Progress:
+    """Where a re-opened board goes on (the step and global step after every stored one).
+
+    Raises :class:`BoardDamagedError` (naming ``kobo repair``) when resuming would lose or
+    mislabel data: the catalog (``catalog.sqlite``, ``state.json``) cannot be read or is
+    missing while data files exist, or a file the writer must open (``board.duckdb``) is
+    damaged. Damage to other data files does not stop a resume (their rows stay listed as
+    damaged).
+    """
+    with open_board(path) as reader:
+        progress = reader.progress()  # raises for an unreadable or missing catalog
+        needs = _WRITER_NEEDS.get(reader.meta.backend, ())
+        hits = [d for d in reader.damage() if d.file in needs]
+    if hits:
+        where = Path(path)
+        raise BoardDamagedError(
+            f"cannot resume board {where.name!r} at {where}: {hits[0].describe()}; the writer "
+            f"cannot open it. Run `kobo repair {where}` (it sets the file aside and keeps every "
+            "readable row), then open the board again"
+        )
+    return progress
 
 
 def open_board(path: str | os.PathLike[str]) -> Reader:

@@ -177,7 +177,7 @@ def _repair_hybrid(board: Path, report: RepairReport) -> None:
                 kept = salvage_parquet(path) if path.exists() else None
                 table = kept.cast(hybrid._STORED) if kept is not None else None
             else:
-                table, _ = read_listed(path, fmt, committed, rows, hybrid._STORED)
+                table, _ = read_listed(path, fmt, committed, rows, hybrid._STORED, crc)
             new_row = None
             if table is not None and table.num_rows:
                 name = f"part-{time.time_ns():020d}.parquet"

@@ -711,6 +711,9 @@ class Board:
         We hold the owner lock, so a writer still holding the board serves a session whose
         Board is gone (finished or dead); let it finish, then drain any ring it left.
         """
+        from ..reader import resume_point
+
+        resume_point(self._path)  # a damaged catalog refuses before any writer starts
         if any(p.name.startswith("ring-") for p in self._path.iterdir()):
             if not locking.wait_writer_idle(self._path, timeout=RESUME_WAIT_S):
                 holder = locking.writer_holder(self._path).describe()
@@ -731,10 +734,7 @@ class Board:
                     self._path,
                     why,
                 )
-        from ..reader import open_board
-
-        with open_board(self._path) as reader:
-            progress = reader.progress()
+        progress = resume_point(self._path)
         return progress.next_step, progress.global_step
 
 

@@ -183,9 +183,12 @@ class DuckDBReader(PartsReader):
     :meth:`damage` and left out: reads then return the live rows only.
     """
 
+    parts_folder = LIVE_FOLDER
+
     def __init__(self, board_dir: Path) -> None:
         super().__init__(board_dir)
         self.db_path = self.board_dir / DB_FILE
+        self.extra_data = (self.db_path,)
         self._ids_of: tuple[dict[str, Any], dict[tuple[str, str], int]] | None = None
 
     def _db_damaged(self, state: dict[str, Any], exc: BaseException) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ..errors import BoardDamagedError
 from . import catalog_guard
 from .base import (
     DamagedFile,
@@ -39,6 +41,7 @@ from .base import (
 from .checks import CrcFile, DamageLog, file_crc32, merge
 from .codec import decode_histogram, decode_json, encode_histogram, encode_json
 from .hybrid_checks import (
+    CRC_MISMATCH,
     SegmentChecker,
     ensure_crc_column,
     has_crc_column,
@@ -221,7 +224,11 @@ class HybridWriter(StorageWriter):
                 "INSERT OR IGNORE INTO schemas (session, sid, keys) VALUES (?, ?, ?)",
                 [(s, sid, json.dumps(list(keys))) for (s, sid), keys in schemas.items()],
             )
-            meta: dict[str, Any] = {"next_step": next_step, "global_step": global_step, "updated_at": time.time()}
+            meta: dict[str, Any] = {
+                "next_step": next_step,
+                "global_step": global_step,
+                "updated_at": time.time(),
+            }
             if self._config is not None:
                 meta["config"] = self._config
             if self._status is not None:
@@ -331,7 +338,9 @@ class HybridWriter(StorageWriter):
         if sealed >= COMPACT_SEGMENTS:
             self.compact()
 
-    def _insert_rich(self, counts: dict[int, list[int]], new_metrics: list[tuple[int, str, str]]) -> None:
+    def _insert_rich(
+        self, counts: dict[int, list[int]], new_metrics: list[tuple[int, str, str]]
+    ) -> None:
         def bump(mid: int, step: int) -> None:
             c = counts.setdefault(mid, [0, -1])
             c[0] += 1
@@ -343,8 +352,23 @@ class HybridWriter(StorageWriter):
             if m.index == 0:
                 bump(mid, m.step)
             media.append(
-                (mid, m.step, m.global_step, m.wall_time, m.index, m.kind, m.file, m.mime, m.size,
-                 m.width, m.height, m.frames, m.duration, m.sample_rate, m.caption)
+                (
+                    mid,
+                    m.step,
+                    m.global_step,
+                    m.wall_time,
+                    m.index,
+                    m.kind,
+                    m.file,
+                    m.mime,
+                    m.size,
+                    m.width,
+                    m.height,
+                    m.frames,
+                    m.duration,
+                    m.sample_rate,
+                    m.caption,
+                )
             )
         tables = []
         for t in self._tables:
@@ -370,7 +394,7 @@ class HybridWriter(StorageWriter):
         """Merge sealed Arrow segments (and with ``full``, all Parquet parts) into one Parquet
         part sorted by (metric, step)."""
         listed = self.db.execute(
-            "SELECT id, file, format, committed_bytes, rows FROM segments "
+            "SELECT id, file, format, committed_bytes, rows, crc32 FROM segments "
             "WHERE (format = 'arrow' AND sealed = 1) OR (? AND format = 'parquet') ORDER BY id",
             (1 if full else 0,),
         ).fetchall()
@@ -378,12 +402,19 @@ class HybridWriter(StorageWriter):
             return  # nothing to merge
         rows = [r[:4] for r in listed]
         tables, damaged = [], []
-        for _, f, fmt, n, count in listed:
-            table, why = read_listed(self.scalar_dir / f, fmt, n, count, _STORED)
+        for _, f, fmt, n, count, crc in listed:
+            table, why = read_listed(self.scalar_dir / f, fmt, n, count, _STORED, crc)
             tables.append(table)
             if why is not None:  # keep what decodes; the file goes to damaged/, noted in meta
-                damaged.append({"file": f"{SCALAR_DIR}/{f}", "reason": why, "rows": count,
-                                "rows_lost": count - table.num_rows, "at": time.time()})
+                damaged.append(
+                    {
+                        "file": f"{SCALAR_DIR}/{f}",
+                        "reason": why,
+                        "rows": count,
+                        "rows_lost": count - table.num_rows,
+                        "at": time.time(),
+                    }
+                )
         merged = pa.concat_tables(tables) if tables else pa.table({}, schema=_STORED)
         if merged.num_rows:
             # lexsort is stable (equal steps keep log order) and ~5x faster than sort_by here
@@ -475,6 +506,15 @@ class HybridWriter(StorageWriter):
         self._segment = None
 
 
+def catalog_damaged(board_dir: Path, exc: BaseException) -> BoardDamagedError:
+    """The error of a catalog that cannot be read (names the file and ``kobo repair``)."""
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return BoardDamagedError(
+        f"board {str(board_dir)!r}: {CATALOG} is damaged ({why}); `kobo verify {board_dir}` "
+        f"lists the damage, `kobo repair {board_dir}` keeps every readable row"
+    )
+
+
 class HybridReader(StorageReader):
     def __init__(self, board_dir: Path) -> None:
         super().__init__(board_dir)
@@ -486,8 +526,12 @@ class HybridReader(StorageReader):
 
     def _segments(self) -> list[tuple[Any, ...]]:
         """(file, format, committed_bytes, rows, crc32) of every listed scalar file."""
-        if self._crc_column is None and self.db is not None:
-            self._crc_column = "crc32" if has_crc_column(self.db) else "NULL"
+        if self._crc_column is None and self._query("SELECT 1 FROM sqlite_master LIMIT 1"):
+            try:
+                db = self.db
+                self._crc_column = "crc32" if db is not None and has_crc_column(db) else "NULL"
+            except sqlite3.DatabaseError as exc:
+                raise catalog_damaged(self.board_dir, exc) from exc
         crc = self._crc_column or "NULL"
         return self._query(
             f"SELECT file, format, committed_bytes, rows, {crc} FROM segments ORDER BY id"
@@ -501,8 +545,10 @@ class HybridReader(StorageReader):
                 found.append(hit)
         recorded = self._query("SELECT value FROM meta WHERE key = 'damaged'")
         dropped = [
-            DamagedFile(d["file"], f"dropped by the writer: {d['reason']}", d["rows"], d["rows_lost"])
-            for d in (json.loads(recorded[0][0]) if recorded else [])
+            DamagedFile(
+                d["file"], f"dropped by the writer: {d['reason']}", d["rows"], d["rows_lost"]
+            )
+            for d in (self._decoded(json.loads, recorded[0][0]) if recorded else [])
         ]
         return merge(found, self._damage.items(), dropped, self._catalog_loss())
 
@@ -534,15 +580,25 @@ class HybridReader(StorageReader):
         return self._db
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        db = self.db
-        if db is None:
-            return []
         try:
-            return db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
+            db = self.db
+            if db is None:
                 return []
-            raise
+            return db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            text = str(exc)
+            if "no such table" in text:
+                return []
+            if any(w in text for w in ("locked", "busy")):
+                raise  # another process holds the catalog: not damage
+            raise catalog_damaged(self.board_dir, exc) from exc
+
+    def _decoded(self, decode: Any, value: Any) -> Any:
+        """A record of the catalog decoded; one that does not decode is catalog damage."""
+        try:
+            return decode(value)
+        except (ValueError, UnicodeError, KeyError, TypeError) as exc:
+            raise catalog_damaged(self.board_dir, exc) from exc
 
     def metrics(self) -> list[MetricInfo]:
         return [
@@ -597,7 +653,7 @@ class HybridReader(StorageReader):
     def _read_metrics(self, segment: tuple[Any, ...], mids: list[int]) -> pa.Table:
         """Rows of ``mids`` in one listed file; a damaged file gives what can be read of it
         (noted in :meth:`damage`); a file compaction removed raises FileNotFoundError."""
-        file, fmt, committed, rows, _crc = segment
+        file, fmt, committed, rows, crc = segment
         rel = f"{SCALAR_DIR}/{file}"
         try:
             if fmt == "parquet":
@@ -622,6 +678,11 @@ class HybridReader(StorageReader):
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not why.startswith(("unreadable", "cut short")) and "committed" not in why:
                 why = f"unreadable: {why}"
+            self._damage.add(DamagedFile(rel, why, rows, rows))
+            return _STORED.empty_table()
+        if crc is not None and len(data) == committed and zlib.crc32(data) != crc:
+            # Changed bytes may still decode, as other values: never return them.
+            why = CRC_MISMATCH
             self._damage.add(DamagedFile(rel, why, rows, rows))
             return _STORED.empty_table()
         batches, stopped = stream_batches(data)
@@ -656,8 +717,9 @@ class HybridReader(StorageReader):
             "SELECT step, global_step, wall_time, data FROM tables WHERE metric = ? ORDER BY step",
             (mid,),
         ):
-            obj = decode_json(data)
-            out.append(TableRow(name, step, gstep, wall, obj["columns"], obj["rows"]))
+            obj = self._decoded(decode_json, data)
+            cols, rows = self._decoded(lambda o: (o["columns"], o["rows"]), obj)
+            out.append(TableRow(name, step, gstep, wall, cols, rows))
         return out
 
     def histograms(self, name: str) -> list[HistogramRow]:
@@ -665,7 +727,7 @@ class HybridReader(StorageReader):
         if mid is None:
             return []
         return [
-            HistogramRow(name, step, gstep, wall, decode_histogram(data))
+            HistogramRow(name, step, gstep, wall, self._decoded(decode_histogram, data))
             for step, gstep, wall, data in self._query(
                 "SELECT step, global_step, wall_time, data FROM histograms WHERE metric = ? "
                 "ORDER BY step",
@@ -675,10 +737,14 @@ class HybridReader(StorageReader):
 
     def config(self) -> dict[str, Any]:
         rows = self._query("SELECT value FROM meta WHERE key = 'config'")
-        return json.loads(rows[0][0]) if rows else {}
+        return self._decoded(json.loads, rows[0][0]) if rows else {}
 
     def meta(self) -> dict[str, Any]:
-        out = {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta") if k != "config"}
+        out = {
+            k: self._decoded(json.loads, v)
+            for k, v in self._query("SELECT key, value FROM meta")
+            if k != "config"
+        }
         loss = catalog_guard.reader_loss(self.db, self.board_dir)
         if loss is not None:  # never "finished" with committed values missing
             out["status"] = "damaged"

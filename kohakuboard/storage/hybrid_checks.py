@@ -8,6 +8,7 @@ row count (``rows``) and, since checksums were added, the CRC-32 of the committe
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ from .base import DamagedFile
 from .checks import PASSED, file_crc32
 
 SCALAR_DIR = "scalars"
+CRC_MISMATCH = "checksum mismatch (contents changed)"
 
 
 def ensure_crc_column(db: sqlite3.Connection) -> None:
@@ -130,6 +132,10 @@ class SegmentChecker:
                 data = fh.read(committed)
         except OSError as exc:
             return DamagedFile(rel, f"unreadable: {exc.strerror or exc}", rows, rows)
+        if short is None and crc is not None and len(data) == committed:
+            # Reads give nothing of a segment that fails its CRC (see read_listed).
+            if zlib.crc32(data) != crc:
+                return DamagedFile(rel, CRC_MISMATCH, rows, rows)
         batches, stopped = stream_batches(data)
         readable = sum(b.num_rows for b in batches)
         if short is not None:
@@ -137,8 +143,6 @@ class SegmentChecker:
         if readable < rows:
             why = f"only {readable} of {rows} committed rows decode ({stopped or 'stream ends'})"
             return DamagedFile(rel, why, rows, rows - readable)
-        if crc is not None and file_crc32(path, committed) != crc:
-            return DamagedFile(rel, "checksum mismatch (contents changed)", rows, -1)
         return None
 
 
@@ -148,17 +152,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def read_listed(
-    path: Path, fmt: str, committed: int, rows: int, schema: pa.Schema
+    path: Path, fmt: str, committed: int, rows: int, schema: pa.Schema, crc: int | None = None
 ) -> tuple[pa.Table, str | None]:
     """Every readable row of a listed file, and why some are missing (None if all ``rows``
     were read): the complete batches of an Arrow segment's committed prefix, a whole Parquet
-    part or nothing of it."""
+    part or nothing of it. An Arrow segment whose committed bytes fail their CRC-32 (``crc``,
+    when recorded) gives nothing: changed bytes may decode as other values."""
     try:
         if fmt == "parquet":
             table = pq.read_table(path, schema=schema, page_checksum_verification=True)
         else:
             with open(path, "rb") as fh:
                 data = fh.read(committed)
+            if crc is not None and len(data) == committed and zlib.crc32(data) != crc:
+                return schema.empty_table(), CRC_MISMATCH
             batches, stopped = stream_batches(data)
             table = pa.Table.from_batches(batches, schema=schema)
             if len(data) < committed:

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..errors import BoardDamagedError
 from .base import DamagedFile
 from .checks import PASSED, DamageLog, file_crc32
 from .columnar import FOLDERS, KINDS, SCHEMAS
@@ -75,20 +76,85 @@ def new_state() -> dict[str, Any]:
     }
 
 
+def damaged_manifest(path: Path, why: str) -> BoardDamagedError:
+    """The error of a manifest that cannot be used (names the file and ``kobo repair``)."""
+    board = path.parent
+    return BoardDamagedError(
+        f"board {str(board)!r}: {path.name} is damaged ({why}); `kobo repair {board}` "
+        f"rebuilds it from the data files that are intact"
+    )
+
+
 def load_state(path: Path) -> dict[str, Any] | None:
+    """The manifest (None if there is none). A manifest that is not valid JSON of our
+    layout raises :class:`BoardDamagedError` (never a raw decoding error)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    state = json.loads(raw)
-    if state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not a kohakuboard manifest")
-    if int(state.get("version", 1)) > STATE_VERSION:
+    try:
+        state = json.loads(raw)
+    except (ValueError, UnicodeError) as exc:  # JSONDecodeError is a ValueError
+        raise damaged_manifest(path, f"not valid JSON: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise damaged_manifest(path, "not a kohakuboard manifest")
+    try:
+        version = int(state.get("version", 1))
+    except (TypeError, ValueError) as exc:
+        raise damaged_manifest(path, f"version {state.get('version')!r}") from exc
+    if version > STATE_VERSION:
         raise ValueError(
             f"{path} has manifest version {state['version']}; this kohakuboard reads up to "
             f"{STATE_VERSION}. Upgrade kohakuboard."
         )
+    fresh = new_state()
+    for key in ("parts", "metrics", "cursors", "schemas"):
+        if not isinstance(state.get(key, fresh[key]), list):
+            raise damaged_manifest(path, f"{key!r} is not a list")
     return state
+
+
+def data_files(board_dir: Path, folder: str) -> list[Path]:
+    """Committed-looking part files on disk (``part-*.parquet`` of every kind folder)."""
+    out: list[Path] = []
+    for kind in KINDS:
+        directory = _base(board_dir, folder) / FOLDERS[kind]
+        if directory.is_dir():
+            out += sorted(directory.glob("part-*.parquet"))
+    return out
+
+
+def only_first_commit(files: list[Path]) -> bool:
+    """Whether ``files`` can be the parts of a first commit that never saved its manifest
+    (a writer killed between renaming its parts and writing ``state.json``): level 0, at
+    most one per kind, ids 1..len(KINDS). Those values are still in the ring."""
+    seen: set[str] = set()
+    for path in files:
+        pid, level = parse_part_name(path.name)
+        if level != 0 or not 1 <= pid <= len(KINDS) or path.parent.name in seen:
+            return False
+        seen.add(path.parent.name)
+    return True
+
+
+def parse_part_name(name: str) -> tuple[int, int]:
+    """(id, level) of ``part-<id>-L<level>.parquet``; (-1, -1) for another name."""
+    stem = name[len("part-") : -len(".parquet")] if name.startswith("part-") else ""
+    pid, _, level = stem.partition("-L")
+    if not (pid.isdigit() and level.isdigit()):
+        return -1, -1
+    return int(pid), int(level)
+
+
+def missing_manifest(board_dir: Path, folder: str, extra: tuple[Path, ...] = ()) -> bool:
+    """``state.json`` is gone while the board holds committed data (its parts, or
+    ``extra`` files such as ``board.duckdb``): the board cannot be read or resumed."""
+    if (board_dir / STATE_FILE).exists():
+        return False
+    if any(p.exists() for p in extra):
+        return True
+    files = data_files(board_dir, folder)
+    return bool(files) and not only_first_commit(files)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:

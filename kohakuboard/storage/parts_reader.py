@@ -33,7 +33,9 @@ from .parts import (
     STATE_FILE,
     CorruptPartError,
     PartFiles,
+    damaged_manifest,
     load_state,
+    missing_manifest,
     new_state,
     recorded_damage,
 )
@@ -54,9 +56,12 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
 class PartsReader(StorageReader):
     """Reader of a board stored as Parquet parts + ``state.json`` (see :mod:`.parts`)."""
 
+    parts_folder = ""  # where the parts live (see PartsWriter.parts_folder)
+
     def __init__(self, board_dir: Path) -> None:
         super().__init__(board_dir)
         self.state_path = self.board_dir / STATE_FILE
+        self.extra_data: tuple[Path, ...] = ()  # other data files a manifest must list
         self.files = PartFiles(self.board_dir)
         self._cached: tuple[Any, dict[str, Any], set[tuple[str, str]]] | None = None
 
@@ -68,6 +73,8 @@ class PartsReader(StorageReader):
             return self._cached[1], self._cached[2]
         state = load_state(self.state_path) if key is not None else None
         if state is None:
+            if missing_manifest(self.board_dir, self.parts_folder, self.extra_data):
+                raise damaged_manifest(self.state_path, "missing, but the board holds data files")
             state = new_state()
         known = {(m[0], m[1]) for m in state["metrics"] if m[2] > 0}
         self._cached = (key, state, known)

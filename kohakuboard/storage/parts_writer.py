@@ -27,8 +27,10 @@ from .parts import (
     STATE_FILE,
     CorruptPartError,
     PartFiles,
+    damaged_manifest,
     load_state,
     merge_tables,
+    missing_manifest,
     new_state,
     now,
     quarantine,
@@ -65,7 +67,13 @@ class PartsWriter(StorageWriter):
         self._retry_at = 0.0
 
     def _load(self) -> None:
-        state = load_state(self.state_path) or new_state()
+        state = load_state(self.state_path)
+        if state is None:
+            extra = (self.board_dir / "board.duckdb",) if self.backend == "duckdb" else ()
+            if missing_manifest(self.board_dir, self.parts_folder, extra):
+                # Starting afresh would delete the parts as orphans and reuse metric ids.
+                raise damaged_manifest(self.state_path, "missing, but the board holds data files")
+            state = new_state()
         # We hold writer.lock: any part the manifest does not list is an orphan.
         remove_orphans(self.board_dir, self.parts_folder, state)
         # Cursors and schemas matter only for sessions whose ring still exists.
