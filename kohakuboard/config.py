@@ -2,9 +2,10 @@
 ``update_config``, the integrations' hyperparameters and the config the viewer serves.
 
 :func:`to_json` turns any Python value into JSON values (None, bool, int, float, str, lists,
-dicts with str keys). It never raises; it calls nothing of the value's but ``repr``, ``str``,
-item access and (for one-element tensors and numpy scalars) ``item()``. What becomes of values
-that are not plain JSON is set by one of three :class:`Rules`, one per kind of caller:
+dicts with str keys). It never raises and never calls a value that is a function or a class:
+it only reads (``repr``, ``str``, keys and items, a tensor's shape or its one number). What
+becomes of values that are not plain JSON is set by one of three :class:`Rules`, one per kind
+of caller:
 
 - :data:`STORE` (``Board``): dicts, lists, tuples, sets and dataclass instances are walked;
   anything else becomes its ``repr`` (at most 1,000 characters), a class its qualified name.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, overload
 
 from ..errors import BoardClosedError, bad_key
 from ..types import Histogram
@@ -24,13 +24,15 @@ from .values import check_key
 logger = logging.getLogger(__name__)
 
 KINDS = ("parameters", "gradients")
-_WATCHES: weakref.WeakSet[ModelWatch] = weakref.WeakSet()
-WATCH_LOGS = {
+# The histogram modes of board.watch(log=) and of the integrations: what each collects, in the
+# order it is logged, and the key prefix of each kind.
+HISTOGRAM_MODES: dict[str, tuple[str, ...]] = {
     "gradients": ("gradients",),
     "parameters": ("parameters",),
     "all": ("gradients", "parameters"),
 }
-WATCH_PREFIXES = {"gradients": "grad/", "parameters": "param/"}
+PREFIXES = {"gradients": "grad/", "parameters": "param/"}
+_WATCHES: weakref.WeakSet[ModelWatch] = weakref.WeakSet()
 
 
 def log_histograms(
@@ -91,6 +93,52 @@ def watch(
     return ModelWatch(board, model, log, every, _options(bins, range, scale, precision))
 
 
+@overload
+def histogram_mode(value: Any, name: str) -> str: ...
+@overload
+def histogram_mode(value: Any, name: str, *, off: tuple[Any, ...]) -> str | None: ...
+def histogram_mode(value: Any, name: str, *, off: tuple[Any, ...] = ()) -> str | None:
+    """The histogram mode ``value`` names (a key of :data:`HISTOGRAM_MODES`), or None for a
+    value in ``off`` (histograms turned off). Raises ValueError naming the argument ``name``,
+    the value and what is accepted."""
+    if isinstance(value, str) and value in HISTOGRAM_MODES:
+        return value
+    if any(value is o or (isinstance(value, str) and value == o) for o in off):
+        return None
+    accepted = ", ".join(repr(m) for m in [*HISTOGRAM_MODES, *off])
+    raise ValueError(f"{name} must be one of {accepted}, got {value!r}")
+
+
+def model_tensors(
+    model: Any, mode: str, *, optimizer: Any = None, trainable_only: bool = False
+) -> list[tuple[str, Any]]:
+    """The ``(key, tensor)`` pairs that histogram mode ``mode`` collects from ``model``:
+    ``grad/<name>``, the ``.grad`` of each parameter that has one, and/or ``param/<name>``,
+    each parameter, in the order of :data:`HISTOGRAM_MODES`. Reads no tensor's value.
+
+    Args:
+        model: anything with ``named_parameters()`` (a ``torch.nn.Module``).
+        mode: a key of :data:`HISTOGRAM_MODES`.
+        optimizer: only the parameters it steps (in its ``param_groups``).
+        trainable_only: only parameters with ``requires_grad``.
+    """
+    groups = getattr(optimizer, "param_groups", None) if optimizer is not None else None
+    stepped = {id(p) for group in groups for p in group["params"]} if groups else None
+    params = [
+        (name, p)
+        for name, p in model.named_parameters()
+        if (stepped is None or id(p) in stepped) and (p.requires_grad or not trainable_only)
+    ]
+    out: list[tuple[str, Any]] = []
+    for kind in HISTOGRAM_MODES[mode]:
+        prefix = PREFIXES[kind]
+        for name, p in params:
+            value = p.grad if kind == "gradients" else p
+            if value is not None:
+                out.append((prefix + name, value))
+    return out
+
+
 class ModelWatch:
     """Logs histograms of a model's gradients (``grad/<name>``) and/or parameters
     (``param/<name>``) just before every ``every``-th optimizer step, starting with the first.
@@ -111,15 +159,14 @@ class ModelWatch:
     ) -> None:
         from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-        if log not in WATCH_LOGS:
-            raise ValueError(f"watch log must be one of {tuple(WATCH_LOGS)}, got {log!r}")
+        mode = histogram_mode(log, "watch log")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"watch every must be a positive int, got {every!r}")
         if not callable(getattr(model, "named_parameters", None)):
             raise TypeError(
                 f"watch needs a torch.nn.Module (named_parameters()), got {describe(model)}"
             )
-        self.kinds = WATCH_LOGS[log]
+        self.mode = mode
         self.every = every
         self._options = options
         self._board = weakref.ref(board)
@@ -184,7 +231,7 @@ class ModelWatch:
             count = self._counts.get(optimizer, 0)
             self._counts[optimizer] = count + 1
             if count % self.every == 0:
-                self._safely(names)
+                self._safely(optimizer)
         finally:
             self._in_hook = False
 
@@ -199,18 +246,14 @@ class ModelWatch:
             self._mine[optimizer] = cached
         return cached[1]
 
-    def _safely(self, names: set[str] | None) -> bool:
+    def _safely(self, optimizer: Any) -> bool:
         board, model = self._board(), self._model()
         if board is None or model is None or board.closed:
             self.remove()
             return False
         try:
-            keys, tensors = [], []
-            named = [(n, p) for n, p in model.named_parameters() if names is None or n in names]
-            for kind in self.kinds:
-                found = _collect(named, kind, WATCH_PREFIXES[kind])
-                keys += found[0]
-                tensors += found[1]
+            named = model_tensors(model, self.mode, optimizer=optimizer)
+            keys, tensors = _collect(named, "parameters", "")
             return bool(_log(board, keys, tensors, self._options, None, None))
         except BoardClosedError:
             self.remove()

@@ -25,10 +25,11 @@ import threading
 import time
 import weakref
 from argparse import Namespace
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kohakuboard import Board, Table
+from kohakuboard.client.histograms import histogram_mode, model_tensors
 from kohakuboard.config import flatten_config
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ __all__ = ["HistogramCallback", "KohakuBoardLogger", "flatten_hparams"]
 
 log = logging.getLogger(__name__)
 
-HISTOGRAM_MODES = ("gradients", "parameters", "all")
 # Lightning's finalize() statuses -> board statuses.
 _STATUS = {
     "success": "finished",
@@ -133,10 +133,7 @@ class KohakuBoardLogger(Logger):
         **board_kwargs: Any,
     ) -> None:
         super().__init__()
-        if log_histograms is not None and log_histograms not in HISTOGRAM_MODES:
-            raise ValueError(
-                f"log_histograms={log_histograms!r}: choose one of {HISTOGRAM_MODES} or None"
-            )
+        histogram_mode(log_histograms, "log_histograms", off=(None,))
         _check_every(histogram_every_n_steps)
         _check_board_kwargs(board_kwargs)
         self._save_dir = os.path.expanduser(os.fspath(save_dir))
@@ -384,10 +381,8 @@ class HistogramCallback(Callback):
     """
 
     def __init__(self, log: str = "gradients", every_n_steps: int = 100) -> None:
-        if log not in HISTOGRAM_MODES:
-            raise ValueError(f"log={log!r}: choose one of {HISTOGRAM_MODES}")
+        self.mode = histogram_mode(log, "log")
         _check_every(every_n_steps)
-        self.mode = log
         self.every_n_steps = every_n_steps
         self._failed = False
         self._done: dict[int, int] = {}  # id(optimizer) -> the last step it was logged at
@@ -410,26 +405,13 @@ class HistogramCallback(Callback):
         if board_logger is None:
             return
         try:
-            named = list(self._tensors(pl_module, optimizer))
+            named = model_tensors(pl_module, self.mode, optimizer=optimizer)
             if named:
                 board_logger.log_histograms(named, step=step)
         except Exception:
             if not self._failed:  # never break training for a histogram; say it once
                 self._failed = True
                 log.error("kohakuboard: histograms failed at step %s", step, exc_info=True)
-
-    def _tensors(self, module: Any, optimizer: Any) -> Iterator[tuple[str, Any]]:
-        groups = getattr(optimizer, "param_groups", None)
-        stepped = {id(p) for g in groups for p in g["params"]} if groups else None
-        grads = self.mode in ("gradients", "all")
-        weights = self.mode in ("parameters", "all")
-        for name, param in module.named_parameters():
-            if stepped is not None and id(param) not in stepped:
-                continue
-            if grads and param.grad is not None:
-                yield f"grad/{name}", param.grad
-            if weights:
-                yield f"param/{name}", param.detach()
 
 
 def flatten_hparams(params: Any) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from kohakuboard import Board
+from kohakuboard.client.histograms import HISTOGRAM_MODES, histogram_mode, model_tensors
 
 try:
     # The class transformers' INTEGRATION_TO_CALLBACK["kohakuboard"] holds: the callbacks are
@@ -69,12 +70,7 @@ __all__ = ["KohakuBoardCallback"]
 
 logger = logging.getLogger(__name__)
 
-HISTOGRAM_MODES = {
-    "gradients": (True, False),
-    "parameters": (False, True),
-    "all": (True, True),
-    "false": (False, False),
-}
+# More spellings of log_histograms (and KOHAKUBOARD_LOG_HISTOGRAMS): on, or "false" (off)
 _MODE_ALIASES = {
     "true": "gradients",
     "1": "gradients",
@@ -131,7 +127,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         )
         self.backend = backend if backend is not None else env("KOHAKUBOARD_BACKEND") or "hybrid"
         self.board_id = board_id if board_id is not None else env("KOHAKUBOARD_BOARD_ID") or None
-        self.log_grads, self.log_params = _histogram_mode(log_histograms)
+        self.log_histograms = _histogram_mode(log_histograms)
         self.histogram_steps = _histogram_steps(histogram_steps)
         self.extra_config = dict(config or {})
         self._reset_runtime()
@@ -154,7 +150,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
 
     # -- pickling: settings only; a Board belongs to the process that created it ------------------
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("name", "project", "base_dir", "backend", "board_id", "log_grads", "log_params")
+        keep = ("name", "project", "base_dir", "backend", "board_id", "log_histograms")
         state = {k: self.__dict__[k] for k in keep}
         state["histogram_steps"] = self.histogram_steps
         state["extra_config"] = self.extra_config
@@ -326,7 +322,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         self, args: Any, state: Any, train_dataloader: Any = None
     ) -> _HistogramPlan | None:
         """When to take histograms this run: on steps whose metrics the Trainer logs."""
-        if not (self.log_grads or self.log_params):
+        if self.log_histograms is None:
             return None
         if self.histogram_steps is not None:
             return _HistogramPlan(every=self.histogram_steps)
@@ -343,23 +339,16 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         return _HistogramPlan(every=base * -(-DEFAULT_HISTOGRAM_STEPS // base))
 
     def _log_histograms(self, step: int, model: Any) -> None:
-        named: list[tuple[str, Any]] = []
-        grads = 0
-        for name, param in model.named_parameters():
-            if not param.requires_grad:
-                continue
-            if _is_sharded(param):
-                return self._skip_histograms(
-                    "the parameters are sharded (DeepSpeed ZeRO-3 or FSDP)"
-                )
-            if self.log_grads and param.grad is not None:
-                if _is_sharded(param.grad):
-                    return self._skip_histograms("the gradients are sharded (FSDP)")
-                named.append(("grad/" + name, param.grad))
-                grads += 1
-            if self.log_params:
-                named.append(("param/" + name, param.detach()))
-        if self.log_grads and not grads:
+        mode = self.log_histograms
+        if mode is None:
+            return
+        if any(_is_sharded(p) for p in model.parameters() if p.requires_grad):
+            return self._skip_histograms("the parameters are sharded (DeepSpeed ZeRO-3 or FSDP)")
+        named = model_tensors(model, mode, trainable_only=True)
+        grads = [t for key, t in named if key.startswith("grad/")]
+        if any(_is_sharded(t) for t in grads):
+            return self._skip_histograms("the gradients are sharded (FSDP)")
+        if "gradients" in HISTOGRAM_MODES[mode] and not grads:
             self._skip_histograms(
                 "no parameter has a .grad (DeepSpeed keeps them in its optimizer)"
             )
@@ -512,7 +501,8 @@ def _is_sharded(tensor: Any) -> bool:
     return type(tensor).__name__ == "DTensor" or hasattr(tensor, "ds_numel")
 
 
-def _histogram_mode(value: str | bool | None) -> tuple[bool, bool]:
+def _histogram_mode(value: str | bool | None) -> str | None:
+    """The histogram mode, or None (off), from the argument, else the environment."""
     source = "log_histograms"
     if value is None:
         value = os.environ.get("KOHAKUBOARD_LOG_HISTOGRAMS") or "gradients"
@@ -520,13 +510,7 @@ def _histogram_mode(value: str | bool | None) -> tuple[bool, bool]:
     if isinstance(value, bool):
         value = "gradients" if value else "false"
     mode = str(value).strip().lower()
-    mode = _MODE_ALIASES.get(mode, mode)
-    if mode not in HISTOGRAM_MODES:
-        raise ValueError(
-            f"{source}={value!r} is not a histogram mode; accepted: "
-            f"{', '.join(HISTOGRAM_MODES)} (or true/false)"
-        )
-    return HISTOGRAM_MODES[mode]
+    return histogram_mode(_MODE_ALIASES.get(mode, mode), source, off=("false",))
 
 
 def _histogram_steps(value: int | None) -> int | None:

@@ -217,7 +217,7 @@ def test_callback_pickles_without_its_board(trained: dict[str, Any]) -> None:
     clone = pickle.loads(pickle.dumps(callback))
     assert clone.board is None
     assert (clone.name, clone.project, clone.board_id) == ("tiny", "hf", callback.board_id)
-    assert (clone.log_grads, clone.log_params, clone.histogram_steps) == (True, True, 2)
+    assert (clone.log_histograms, clone.histogram_steps) == ("all", 2)
 
 
 # -- smaller unit checks ---------------------------------------------------------------------------
@@ -275,8 +275,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         "envproj",
         "envname",
     )
-    assert (callback.log_grads, callback.log_params, callback.histogram_steps) == (False, True, 7)
-    assert KohakuBoardCallback(project="arg", log_histograms=False).project == "arg"
+    assert (callback.log_histograms, callback.histogram_steps) == ("parameters", 7)
+    off = KohakuBoardCallback(project="arg", log_histograms=False)
+    assert (off.project, off.log_histograms) == ("arg", None)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +286,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         (
             "KOHAKUBOARD_LOG_HISTOGRAMS",
             "weights",
-            "KOHAKUBOARD_LOG_HISTOGRAMS='weights' is not a histogram mode",
+            "KOHAKUBOARD_LOG_HISTOGRAMS must be one of 'gradients', 'parameters', 'all', "
+            "'false', got 'weights'",
         ),
         ("KOHAKUBOARD_HISTOGRAM_STEPS", "0", "KOHAKUBOARD_HISTOGRAM_STEPS='0' is not a positive"),
     ],
