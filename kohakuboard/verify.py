@@ -248,9 +248,13 @@ def _recount_hybrid(board: Path, db: sqlite3.Connection) -> None:
 
 # parquet / duckdb -------------------------------------------------------------------------
 def _repair_parts(board: Path, report: RepairReport, *, duckdb: bool) -> None:
-    from .storage import parts
+    from .storage import parts, parts_rebuild
 
     folder = "live" if duckdb else ""
+    if not parts_rebuild.manifest_usable(board) and (
+        (board / "board.duckdb").exists() or parts.data_files(board, folder)
+    ):
+        report.files += parts_rebuild.rebuild_manifest(board, folder, duckdb=duckdb)
     state = parts.load_state(board / parts.STATE_FILE)
     if state is None:
         return

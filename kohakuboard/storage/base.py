@@ -218,6 +218,10 @@ class StorageReader(abc.ABC):
         """
         return []
 
+    def check_catalog(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~kohakuboard.errors.BoardDamagedError` if the catalog (what a writer
+        reopens and appends to) does not read whole; reads every record of it."""
+
     def disk_bytes(self) -> int:
         """Bytes of the board's files on disk (rings and SQLite scratch files excluded)."""
         return board_bytes(self.board_dir)

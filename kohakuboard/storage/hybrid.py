@@ -538,6 +538,8 @@ class HybridReader(StorageReader):
         )
 
     def damage(self, *, full: bool = False) -> list[DamagedFile]:
+        if full:
+            self.check_catalog()
         found = []
         for file, fmt, committed, rows, crc in self._segments():
             hit = self._checker.check(file, fmt, committed, rows, crc, full=full)
@@ -551,6 +553,22 @@ class HybridReader(StorageReader):
             for d in (self._decoded(json.loads, recorded[0][0]) if recorded else [])
         ]
         return merge(found, self._damage.items(), dropped, self._catalog_loss())
+
+    def check_catalog(self) -> None:
+        """Every page of the catalog and every record it holds decodes (BoardDamagedError
+        if not): SQLite keeps no checksum of its own, so a changed byte shows only here."""
+        checked = self._query("PRAGMA quick_check")
+        if checked and checked[0][0] != "ok":
+            why = "; ".join(str(r[0]) for r in checked[:3])
+            raise catalog_damaged(self.board_dir, ValueError(f"fails SQLite's check: {why}"))
+        for (value,) in self._query("SELECT value FROM meta"):
+            self._decoded(json.loads, value)
+        for (data,) in self._query("SELECT data FROM tables"):
+            self._decoded(decode_json, data)
+        for (data,) in self._query("SELECT data FROM histograms"):
+            self._decoded(decode_histogram, data)
+        self._query("SELECT * FROM media")
+        self._query("SELECT * FROM metrics")
 
     def _catalog_loss(self) -> list[DamagedFile]:
         """The catalog itself holds less than the witness says was committed (deleted,
