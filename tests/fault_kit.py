@@ -728,36 +728,9 @@ def violations(o: Outcome, target: Target) -> list[str]:
 # Product bugs the matrix found that are not fixed yet (see docs/performance.md, "Fault
 # matrix"): (backend, file kind) -> (damages, what goes wrong). The suite expects these trials to
 # fail (and says so); any other failure fails it.
-_JSON_DAMAGES = frozenset(DAMAGES) - {"chmod-000"}
-KNOWN_BUGS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
-    ("hybrid", "catalog.sqlite"): (
-        frozenset({"truncate-half", "flip-start", "flip-middle", "flip-end"}),
-        "a corrupt catalog.sqlite: Reader.progress/scalars/histograms and Board(board_id=...) "
-        "raise raw sqlite3.DatabaseError / UnicodeDecodeError, not BoardDamagedError",
-    ),
-    ("hybrid", "scalar segment"): (
-        frozenset({"flip-middle", "flip-end"}),
-        "bytes changed inside an Arrow segment are read as other values by the Reader and the "
-        "viewer (no checksum on read); only kobo verify (full) sees the damage",
-    ),
-    ("duckdb", "board.duckdb"): (
-        frozenset({"truncate-0", "truncate-half", "flip-start"}),
-        "Board(board_id=...) on a damaged board.duckdb accepts log() while every writer dies "
-        "opening it; finish() returns, the values stay in the ring until kobo repair",
-    ),
-    ("duckdb", "state.json"): (
-        _JSON_DAMAGES,
-        "a corrupt state.json: raw JSONDecodeError/UnicodeDecodeError from the Reader, kobo "
-        "show (traceback) and Board(board_id=...); deleted: the board reads empty, no damage, "
-        "and a resume files old rows under the new keys (metric ids reused)",
-    ),
-    ("parquet", "state.json"): (
-        _JSON_DAMAGES,
-        "a corrupt state.json: raw JSONDecodeError/UnicodeDecodeError from the Reader, kobo "
-        "show (traceback) and Board(board_id=...); deleted: the board reads empty, no damage, "
-        "and a resume starts again at step 0 (old rows silently gone)",
-    ),
-}
+# None open: the hybrid catalog, Arrow segment bit flips, a damaged board.duckdb on resume and
+# state.json damage (found by the matrix) are fixed and asserted like every other trial.
+KNOWN_BUGS: dict[tuple[str, str], tuple[frozenset[str], str]] = {}
 
 
 def known_bug(trial: Trial) -> str | None:
