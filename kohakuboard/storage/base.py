@@ -218,9 +218,9 @@ class StorageReader(abc.ABC):
         """
         return []
 
-    def check_catalog(self) -> None:  # noqa: B027 - optional hook
+    def check_catalog(self, *, records: bool = True) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~kohakuboard.errors.BoardDamagedError` if the catalog (what a writer
-        reopens and appends to) does not read whole; reads every record of it."""
+        reopens and appends to) is damaged; ``records``: also decode every record in it."""
 
     def disk_bytes(self) -> int:
         """Bytes of the board's files on disk (rings and SQLite scratch files excluded)."""
