@@ -661,8 +661,8 @@ def migrate_command(
     base_dir: BaseDirOpt = DEFAULT_BASE_DIR,
 ) -> None:
     """Convert a finished board to another storage backend, losslessly."""
+    from .maintenance import migrate_board
     from .storage import BACKENDS
-    from .storage.migrate import migrate_board
 
     if to not in BACKENDS:
         _fail(f"unknown backend {to!r}; choose one of {', '.join(sorted(BACKENDS))}")
@@ -677,7 +677,7 @@ def migrate_command(
 @app.command("compact")
 def compact_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> None:
     """Merge a board's data files into sorted, compressed ones (any backend)."""
-    from .storage.migrate import compact_board
+    from .maintenance import compact_board
 
     with _user_errors(base_dir.expanduser().absolute()):
         try:

@@ -21,33 +21,57 @@ rather than to an open file: a second lock taken by the same process succeeds, a
 any descriptor of the file drops them all. So this module remembers which lock files this
 process holds, answers for those itself, and never opens or closes them a second time.
 
-Importing this module works everywhere; on platforms without ``fcntl`` (Windows) the locks
-are ``msvcrt`` byte locks.
+It also answers "is a producer alive?" (:func:`live_producer`, used by the Reader's status
+and by every command that rewrites a board) and holds a board for such a rewrite
+(:func:`board_lock`, :func:`refuse_running`).
+
+Importing this module works everywhere. On platforms without ``fcntl`` (Windows) the locks
+are ``msvcrt`` byte locks and liveness is asked with ``OpenProcess`` (``os.kill(pid, 0)``
+would end the process there); with neither, taking a lock raises :class:`OSError` and
+testing one answers "not held".
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
+from .errors import BoardBusyError
+from .ring import read_producer_pid
+
+fcntl: ModuleType | None
+msvcrt: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:  # everywhere but Windows
+    msvcrt = None
 
 logger = logging.getLogger(__name__)
 
 OWNER_LOCK = "owner.lock"
 WRITER_LOCK = "writer.lock"
 _HOLDER_MAX = 4096
+# msvcrt locks are byte ranges that others can neither read nor write: lock one byte far
+# past the holder record, so that the record stays readable.
+_MSVCRT_LOCK_AT = 1 << 20
+# After ``finish()`` returns, the writer may still be compacting a finished board for a few
+# seconds while holding its lock; a rewrite waits this long for it (see ``board_lock``).
+FINISHING_WRITER_WAIT_S = 120.0
 
 # Lock files this process holds: real path -> descriptor.
 _HELD: dict[str, int] = {}
@@ -76,22 +100,50 @@ class Holder:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
+    """Whether a process with this pid exists on this host (never signals it)."""
     if pid <= 0:
         return False
+    if sys.platform == "win32":  # pragma: no cover - not tested here (Linux only)
+        return _windows_pid_alive(pid)
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks (on Windows it would terminate the process)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    except OSError:  # pragma: no cover - e.g. Windows without that pid
+    except OSError:  # pragma: no cover
         return False
     return True
 
 
+if sys.platform == "win32":  # pragma: no cover - not tested here (Linux only)
+    import ctypes
+
+    def _windows_pid_alive(pid: int) -> bool:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        process_query_limited_information, still_active, error_access_denied = 0x1000, 259, 5
+        handle = kernel32.OpenProcess(process_query_limited_information, False, pid)
+        if not handle:
+            return ctypes.get_last_error() == error_access_denied  # exists, not ours
+        try:
+            code = ctypes.c_ulong()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True
+            return code.value == still_active
+        finally:
+            kernel32.CloseHandle(handle)
+
+
 def _key(path: Path) -> str:
     return os.path.realpath(path)
+
+
+def _no_locks() -> OSError:
+    return OSError(
+        errno.ENOLCK,
+        f"file locks are not available on this platform ({sys.platform}: neither fcntl nor "
+        "msvcrt); kohakuboard can read boards here but not write them",
+    )
 
 
 def _lock_fd(fd: int, *, shared: bool = False) -> bool:
@@ -104,10 +156,11 @@ def _lock_fd(fd: int, *, shared: bool = False) -> bool:
         except PermissionError:  # EACCES: some systems say this for a held lock
             return False
         return True
-    import msvcrt  # pragma: no cover - Windows
-
+    if msvcrt is None:
+        raise _no_locks()
+    os.lseek(fd, _MSVCRT_LOCK_AT, os.SEEK_SET)  # pragma: no cover - Windows
     try:  # pragma: no cover
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except OSError:  # pragma: no cover
         return False
     return True  # pragma: no cover
@@ -117,10 +170,19 @@ def _unlock_fd(fd: int) -> None:
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return
-    import msvcrt  # pragma: no cover - Windows
+    if msvcrt is None:
+        raise _no_locks()
+    os.lseek(fd, _MSVCRT_LOCK_AT, os.SEEK_SET)  # pragma: no cover - Windows
+    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # pragma: no cover
 
-    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover
-    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]  # pragma: no cover
+
+def _write_record(fd: int, data: bytes) -> None:
+    os.ftruncate(fd, 0)
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, 0)
+    else:  # pragma: no cover - Windows
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)
 
 
 def try_lock(path: Path, *, role: str) -> int | None:
@@ -134,7 +196,7 @@ def try_lock(path: Path, *, role: str) -> int | None:
     with _HELD_GUARD:
         if key in _HELD:
             return None
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         try:
             locked = _lock_fd(fd)
         except BaseException:
@@ -146,9 +208,7 @@ def try_lock(path: Path, *, role: str) -> int | None:
         _HELD[key] = fd
     record = {"pid": os.getpid(), "host": socket.gethostname(), "role": role, "since": time.time()}
     try:
-        data = json.dumps(record).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        _write_record(fd, json.dumps(record).encode())
     except OSError:
         pass  # a full disk: the lock still holds, only the holder record is missing
     return fd
@@ -225,7 +285,12 @@ def is_locked(path: Path) -> bool:
                 return True
             _unlock_fd(fd)
             return False
-        return not _lock_fd(fd)  # pragma: no cover - Windows: no shared locks
+        if msvcrt is None:
+            return False  # no locks here: nobody can hold one
+        if not _lock_fd(fd):  # pragma: no cover - Windows: no shared locks
+            return True
+        _unlock_fd(fd)  # pragma: no cover
+        return False  # pragma: no cover
     finally:
         os.close(fd)
 
@@ -305,6 +370,50 @@ def wait_writer_idle(board_dir: Path, *, timeout: float) -> bool:
             )
         time.sleep(0.02)
     return True
+
+
+def live_producer(board_dir: Path) -> Holder | None:
+    """Who logs to the board now, if anyone: a live Board (its writer may be starting or
+    restarting), else None. For boards written before ``owner.lock`` existed, the pids that
+    their ring files name."""
+    board_dir = Path(board_dir)
+    if owner_alive(board_dir):
+        return owner_holder(board_dir)
+    if (board_dir / OWNER_LOCK).exists():
+        return None  # the owner lock says it all; a ring's pid may have been reused
+    for ring_file in sorted(board_dir.glob("ring-*.kbr")):
+        pid = read_producer_pid(ring_file)
+        if pid and pid_alive(pid):
+            return Holder(pid=pid)
+    return None
+
+
+def refuse_running(board_dir: Path) -> None:
+    """:class:`~kohakuboard.errors.BoardBusyError` if a live process logs to the board (its
+    writer may not hold ``writer.lock`` yet)."""
+    producer = live_producer(board_dir)
+    if producer is not None:
+        raise BoardBusyError(
+            f"board {board_dir} is being written by a running process "
+            f"({producer.describe()}); finish it first"
+        )
+
+
+@contextlib.contextmanager
+def board_lock(board_dir: Path, *, wait: float = FINISHING_WRITER_WAIT_S) -> Iterator[None]:
+    """Hold the board's ``writer.lock`` for a command that rewrites the board (migrate,
+    compact, repair, purge): no writer can start meanwhile. Waits up to ``wait`` seconds for
+    a writer that is finishing up, then raises :class:`~kohakuboard.errors.BoardBusyError`."""
+    try:
+        fd = acquire_writer(board_dir, timeout=wait)
+    except OSError as exc:  # TimeoutError included
+        raise BoardBusyError(
+            f"board {board_dir} is being written by a running process; finish it first"
+        ) from exc
+    try:
+        yield
+    finally:
+        release(fd)
 
 
 def _after_fork_in_child() -> None:

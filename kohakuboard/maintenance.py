@@ -1,31 +1,33 @@
 """Converting a board to another backend, and compacting one on request.
 
-``migrate_board`` reads everything through the public :class:`~kohakuboard.reader.Reader` and
-writes it through the target backend's :class:`~.base.StorageWriter`, so it is exactly as
-lossless as the two of them (NaN/±Inf, histogram payloads, media rows, config, status and
-progress all come across; media files are hard-linked or copied). ``kobo migrate`` and
-``kobo compact`` call these functions.
+These are operations built on the Reader and the writer, not part of a backend: they sit
+above ``storage/`` (see docs/architecture.md, Layers). ``migrate_board`` reads everything
+through the public :class:`~kohakuboard.reader.Reader` and writes it through the target
+backend's :class:`~kohakuboard.storage.base.StorageWriter`, so it is exactly as lossless as
+the two of them (NaN/±Inf, histogram payloads, media rows, config, status and progress all
+come across; media files are hard-linked or copied). Both hold the board's writer lock while
+they work (:func:`kohakuboard.locking.board_lock`). ``kobo migrate`` and ``kobo compact``
+call these functions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..annotations import carry_annotations
-from ..errors import BoardBusyError
-from ..metadata import read_meta, write_meta
-from ..reader import Reader
-from . import BACKENDS, open_writer
-from .base import ScalarColumns, StorageWriter
-from .media_files import MEDIA_DIR
+from .annotations import carry_annotations
+from .client.spawn import recover
+from .locking import board_lock, refuse_running
+from .metadata import read_meta, write_meta
+from .reader import Reader
+from .storage import BACKENDS, open_writer
+from .storage.base import ScalarColumns, StorageWriter
+from .storage.media_files import MEDIA_DIR
 
 COMMIT_ROWS = 2_000_000  # commit the target every this many points (bounded memory)
 
@@ -149,51 +151,6 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-# After ``finish()`` returns, the writer may still be compacting a finished board for a few
-# seconds while holding its lock; a live trainer was refused already (see ``_recover``).
-FINISHING_WRITER_WAIT_S = 120.0
-
-
-@contextlib.contextmanager
-def board_lock(board: Path, wait: float = FINISHING_WRITER_WAIT_S) -> Iterator[None]:
-    """Hold the board's writer lock (no writer can start meanwhile), waiting up to ``wait``
-    seconds for a writer that is finishing up."""
-    from ..writer.process import acquire_lock
-
-    try:
-        fd = acquire_lock(board, timeout=wait)
-    except OSError as exc:
-        raise BoardBusyError(
-            f"board {board} is being written by a running process; finish it first"
-        ) from exc
-    try:
-        yield
-    finally:
-        from ..locking import release
-
-        release(fd)  # not os.close: locking also keeps in-process bookkeeping of held locks
-
-
-def refuse_running(board: Path) -> None:
-    """:class:`BoardBusyError` if a live process logs to the board (its writer may not hold
-    the lock yet: the rings name their producers)."""
-    from .. import locking
-    from ..ring import read_producer_pid
-    from ..writer.process import pid_alive
-
-    if locking.owner_alive(board):  # a live Board has it (its ring may not exist yet)
-        raise BoardBusyError(
-            f"board {board} is being written by a running process "
-            f"({locking.owner_holder(board).describe()}); finish it first"
-        )
-    for path in board.glob("ring-*.kbr"):
-        pid = read_producer_pid(path)
-        if pid is not None and pid_alive(pid):
-            raise BoardBusyError(
-                f"board {board} is being written by a running process (pid {pid}); finish it first"
-            )
-
-
 def _recover(board: Path) -> None:
     """Drain rings left behind by crashed sessions (refusing a board that is running)."""
     if not any(board.glob("ring-*.kbr")):
@@ -201,6 +158,4 @@ def _recover(board: Path) -> None:
     refuse_running(board)
     with board_lock(board):
         pass  # only checks that no writer runs
-    from ..client.spawn import recover
-
     recover(str(board))

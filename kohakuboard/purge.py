@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .annotations import read_annotations
 from .errors import BoardBusyError
+from .locking import board_lock, refuse_running
 from .reader import BoardInfo, list_boards
-from .storage.migrate import board_lock, refuse_running
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from .metadata import BoardMeta, is_board_dir, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
 
-WRITER_LOCK = locking.WRITER_LOCK
 # The file that says what a board holds, per backend (reported when it cannot be read).
 _CATALOG_FILE = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}
 logger = logging.getLogger(__name__)
@@ -67,25 +66,6 @@ class BoardInfo:
     @property
     def damaged(self) -> bool:
         return bool(self.damage)
-
-
-def _writer_alive(board_dir: Path) -> bool:
-    return locking.writer_alive(board_dir)
-
-
-def _producer_alive(board_dir: Path) -> bool:
-    """Whether a live Board logs to the board (its writer may be starting or restarting)."""
-    if locking.owner_alive(board_dir):
-        return True
-    if (board_dir / locking.OWNER_LOCK).exists():
-        return False  # the owner lock says it all; a ring's pid may have been reused
-    from .ring import read_producer_pid
-
-    for ring_file in board_dir.glob("ring-*.kbr"):  # boards written before owner.lock
-        pid = read_producer_pid(ring_file)
-        if pid and locking.pid_alive(pid):
-            return True
-    return False
 
 
 class Reader:
@@ -141,9 +121,9 @@ class Reader:
         copy restored) reads as ``damaged``, never ``finished``.
         """
         status = str(self._store.meta().get("status") or "running")
-        if status == "running" and not _writer_alive(self.path):
+        if status == "running" and not locking.writer_alive(self.path):
             # A writer may be starting or restarting while the training process lives.
-            return "running" if _producer_alive(self.path) else "crashed"
+            return "running" if locking.live_producer(self.path) is not None else "crashed"
         return status
 
     def progress(self) -> Progress:

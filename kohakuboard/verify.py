@@ -107,8 +107,8 @@ def repair_board(path: str | os.PathLike[str]) -> RepairReport:
         BoardNotFoundError: no board at ``path``.
         BoardBusyError: a writer process serves the board (finish or stop the run first).
     """
+    from .locking import board_lock, refuse_running
     from .metadata import read_meta
-    from .storage.migrate import board_lock, refuse_running
 
     board = Path(path).expanduser().resolve()
     meta = read_meta(board)

@@ -19,7 +19,7 @@ from kohakuboard import Board, list_boards, open_board, read_annotations, update
 from kohakuboard.annotations import ANNOTATIONS_FILE, restore, soft_delete
 from kohakuboard.cli import app
 from kohakuboard.errors import BoardNotFoundError
-from kohakuboard.storage.migrate import compact_board, migrate_board
+from kohakuboard.maintenance import compact_board, migrate_board
 
 REPO = Path(__file__).resolve().parents[1]
 

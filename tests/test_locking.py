@@ -10,8 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import finished_board
 
 from kohakuboard import locking
+from kohakuboard.errors import BoardBusyError
 
 HOLD = """
     import sys, time
@@ -34,6 +36,13 @@ def _holder_process(lock: Path) -> subprocess.Popen[str]:
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "HELD"
     return proc
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()
+    proc.wait(10)
+    proc.stdout.close()
 
 
 def test_one_holder_per_process_and_across_processes(tmp_path: Path) -> None:
@@ -122,3 +131,90 @@ def test_board_lock_files_hold_json_records(tmp_path: Path) -> None:
     finally:
         locking.release(fd)
     assert not locking.owner_alive(tmp_path)
+
+
+WITHOUT_FCNTL = """
+    import json, sys
+    from pathlib import Path
+
+    sys.modules["fcntl"] = None  # as on Windows: `import fcntl` raises ImportError
+    import kohakuboard
+    from kohakuboard import list_boards, locking, open_board
+
+    board = Path(sys.argv[1])
+    reader = open_board(board)
+    try:
+        locking.try_lock(board / "probe.lock", role="test")
+        taken = "taken"
+    except OSError as exc:
+        taken = str(exc)
+    print(json.dumps({
+        "status": reader.status(),
+        "loss": reader.scalars("loss").column("value").to_pylist(),
+        "listed": [b.name for b in list_boards(board.parent)],
+        "writer_alive": locking.writer_alive(board),
+        "producer": locking.live_producer(board) is not None,
+        "take": taken,
+    }))
+"""
+
+
+def test_import_and_reading_work_without_fcntl(tmp_path: Path) -> None:
+    board = finished_board(tmp_path, "run", steps=3)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(WITHOUT_FCNTL), str(board)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "finished" and out["listed"] == ["run"]
+    assert out["loss"] == [1.0, 0.5, 1.0 / 3]
+    assert not out["writer_alive"] and not out["producer"]
+    assert "file locks are not available on this platform" in out["take"]
+
+
+def test_pid_alive_only_asks() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        assert locking.pid_alive(child.pid) and locking.pid_alive(child.pid)
+        assert child.poll() is None  # asking twice left it running
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+    assert not locking.pid_alive(child.pid)  # reaped: gone
+    assert locking.pid_alive(os.getpid())
+    assert not locking.pid_alive(0) and not locking.pid_alive(-1)
+
+
+def test_a_rewrite_is_refused_while_a_board_or_writer_holds_the_board(tmp_path: Path) -> None:
+    assert locking.live_producer(tmp_path) is None
+    locking.refuse_running(tmp_path)  # nobody: no error
+    owner = _holder_process(tmp_path / locking.OWNER_LOCK)
+    try:
+        assert locking.live_producer(tmp_path) == locking.owner_holder(tmp_path)
+        with pytest.raises(
+            BoardBusyError,
+            match=rf"board {tmp_path} is being written by a running process "
+            rf"\(a Board in another process \(pid {owner.pid}\)\); finish it first",
+        ):
+            locking.refuse_running(tmp_path)
+    finally:
+        _end(owner)
+    assert locking.live_producer(tmp_path) is None  # the lock file is left; nobody holds it
+
+    writer = _holder_process(tmp_path / locking.WRITER_LOCK)
+    try:
+        with pytest.raises(BoardBusyError, match=rf"board {tmp_path} is being written"):
+            with locking.board_lock(tmp_path, wait=0.1):
+                pass
+    finally:
+        _end(writer)
+    with locking.board_lock(tmp_path, wait=5):
+        assert locking.writer_alive(tmp_path)
+        assert locking.writer_holder(tmp_path).pid == os.getpid()
+    assert not locking.writer_alive(tmp_path)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_helpers import BACKENDS, same, snapshot
 from helpers import live_writers_of_board, wait_until
+from storage.backend_helpers import BACKENDS, same, snapshot
 
 from kohakuboard import Histogram, Media, Table, open_board
 from kohakuboard.errors import BoardBusyError
-from kohakuboard.storage.migrate import compact_board, migrate_board
+from kohakuboard.maintenance import compact_board, migrate_board
 
 
 def _rich_board(make_board, backend: str) -> Path:

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     # finishes the board itself; the writer must keep draining meanwhile.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Past a file-size limit, fail the write with an error we log instead of dying silently.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if hasattr(signal, "SIGXFSZ"):  # not on Windows
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     board_dir = Path(args.board_dir)
     meta = read_meta(board_dir)
     try:

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from .. import locking, quarantine, ring
+from .. import quarantine, ring
 from ..locking import pid_alive
 from ..storage.base import StorageWriter
 from . import faults
@@ -23,19 +23,13 @@ from .screen import Batch, escape_schemas, is_fault, screen
 
 logger = logging.getLogger("kohakuboard.writer")
 
-__all__ = ["Writer", "acquire_lock", "pid_alive", "report_failure"]
+__all__ = ["Writer", "pid_alive", "report_failure"]
 
-LOCK_FILE = locking.WRITER_LOCK
 IDLE_SLEEP_S = 0.005
 MAX_RECORDS_PER_PASS = 200_000
 LOCK_TIMEOUT_S = 60.0
 E_STORAGE = 1
 E_DISK = 2
-
-
-def acquire_lock(board_dir: Path, timeout: float = LOCK_TIMEOUT_S) -> int:
-    """Hold the board's writer lock (see ``kohakuboard.locking``); TimeoutError if busy."""
-    return locking.acquire_writer(board_dir, timeout=timeout)
 
 
 def report_failure(board_dir: Path, exc: BaseException, what: str) -> int:

@@ -228,7 +228,7 @@ def test_reader_waits_for_a_foreign_read_write_session_then_says_why(
 
 
 def test_migrating_in_and_out_keeps_everything(make_board) -> None:
-    from kohakuboard.storage.migrate import migrate_board
+    from kohakuboard.maintenance import migrate_board
 
     path = _finished_board(make_board)
     before = snapshot(open_board(path))
