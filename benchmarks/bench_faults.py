@@ -217,24 +217,28 @@ def run_fuzz(examples: int, rows: list[Row]) -> list[str]:
     env = {**os.environ, "KOHAKUBOARD_FUZZ_EXAMPLES": str(examples)}
     done = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            "--hypothesis-show-statistics", "-o", "timeout=3000",
+            sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+            "--hypothesis-verbosity=verbose", "-o", "timeout=3000",
             str(ROOT / "tests" / "test_fuzz_log.py"),
         ],
         cwd=str(ROOT), env=env, capture_output=True, text=True,
     )  # fmt: skip
     out = done.stdout + done.stderr
+    log = Path(tempfile.mkstemp(prefix="bench_faults_fuzz-", suffix=".log")[1])
+    log.write_text(out, encoding="utf-8")
     passed = sum(int(n) for n in re.findall(r"(\d+) passed", out))
     failed = sum(int(n) for n in re.findall(r"(\d+) failed", out))
-    ran = sum(int(n) for n in re.findall(r"(\d+) passing examples", out))
-    ran += sum(int(n) for n in re.findall(r"(\d+) failing examples", out))
-    row = Row("fuzz log() (hypothesis)", "all", passed + failed, failed, ran)
+    tried = out.count("Trying example:")  # every example hypothesis ran, shrinking included
+    row = Row("fuzz log() (hypothesis)", "all", passed + failed, failed, tried)
     row.seconds = time.monotonic() - started
-    row.notes.append(f"KOHAKUBOARD_FUZZ_EXAMPLES={examples}; pytest exit {done.returncode}")
+    row.notes.append(f"KOHAKUBOARD_FUZZ_EXAMPLES={examples} per backend; output in {log}")
     rows.append(row)
-    print(f"fuzz: {passed} passed, {failed} failed, {ran} examples", flush=True)
+    print(f"fuzz: {passed} passed, {failed} failed, {tried} examples tried", flush=True)
     if done.returncode != 0:
-        return [f"fuzz: pytest exited {done.returncode}:\n{out[-3000:]}"]
+        at = out.find("Falsifying example")
+        where = out[at : at + 4000] if at >= 0 else out[-3000:]
+        summary = "\n".join(line for line in out.splitlines() if line.startswith("FAILED"))
+        return [f"fuzz: pytest exited {done.returncode}; {summary}\n{where}"]
     return []
 
 
