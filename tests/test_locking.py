@@ -141,37 +141,44 @@ WITHOUT_FCNTL = """
     import kohakuboard
     from kohakuboard import list_boards, locking, open_board
 
-    board = Path(sys.argv[1])
-    reader = open_board(board)
+    base = Path(sys.argv[1])
+    out = {"listed": sorted(b.name for b in list_boards(base))}
+    for board in sorted(base.iterdir()):
+        reader = open_board(board)
+        out[reader.info().backend] = {
+            "status": reader.status(),
+            "loss": reader.scalars("loss").column("value").to_pylist(),
+            "writer_alive": locking.writer_alive(board),
+            "producer": locking.live_producer(board) is not None,
+        }
     try:
-        locking.try_lock(board / "probe.lock", role="test")
-        taken = "taken"
+        locking.try_lock(base / "probe.lock", role="test")
+        out["take"] = "taken"
     except OSError as exc:
-        taken = str(exc)
-    print(json.dumps({
-        "status": reader.status(),
-        "loss": reader.scalars("loss").column("value").to_pylist(),
-        "listed": [b.name for b in list_boards(board.parent)],
-        "writer_alive": locking.writer_alive(board),
-        "producer": locking.live_producer(board) is not None,
-        "take": taken,
-    }))
+        out["take"] = str(exc)
+    print(json.dumps(out))
 """
 
 
 def test_import_and_reading_work_without_fcntl(tmp_path: Path) -> None:
-    board = finished_board(tmp_path, "run", steps=3)
+    for backend in ("hybrid", "parquet", "duckdb"):
+        finished_board(tmp_path, backend, steps=3, backend=backend)
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(WITHOUT_FCNTL), str(board)],
+        [sys.executable, "-c", textwrap.dedent(WITHOUT_FCNTL), str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["status"] == "finished" and out["listed"] == ["run"]
-    assert out["loss"] == [1.0, 0.5, 1.0 / 3]
-    assert not out["writer_alive"] and not out["producer"]
+    assert out["listed"] == ["duckdb", "hybrid", "parquet"]
+    for backend in ("hybrid", "parquet", "duckdb"):
+        assert out[backend] == {
+            "status": "finished",
+            "loss": [1.0, 0.5, 1.0 / 3],
+            "writer_alive": False,
+            "producer": False,
+        }
     assert "file locks are not available on this platform" in out["take"]
 
 
