@@ -160,7 +160,10 @@ def _repair_hybrid(board: Path, report: RepairReport) -> None:
     from .storage import hybrid
     from .storage.checks import file_crc32
     from .storage.hybrid_checks import SegmentChecker, ensure_crc_column, read_listed
+    from .storage.hybrid_salvage import catalog_sound, salvage_catalog
 
+    if (board / hybrid.CATALOG).exists() and not catalog_sound(board):
+        report.files += salvage_catalog(board, hybrid._SCHEMA_SQL)
     db = hybrid._connect(board / hybrid.CATALOG)
     try:
         ensure_crc_column(db)

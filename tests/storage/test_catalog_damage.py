@@ -73,6 +73,24 @@ def test_a_corrupt_hybrid_catalog_raises_board_damaged(base_dir: Path, damage: s
     shown = CliRunner().invoke(app, ["show", str(board.path)])
     assert "Traceback" not in shown.output
 
+    # kobo repair keeps every row that reads; the board then reads, verifies and resumes
+    report = repair_board(board.path)
+    assert report.files[0]["file"] == "catalog.sqlite"
+    assert (board.path / "damaged" / "catalog.sqlite").exists()
+    with open_board(board.path) as reader:
+        progress = reader.progress()
+        for name in reader.metrics():
+            assert all(v == float(s) for s, _, v in rows(reader, name))  # never changed
+        for name in reader.keys("histogram"):
+            reader.histograms(name)
+        assert not reader.damage(full=True)
+    assert CliRunner().invoke(app, ["verify", str(board.path)]).exit_code == 0
+    with Board(base_dir=base_dir, board_id=board.id, commit_interval=0.02) as again:
+        again.log(resumed=1.0)
+    wait_until(lambda: not live_writers_of_board(board.path), what="the writer to exit")
+    with open_board(board.path) as reader:
+        assert rows(reader, "resumed") == [(progress.next_step, progress.global_step, 1.0)]
+
 
 # -- hybrid: a changed Arrow segment ------------------------------------------------------------
 def test_changed_bytes_in_an_arrow_segment_are_never_read_as_values(base_dir: Path) -> None:
