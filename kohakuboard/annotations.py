@@ -31,7 +31,6 @@ from .storage.files import write_atomic
 logger = logging.getLogger(__name__)
 
 ANNOTATIONS_FILE = "annotations.json"
-LOCK_FILE = "annotations.lock"
 FORMAT_VERSION = 1
 MAX_NAME = 200
 MAX_NOTES = 20_000
@@ -177,7 +176,7 @@ def read_annotations(board_dir: str | os.PathLike[str]) -> Annotations:
 # -- writing ----------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _locked(board_dir: Path) -> Iterator[None]:
-    with locking.hold(board_dir / LOCK_FILE, role="annotations"):
+    with locking.hold(board_dir / locking.ANNOTATIONS_LOCK, role="annotations"):
         yield
 
 

@@ -12,6 +12,9 @@ when the holder exits, however it exits (kill -9 included):
     held by the writer process that stores into the board: at most one writer at a time.
     Commands that rewrite a board (migrate, compact, purge) take it too.
 
+A third, ``annotations.lock``, is held only for the moment of one edit of the user's
+annotations (:func:`hold`).
+
 The holder of either lock writes a small JSON record (pid, host, role, time) into the lock
 file so that an error can name it. Readers only test the locks (non-blocking, shared) and
 never wait.
@@ -65,6 +68,7 @@ logger = logging.getLogger(__name__)
 
 OWNER_LOCK = "owner.lock"
 WRITER_LOCK = "writer.lock"
+ANNOTATIONS_LOCK = "annotations.lock"  # held briefly around each edit of annotations.json
 _HOLDER_MAX = 4096
 # msvcrt locks are byte ranges that others can neither read nor write: lock one byte far
 # past the holder record, so that the record stays readable.
