@@ -37,9 +37,11 @@ takes everything else (the background flusher and other threads) under a lock.
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import platform
+import re
 import struct
 from dataclasses import dataclass
 
@@ -56,7 +58,10 @@ LANE_SHARED = 1
 MIN_TAIL = 32
 # x86 keeps stores in program order; elsewhere the reader lets records age one pass.
 STRONG_STORE_ORDER = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
-REC_HEADER = struct.Struct("<IIQ")
+# The record layout, defined once: struct and numpy codes agree for these letters, so the
+# struct formats and the numpy dtypes below are all derived from these two tables.
+REC_HEADER_FIELDS = (("length", "I"), ("reserved", "I"), ("pos", "Q"))
+REC_HEADER = struct.Struct("<" + "".join(code for _, code in REC_HEADER_FIELDS))
 KIND = struct.Struct("<I")
 _TOP = struct.Struct("<8sIIQQQ")
 _U64 = struct.Struct("<Q")
@@ -69,12 +74,41 @@ K_SCHEMA = 1  # wire message {"sid": int, "keys": [str, ...]}
 K_RICH = 2  # wire message: step, global_step, wall_time, scalars, media, tables, histograms
 K_CONTROL = 3  # wire message {"op": "config" | "finish", ...}
 K_STAGED = 4  # the name of a wire-message file in staging/ (a payload too large for a record)
+FINAL_STATUSES = ("finished", "interrupted", "failed")  # of a finish control record
+STAGED_SUFFIX = ".kbw"
 FIRST_SCHEMA_ID = 16
 FIRST_SHARED_SCHEMA_ID = 1 << 30  # schemas announced in the shared lane (no clash with lane 0)
 
 # Scalar record body: (u32 schema id, u32 pad, i64 step, i64 global_step, f64 time, f64 * n)
-SCALAR_PREFIX = "<IIqqd"
+SCALAR_FIELDS = (
+    ("sid", "I"),
+    ("pad", "I"),
+    ("step", "q"),
+    ("global_step", "q"),
+    ("wall_time", "d"),
+)
+SCALAR_PREFIX = "<" + "".join(code for _, code in SCALAR_FIELDS)
 SCALAR_PREFIX_SIZE = struct.calcsize(SCALAR_PREFIX)
+
+
+def scalar_body_size(width: int) -> int:
+    """Bytes of a scalar record's body with ``width`` values."""
+    return SCALAR_PREFIX_SIZE + 8 * width
+
+
+@functools.lru_cache(maxsize=256)
+def scalar_struct(width: int) -> struct.Struct:
+    """A scalar record's body with ``width`` values (``pack(sid, 0, step, global_step,
+    wall_time, *values)``)."""
+    return struct.Struct(SCALAR_PREFIX + "d" * width)
+
+
+@functools.lru_cache(maxsize=256)
+def scalar_dtype(width: int, *, with_header: bool = False) -> np.dtype:
+    """Scalar records with ``width`` values as a numpy structured dtype: bodies only (the
+    writer decodes those), or whole records, header first (the flusher builds those)."""
+    fields = (REC_HEADER_FIELDS if with_header else ()) + SCALAR_FIELDS
+    return np.dtype([(name, "<" + code) for name, code in fields] + [("value", "<f8", (width,))])
 
 
 def lane_consumed_offset(lane: int) -> int:
@@ -214,6 +248,19 @@ def put_record(mm: mmap.mmap, start: int, pos: int, body: bytes) -> int:
 def pad_body(body: bytes) -> bytes:
     pad = padded(len(body)) - len(body)
     return body + bytes(pad) if pad else body
+
+
+def staged_name(session: str, number: int) -> str:
+    """The file name in staging/ of a session's ``number``-th staged payload."""
+    return f"{session}-{number:08d}{STAGED_SUFFIX}"
+
+
+def is_staged_name(session: str, name: str) -> bool:
+    """Whether ``name`` is one :func:`staged_name` gives for ``session``."""
+    return (
+        re.fullmatch(re.escape(session + "-") + "[0-9]{8}" + re.escape(STAGED_SUFFIX), name)
+        is not None
+    )
 
 
 def blob_body(kind: int, payload: bytes) -> bytes:

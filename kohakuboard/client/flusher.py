@@ -14,10 +14,8 @@ either bound ``log()`` waits for the flusher, as it waits for ring space; nothin
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -38,28 +36,10 @@ MAX_PENDING_RICH = 1024
 MAX_PENDING_TENSORS = 100_000
 DEFAULT_MAX_PENDING_BYTES = 256 << 20
 FLUSH_INTERVAL_S = 0.05
-STAGED_SUFFIX = ".kbw"
+STAGED_SUFFIX = ring.STAGED_SUFFIX
 
 
 TensorItem = tuple[tuple[str, ...], int, int, float, Any]
-
-
-@functools.lru_cache(maxsize=64)
-def _record_dtype(width: int) -> np.dtype:
-    """A whole scalar record (ring header + body) with ``width`` values, as numpy sees it."""
-    return np.dtype(
-        [
-            ("length", "<u4"),
-            ("reserved", "<u4"),
-            ("pos", "<u8"),
-            ("sid", "<u4"),
-            ("pad", "<u4"),
-            ("step", "<i8"),
-            ("global_step", "<i8"),
-            ("wall_time", "<f8"),
-            ("value", "<f8", (width,)),
-        ]
-    )
 
 
 @dataclass
@@ -138,6 +118,7 @@ class Flusher(threading.Thread):
         staging_dir: str,
         session: str,
         watchdog: Callable[[], None],
+        on_drop: Callable[[], None],
         label: str,
         max_pending_bytes: int | None = None,
     ) -> None:
@@ -147,6 +128,7 @@ class Flusher(threading.Thread):
         self._staging_dir = staging_dir
         self._session = session
         self._watchdog = watchdog
+        self._on_drop = on_drop  # a record was not written: the writer stopped
         self._label = label
         self.max_pending_bytes = max_pending_bytes
         # (item, bytes of its snapshots); the bytes are released once the item is written
@@ -163,7 +145,6 @@ class Flusher(threading.Thread):
         self._wake = threading.Event()
         self._stopping = False
         self._staged = 0
-        self._dropping = False
 
     # -- called from any thread ---------------------------------------------------
     def submit(self, item: Deferred | dict[str, Any], *, urgent: bool = False) -> None:
@@ -271,7 +252,7 @@ class Flusher(threading.Thread):
             try:
                 self._drain_tensors()
             except WriterUnavailable:
-                self._drop_notice()
+                self._on_drop()
             except Exception:
                 logger.exception("kohakuboard: could not record logged tensors")
         batch: list[tuple[Deferred | dict[str, Any], int]] = []
@@ -294,7 +275,7 @@ class Flusher(threading.Thread):
                 else:
                     self._write(ring.K_CONTROL, item)
             except WriterUnavailable:
-                self._drop_notice()
+                self._on_drop()
             except Exception:
                 logger.exception("kohakuboard: could not record a logged value")
             finally:
@@ -344,7 +325,7 @@ class Flusher(threading.Thread):
                 return False
         flat = torch.cat([item[4] for item in items]).to(torch.float64).cpu().numpy()
         schema = self._schemas.get(keys) or self._register_schema(keys)
-        records = np.empty(len(items), dtype=_record_dtype(width))
+        records = np.empty(len(items), dtype=ring.scalar_dtype(width, with_header=True))
         records["sid"] = schema[1]
         records["pad"] = 0
         records["step"] = [item[1] for item in items]
@@ -359,7 +340,7 @@ class Flusher(threading.Thread):
         self._lane.write(
             ring.blob_body(ring.K_SCHEMA, wire.encode({"sid": sid, "keys": list(keys)}))
         )
-        schema = (struct.Struct(ring.SCALAR_PREFIX + "d" * len(keys)).pack, sid)
+        schema = (ring.scalar_struct(len(keys)).pack, sid)
         self._schemas[keys] = schema
         return schema
 
@@ -403,18 +384,10 @@ class Flusher(threading.Thread):
     def _stage(self, data: bytes) -> bytes:
         """Write a large payload beside the ring; the record only names the file."""
         self._staged += 1
-        name = f"{self._session}-{self._staged:08d}{STAGED_SUFFIX}"
+        name = ring.staged_name(self._session, self._staged)
         final = os.path.join(self._staging_dir, name)
         tmp = final + ".tmp"
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, final)
         return name.encode()
-
-    def _drop_notice(self) -> None:
-        if not self._dropping:
-            self._dropping = True
-            logger.error(
-                "kohakuboard: the writer reported a storage error (see writer.log in the board "
-                "directory); values logged from now on are not recorded"
-            )

@@ -29,8 +29,18 @@ class LaneWriter:
     before the consumer's position); everything else goes through :meth:`write`.
     """
 
-    __slots__ = ("mm", "lane", "capacity", "base", "pos", "limit", "shift", "fast_end",
-                 "_check_writer", "_label")
+    __slots__ = (
+        "mm",
+        "lane",
+        "capacity",
+        "base",
+        "pos",
+        "limit",
+        "shift",
+        "fast_end",
+        "_check_writer",
+        "_label",
+    )
 
     def __init__(
         self,
@@ -138,6 +148,12 @@ class LaneWriter:
             self.pos = pos + fit * size
             self._update_fast_path()
             i += fit
+
+    def room_for(self, body: bytes) -> bool:
+        """Whether :meth:`write` would put ``body`` in now without waiting (a wrap-around
+        included)."""
+        size = ring.REC_HEADER.size + len(ring.pad_body(body))
+        return self.refresh_limit() - self.pos >= 2 * size + ring.MIN_TAIL
 
     def _update_fast_path(self) -> None:
         lap_start = self.pos - self.pos % self.capacity

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 skip_session=args.session, owner=args.owner or bool(args.session)
             )
             if args.recover or not args.session:
-                writer._finalize()
+                writer.finalize()
                 return 0
             return writer.serve(args.session)
         except Exception as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +21,6 @@ from ..storage.base import HistogramRow, MediaRow, ScalarColumns, TableRow
 from ..storage.media_files import store_media_file
 
 logger = logging.getLogger(__name__)
-
-
-def _scalar_dtype(n: int) -> np.dtype:
-    return np.dtype(
-        [
-            ("sid", "<u4"),
-            ("pad", "<u4"),
-            ("step", "<i8"),
-            ("global_step", "<i8"),
-            ("wall_time", "<f8"),
-            ("value", "<f8", (n,)),
-        ]
-    )
 
 
 @dataclass
@@ -74,6 +60,7 @@ class Decoder:
         self.schemas = schemas
         self.new_schemas: dict[tuple[str, int], tuple[str, ...]] = {}
         self.pending = Pending()
+        # config and finish control records, in ring order (see configs() and finish())
         self.controls: list[dict[str, Any]] = []
         self.skipped: collections.Counter[str] = collections.Counter()
 
@@ -86,7 +73,7 @@ class Decoder:
             if keys is None:
                 self._skip("scalar record of an unknown key schema", session, rec.pos, f"id {kind}")
                 return
-            if len(rec.body) != ring.SCALAR_PREFIX_SIZE + 8 * len(keys):
+            if len(rec.body) != ring.scalar_body_size(len(keys)):
                 self._skip("scalar record of the wrong size", session, rec.pos, f"schema {kind}")
                 return
             buf = p.raw.get((session, kind))
@@ -114,7 +101,7 @@ class Decoder:
         p = self.pending
         p.records += count
         keys = self.schemas.get((session, sid))
-        if keys is None or len(bodies) != count * (ring.SCALAR_PREFIX_SIZE + 8 * len(keys)):
+        if keys is None or len(bodies) != count * ring.scalar_body_size(len(keys)):
             problem = "of an unknown key schema" if keys is None else "of the wrong size"
             self._skip(f"scalar record {problem}", session, None, f"{count} records, id {sid}")
             return
@@ -145,7 +132,7 @@ class Decoder:
 
     def _staged(self, session: str, rec: ring.Record) -> None:
         name = bytes(ring.blob_payload(rec.body)).decode("utf-8", "replace")
-        if not re.fullmatch(re.escape(session + "-") + "[0-9]{8}" + re.escape(STAGED_SUFFIX), name):
+        if not ring.is_staged_name(session, name):
             raise BadRecord(f"staged file name {name!r} is not one this session writes")
         path = self.board_dir / "staging" / name
         try:
@@ -244,7 +231,7 @@ class Decoder:
                 )
                 continue
             n = len(keys)
-            arr = np.frombuffer(buf, dtype=_scalar_dtype(n))
+            arr = np.frombuffer(buf, dtype=ring.scalar_dtype(n))
             if not len(arr):
                 continue
             i = int(np.argmax(arr["step"]))
@@ -277,16 +264,33 @@ class Decoder:
             )
         return out
 
+    def configs(self) -> list[dict[str, Any]]:
+        """The configs decoded since the last commit, in ring order."""
+        return [c["config"] for c in self.controls if c.get("op") == "config"]
+
+    def finish(self) -> dict[str, Any] | None:
+        """The session's finish control record, once decoded (it stays until ``end_ring``)."""
+        for control in self.controls:
+            if control.get("op") == "finish":
+                return control
+        return None
+
     def reset(self) -> Pending:
+        """After a commit: hand back what it stored and start empty (the configs went with
+        it; a finish record stays)."""
         done = self.pending
         self.pending = Pending(max_step=done.max_step, global_step_at_max=done.global_step_at_max)
         self.new_schemas = {}
+        self.controls = [c for c in self.controls if c.get("op") == "finish"]
         return done
+
+    def end_ring(self) -> None:
+        """A ring is stored to its end: forget its finish record before the next one."""
+        self.controls.clear()
 
 
 # -- the layouts this version writes (anything else is a BadRecord) -------------------------
-STAGED_SUFFIX = ".kbw"
-FINAL_STATUSES = ("finished", "interrupted", "failed")
+FINAL_STATUSES = ring.FINAL_STATUSES
 MAX_SCHEMA_KEYS = 1 << 20
 _KIND_NAMES = {
     ring.K_SCHEMA: "schema record",

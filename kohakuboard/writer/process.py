@@ -111,12 +111,12 @@ class Writer:
             media=p.media,
             tables=p.tables,
             histograms=p.histograms,
-            configs=[c["config"] for c in dec.controls if c.get("op") == "config"],
+            configs=dec.configs(),
         )
         if p.max_step >= 0 and p.max_step + 1 > self.next_step:
             self.next_step = p.max_step + 1
             self.global_step = p.global_step_at_max
-        finish = self._finish_control()
+        finish = dec.finish()
         if finish is not None and "global_step" in finish:
             self.global_step = int(finish["global_step"])
         batch.add_to(self.storage)
@@ -127,7 +127,6 @@ class Writer:
                 raise
             self._commit_without_bad_values(batch, dec.new_schemas, exc, mm)
         done = dec.reset()
-        dec.controls = [c for c in dec.controls if c.get("op") == "finish"]
         if mm is not None and session is not None:
             for lane in range(ring.LANES):
                 ring.write_consumed(mm, lane, self.cursors[(session, lane)])  # type: ignore[arg-type]
@@ -180,12 +179,6 @@ class Writer:
         good.add_to(self.storage)
         self._commit_storage(safe_schemas)
 
-    def _finish_control(self) -> dict | None:
-        for control in self.decoder.controls:
-            if control.get("op") == "finish":
-                return control
-        return None
-
     # -- recovery of rings whose producer is gone ---------------------------------------
     def recover_dead_rings(self, *, skip_session: str | None = None, owner: bool = False) -> None:
         """Store what rings of ended sessions hold. With ``owner`` the caller's Board holds
@@ -203,15 +196,17 @@ class Writer:
             lanes: list[ring.LaneReader] = []
             try:
                 if not owner and pid_alive(info.producer_pid):  # a live process logs into it
-                    logger.warning("ring %s belongs to live process %d; skipped", path, info.producer_pid)
+                    logger.warning(
+                        "ring %s belongs to live process %d; skipped", path, info.producer_pid
+                    )
                     continue
                 lanes = self._lanes(session, mm, info)
                 while self._drain(session, lanes):
                     pass
-                finish = self._finish_control()
+                finish = self.decoder.finish()
                 self.storage.set_status(finish["status"] if finish else "crashed")
                 self.commit(mm, session)
-                self.decoder.controls.clear()
+                self.decoder.end_ring()
                 logger.info("recovered ring %s", path.name)
                 path.unlink()
             finally:
@@ -235,7 +230,7 @@ class Writer:
         try:
             while True:
                 n = self._drain(session, lanes)
-                finish = self._finish_control()
+                finish = self.decoder.finish()
                 if finish is not None and lanes[1].pos >= finish["lane1_end"]:
                     self._drain(session, lanes)
                     self.storage.set_status(str(finish["status"]))
@@ -243,7 +238,7 @@ class Writer:
                     # finish() in the training process returns now; compaction is ours.
                     ring.set_done(mm)
                     path.unlink(missing_ok=True)
-                    self._finalize()
+                    self.finalize()
                     faults.free_reserve(self.board_dir)
                     break
                 now = time.monotonic()
@@ -287,15 +282,17 @@ class Writer:
     def _producer_died(self, session: str, lanes: list[ring.LaneReader], mm: object) -> None:
         while self._drain(session, lanes):
             pass
-        finish = self._finish_control()
+        finish = self.decoder.finish()
         status = str(finish["status"]) if finish else "crashed"
         logger.warning("the training process is gone; board marked %s", status)
         self.storage.set_status(status)
         self.commit(mm, session)
-        self._finalize()
+        self.finalize()
         faults.free_reserve(self.board_dir)
 
-    def _finalize(self) -> None:
+    def finalize(self) -> None:
+        """Let the backend compact what this writer stored (failures are logged: the data
+        stays, uncompacted)."""
         try:
             self.storage.finalize()
         except Exception:
