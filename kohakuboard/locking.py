@@ -122,20 +122,31 @@ def pid_alive(pid: int) -> bool:
 
 if sys.platform == "win32":  # pragma: no cover - not tested here (Linux only)
     import ctypes
+    from ctypes import wintypes
+
+    _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    _kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    _kernel32.OpenProcess.restype = wintypes.HANDLE
+    _kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    _kernel32.GetExitCodeProcess.restype = wintypes.BOOL
+    _kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    _kernel32.CloseHandle.restype = wintypes.BOOL
+    _PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+    _STILL_ACTIVE = 259
+    _ERROR_ACCESS_DENIED = 5
 
     def _windows_pid_alive(pid: int) -> bool:
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        process_query_limited_information, still_active, error_access_denied = 0x1000, 259, 5
-        handle = kernel32.OpenProcess(process_query_limited_information, False, pid)
-        if not handle:
-            return ctypes.get_last_error() == error_access_denied  # exists, not ours
+        handle = _kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+        if not handle:  # no such process, or one we may not open (it exists)
+            return ctypes.get_last_error() == _ERROR_ACCESS_DENIED
         try:
-            code = ctypes.c_ulong()
-            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            code = wintypes.DWORD()
+            if not _kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
                 return True
-            return code.value == still_active
+            # a process that exited with code 259 reads as alive: a rare false "busy"
+            return code.value == _STILL_ACTIVE
         finally:
-            kernel32.CloseHandle(handle)
+            _kernel32.CloseHandle(handle)
 
 
 def _key(path: Path) -> str:
