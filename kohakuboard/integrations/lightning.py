@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 import threading
-import time
 import weakref
 from argparse import Namespace
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kohakuboard import Board, Table
+from kohakuboard.client.directory import new_board_id
 from kohakuboard.client.histograms import histogram_mode, model_tensors
 from kohakuboard.config import flatten_config
 
@@ -146,7 +145,7 @@ class KohakuBoardLogger(Logger):
         self._prefix = prefix
         self._board_kwargs = board_kwargs
         # The id is chosen now (no files) so that every pickled copy (ddp_spawn) agrees on it.
-        self._id = _version_to_id(version) if version is not None else _new_id()
+        self._id = _version_to_id(version) if version is not None else new_board_id()
         self._board: Board | None = None
         self._opened = False
         self._last_step = -1
@@ -422,10 +421,6 @@ def flatten_hparams(params: Any) -> dict[str, Any]:
 
 
 # -- small helpers ----------------------------------------------------------------------------
-def _new_id() -> str:
-    return time.strftime("%Y%m%d_%H%M%S") + "_" + secrets.token_hex(4)
-
-
 def _version_to_id(version: int | str) -> str:
     if isinstance(version, bool) or not isinstance(version, (int, str)):
         raise TypeError(f"version must be a board id (str) or an int, got {version!r}")
