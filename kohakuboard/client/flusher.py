@@ -2,8 +2,9 @@
 
 It turns deferred records (one-element tensors, Media, Table, Histogram) into plain data
 with one device-to-host transfer per batch, writes them into the shared lane of the ring
-(encoded with :mod:`kohakuboard.wire`), and watches the writer process. Failures are logged,
-never raised into the training loop.
+(encoded with :mod:`kohakuboard.wire`), and every ``WATCH_INTERVAL_S`` runs the writer
+supervisor's watchdog (``client/supervisor.py``). Failures are logged, never raised into the
+training loop.
 
 Memory held by values waiting here is bounded twice: by count (``MAX_PENDING_RICH`` calls)
 and by the bytes of their snapshots (``max_pending_bytes``, default
