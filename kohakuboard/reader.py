@@ -69,7 +69,14 @@ class BoardInfo:
 
 
 class Reader:
-    """Read access to one board. Results are plain data; nothing here writes."""
+    """Read access to one board. Results are plain data; nothing here writes.
+
+    A damaged data file never stops a read (see :meth:`damage`). A damaged catalog does:
+    when ``catalog.sqlite`` or ``state.json`` cannot be read (or ``state.json`` is missing
+    while the board holds data files), every read raises
+    :class:`~kohakuboard.errors.BoardDamagedError` naming the file and ``kobo repair``;
+    :meth:`damage` and :meth:`info` list it instead of raising.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().resolve()
