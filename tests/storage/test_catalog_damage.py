@@ -195,3 +195,26 @@ def test_a_lost_or_corrupt_state_json_is_reported_refused_and_rebuilt(
         assert rows(reader, "z") == [(400, got[-1][1], 7.0)]
         assert reader.metrics() == ["x", "z"]
         assert [r.step for r in reader.tables("t")] == [0, 200]
+
+
+@pytest.mark.parametrize(
+    ("files", "damaged"),
+    [
+        ([], False),  # a board before its first commit
+        (["scalars/part-000000000001-L0.parquet"], False),  # a first commit that never saved
+        (["scalars/part-000000000001-L0.parquet", "tables/part-000000000002-L0.parquet"], False),
+        (["scalars/part-000000000007-L0.parquet"], True),  # later parts: committed data
+        (["scalars/part-000000000001-L1.parquet"], True),  # a merged part
+    ],
+)
+def test_state_json_is_missing_only_when_committed_parts_exist(
+    tmp_path: Path, files: list[str], damaged: bool
+) -> None:
+    from kohakuboard.storage.parts import missing_manifest
+
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"PAR1")
+    assert missing_manifest(tmp_path, "") is damaged
+    (tmp_path / "state.json").write_text("{}")
+    assert missing_manifest(tmp_path, "") is False
