@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from .errors import BoardDamagedError, KohakuBoardError
+from .storage.base import SCALAR_SCHEMA, with_metric
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -32,15 +33,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "parquet")
 
-LONG_SCHEMA = pa.schema(
-    [
-        ("metric", pa.string()),
-        ("step", pa.int64()),
-        ("global_step", pa.int64()),
-        ("wall_time", pa.float64()),
-        ("value", pa.float64()),
-    ]
-)
+# The points of every series under one ``metric`` column holding the name.
+LONG_SCHEMA = with_metric(SCALAR_SCHEMA, pa.string())
 
 
 class ExportFormatError(KohakuBoardError, ValueError):
@@ -89,7 +83,7 @@ def _chunk_tables(series: dict[str, pa.Table], names: list[str]) -> Iterator[pa.
     for name in names:
         table = series[name]
         metric = pa.array([name] * table.num_rows, pa.string())
-        columns = [metric] + [table.column(f.name) for f in LONG_SCHEMA if f.name != "metric"]
+        columns = [metric] + [table.column(f.name) for f in SCALAR_SCHEMA]
         yield pa.Table.from_arrays(columns, schema=LONG_SCHEMA)
 
 

@@ -159,12 +159,13 @@ def _entry(d: DamagedFile, kept: int, moved: str | None) -> dict[str, Any]:
 def _repair_hybrid(board: Path, report: RepairReport) -> None:
     from .storage import hybrid
     from .storage.checks import file_crc32
-    from .storage.hybrid_checks import SegmentChecker, ensure_crc_column, read_listed
+    from .storage.hybrid_checks import SegmentChecker, read_listed
     from .storage.hybrid_salvage import catalog_sound, salvage_catalog
+    from .storage.hybrid_schema import ensure_crc_column
 
     if (board / hybrid.CATALOG).exists() and not catalog_sound(board):
-        report.files += salvage_catalog(board, hybrid._SCHEMA_SQL)
-    db = hybrid._connect(board / hybrid.CATALOG)
+        report.files += salvage_catalog(board, hybrid.SCHEMA_SQL)
+    db = hybrid.connect(board / hybrid.CATALOG)
     try:
         ensure_crc_column(db)
         checker = SegmentChecker(board)
@@ -178,9 +179,9 @@ def _repair_hybrid(board: Path, report: RepairReport) -> None:
             path = board / hybrid.SCALAR_DIR / file
             if fmt == "parquet":
                 kept = salvage_parquet(path) if path.exists() else None
-                table = kept.cast(hybrid._STORED) if kept is not None else None
+                table = kept.cast(hybrid.SEGMENT_SCHEMA) if kept is not None else None
             else:
-                table, _ = read_listed(path, fmt, committed, rows, hybrid._STORED, crc)
+                table, _ = read_listed(path, fmt, committed, rows, hybrid.SEGMENT_SCHEMA, crc)
             new_row = None
             if table is not None and table.num_rows:
                 name = f"part-{time.time_ns():020d}.parquet"

@@ -18,14 +18,20 @@ import pyarrow as pa
 
 from .files import board_bytes
 
-SCALAR_SCHEMA = pa.schema(
-    [
-        ("step", pa.int64()),
-        ("global_step", pa.int64()),
-        ("wall_time", pa.float64()),
-        ("value", pa.float64()),
-    ]
+# The columns every logged record starts with, whatever its kind.
+ROW_HEAD = pa.schema(
+    [("step", pa.int64()), ("global_step", pa.int64()), ("wall_time", pa.float64())]
 )
+# A scalar series as every reader returns it: the one definition of a scalar point's columns.
+SCALAR_SCHEMA = ROW_HEAD.append(pa.field("value", pa.float64()))
+
+
+def with_metric(schema: pa.Schema, metric: pa.DataType) -> pa.Schema:
+    """``schema`` behind a ``metric`` column: the long form in which points of many metrics
+    share one file (keyed by an id in ``hybrid``, a dictionary-encoded name in the parts
+    backends, the plain name in an export)."""
+    return pa.schema([pa.field("metric", metric), *schema])
+
 
 STATUSES = ("running", "finished", "interrupted", "failed", "crashed")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .base import HistogramRow, MediaRow, TableRow
+from .base import ROW_HEAD, SCALAR_SCHEMA, HistogramRow, MediaRow, TableRow, with_metric
 from .codec import decode_json, encode_json
 
 KINDS = ("scalars", "media", "tables", "histograms")
@@ -32,14 +32,9 @@ FOLDERS = {
 METRIC_KIND = {"scalars": "scalar", "media": "media", "tables": "table", "histograms": "histogram"}
 
 _NAME = pa.dictionary(pa.int32(), pa.string())
-_HEAD = [
-    ("metric", _NAME),
-    ("step", pa.int64()),
-    ("global_step", pa.int64()),
-    ("wall_time", pa.float64()),
-]
+_HEAD = list(with_metric(ROW_HEAD, _NAME))
 
-SCALARS = pa.schema([*_HEAD, ("value", pa.float64())])
+SCALARS = with_metric(SCALAR_SCHEMA, _NAME)
 MEDIA = pa.schema(
     [
         *_HEAD,
@@ -74,8 +69,8 @@ HISTOGRAMS = pa.schema(
 )
 SCHEMAS = {"scalars": SCALARS, "media": MEDIA, "tables": TABLES, "histograms": HISTOGRAMS}
 
-# Columns of the public scalar result (kohakuboard.storage.base.SCALAR_SCHEMA).
-SCALAR_COLUMNS = ["step", "global_step", "wall_time", "value"]
+# Columns of the public scalar result.
+SCALAR_COLUMNS = SCALAR_SCHEMA.names
 _MEDIA_FIELDS = [f.name for f in MEDIA][1:]
 
 

@@ -15,16 +15,16 @@ The parts: :mod:`.hybrid_schema` (catalog schema and connection), :mod:`.hybrid_
 from __future__ import annotations
 
 from .hybrid_reader import HybridReader
-from .hybrid_schema import _SCHEMA_SQL, _STORED, CATALOG, SCALAR_DIR, _connect, catalog_damaged
+from .hybrid_schema import CATALOG, SCALAR_DIR, SCHEMA_SQL, SEGMENT_SCHEMA, catalog_damaged, connect
 from .hybrid_writer import HybridWriter
 
 __all__ = [
     "CATALOG",
     "SCALAR_DIR",
+    "SCHEMA_SQL",
+    "SEGMENT_SCHEMA",
     "HybridReader",
     "HybridWriter",
-    "_SCHEMA_SQL",
-    "_STORED",
-    "_connect",
     "catalog_damaged",
+    "connect",
 ]

@@ -7,7 +7,6 @@ row count (``rows``) and, since checksums were added, the CRC-32 of the committe
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from pathlib import Path
 
@@ -17,20 +16,9 @@ import pyarrow.parquet as pq
 
 from .base import DamagedFile
 from .checks import PASSED, file_crc32
+from .hybrid_schema import SCALAR_DIR
 
-SCALAR_DIR = "scalars"
 CRC_MISMATCH = "checksum mismatch (contents changed)"
-
-
-def ensure_crc_column(db: sqlite3.Connection) -> None:
-    """Add ``segments.crc32`` to a catalog written before checksums existed."""
-    cols = {row[1] for row in db.execute("PRAGMA table_info(segments)")}
-    if "crc32" not in cols:
-        db.execute("ALTER TABLE segments ADD COLUMN crc32 INTEGER")
-
-
-def has_crc_column(db: sqlite3.Connection) -> bool:
-    return any(row[1] == "crc32" for row in db.execute("PRAGMA table_info(segments)"))
 
 
 def stream_batches(data: bytes) -> tuple[list[pa.RecordBatch], str | None]:

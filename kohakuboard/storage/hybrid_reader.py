@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from . import catalog_guard
 from .base import (
+    SCALAR_SCHEMA,
     DamagedFile,
     HistogramRow,
     MediaRow,
@@ -25,12 +26,19 @@ from .base import (
 )
 from .checks import DamageLog, merge
 from .codec import decode_histogram, decode_json
-from .hybrid_checks import CRC_MISMATCH, SegmentChecker, has_crc_column, stream_batches
-from .hybrid_schema import _STORED, CATALOG, SCALAR_DIR, _connect, catalog_damaged
+from .hybrid_checks import CRC_MISMATCH, SegmentChecker, stream_batches
+from .hybrid_schema import (
+    CATALOG,
+    SCALAR_DIR,
+    SEGMENT_SCHEMA,
+    catalog_damaged,
+    connect,
+    has_crc_column,
+)
 
 READ_ATTEMPTS = 40  # re-reads of the catalog when compaction replaced a file under a read
 
-_EMPTY_SERIES = pa.schema([f for f in _STORED if f.name != "metric"]).empty_table()
+_EMPTY_SERIES = SCALAR_SCHEMA.empty_table()
 
 
 class HybridReader(StorageReader):
@@ -107,7 +115,7 @@ class HybridReader(StorageReader):
     @property
     def db(self) -> sqlite3.Connection | None:
         if self._db is None and (self.board_dir / CATALOG).exists():
-            self._db = _connect(self.board_dir / CATALOG, readonly=True)
+            self._db = connect(self.board_dir / CATALOG, readonly=True)
             try:
                 self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             except sqlite3.OperationalError:
@@ -174,7 +182,7 @@ class HybridReader(StorageReader):
                 time.sleep(min(0.01 * (attempt + 1), 0.1))
         else:
             raise RuntimeError("could not read scalars: data files kept changing")
-        table = pa.concat_tables(parts) if parts else _STORED.empty_table()
+        table = pa.concat_tables(parts) if parts else SEGMENT_SCHEMA.empty_table()
         if not table.num_rows:
             return out
         metric = table.column("metric").to_numpy()
@@ -202,7 +210,7 @@ class HybridReader(StorageReader):
                 return pq.read_table(
                     self.scalar_dir / file,
                     filters=[("metric", "in", mids)],
-                    schema=_STORED,
+                    schema=SEGMENT_SCHEMA,
                     page_checksum_verification=True,
                 )
             with open(self.scalar_dir / file, "rb") as fh:
@@ -212,20 +220,20 @@ class HybridReader(StorageReader):
             if not listed:
                 raise  # replaced by a compaction: read again
             self._damage.add(DamagedFile(rel, "missing", rows, rows))
-            return _STORED.empty_table()
+            return SEGMENT_SCHEMA.empty_table()
         except (OSError, pa.ArrowException) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not why.startswith(("unreadable", "cut short")) and "committed" not in why:
                 why = f"unreadable: {why}"
             self._damage.add(DamagedFile(rel, why, rows, rows))
-            return _STORED.empty_table()
+            return SEGMENT_SCHEMA.empty_table()
         if crc is not None and len(data) == committed and zlib.crc32(data) != crc:
             # Changed bytes may still decode, as other values: never return them.
             why = CRC_MISMATCH
             self._damage.add(DamagedFile(rel, why, rows, rows))
-            return _STORED.empty_table()
+            return SEGMENT_SCHEMA.empty_table()
         batches, stopped = stream_batches(data)
-        table = pa.Table.from_batches(batches, schema=_STORED)
+        table = pa.Table.from_batches(batches, schema=SEGMENT_SCHEMA)
         if table.num_rows < rows:
             why = (
                 f"cut short: {len(data)} of {committed} committed bytes"

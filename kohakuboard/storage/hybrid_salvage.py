@@ -25,10 +25,8 @@ import pyarrow.parquet as pq
 from .checks import file_crc32
 from .codec import decode_histogram, decode_json
 from .hybrid_checks import stream_batches
+from .hybrid_schema import CATALOG, SCALAR_DIR
 from .parts import quarantine
-
-CATALOG = "catalog.sqlite"
-SCALAR_DIR = "scalars"
 
 # Per table: its columns, and a check of a row that SQLite returned (False: skip it).
 _TABLES: dict[str, tuple[tuple[str, ...], Callable[[tuple[Any, ...]], object]]] = {

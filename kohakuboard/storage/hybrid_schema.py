@@ -1,5 +1,7 @@
-"""The ``hybrid`` backend's catalog: the SQLite schema, the connection, the Arrow layout of
-the scalar files, and the error of a catalog that cannot be read.
+"""The ``hybrid`` backend's layout: the SQLite catalog's schema and its migrations, the
+connection, the Arrow schema of the scalar files, and the error of a catalog that cannot be
+read. The writer (:mod:`.hybrid_writer`), the reader (:mod:`.hybrid_reader`), the checks and
+``kobo repair`` all take them from here.
 """
 
 from __future__ import annotations
@@ -11,21 +13,15 @@ import pyarrow as pa
 
 from ..errors import BoardDamagedError
 from . import catalog_guard
+from .base import SCALAR_SCHEMA, with_metric
 
 CATALOG = "catalog.sqlite"
 SCALAR_DIR = "scalars"
 
-_STORED = pa.schema(
-    [
-        ("metric", pa.int32()),
-        ("step", pa.int64()),
-        ("global_step", pa.int64()),
-        ("wall_time", pa.float64()),
-        ("value", pa.float64()),
-    ]
-)
+# Scalar segments and parts: the points keyed by the catalog's metric id.
+SEGMENT_SCHEMA = with_metric(SCALAR_SCHEMA, pa.int32())
 
-_SCHEMA_SQL = """
+SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
@@ -58,7 +54,19 @@ CREATE INDEX IF NOT EXISTS histograms_by_metric ON histograms (metric, step);
 """
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+# -- migrations of catalogs written by older versions (each idempotent) ----------------------
+def ensure_crc_column(db: sqlite3.Connection) -> None:
+    """Add ``segments.crc32`` to a catalog written before checksums existed."""
+    cols = {row[1] for row in db.execute("PRAGMA table_info(segments)")}
+    if "crc32" not in cols:
+        db.execute("ALTER TABLE segments ADD COLUMN crc32 INTEGER")
+
+
+def has_crc_column(db: sqlite3.Connection) -> bool:
+    return any(row[1] == "crc32" for row in db.execute("PRAGMA table_info(segments)"))
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 30000")
     if not readonly:

@@ -24,19 +24,21 @@ from .base import (
 )
 from .checks import CrcFile, file_crc32
 from .codec import encode_histogram, encode_json
-from .hybrid_checks import ensure_crc_column, read_listed
-from .hybrid_schema import _SCHEMA_SQL, _STORED, CATALOG, SCALAR_DIR, _connect
+from .columnar import num
+from .hybrid_checks import read_listed
+from .hybrid_schema import (
+    CATALOG,
+    SCALAR_DIR,
+    SCHEMA_SQL,
+    SEGMENT_SCHEMA,
+    connect,
+    ensure_crc_column,
+)
 from .parts import quarantine
 
 SEGMENT_ROWS = 1_000_000
 COMPACT_SEGMENTS = 4
 ROW_GROUP = 1 << 17  # small enough that a metric filter skips most of a part
-
-
-def _arrow(values: np.ndarray, typ: pa.DataType, dtype: type) -> pa.Array:
-    """Zero-copy numpy -> Arrow without ``pa.array``'s detour through pandas detection."""
-    data: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
-    return pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)])
 
 
 class HybridWriter(StorageWriter):
@@ -46,8 +48,8 @@ class HybridWriter(StorageWriter):
         super().__init__(board_dir)
         self.scalar_dir = self.board_dir / SCALAR_DIR
         self.scalar_dir.mkdir(exist_ok=True)
-        self.db = _connect(self.board_dir / CATALOG)
-        self.db.executescript(_SCHEMA_SQL)
+        self.db = connect(self.board_dir / CATALOG)
+        self.db.executescript(SCHEMA_SQL)
         ensure_crc_column(self.db)  # boards written before checksums
         mode = str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         self._guard = catalog_guard.Guard(self.db, self.board_dir, mode)
@@ -212,17 +214,12 @@ class HybridWriter(StorageWriter):
                     prev = counts.setdefault(mid, [0, -1])
                     prev[0] += c
                     prev[1] = max(prev[1], s)
-        metric = np.concatenate([m for m, _ in parts])
-        step = np.concatenate([c.step for _, c in parts]).astype(np.int64, copy=False)
+        columns = {"metric": np.concatenate([m for m, _ in parts])}
+        for field in SEGMENT_SCHEMA.names[1:]:
+            columns[field] = np.concatenate([getattr(c, field) for _, c in parts])
         return pa.RecordBatch.from_arrays(
-            [
-                _arrow(metric, pa.int32(), np.int32),
-                _arrow(step, pa.int64(), np.int64),
-                _arrow(np.concatenate([c.global_step for _, c in parts]), pa.int64(), np.int64),
-                _arrow(np.concatenate([c.wall_time for _, c in parts]), pa.float64(), np.float64),
-                _arrow(np.concatenate([c.value for _, c in parts]), pa.float64(), np.float64),
-            ],
-            schema=_STORED,
+            [num(columns[f.name], f.type.to_pandas_dtype()) for f in SEGMENT_SCHEMA],
+            schema=SEGMENT_SCHEMA,
         )
 
     def _append_segment(self, batch: pa.RecordBatch) -> tuple[int, int, int, int]:
@@ -240,7 +237,7 @@ class HybridWriter(StorageWriter):
         # A new file per writer session: never append after a tail a crash may have torn.
         name = f"seg-{time.time_ns():020d}-{os.getpid()}.arrow"
         fh = CrcFile(self.scalar_dir / name)  # keeps the CRC-32 of what is written
-        stream = ipc.new_stream(fh, _STORED)
+        stream = ipc.new_stream(fh, SEGMENT_SCHEMA)
         fh.flush()
         cur = self.db.execute(
             "INSERT INTO segments (file, format, committed_bytes, rows, crc32) "
@@ -325,7 +322,7 @@ class HybridWriter(StorageWriter):
         rows = [r[:4] for r in listed]
         tables, damaged = [], []
         for _, f, fmt, n, count, crc in listed:
-            table, why = read_listed(self.scalar_dir / f, fmt, n, count, _STORED, crc)
+            table, why = read_listed(self.scalar_dir / f, fmt, n, count, SEGMENT_SCHEMA, crc)
             tables.append(table)
             if why is not None:  # keep what decodes; the file goes to damaged/, noted in meta
                 damaged.append(
@@ -337,7 +334,7 @@ class HybridWriter(StorageWriter):
                         "at": time.time(),
                     }
                 )
-        merged = pa.concat_tables(tables) if tables else pa.table({}, schema=_STORED)
+        merged = pa.concat_tables(tables) if tables else pa.table({}, schema=SEGMENT_SCHEMA)
         if merged.num_rows:
             # lexsort is stable (equal steps keep log order) and ~5x faster than sort_by here
             order = np.lexsort(
