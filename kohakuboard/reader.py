@@ -20,6 +20,7 @@ from .errors import BoardDamagedError, BoardNotFoundError, KohakuBoardError
 from .metadata import BoardMeta, is_board_dir, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
+from .storage.checks import first_line
 
 # The file that says what a board holds, per backend (reported when it cannot be read).
 _CATALOG_FILE = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}
@@ -107,7 +108,7 @@ class Reader:
             return [self._catalog_damage(exc)]
 
     def _catalog_damage(self, exc: BaseException) -> DamagedFile:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = first_line(exc)
         file = _CATALOG_FILE.get(self.meta.backend, "catalog")
         logger.warning("board %s: cannot read %s: %s", self.path, file, text)
         if isinstance(exc, BoardDamagedError):

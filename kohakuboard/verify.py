@@ -29,6 +29,7 @@ from .metadata import is_board_dir
 from .reader import open_board
 from .storage import catalog_guard
 from .storage.base import DamagedFile
+from .storage.checks import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def verify_board(path: str | os.PathLike[str]) -> BoardCheck:
     except BoardNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - a board that cannot be opened is reported, not fatal
-        return BoardCheck(board, board.name, error=f"cannot open: {_line(exc)}")
+        return BoardCheck(board, board.name, error=f"cannot open: {first_line(exc)}")
 
 
 def verify_path(path: str | os.PathLike[str]) -> list[BoardCheck]:
@@ -342,8 +343,3 @@ def _recount_parts(board: Path, state: dict[str, Any], *, duckdb: bool) -> None:
     finally:
         reader.close()
     parts.save_state(board / parts.STATE_FILE, state)
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__

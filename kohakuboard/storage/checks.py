@@ -15,11 +15,32 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from .base import DamagedFile
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 22
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its class name when it has none), for reports."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def readable_rows(pf: pq.ParquetFile) -> int:
+    """Rows of a Parquet file whose row groups still decode (pages failing their checksums,
+    when the file was opened with ``page_checksum_verification``, count as unreadable)."""
+    readable = 0
+    for i in range(pf.metadata.num_row_groups):
+        try:
+            readable += pf.read_row_group(i).num_rows
+        except (OSError, pa.ArrowException):
+            continue
+    return readable
 
 
 def file_crc32(path: Path, length: int | None = None) -> int:

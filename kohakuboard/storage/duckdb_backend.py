@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from .base import SCALAR_SCHEMA, DamagedFile
-from .checks import PASSED, file_crc32, merge
+from .checks import PASSED, file_crc32, first_line, merge
 from .columnar import METRIC_KIND, SCALAR_COLUMNS, num
 from .duckdb_build import (
     DB_FILE,
@@ -193,7 +193,7 @@ class DuckDBReader(PartsReader):
 
     def _db_damaged(self, state: dict[str, Any], exc: BaseException) -> None:
         rows = int(state.get("duckdb", {}).get("rows", -1))
-        reason = f"unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        reason = f"unreadable: {first_line(exc)}"
         self.files.damage.add(DamagedFile(DB_FILE, reason, rows, rows))
 
     def _from_db(self, state: dict[str, Any], query: Callable[[Any], T]) -> tuple[T | None, int]:

@@ -15,7 +15,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from .base import DamagedFile
-from .checks import PASSED, file_crc32
+from .checks import PASSED, file_crc32, first_line, readable_rows
 from .hybrid_schema import SCALAR_DIR
 
 CRC_MISMATCH = "checksum mismatch (contents changed)"
@@ -30,7 +30,7 @@ def stream_batches(data: bytes) -> tuple[list[pa.RecordBatch], str | None]:
         for batch in reader:
             batches.append(batch)
     except (pa.ArrowInvalid, OSError) as exc:
-        return batches, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return batches, first_line(exc)
     return batches, None
 
 
@@ -94,17 +94,12 @@ class SegmentChecker:
             try:
                 pf = pq.ParquetFile(path, page_checksum_verification=True)
             except (OSError, pa.ArrowException) as exc:
-                return DamagedFile(rel, f"unreadable: {_first_line(exc)}", rows, rows)
+                return DamagedFile(rel, f"unreadable: {first_line(exc)}", rows, rows)
             if pf.metadata.num_rows != rows:
                 why = f"{pf.metadata.num_rows} rows in the file, {rows} committed"
                 return DamagedFile(rel, why, rows, rows)
             if full:
-                readable = 0
-                for i in range(pf.metadata.num_row_groups):
-                    try:
-                        readable += pf.read_row_group(i).num_rows
-                    except (OSError, pa.ArrowException):
-                        continue
+                readable = readable_rows(pf)
                 if readable < rows:
                     return DamagedFile(rel, "pages fail their checksums", rows, rows - readable)
                 if crc is not None and file_crc32(path) != crc:
@@ -134,11 +129,6 @@ class SegmentChecker:
         return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def read_listed(
     path: Path, fmt: str, committed: int, rows: int, schema: pa.Schema, crc: int | None = None
 ) -> tuple[pa.Table, str | None]:
@@ -163,7 +153,7 @@ def read_listed(
     except FileNotFoundError:
         return schema.empty_table(), "missing"
     except (OSError, pa.ArrowException) as exc:
-        return schema.empty_table(), f"unreadable: {_first_line(exc)}"
+        return schema.empty_table(), f"unreadable: {first_line(exc)}"
     if table.num_rows < rows:
         return table, f"only {table.num_rows} of {rows} committed rows"
     return table, None

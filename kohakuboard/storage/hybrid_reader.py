@@ -24,7 +24,7 @@ from .base import (
     StorageReader,
     TableRow,
 )
-from .checks import DamageLog, merge
+from .checks import DamageLog, first_line, merge
 from .codec import decode_histogram, decode_json
 from .hybrid_checks import CRC_MISMATCH, SegmentChecker, stream_batches
 from .hybrid_schema import (
@@ -222,7 +222,7 @@ class HybridReader(StorageReader):
             self._damage.add(DamagedFile(rel, "missing", rows, rows))
             return SEGMENT_SCHEMA.empty_table()
         except (OSError, pa.ArrowException) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            why = first_line(exc)
             if not why.startswith(("unreadable", "cut short")) and "committed" not in why:
                 why = f"unreadable: {why}"
             self._damage.add(DamagedFile(rel, why, rows, rows))

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .checks import file_crc32
+from .checks import file_crc32, first_line
 from .codec import decode_histogram, decode_json
 from .hybrid_checks import stream_batches
 from .hybrid_schema import CATALOG, SCALAR_DIR
@@ -108,7 +108,7 @@ def salvage_catalog(board_dir: Path, schema_sql: str) -> list[dict[str, Any]]:
                     continue
                 kept[table].append(row)
         except sqlite3.Error as exc:
-            stopped[table] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            stopped[table] = first_line(exc)
     if src is not None:
         src.close()
 

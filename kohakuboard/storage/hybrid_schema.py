@@ -14,6 +14,7 @@ import pyarrow as pa
 from ..errors import BoardDamagedError
 from . import catalog_guard
 from .base import SCALAR_SCHEMA, with_metric
+from .checks import first_line
 
 CATALOG = "catalog.sqlite"
 SCALAR_DIR = "scalars"
@@ -77,7 +78,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 def catalog_damaged(board_dir: Path, exc: BaseException) -> BoardDamagedError:
     """The error of a catalog that cannot be read (names the file and ``kobo repair``)."""
-    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    why = first_line(exc)
     return BoardDamagedError(
         f"board {str(board_dir)!r}: {CATALOG} is damaged ({why}); `kobo verify {board_dir}` "
         f"lists the damage, `kobo repair {board_dir}` keeps every readable row"

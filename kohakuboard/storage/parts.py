@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from ..errors import BoardDamagedError
 from .base import DamagedFile
-from .checks import PASSED, DamageLog, file_crc32
+from .checks import PASSED, DamageLog, file_crc32, first_line, readable_rows
 from .columnar import FOLDERS, KINDS, SCHEMAS
 from .files import write_atomic
 
@@ -95,7 +95,7 @@ def load_state(path: Path) -> dict[str, Any] | None:
     try:
         state = json.loads(raw)
     except (ValueError, UnicodeError) as exc:  # JSONDecodeError is a ValueError
-        raise damaged_manifest(path, f"not valid JSON: {str(exc).splitlines()[0]}") from exc
+        raise damaged_manifest(path, f"not valid JSON: {first_line(exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise damaged_manifest(path, "not a kohakuboard manifest")
     try:
@@ -340,12 +340,7 @@ class PartFiles:
             except OSError:
                 pass
             return None
-        readable = 0
-        for i in range(pf.metadata.num_row_groups):
-            try:
-                readable += pf.read_row_group(i).num_rows
-            except (OSError, pa.ArrowException):
-                continue
+        readable = readable_rows(pf)
         if readable < pf.metadata.num_rows:
             return DamagedFile(file, "pages fail their checksums", rows, rows - readable)
         want = entry.get("crc32")

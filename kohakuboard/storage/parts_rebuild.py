@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .checks import file_crc32
+from .checks import file_crc32, first_line
 from .codec import decode_json
 from .columnar import FOLDERS, KINDS, METRIC_KIND, SCHEMAS
 from .parts import (
@@ -84,7 +84,7 @@ def rebuild_manifest(board_dir: Path, folder: str, *, duckdb: bool) -> list[dict
                 table = pq.read_table(path, page_checksum_verification=True).cast(SCHEMAS[kind])
             except (OSError, pa.ArrowException) as exc:
                 moved = quarantine(board_dir, rel)
-                report.append(_item(rel, f"unreadable: {_line(exc)}", moved))
+                report.append(_item(rel, f"unreadable: {first_line(exc)}", moved))
                 continue
             state["parts"].append(
                 {
@@ -162,7 +162,7 @@ def _from_database(
             con.close()
     except Exception as exc:  # noqa: BLE001 - a database that does not open is set aside
         moved = quarantine(board_dir, DB_FILE)
-        report.append(_item(DB_FILE, f"unreadable: {_line(exc)}", moved))
+        report.append(_item(DB_FILE, f"unreadable: {first_line(exc)}", moved))
         return 0
     by_id = {int(i): (str(n), str(k)) for i, n, k, _, _ in metrics}
     for _, n, k, c, last in metrics:
@@ -193,11 +193,6 @@ def _item(file: str, reason: str, moved: str | None) -> dict[str, Any]:
         "rows_kept": 0,
         "moved_to": moved,
     }
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["DAMAGED_FOLDER", "manifest_usable", "rebuild_manifest"]
