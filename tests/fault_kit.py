@@ -274,7 +274,7 @@ def _flip(path: Path, where: str) -> None:
         fh.write(bytes(b ^ 0xFF for b in old))
 
 
-def _damage(path: Path, how: str) -> None:
+def apply_damage(path: Path, how: str) -> None:
     if how == "delete":
         path.unlink()
     elif how == "truncate-0":
@@ -415,7 +415,7 @@ def run_one(trial: Trial, work: Path, pristine: dict[str, Any]) -> dict[str, Any
     shutil.copytree(src, board)
     target = board / trial.target
     if target.exists():
-        _damage(target, trial.damage)
+        apply_damage(target, trial.damage)
     r: dict[str, Any] = {"trial": trial.name, "documented": [], "crashes": [], "notes": []}
 
     # the Reader
