@@ -57,6 +57,50 @@ export function fmtTime(epochSeconds) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
 }
 
+// An integer exactly, with digit groups (1,797,000,000), as the tables and the runs table show
+// counts and ids; other numbers (and integers past 2^53, which JSON cannot carry exactly) as
+// fmtValue does.
+const GROUPED = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0, useGrouping: true })
+export function fmtInteger(v) {
+  return Number.isSafeInteger(v) ? GROUPED.format(v) : fmtValue(v)
+}
+
+// The local date and time of an epoch in seconds, to the millisecond when it has a fraction
+function fmtStamp(seconds) {
+  const ms = new Date(seconds * 1000).getMilliseconds()
+  return ms ? `${fmtTime(seconds)}.${String(ms).padStart(3, '0')}` : fmtTime(seconds)
+}
+
+// Table columns of wall-clock times: the name says time (time, timestamp, date, created_at,
+// wall_time, ...) and every number in it is a plausible Unix time, in seconds (2001-2096) or
+// in milliseconds. A relative time (seconds since the start) is too small to pass.
+const TIME_NAME = /(^|[^a-z])(time|timestamp|ts|date|datetime|created|updated|started|finished|ended|wall)([^a-z]|$)|_at$|[a-z]time(stamp)?$/i
+const EPOCH = { s: [1e9, 4e9, 1], ms: [1e12, 4e12, 1e-3] }
+
+// How each column of a page of rows is shown: 'time-s' or 'time-ms' (a wall-clock column,
+// see above), else 'value' (each cell by its own type: integers exact, other numbers fmtValue).
+export function columnFormats(columns, rows) {
+  return columns.map((name, i) => {
+    if (!TIME_NAME.test(name)) return 'value'
+    const present = rows.map((r) => r.cells[i]).filter((v) => v !== null && v !== undefined)
+    const numbers = present.filter((v) => typeof v === 'number')
+    if (!numbers.length || numbers.length !== present.length) return 'value'
+    for (const [unit, [lo, hi]] of Object.entries(EPOCH)) {
+      if (numbers.every((v) => v >= lo && v <= hi)) return 'time-' + unit
+    }
+    return 'value'
+  })
+}
+
+// One number of a table cell, in the format of its column: [text, title]
+export function fmtCell(v, format = 'value') {
+  if (format.startsWith('time-')) {
+    const seconds = v * EPOCH[format.slice(5)][2]
+    return [fmtStamp(seconds), `${v} (${new Date(seconds * 1000).toISOString()})`]
+  }
+  return [Number.isInteger(v) ? fmtInteger(v) : fmtValue(v), String(v)]
+}
+
 export function fmtX(axis, v) {
   if (!Number.isFinite(v)) return '–'
   if (axis === 'wall_time') return fmtTime(v)

@@ -279,7 +279,8 @@ function stepAxis(ctx, box, s0, s1, x, theme) {
   ctx.fillStyle = theme.muted
   ctx.textAlign = 'center'
   ctx.textBaseline = 'top'
-  for (const v of ticks) ctx.fillText(String(v), x(v), box.b + 4)
+  // the first and last labels sit at the plot's edges: moved in, not cut (inside)
+  for (const v of ticks) ctx.fillText(String(v), inside(ctx, String(v), x(v)), box.b + 4)
 }
 
 function stepMarker(ctx, box, step, x, theme) {
@@ -325,7 +326,10 @@ export function drawHeatmap(ctx, { w, h, range, step, color, theme }) {
   ctx.fillStyle = theme.muted
   ctx.textAlign = 'center'
   ctx.textBaseline = 'top'
-  for (let i = 0; i < K; i += every) ctx.fillText(String(range.steps[i]), box.l + (i + 0.5) * colW, box.b + 4)
+  for (let i = 0; i < K; i += every) {
+    const label = String(range.steps[i])
+    ctx.fillText(label, inside(ctx, label, box.l + (i + 0.5) * colW), box.b + 4)
+  }
   if (step !== null && step !== undefined) {
     let i = 0
     while (i + 1 < K && Math.abs(range.steps[i + 1] - step) <= Math.abs(range.steps[i] - step)) i++
