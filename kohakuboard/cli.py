@@ -763,6 +763,13 @@ def repair_command(board: BoardArg, base_dir: BaseDirOpt = DEFAULT_BASE_DIR) -> 
     )
 
 
+# the team server (kohakuboard/server): importing its CLI module loads typer only
+from .server.admin_cli import admin_app, serve_command  # noqa: E402
+
+app.add_typer(admin_app, name="admin")
+app.command("serve")(serve_command)
+
+
 def main() -> None:
     """Entry point of the ``kobo`` console script."""
     app(prog_name="kobo")

@@ -212,6 +212,11 @@ class Reader:
     def tables(self, name: str) -> list[TableRow]:
         return self._store.tables(name)
 
+    def table_entries(self, name: str) -> list[TableRow]:
+        """Like :meth:`tables`, but a big table's ``rows`` is its file reference, unread
+        (see :mod:`kohakuboard.storage.table_store`): for readers that page through it."""
+        return self._store.table_entries(name)
+
     def histograms(self, name: str) -> list[HistogramRow]:
         return self._store.histograms(name)
 

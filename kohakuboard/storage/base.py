@@ -204,6 +204,11 @@ class StorageReader(abc.ABC):
     @abc.abstractmethod
     def tables(self, name: str) -> list[TableRow]: ...
 
+    def table_entries(self, name: str) -> list[TableRow]:
+        """The tables as stored, without loading table files: a big table's ``rows`` is a file
+        reference (see :mod:`.table_store`). Backends with table files override this."""
+        return self.tables(name)
+
     @abc.abstractmethod
     def histograms(self, name: str) -> list[HistogramRow]: ...
 

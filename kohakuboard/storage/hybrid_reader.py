@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import catalog_guard
+from . import catalog_guard, table_store
 from .base import (
     SCALAR_SCHEMA,
     DamagedFile,
@@ -256,6 +256,10 @@ class HybridReader(StorageReader):
         return [MediaRow(name, *r) for r in rows]
 
     def tables(self, name: str) -> list[TableRow]:
+        return table_store.resolve_all(self.board_dir, self.table_entries(name), self._damage)
+
+    def table_entries(self, name: str) -> list[TableRow]:
+        """The tables as stored: big ones hold a file reference in ``rows`` (table_store)."""
         mid = self._metric(name, "table")
         if mid is None:
             return []

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from . import catalog_guard
+from . import catalog_guard, table_store
 from .base import (
     HistogramRow,
     MediaRow,
@@ -293,7 +293,8 @@ class HybridWriter(StorageWriter):
         for t in self._tables:
             mid = self._metric_id(t.name, "table", new_metrics)
             bump(mid, t.step)
-            data = encode_json({"columns": t.columns, "rows": t.rows})
+            rows = table_store.stored(self.board_dir, t).rows  # big tables: a file reference
+            data = encode_json({"columns": t.columns, "rows": rows})
             tables.append((mid, t.step, t.global_step, t.wall_time, data))
         hists = []
         for h in self._histograms:

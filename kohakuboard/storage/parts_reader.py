@@ -27,7 +27,8 @@ from .base import (
     StorageReader,
     TableRow,
 )
-from .checks import merge
+from . import table_store
+from .checks import DamageLog, merge
 from .columnar import SCALAR_COLUMNS, SCHEMAS, TABLE_TO_ROWS
 from .parts import (
     STATE_FILE,
@@ -64,6 +65,7 @@ class PartsReader(StorageReader):
         self.extra_data: tuple[Path, ...] = ()  # other data files a manifest must list
         self.files = PartFiles(self.board_dir)
         self._cached: tuple[Any, dict[str, Any], set[tuple[str, str]]] | None = None
+        self.table_damage = DamageLog(self.board_dir)  # table files (table_store) met by reads
 
     # -- the manifest -------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, Any], set[tuple[str, str]]]:
@@ -131,6 +133,7 @@ class PartsReader(StorageReader):
             [d for d in found if d is not None],
             self.files.damage.items(),
             recorded_damage(state),
+            self.table_damage.items(),
         )
 
     # -- the contract --------------------------------------------------------------------------
@@ -199,6 +202,10 @@ class PartsReader(StorageReader):
         return self._rich("media", "media", name)
 
     def tables(self, name: str) -> list[TableRow]:
+        return table_store.resolve_all(self.board_dir, self.table_entries(name), self.table_damage)
+
+    def table_entries(self, name: str) -> list[TableRow]:
+        """The tables as stored: big ones hold a file reference in ``rows`` (table_store)."""
         return self._rich("tables", "table", name)
 
     def histograms(self, name: str) -> list[HistogramRow]:

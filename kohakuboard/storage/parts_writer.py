@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from .base import HistogramRow, MediaRow, ScalarColumns, StorageWriter, TableRow, WriterState
 from .columnar import FOLDERS, KINDS, ROWS_TO_TABLE, SCALARS, names_array, num
+from . import table_store
 from .files import fsync_dir
 from .parts import (
     STATE_FILE,
@@ -118,7 +119,8 @@ class PartsWriter(StorageWriter):
         self._add_rich("media", "media", rows)
 
     def add_tables(self, rows: list[TableRow]) -> None:
-        self._add_rich("tables", "table", rows)
+        # big tables go to their own file now; the part keeps a reference (table_store)
+        self._add_rich("tables", "table", [table_store.stored(self.board_dir, r) for r in rows])
 
     def add_histograms(self, rows: list[HistogramRow]) -> None:
         self._add_rich("histograms", "histogram", rows)

@@ -22,7 +22,8 @@ MAX_FILTER = 1000
 
 
 def catalog_of(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
+    # the team server (kohakuboard.server) picks a catalog per request: the user's project
+    catalog: Catalog = getattr(request.state, "catalog", None) or request.app.state.catalog
     return catalog
 
 
