@@ -95,7 +95,9 @@ def to_arrow(columns: list[str], rows: list[list[Any]]) -> pa.Table:
         arrays.append(pa.array(cells, _ARROW_TYPES[kind][0]))
         kinds.append(kind)
     meta = {META_KEY: json.dumps({"format": FORMAT, "kinds": kinds}).encode()}
-    schema = pa.schema([pa.field(n, a.type) for n, a in zip(columns, arrays)], metadata=meta)
+    schema = pa.schema(
+        [pa.field(n, a.type) for n, a in zip(columns, arrays, strict=True)], metadata=meta
+    )
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -169,8 +171,7 @@ def open_table_file(board_dir: Path, ref: TableRef, columns: list[str]) -> tuple
     if pf.metadata.num_rows != ref.num_rows:
         pf.close()
         raise TableFileError(
-            f"table file {ref.file} has {pf.metadata.num_rows} rows; its record says "
-            f"{ref.num_rows}"
+            f"table file {ref.file} has {pf.metadata.num_rows} rows; its record says {ref.num_rows}"
         )
     return pf, kinds
 
@@ -192,7 +193,7 @@ def check_schema(schema: pa.Schema, columns: list[str]) -> list[str]:
             f"its columns {schema.names[:8]!r} (+{max(len(schema) - 8, 0)}) do not match the "
             f"record's {list(columns)[:8]!r} (+{max(len(columns) - 8, 0)})"
         )
-    for field, kind in zip(schema, kinds):
+    for field, kind in zip(schema, kinds, strict=True):
         if kind not in KINDS or field.type not in _ARROW_TYPES[kind]:
             raise TableFileError(
                 f"column {field.name!r} is {field.type} as kind {kind!r}; accepted kinds: "
@@ -212,7 +213,11 @@ def cells_of(array: pa.Array | pa.ChunkedArray, kind: str) -> list[Any]:
 def rows_of(table: pa.Table, kinds: list[str]) -> list[list[Any]]:
     """Python rows of (part of) a stored table."""
     cols = [cells_of(table.column(j), kind) for j, kind in enumerate(kinds)]
-    return [list(row) for row in zip(*cols)] if cols else [[] for _ in range(table.num_rows)]
+    return (
+        [list(row) for row in zip(*cols, strict=True)]
+        if cols
+        else [[] for _ in range(table.num_rows)]
+    )
 
 
 def load_rows(board_dir: Path, ref: TableRef, columns: list[str]) -> list[list[Any]]:

@@ -127,8 +127,14 @@ def test_boards_written_before_table_files_still_read(tmp_path: Path) -> None:
     ("record", "words"),
     [
         ({"file": "../../etc/passwd", "num_rows": 1, "format": 1}, "is not table_files/"),
-        ({"file": "table_files/ab/" + "0" * 64 + ".parquet", "num_rows": -1, "format": 1}, "row count"),
-        ({"file": "table_files/ab/" + "0" * 64 + ".parquet", "num_rows": 1, "format": 9}, "format 9"),
+        (
+            {"file": "table_files/ab/" + "0" * 64 + ".parquet", "num_rows": -1, "format": 1},
+            "row count",
+        ),
+        (
+            {"file": "table_files/ab/" + "0" * 64 + ".parquet", "num_rows": 1, "format": 9},
+            "format 9",
+        ),
         ([1, 2], "holds list"),
     ],
 )
