@@ -51,7 +51,6 @@ def test_runs_table_at_1440_shows_metrics_and_pins_the_name(
 ) -> None:
     tab.page.set_viewport_size({"width": 1440, "height": 900})
     open_runs(tab, f"{demo_server.url}?p=runs")
-    panel = box(tab, ".runs-table")
     panel = box(tab, ".page-runs .table-panel")
     metrics = tab.page.locator(".runs-table th[data-column^='m:']")
     assert metrics.count() == 3
@@ -72,7 +71,10 @@ def test_runs_table_at_1440_shows_metrics_and_pins_the_name(
     assert abs(name_after["left"] - name_before["left"]) < 1
     on_top = tab.page.evaluate(
         "([x, y]) => !!document.elementFromPoint(x, y).closest('td.name')",
-        [name_after["left"] + name_after["width"] / 2, (name_after["top"] + name_after["bottom"]) / 2],
+        [
+            name_after["left"] + name_after["width"] / 2,
+            (name_after["top"] + name_after["bottom"]) / 2,
+        ],
     )
     assert on_top, "the pinned name is covered by the scrolled columns"
     tab.shot("table-1440-scrolled")
@@ -97,7 +99,7 @@ def test_parallel_coordinates_show_whole_names_and_clear_ticks(
     assert [n["text"] for n in names] == [*keys.split(","), "train/loss (last)"]
     for n in names:
         assert svg["left"] <= n["left"] and n["right"] <= svg["right"], n
-    for a, b in zip(names, names[1:]):
+    for a, b in zip(names, names[1:], strict=False):
         assert a["right"] <= b["left"], f"{a['text']} overlaps {b['text']}"
     # every tick label sits on a panel-coloured box drawn over the lines
     inside = tab.page.locator(".parcoords .tick-mark").evaluate_all(
