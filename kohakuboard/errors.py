@@ -49,6 +49,11 @@ class InvalidTextError(KohakuBoardError, ValueError):
     that can be stored: it holds a lone surrogate (``os.fsdecode`` of a non-UTF-8 name)."""
 
 
+class ImportSourceError(KohakuBoardError, ValueError):
+    """``kobo import`` was given a source it cannot read as the kind named (no run in it, an
+    unknown layout or column), or a target board that another source or a Board wrote."""
+
+
 class ValueOutOfRangeError(KohakuBoardError, ValueError, OverflowError):
     """A number is too large to store: an int beyond float64 as a value, or a step beyond
     a signed 64-bit int."""
