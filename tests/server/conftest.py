@@ -3,6 +3,7 @@ PostgreSQL cluster fixture lives in pg_kit.py."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,12 +60,41 @@ def client_for(team: Team, store: str | None = None) -> TestClient:
     return TestClient(build_app(config, static_dir=None), base_url="http://127.0.0.1")
 
 
+@pytest.fixture(scope="session")
+def team_template(tmp_path_factory: pytest.TempPathFactory) -> Team:
+    """The accounts, made once (argon2id hashes are slow on purpose); each test copies them."""
+    folder = tmp_path_factory.mktemp("team")
+    return make_team(str(folder / "server.sqlite"), folder)
+
+
 @pytest.fixture
-def team(tmp_path: Path) -> Team:
-    return make_team(str(tmp_path / "server.sqlite"), tmp_path)
+def team(tmp_path: Path, team_template: Team) -> Team:
+    shutil.copy(team_template.db_url, tmp_path / "server.sqlite")
+    return Team(str(tmp_path / "server.sqlite"), tmp_path, dict(team_template.tokens))
 
 
 @pytest.fixture
 def client(team: Team) -> Iterator[TestClient]:
     with client_for(team) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def local_board(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished local board with every kind of record (real Board, real writer)."""
+    import numpy as np
+
+    from kohakuboard import Board, Histogram, Media, Table
+
+    base = tmp_path_factory.mktemp("local-boards")
+    with Board(name="resnet", config={"lr": 0.01, "opt": {"b": [0.9, 0.99]}}, base_dir=base) as b:
+        for i in range(300):
+            b.log(**{"train/loss": 1.0 / (i + 1), "train/nan": float("nan") if i == 7 else i})
+        b.log(
+            **{
+                "samples/image": Media(np.full((8, 8, 3), 0.5)),
+                "val/table": Table([[1, "a"], [2, "b"]], columns=["n", "s"]),
+                "weights/w": Histogram(np.arange(100.0)),
+            }
+        )
+    return base / b.id
