@@ -770,6 +770,18 @@ app.add_typer(admin_app, name="admin")
 app.command("serve")(serve_command)
 
 
+@app.command(
+    "import",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def import_command(ctx: typer.Context) -> None:
+    """Import TensorBoard, MLflow, W&B (offline) or CSV/Parquet runs as boards (see --help)."""
+    from .importers.cli import main as import_main
+
+    import_main(ctx.args)
+
+
 def main() -> None:
     """Entry point of the ``kobo`` console script."""
     app(prog_name="kobo")
