@@ -33,6 +33,8 @@ const FIELDS = {
   tableFilter: ['tf', 'str', ''],
   tablePage: ['tp', 'int', 0],
   tableCompare: ['tc', 'bool', false], // one merged table of every selected run that logged the key
+  tableSize: ['tps', 'int', 50], // rows per page: 25 | 50 | 100 | 200 | 500
+  tableHidden: ['thc', 'json', {}], // columns hidden, per table key: {key: [column, ...]}
   // runs
   runsMetric: ['rm', 'str', ''], // metric for parallel coordinates / scatter
   runsParam: ['rx', 'str', ''], // hyperparameter on the scatter's x axis

@@ -2,18 +2,21 @@
 // one run (page) or of several runs merged into one table (compare).
 import { getJSON, query } from '../api.js'
 
-export const PAGE_SIZE = 50
+export const PAGE_SIZE = 50 // rows per page unless the page asks for another size
+export const PAGE_SIZES = [25, 50, 100, 200, 500]
+export const pageSizeOf = (size) => (PAGE_SIZES.includes(size) ? size : PAGE_SIZE)
 
 export const tableSteps = (board, name, signal) =>
   getJSON('/api/tables/steps?' + query({ board, name }), signal)
 
 // step < 0 (or absent): the latest step; the server answers with the nearest step with data
-function pageParams({ name, step, page, sort, desc, filter }) {
+function pageParams({ name, step, page, size, sort, desc, filter }) {
+  const limit = pageSizeOf(size)
   return {
     name,
     step: step >= 0 ? step : undefined,
-    offset: Math.max(page, 0) * PAGE_SIZE,
-    limit: PAGE_SIZE,
+    offset: Math.max(page, 0) * limit,
+    limit,
     sort,
     desc: sort ? (desc ? 1 : 0) : undefined,
     filter,
