@@ -1,7 +1,9 @@
 """KohakuBoard: a local-first, non-blocking experiment tracker for PyTorch training.
 
 ``from kohakuboard import Board, Media, Table, Histogram``. Importing kohakuboard never
-imports torch, lightning or transformers.
+imports torch, lightning or transformers, and ``import kohakuboard`` alone imports none of
+its modules: each public name is loaded on first use (PEP 562), so ``kobo --version`` and the
+writer process pay only for what they use.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-from .annotations import Annotations, read_annotations, update_annotations  # noqa: E402
-from .client import Board  # noqa: E402
-from .purge import purge_deleted  # noqa: E402
-from .reader import BoardInfo, Reader, list_boards, open_board  # noqa: E402
-from .types import Histogram, Media, Table  # noqa: E402
+TYPE_CHECKING = False  # saves importing typing; type checkers read the block below
+if TYPE_CHECKING:
+    from .annotations import Annotations, read_annotations, update_annotations
+    from .client import Board
+    from .purge import purge_deleted
+    from .reader import BoardInfo, Reader, list_boards, open_board
+    from .types import Histogram, Media, Table
 
 __all__ = [
     "Annotations",
@@ -34,8 +38,21 @@ __all__ = [
     "update_annotations",
 ]
 
-# Integrations re-exported lazily: importing kohakuboard never imports a framework.
+# Public name -> the module that defines it, imported on first access. The integrations are
+# here too (not in __all__): importing kohakuboard never imports a framework.
 _LAZY = {
+    "Annotations": "kohakuboard.annotations",
+    "read_annotations": "kohakuboard.annotations",
+    "update_annotations": "kohakuboard.annotations",
+    "Board": "kohakuboard.client",
+    "purge_deleted": "kohakuboard.purge",
+    "BoardInfo": "kohakuboard.reader",
+    "Reader": "kohakuboard.reader",
+    "list_boards": "kohakuboard.reader",
+    "open_board": "kohakuboard.reader",
+    "Histogram": "kohakuboard.types",
+    "Media": "kohakuboard.types",
+    "Table": "kohakuboard.types",
     "KohakuBoardLogger": "kohakuboard.integrations.lightning",
     "KohakuBoardCallback": "kohakuboard.integrations.transformers",
 }
@@ -56,4 +73,10 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -3,27 +3,31 @@
 Everything here reads through :mod:`kohakuboard.reader` (and :mod:`kohakuboard.export`); no
 storage backend is imported. Logging set-up and exit codes live here and nowhere else in the
 package: 0 = done, 1 = an error explained in one line on stderr, 2 = a usage error.
+
+Start-up cost: importing this module imports typer and the standard library only; each
+command imports what it uses (the Reader, pyarrow, the viewer) inside its function, so that
+``kobo --version`` and ``kobo --help`` stay fast. Commands of other modules register here
+the same way: a few lines, the import inside the function.
 """
 
 import contextlib
 import json
 import logging
 import math
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import pyarrow as pa
 import typer
 
-from . import __version__, quarantine
+from . import __version__
 from .errors import BoardNotFoundError, KohakuBoardError
-from .export import export_scalars
-from .reader import Reader, list_boards, open_board
+
+if TYPE_CHECKING:
+    from .reader import Reader
 
 DEFAULT_BASE_DIR = Path("kohakuboard")
 
@@ -62,9 +66,24 @@ def _user_errors(where: Path | None = None) -> Iterator[None]:
         raise  # click exits quietly when the reader of our stdout went away
     except (KohakuBoardError, OSError, NotImplementedError) as exc:
         _fail(str(exc) or type(exc).__name__)
-    except (sqlite3.DatabaseError, pa.ArrowException) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _file_errors()):
+            raise
         text = str(exc) or type(exc).__name__
         _fail(f"cannot read {where}: {text}" if where is not None else text)
+
+
+def _file_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a board's own files: SQLite's and Arrow's, from the modules loaded (one
+    that was never imported raised nothing)."""
+    found: list[type[BaseException]] = []
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None:
+        found.append(sqlite3.DatabaseError)
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        found.append(pa.ArrowException)
+    return tuple(found)
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -116,6 +135,8 @@ def _resolve(board: str, base_dir: Path) -> Path:
     given = Path(board).expanduser()
     if given.is_dir():
         return given
+    from .reader import list_boards
+
     base = base_dir.expanduser()
     if "/" not in board and board not in (".", "..") and (base / board).is_dir():
         return base / board
@@ -142,7 +163,9 @@ def _resolve(board: str, base_dir: Path) -> Path:
     )
 
 
-def _open(board: str, base_dir: Path) -> Reader:
+def _open(board: str, base_dir: Path) -> "Reader":
+    from .reader import list_boards, open_board
+
     path = _resolve(board, base_dir)
     try:
         return open_board(path)
@@ -208,6 +231,8 @@ def list_command(
     ] = False,
 ) -> None:
     """List the boards in PATH, oldest first (deleted ones only with --all)."""
+    from .reader import list_boards, open_board
+
     with _user_errors(path.expanduser().absolute()):
         if not path.expanduser().is_dir():
             _fail(f"no such folder: {path.expanduser().absolute()}")
@@ -270,6 +295,8 @@ def show_command(
 ) -> None:
     """Show a board: identity, status, progress, config and every series with its count (and
     values the writer could not store, set aside in quarantine.jsonl)."""
+    from . import quarantine
+
     with _user_errors(base_dir.expanduser().absolute()):
         reader = _open(board, base_dir)
     with reader, _user_errors(reader.path):
@@ -423,6 +450,8 @@ def export_command(
 
     NaN and +/-Inf are kept (CSV writes nan, inf, -inf; Parquet stores float64 exactly).
     """
+    from .export import export_scalars
+
     chosen = _pick_format(fmt, output)
     metric = metric or None
     with _user_errors(base_dir.expanduser().absolute()):
@@ -444,6 +473,7 @@ def export_command(
 # -- annotations (kohakuboard.annotations) ---------------------------------------------------
 def _annotate(board: str, base_dir: Path, done: str, **changes: Any) -> None:
     from .annotations import update_annotations
+    from .reader import open_board
 
     with _user_errors(base_dir.expanduser().absolute()):
         path = _resolve(board, base_dir)

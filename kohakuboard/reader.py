@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import locking
+from . import handoff, locking
 from .annotations import read_annotations
 from .errors import BoardDamagedError, BoardNotFoundError, KohakuBoardError
 from .metadata import BoardMeta, is_board_dir, read_meta
@@ -81,6 +81,7 @@ class Reader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().resolve()
+        handoff.wait_stored(self.path)  # a session that finish() left to its writer
         self.meta: BoardMeta = read_meta(self.path)
         self._store = open_reader(self.path, self.meta.backend)
         self.uid = self.meta.nonce or _legacy_uid(self.path, self.meta)

@@ -12,9 +12,12 @@ Layout (little endian)::
       16  u64 session id           (random per producer session)
       24  u64 producer pid
       32  u64 lane capacity in bytes (multiple of 8)
+      40  u32 finishing flag: the Board's finish record is in the ring (set by the Board)
+      44  u32 attached flag: the writer serving this session has mapped the ring
       48  u32 writer error code (0 = fine; set when storage fails, e.g. a full disk)
       52  u32 done flag: the final commit of this session is durable
       56  u32 values the writer set aside in quarantine.jsonl (see kohakuboard.quarantine)
+      60  u32 pid of the writer process the Board started last (0: none yet)
       64 + 64*i   lane i: u64 consumed position (written by the writer after a commit)
     lane i data: capacity bytes starting at 4096 + i*capacity
 
@@ -216,6 +219,57 @@ def read_done(mm: mmap.mmap) -> bool:
 
 def set_done(mm: mmap.mmap) -> None:
     KIND.pack_into(mm, DONE_OFFSET, 1)
+
+
+# A Board whose writer has not mapped the ring yet returns from finish() once its finish
+# record is in the ring (see Board.finish); readers wait for such a session (kohakuboard.handoff).
+FINISHING_OFFSET = 40  # u32 set by the Board after its finish record is in the ring
+ATTACHED_OFFSET = 44  # u32 set by the writer of the session once it serves the ring
+WRITER_PID_OFFSET = 60  # u32 set by the Board each time it starts a writer
+
+
+def set_finishing(mm: mmap.mmap) -> None:
+    KIND.pack_into(mm, FINISHING_OFFSET, 1)
+
+
+def read_attached(mm: mmap.mmap) -> bool:
+    return KIND.unpack_from(mm, ATTACHED_OFFSET)[0] == 1
+
+
+def set_attached(mm: mmap.mmap) -> None:
+    KIND.pack_into(mm, ATTACHED_OFFSET, 1)
+
+
+def set_writer_pid(mm: mmap.mmap, pid: int) -> None:
+    KIND.pack_into(mm, WRITER_PID_OFFSET, pid if 0 < pid <= 0xFFFFFFFF else 0)
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """What a ring file's header says about a session's end (read without mapping it)."""
+
+    finishing: bool  # the Board wrote its finish record
+    done: bool  # the writer's final commit of the session is durable
+    writer_pid: int  # the writer the Board started last (0: unknown)
+
+
+_HANDOFF_HEAD = 64  # the header bytes that hold every field read here
+
+
+def read_handoff(path: str | os.PathLike[str]) -> HandOff | None:
+    """The end-of-session fields of a ring file (None: not a ring this version reads)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HANDOFF_HEAD)
+    except OSError:
+        return None
+    if len(head) < _HANDOFF_HEAD or head[:8] != MAGIC:
+        return None
+    return HandOff(
+        finishing=KIND.unpack_from(head, FINISHING_OFFSET)[0] == 1,
+        done=KIND.unpack_from(head, DONE_OFFSET)[0] == 1,
+        writer_pid=KIND.unpack_from(head, WRITER_PID_OFFSET)[0],
+    )
 
 
 QUARANTINE_OFFSET = 56  # u32 count of values the writer could not store (set aside)

@@ -421,8 +421,23 @@ class Board:
         self._flusher.submit({"op": "config", "config": jsonable_config(merged)}, urgent=True)
 
     # -- lifecycle ------------------------------------------------------------------
-    def finish(self, status: str = "finished") -> None:
-        """Drain, commit, mark the board ``status`` and stop the writer. Idempotent."""
+    def finish(self, status: str = "finished", *, wait: bool = False) -> None:
+        """End the session with ``status``; idempotent. Never loses a value ``log()`` accepted.
+
+        When it returns, every value logged (tensors read, media encoded or staged) and the
+        finish record are in the board folder: committed, or in the session's ring file,
+        which survives a SIGKILL of this process. Then:
+
+        - if the writer process is already serving the session, it has committed everything
+          and marked the board ``status`` (values it could not store were reported here);
+        - if the writer has not started serving yet (a short run: its start-up takes a few
+          hundred ms), ``finish()`` does not wait for it: that process stores the session
+          whether or not this one lives on, and logs to ``writer.log``. ``open_board`` (any
+          process) waits for it, so a read after ``finish()`` sees every value.
+
+        ``wait=True`` always waits until the session is committed. Then the board may be
+        opened again; a re-opened board also waits for the previous session's writer.
+        """
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
         with self._finish_lock:
@@ -441,7 +456,9 @@ class Board:
             "global_step": self._global_step,  # board.step() after the last log() counts
         }
         try:
-            self._writer.finish(self._lane0, ring.blob_body(ring.K_CONTROL, wire.encode(control)))
+            self._writer.finish(
+                self._lane0, ring.blob_body(ring.K_CONTROL, wire.encode(control)), wait=wait
+            )
             _LIVE.discard(self)
             try:
                 self._mm.close()

@@ -99,7 +99,12 @@ class Supervisor:
         self._proc = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+        proc = spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+        try:
+            ring.set_writer_pid(self._mm, proc.pid)  # readers wait for it (kohakuboard.handoff)
+        except ValueError:  # the map is closed: finish() is over
+            pass
+        return proc
 
     # -- while logging -------------------------------------------------------------------
     def check_writer(self) -> None:
@@ -225,20 +230,37 @@ class Supervisor:
         (it is not restarted)."""
         self._finishing = True
 
-    def finish(self, lane: LaneWriter, record: bytes) -> None:
-        """Put the finish ``record`` in the owner ``lane``, wait until the writer has stored
-        the session, report the values it set aside, and keep a writer that goes on
-        compacting referenced until it exits."""
+    def finish(self, lane: LaneWriter, record: bytes, *, wait: bool = False) -> None:
+        """Put the finish ``record`` in the owner ``lane``. Unless ``wait``, leave the session
+        to a writer that has not started serving yet (:meth:`_hand_over`); else wait until
+        the writer has stored the session and report the values it set aside. A writer
+        that goes on (storing or compacting) stays referenced until it exits."""
         pending: bytes | None = record
         try:
             lane.write(record)
             pending = None
         except WriterUnavailable:
             pass  # a disk fault: written once a new writer made room (_wait_stored)
+        if pending is None and not wait and self._hand_over():
+            return
         self._wait_stored(lane, pending)
         self.report_quarantine(final=True)
         if self._proc is not None and self._proc.poll() is None:
             _COMPACTING.append(self._proc)  # still compacting; reaped later
+
+    def _hand_over(self) -> bool:
+        """Whether the session is left to its writer: one that is alive, has met no fault and
+        has not mapped the ring yet, so waiting would cost its whole start-up. Everything,
+        the finish record included, is in the ring file already; the writer stores it
+        whether or not this process lives on, and readers wait for it (``handoff``)."""
+        proc = self._proc
+        if proc is None or self._failed or self._disk_fault is not None or proc.poll() is not None:
+            return False
+        if ring.read_attached(self._mm):
+            return False  # serving: it stores the rest in about a commit interval
+        ring.set_finishing(self._mm)
+        _COMPACTING.append(proc)
+        return True
 
     def _wait_stored(self, lane: LaneWriter, pending: bytes | None) -> None:
         """Wait until the writer has stored the session (``pending``: the finish record,

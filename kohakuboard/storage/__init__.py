@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .base import StorageReader, StorageWriter
+if TYPE_CHECKING:  # base imports pyarrow: the training process never needs it
+    from .base import StorageReader, StorageWriter
 
 # Backends a Board can be created with.
 BACKENDS = frozenset({"hybrid", "duckdb", "parquet"})

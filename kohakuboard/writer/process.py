@@ -222,6 +222,7 @@ class Writer:
         parent = os.getppid()
         producer = info.producer_pid
         ring.set_writer_error(mm, 0)
+        ring.set_attached(mm)  # from now on the Board's finish() waits for this writer
         lanes = self._lanes(session, mm, info)
         self.storage.set_status("running")
         self.commit(mm, session)
