@@ -62,7 +62,8 @@ def test_slider_and_keys_move_the_step(
     assert pred.locator("figcaption").inner_text() == "epoch 5"
     src = pred.locator("img").get_attribute("src") or ""
     query = parse_qs(urlsplit(src).query)
-    assert urlsplit(src).path == "/api/media/file" and query["step"] == [str(latest)]
+    logged = pred.locator(".media-run").get_attribute("data-step")  # the log() step shown
+    assert urlsplit(src).path == "/api/media/file" and query["step"] == [logged]
     tab.shot("latest")
     # the slider: one position back
     slider = pred.locator('input[type="range"]')
@@ -72,7 +73,8 @@ def test_slider_and_keys_move_the_step(
     previous = step_of(pred)
     wait_until(lambda: pred.locator("figcaption").inner_text() == "epoch 4", what="its caption")
     src = pred.locator("img").get_attribute("src") or ""
-    assert parse_qs(urlsplit(src).query)["step"] == [str(previous)]
+    logged = pred.locator(".media-run").get_attribute("data-step")
+    assert parse_qs(urlsplit(src).query)["step"] == [logged]
     images_loaded(tab, pred)
     wait_until(lambda: url_steps(tab) == {PREDICTION: previous}, what="ms in the URL")
     # arrow keys on the focused card (not the slider)

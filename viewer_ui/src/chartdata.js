@@ -3,15 +3,24 @@ import uPlot from 'uplot'
 import { colorOf, fade } from './colors.js'
 import { fmtDuration, fmtTicks } from './format.js'
 
-// One entry per board that has points: its own (x, raw, smoothed) arrays.
-export function tracesOf(doc, boards) {
+// One entry per (board, series) of the answer: its own (x, raw, smoothed) arrays. With
+// several metrics on one chart (`metrics`), each gets its own dash pattern and the legend
+// names both; `hidden` holds the ids of runs the user hid (their legend entry stays).
+export function tracesOf(doc, boards, { metrics = null, hidden = [] } = {}) {
   const byId = Object.fromEntries(boards.map((b) => [b.id, b]))
+  const multi = !!metrics && metrics.length > 1
   const traces = []
   for (const s of doc ? doc.series : []) {
     const board = byId[s.board]
     if (!board) continue
+    const m = metrics ? Math.max(metrics.indexOf(s.metric), 0) : 0
     traces.push({
+      key: `${s.board}\u0000${s.metric}`,
       board,
+      metric: s.metric,
+      label: multi ? `${board.name} · ${s.metric}` : board.name,
+      dash: m,
+      hidden: hidden.includes(board.id),
       color: colorOf(board),
       x: s.arrays.x || new Float64Array(0),
       y: s.arrays.y || new Float64Array(0),
@@ -24,6 +33,27 @@ export function tracesOf(doc, boards) {
     })
   }
   return traces
+}
+
+// Line styles of the 1st, 2nd, ... metric of a chart (the first solid)
+const DASHES = [undefined, [6, 4], [2, 3], [10, 3, 2, 3]]
+const dashOf = (t) => DASHES[t.dash % DASHES.length]
+
+// The uPlot series of the traces, in order: per trace with points its faint raw line (when
+// smoothed and shown), its main line (smoothed, raw, or a group's mean) and, for a group, the
+// upper and lower edge of its band. `main[k]` is the series index of trace k's main line (or
+// -1), `owner[i]` the trace of series i.
+export function seriesLayout(traces, showRaw) {
+  const main = []
+  const owner = [-1]
+  traces.forEach((t, k) => {
+    if (!t.count) return main.push(-1)
+    if (t.smoothed && showRaw) owner.push(k)
+    main.push(owner.length)
+    owner.push(k)
+    if (t.band) owner.push(k, k)
+  })
+  return { main, owner }
 }
 
 const positive = (arr) => Array.from(arr, (v) => (v > 0 ? v : null))
@@ -45,8 +75,10 @@ export function alignedData(traces, { logY, showRaw }) {
   for (const t of traces) {
     if (!t.count) continue
     const cols = [t.x]
-    if (!t.smoothed || showRaw) cols.push(logY ? positive(t.y) : t.y)
-    if (t.smoothed) cols.push(logY ? positive(t.smoothed) : t.smoothed)
+    const shown = (arr) => (logY ? positive(arr) : arr)
+    if (!t.smoothed || showRaw) cols.push(shown(t.y))
+    if (t.smoothed) cols.push(shown(t.smoothed))
+    if (t.band) cols.push(shown(t.band.hi), shown(t.band.lo))
     tables.push(withMarkerXs(t, cols))
   }
   if (!tables.length) return [[]]
@@ -65,6 +97,8 @@ function quantile(sorted, q) {
 export function robustRange(traces, showRaw) {
   const values = []
   for (const t of traces) {
+    if (t.hidden) continue
+    if (t.band) values.push(...t.band.hi, ...t.band.lo)
     if (t.smoothed) values.push(...t.smoothed)
     if (!t.smoothed || showRaw) values.push(...t.y)
   }
@@ -139,24 +173,33 @@ function xRange(u, min, max) {
 // a line needs two points: a series with one is drawn as a dot
 const lonePoint = (t) => t.count === 1
 
+// y range: the data's (padded, as uPlot pads it) with the chart's manual min/max on top
+function manualRange(y0, y1, log) {
+  return (u, min, max) => {
+    if (min == null || max == null) return [y0 ?? null, y1 ?? null]
+    const [a, b] = log ? uPlot.rangeLog(min, max, 10, true) : uPlot.rangeNum(min, max, 0.1, true)
+    return [y0 ?? a, y1 ?? b]
+  }
+}
+
 export function chartOptions({ traces, settings, showRaw, theme, width, height, hooks }) {
   const series = [{ label: settings.x }]
+  const bands = []
   for (const t of traces) {
     if (!t.count) continue
-    if (!t.smoothed || showRaw) {
-      series.push({
-        label: t.smoothed ? `${t.board.name} (raw)` : t.board.name,
-        stroke: t.smoothed ? fade(t.color, 0.28) : t.color,
-        width: t.smoothed ? 1 : 1.5,
-        spanGaps: true,
-        points: { show: lonePoint(t) },
-      })
+    const common = { spanGaps: true, points: { show: lonePoint(t) }, show: !t.hidden, dash: dashOf(t) }
+    if (t.smoothed && showRaw) {
+      series.push({ ...common, label: `${t.label} (raw)`, stroke: fade(t.color, 0.28), width: 1 })
     }
-    if (t.smoothed) {
-      series.push({ label: t.board.name, stroke: t.color, width: 1.75, spanGaps: true, points: { show: lonePoint(t) } })
+    series.push({ ...common, label: t.label, stroke: t.color, width: t.smoothed || t.band ? 1.75 : 1.5 })
+    if (t.band) {
+      const edge = { show: !t.hidden, spanGaps: true, stroke: 'transparent', width: 0, points: { show: false } }
+      series.push({ ...edge, label: `${t.label} +std` }, { ...edge, label: `${t.label} -std` })
+      bands.push({ series: [series.length - 2, series.length - 1], fill: fade(t.color, 0.18) })
     }
   }
   const range = settings.outliers ? robustRange(traces, showRaw) : null
+  const manual = settings.y0 != null || settings.y1 != null
   const tiny = !settings.logY && tinyValues(traces)
   const axisFor = (log) => {
     const only = log ? { filter: decades } : {}
@@ -174,9 +217,13 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
     cursor: {
       sync: { key: `kb-${settings.x}`, setSeries: false },
       y: false, // no horizontal hair: it would show at the same height on every synced chart
-      drag: { x: true, y: false, setScale: true },
+      // a drag zooms x, or y when it is mostly vertical (uni: px before the direction is fixed)
+      drag: { x: true, y: true, uni: 24, setScale: true },
       points: { size: 6 },
+      focus: { prox: 24 }, // the line nearest the pointer is drawn strong, the others faint
     },
+    focus: { alpha: 0.3 },
+    bands,
     scales: {
       x: {
         time: settings.x === 'wall_time',
@@ -187,6 +234,7 @@ export function chartOptions({ traces, settings, showRaw, theme, width, height, 
         distr: settings.logY ? 3 : 1,
         ...(tiny ? { range: tinyRange } : {}),
         ...(range && !settings.logY ? { range: () => range } : {}),
+        ...(manual ? { range: manualRange(settings.y0, settings.y1, settings.logY) } : {}),
       },
     },
     axes: [
@@ -223,6 +271,7 @@ export function drawNonFinite(u, traces) {
   const size = 5 * devicePixelRatio
   ctx.save()
   for (const t of traces) {
+    if (t.hidden) continue
     ctx.fillStyle = t.color
     ctx.strokeStyle = t.color
     ctx.lineWidth = 1.5 * devicePixelRatio
@@ -255,30 +304,81 @@ export function drawNonFinite(u, traces) {
   ctx.restore()
 }
 
-// A PNG of the chart with its title and a legend, drawn on the chart's background.
-export function chartPng(u, title, traces, theme) {
+// The chart drawn again, off screen, `m` times larger in every dimension (lines, fonts, axis
+// sizes): a PNG sharper than the screen's canvas (which has the device's pixel ratio only).
+function scaledCanvas(opts, data, m) {
+  const mul = (f) => (typeof f === 'function' ? (...args) => f(...args) * m : f == null ? f : f * m)
+  const scaled = {
+    ...opts,
+    width: opts.width * m,
+    height: opts.height * m,
+    cursor: { show: false },
+    hooks: { draw: opts.hooks?.draw || [] },
+    series: opts.series.map((se, i) =>
+      i === 0
+        ? se
+        : {
+            ...se,
+            width: (se.width ?? 1) * m,
+            dash: se.dash && se.dash.map((d) => d * m),
+            points: { ...(se.points || {}), size: 6 * m },
+          },
+    ),
+    axes: opts.axes.map((ax, i) => ({
+      ...ax,
+      font: `${12 * m}px system-ui, sans-serif`,
+      size: ax.size ? mul(ax.size) : 50 * m,
+      gap: 5 * m,
+      space: (ax.space ?? (i === 0 ? 50 : 30)) * m,
+      ticks: { ...(ax.ticks || {}), size: 10 * m, width: (ax.ticks?.width ?? 1) * m },
+      grid: { ...(ax.grid || {}), width: (ax.grid?.width ?? 1) * m },
+    })),
+  }
+  const host = document.createElement('div')
+  host.style.position = 'fixed'
+  host.style.left = '-100000px'
+  host.style.top = '0'
+  document.body.appendChild(host)
+  const u = new uPlot(scaled, data, host)
+  const scales = opts.exportScales
+  if (scales) u.batch(() => Object.entries(scales).forEach(([k, [min, max]]) => u.setScale(k, { min, max })))
+  const canvas = document.createElement('canvas')
+  canvas.width = u.ctx.canvas.width
+  canvas.height = u.ctx.canvas.height
+  canvas.getContext('2d').drawImage(u.ctx.canvas, 0, 0)
+  u.destroy()
+  host.remove()
+  return canvas
+}
+
+// A PNG of the chart with its title and a legend (each run's name and value), drawn on the
+// chart's background at twice the screen's resolution at least.
+export function chartPng(u, baseOpts, title, rows, theme) {
   const dpr = devicePixelRatio || 1
-  const src = u.ctx.canvas
-  const line = 18 * dpr
-  const legendRows = traces.filter((t) => t.count).length
+  const m = Math.max(2, dpr) / dpr
+  const opts = { ...baseOpts, width: u.width, height: u.height, exportScales: { x: [u.scales.x.min, u.scales.x.max], y: [u.scales.y.min, u.scales.y.max] } }
+  const src = scaledCanvas(opts, u.data, m)
+  const k = m * dpr // canvas pixels per CSS pixel
+  const line = 18 * k
+  const shown = rows.filter((r) => !r.hidden)
   const canvas = document.createElement('canvas')
   canvas.width = src.width
-  canvas.height = src.height + line * (legendRows + 2)
+  canvas.height = src.height + line * (shown.length + 2)
   const ctx = canvas.getContext('2d')
   ctx.fillStyle = theme.bg
   ctx.fillRect(0, 0, canvas.width, canvas.height)
   ctx.fillStyle = theme.text
-  ctx.font = `${13 * dpr}px system-ui, sans-serif`
+  ctx.font = `${13 * k}px system-ui, sans-serif`
   ctx.textBaseline = 'middle'
-  ctx.fillText(title, 8 * dpr, line * 0.7)
+  ctx.fillText(title, 8 * k, line * 0.7)
   ctx.drawImage(src, 0, line * 1.2)
   let y = src.height + line * 1.8
-  for (const t of traces) {
-    if (!t.count) continue
-    ctx.fillStyle = t.color
-    ctx.fillRect(8 * dpr, y - 5 * dpr, 10 * dpr, 10 * dpr)
+  for (const r of shown) {
+    ctx.fillStyle = r.color
+    ctx.fillRect(8 * k, y - 5 * k, 10 * k, 10 * k)
     ctx.fillStyle = theme.text
-    ctx.fillText(t.board.name, 24 * dpr, y)
+    const value = r.value === undefined ? 'no data' : `${r.value}  @ ${r.at}`
+    ctx.fillText(`${r.name}   ${value}`, 24 * k, y)
     y += line
   }
   return new Promise((resolve) => canvas.toBlob(resolve, 'image/png'))

@@ -10,14 +10,17 @@ const FIELDS = {
   metricFilter: ['q', 'str', ''], // regex over series names
   tab: ['tab', 'str', ''], // namespace tab; '' = all
   smoothing: ['s', 'num', 0.6],
-  x: ['x', 'str', 'step'], // step | global_step | wall_time | relative_time | <series name>
+  x: ['x', 'str', ''], // '' (auto: global_step where a run advanced it, else step) | step | global_step | wall_time | relative_time | <series name>
   logY: ['ly', 'bool', false],
   logX: ['lx', 'bool', false],
   outliers: ['o', 'bool', false], // ignore outliers in y scaling
   raw: ['raw', 'bool', true], // show the raw line faintly under the smoothed one
   theme: ['theme', 'str', 'auto'], // auto | light | dark
   full: ['fs', 'str', ''], // the series shown full screen
-  charts: ['c', 'json', {}], // per-chart overrides: {name: {s, x, ly, lx, o}}
+  charts: ['c', 'json', {}], // per-chart overrides: {name: {s, x, ly, lx, o, y0, y1, m}}
+  hidden: ['hide', 'list', []], // runs hidden from the charts (a click on their legend entry)
+  pins: ['pin', 'list', []], // charts pinned to the top of the scalars page, in this order
+  group: ['g', 'str', ''], // config key: runs sharing its value drawn as one mean ± std band
   page: ['p', 'str', 'scalars'], // scalars | histograms | media | tables | runs
   // histograms
   histMode: ['hm', 'str', 'offset'], // offset | overlay | distribution | heatmap

@@ -13,6 +13,8 @@ export const store = reactive({
   metrics: {}, // board id -> [{name, kind, count, last_step}]
   counts: {}, // `${board}\u0000${series}` -> count (bumped by live updates)
   boardsSig: '',
+  globalSteps: {}, // board id -> its global_step (live state); see stepaxis.js
+  liveLate: false, // no live state came within 2 s: the step axis stops waiting for it
 })
 
 export const seriesKey = (board, name) => `${board}\u0000${name}`
@@ -108,6 +110,7 @@ function applyLive(delta) {
     const board = boardById.value[id]
     if (board && state.status) board.status = state.status
     if (board && state.steps !== undefined) board.steps = state.steps
+    if (state.global_step !== undefined) store.globalSteps[id] = state.global_step
     if (!state.metrics) continue
     const list = store.metrics[id] || (store.metrics[id] = [])
     const byName = Object.fromEntries(list.map((m) => [m.name, m]))
@@ -128,6 +131,7 @@ export async function startStore(urlHadBoards) {
     view.boards = store.boards.slice(-5).map((b) => b.id)
   }
   ready.value = true
+  setTimeout(() => (store.liveLate = true), 2000)
   let disconnect = () => {}
   // the selected runs that exist: an id of a run removed since (an old link) would make the
   // server refuse the whole stream; a board created after the page loaded joins when it appears

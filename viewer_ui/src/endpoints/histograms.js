@@ -12,9 +12,10 @@ const nums = (a) => (a || []).map(num)
 
 const url = (route, params) => `/api/histograms/${route}?${query(params)}`
 
+// the steps with data and their training steps: {steps, globalSteps} (ascending, paired)
 export async function histSteps(board, name, signal) {
   const doc = await getJSON(url('steps', { board, name }), signal)
-  return doc.steps
+  return { steps: doc.steps, globalSteps: doc.global_steps || doc.steps }
 }
 
 // step < 0 or undefined: the latest; otherwise the nearest step with data
