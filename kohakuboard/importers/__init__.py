@@ -39,9 +39,7 @@ SOURCES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def import_source(
-    source: str, paths: list[Path], to: Path, **options: Any
-) -> list[RunReport]:
+def import_source(source: str, paths: list[Path], to: Path, **options: Any) -> list[RunReport]:
     """Import ``paths`` of kind ``source`` into boards under ``to``; one report per run."""
     from ..errors import ImportSourceError
 

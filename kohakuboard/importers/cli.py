@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from . import SOURCES, import_source
@@ -56,6 +55,9 @@ def import_command(
         typer.echo(f"kobo: error: {text or type(exc).__name__}", err=True)
         raise typer.Exit(1) from None
     for report in reports:
+        if report.empty:
+            typer.echo(f"{report.run}: nothing to import (no board made)")
+            continue
         added = ", ".join(f"{n} {kind}" for kind, n in report.added.items()) or "nothing new"
         typer.echo(f"{report.run}: {report.board_id}: {added}")
         for problem in report.problems:
@@ -72,5 +74,5 @@ def main(args: list[str]) -> None:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.command(epilog=_EPILOG)(import_command)
-    command: click.Command = typer.main.get_command(app)
+    command = typer.main.get_command(app)
     command.main(args, prog_name="kobo import")

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class RunReport:
     board_dir: Path
     added: dict[str, int] = field(default_factory=dict)  # kind -> values added
     problems: list[str] = field(default_factory=list)
+    empty: bool = False  # the run held nothing to import: no board was made
 
     def count(self, kind: str, n: int = 1) -> None:
         self.added[kind] = self.added.get(kind, 0) + n
@@ -108,6 +110,8 @@ class BoardSink:
             )
         self._owner: int | None = owner
         self._lock: Any = None
+        self._created = False
+        self._configured = False
         try:
             self._lock = locking.board_lock(self.path)
             self._lock.__enter__()
@@ -132,6 +136,7 @@ class BoardSink:
                 )
                 write_meta(self.path, self.meta)
                 self.state = {}
+                self._created = True
             self.writer = open_writer(self.path, self.meta.backend)
         except BaseException:
             self.close()
@@ -262,6 +267,7 @@ class BoardSink:
 
     def config(self, config: dict[str, Any]) -> None:
         self.writer.update_config(config)
+        self._configured = True
 
     @property
     def buffered(self) -> int:
@@ -333,6 +339,13 @@ class BoardSink:
         self._buffered = 0
 
     def finish(self, state: dict[str, Any]) -> RunReport:
+        """The last commit. A board this import created for a run with nothing in it is
+        removed again (a later import of the run makes it when there is something)."""
+        if self._created and not self.buffered and not self._configured and not self.report.added:
+            self.close()
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.report.empty = True
+            return self.report
         self.commit(state)
         self.writer.finalize()
         return self.report

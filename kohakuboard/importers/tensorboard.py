@@ -75,7 +75,9 @@ def find_runs(root: Path) -> list[tuple[str, Path]]:
     for folder, _dirs, files in os.walk(root):
         if any("tfevents" in f for f in files):
             rel = os.path.relpath(folder, root)
-            runs.append((root.resolve().name if rel == "." else rel.replace(os.sep, "/"), Path(folder)))
+            runs.append(
+                (root.resolve().name if rel == "." else rel.replace(os.sep, "/"), Path(folder))
+            )
     return sorted(runs)
 
 
@@ -170,8 +172,8 @@ class _EventReader:
         self.config: dict[str, Any] = {}
         self.skipped: dict[str, int] = {}
         self._tags: dict[bytes, int] = {}  # raw tag -> the sink's metric id
-        self._metric, self._step = sink.col_metric.append, sink.col_step.append
-        self._wall, self._value = sink.col_wall.append, sink.col_value.append
+        self._add_metric, self._add_step = sink.col_metric.append, sink.col_step.append
+        self._add_wall, self._add_value = sink.col_wall.append, sink.col_value.append
 
     def simple_scalar(self, data: bytes) -> bool:
         """Store the event if it is one plain scalar (most events are), reading its bytes
@@ -212,10 +214,10 @@ class _EventReader:
         index = self._tags.get(raw)
         if index is None:
             index = self._tags[raw] = self.sink.metric_id(raw.decode("utf-8", "replace"))
-        self._metric(index)
-        self._step(step)
-        self._wall(_DOUBLE(data, 1)[0])
-        self._value(_FLOAT(data, q + 1)[0])
+        self._add_metric(index)
+        self._add_step(step)
+        self._add_wall(_DOUBLE(data, 1)[0])
+        self._add_value(_FLOAT(data, q + 1)[0])
         return True
 
     def event(self, data: bytes) -> None:
