@@ -83,6 +83,7 @@ class Supervisor:
         self._disk_backoff = DISK_RETRY_S
         self._disk_retry_at = 0.0
         self._drop_reported = False  # "values are not recorded" was said (or a fault said why)
+        self.handed_over = False  # finish() left the session to a writer still starting
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
@@ -260,6 +261,7 @@ class Supervisor:
             return False  # serving: it stores the rest in about a commit interval
         ring.set_finishing(self._mm)
         _COMPACTING.append(proc)
+        self.handed_over = True
         return True
 
     def _wait_stored(self, lane: LaneWriter, pending: bytes | None) -> None:
