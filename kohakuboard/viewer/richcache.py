@@ -9,11 +9,14 @@ cache holds more than its budget (each entry states its own approximate size).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import UnknownMetricError
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEFAULT_BUDGET = 256 << 20  # bytes, approximate
+SHARED_BUDGET = 64 << 20  # prepared tables kept by content across series rebuilds
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,40 @@ class RichCache:
         self._used = 0
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+        self._shared: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._shared_used = 0
+        self._scratch: Path | None = None
+
+    def shared(self, key: tuple[Any, ...], factory: Callable[[], T]) -> T:
+        """The object known by ``key`` (e.g. a table step by its content hash), made by
+        ``factory`` if not kept; kept across series rebuilds while within SHARED_BUDGET
+        (each object states its ``nbytes``)."""
+        with self._lock:
+            hit = self._shared.get(key)
+            if hit is not None:
+                self._shared.move_to_end(key)
+                return hit  # type: ignore[no-any-return]
+        value = factory()
+        size = int(getattr(value, "nbytes", 0))
+        with self._lock:
+            old = self._shared.pop(key, None)
+            self._shared_used -= 0 if old is None else int(getattr(old, "nbytes", 0))
+            if size <= SHARED_BUDGET:
+                self._shared[key] = value
+                self._shared_used += size
+            while self._shared_used > SHARED_BUDGET:
+                _, dropped = self._shared.popitem(last=False)
+                self._shared_used -= int(getattr(dropped, "nbytes", 0))
+        return value
+
+    def scratch(self) -> Path:
+        """A private temporary folder of this cache (removed with it): the Parquet copies of
+        big tables that old boards stored inline."""
+        with self._lock:
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="kobo-tables-"))
+                weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            return self._scratch
 
     def get(
         self,

@@ -2,9 +2,11 @@
 one cell, and one table key of several runs merged into one (``/api/tables/compare``).
 
 The server sends only one page: rows are sorted (numbers, NaN last, then text) and filtered on
-the server over the whole table (:mod:`.tablepage`), decoded once and cached until the series
-grows (:mod:`.richcache`). For a comparison, ``board`` is repeated (as in ``/api/series``);
-each run's table is taken at the step nearest ``step`` (its latest step when ``step`` is left
+the server over the whole table, reading the table's columnar file (:mod:`.tablepage`): a page
+reads the row groups of its rows, a sort one column; each step's table is known by its content
+(its file's hash) and kept with its recent sort orders (:mod:`.richcache`).
+
+For a comparison, ``board`` is repeated (as in ``/api/series``); each run's table is taken at the step nearest ``step`` (its latest step when ``step`` is left
 out) and merged (:mod:`.tablecompare`); the merged table is cached too and built again when one
 of the runs' tables grows, when another step is asked for, or when a run is renamed. Media
 cells are files found through the board's own index and served only from inside its folder.
@@ -12,6 +14,7 @@ cells are files found through the board's own index and served only from inside 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,6 +22,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
+from ..storage.table_store import is_ref
 from .catalog import Catalog, check_board_ids
 from .charts import jnum
 from .errors import UnknownMetricError
@@ -28,10 +32,11 @@ from .richcache import rich_cache
 from .routekit import PageQuery, catalog_of, json_response, sort_column
 from .routes import BoardIds
 from .tablecompare import MergedTable, merge_tables
-from .tablepage import OrderKey, TableSeries, is_media, plain
+from .tablepage import OrderKey, TableSeries, is_media, plain, prepare
 
 if TYPE_CHECKING:
     from ..reader import Reader
+    from ..storage.base import TableRow
 
 router = APIRouter(prefix="/api")
 
@@ -41,14 +46,29 @@ MAX_RUNS = 64
 
 # -- tables --------------------------------------------------------------------------------
 def _tables(catalog: Catalog, board: str, name: str) -> TableSeries:
+    cache = rich_cache(catalog)
+    uid = catalog.board(board).uid
+
     def build(reader: Reader) -> tuple[TableSeries, int]:
-        series = TableSeries.of(reader.tables(name))
+        tables = []
+        for entry in reader.table_entries(name):
+            # a step's table is known by its content: kept when the series grows
+            key = (uid, name, entry.step, _content_key(entry))
+            tables.append(cache.shared(key, partial(prepare, entry, reader.path, cache.scratch)))
+        series = TableSeries.of(tables)
         return series, series.nbytes
 
-    series = rich_cache(catalog).get(catalog, board, "table", name, build)
+    series = cache.get(catalog, board, "table", name, build)
     if not len(series.steps):
         raise UnknownMetricError(f"board {board!r} has no data yet in table series {name!r}")
     return series
+
+
+def _content_key(entry: TableRow) -> str:
+    """A table file's name is its content hash; inline rows are known by their record."""
+    if is_ref(entry.rows):
+        return str(entry.rows.get("file"))  # type: ignore[attr-defined]
+    return f"inline:{entry.global_step}:{entry.wall_time!r}:{len(entry.rows)}"
 
 
 @router.get("/tables/steps")
@@ -56,10 +76,10 @@ def table_steps(request: Request, board: str, name: str) -> Response:
     series = _tables(catalog_of(request), board, name)
     steps = [
         {
-            "step": t.table.step,
-            "global_step": t.table.global_step,
-            "wall_time": jnum(t.table.wall_time),
-            "rows": len(t.rows),
+            "step": t.info.step,
+            "global_step": t.info.global_step,
+            "wall_time": jnum(t.info.wall_time),
+            "rows": t.num_rows,
         }
         for t in series.tables
     ]
@@ -90,29 +110,27 @@ def table_page(
     """One page of the table at the step nearest ``step``, sorted and filtered on the server."""
     series = _tables(catalog_of(request), board, name)
     table = series.tables[nearest_index(series.steps, step)]
-    what = f"table {name!r} at step {table.table.step}"
-    key = OrderKey(
-        sort_column(table.table.columns, page.sort, what), page.desc, page.filter.lower()
-    )
+    table.source.check()
+    at = table.info.step
+    what = f"table {name!r} at step {at}"
+    key = OrderKey(sort_column(table.columns, page.sort, what), page.desc, page.filter.lower())
     order = table.order(key)
-    at = table.table.step
+    shown = order[page.window()]
     rows = [
         {
             "index": int(i),
-            "cells": [
-                _cell_json(board, name, at, int(i), c, cell) for c, cell in enumerate(table.rows[i])
-            ],
+            "cells": [_cell_json(board, name, at, int(i), c, cell) for c, cell in enumerate(cells)],
         }
-        for i in order[page.window()]
+        for i, cells in zip(shown, table.rows_at(shown), strict=True)
     ]
     return json_response(
         {
             "board": board,
             "name": name,
             "step": at,
-            "global_step": table.table.global_step,
-            "columns": list(table.table.columns),
-            "total_rows": len(table.rows),
+            "global_step": table.info.global_step,
+            "columns": table.columns,
+            "total_rows": table.num_rows,
             "filtered_rows": len(order),
             **page.echo(),
             "rows": rows,
@@ -128,9 +146,10 @@ def table_cell(
     catalog = catalog_of(request)
     table = _tables(catalog, board, name).at(step)
     what = f"table {name!r} of board {board!r} at step {step}, row {row}, column {col}"
-    if table is None or not (0 <= row < len(table.rows)) or not (0 <= col < len(table.rows[row])):
+    if table is None or not (0 <= row < table.num_rows) or not (0 <= col < len(table.columns)):
         raise MediaFileNotFoundError(f"{what}: no such cell")
-    cell = table.rows[row][col]
+    (cells,) = table.rows_at(np.array([row]))
+    cell = cells[col]
     if not is_media(cell):
         raise MediaFileNotFoundError(f"{what}: not a media cell")
     media = cell["__media__"]
@@ -195,8 +214,8 @@ def table_compare(
         {
             "board": part.board,
             "step": part.step,
-            "global_step": part.table.table.global_step,
-            "rows": len(part.table.rows),
+            "global_step": part.table.info.global_step,
+            "rows": part.table.num_rows,
         }
         for part in merged.parts
     ]

@@ -1,13 +1,23 @@
-"""Server-side sort, filter and paging of one logged table (100k rows and more).
+"""Server-side sort, filter and paging of one logged table (100k rows and more), on disk.
 
-Each step's table is decoded once (see :mod:`kohakuboard.viewer.richcache`); what a page needs
-is built lazily and kept with it: per column a sort key, per table the lower-cased text of
-every row for filtering, and the row order of the last few (sort, desc, filter) requests, so
-paging through a sorted, filtered table costs one slice.
+A step's table is read through a :class:`TableSource`: the columnar table file the writer
+stored (:mod:`kohakuboard.storage.table_store`, read by row group), or, for small tables and
+boards written before table files, an Arrow table built once from the stored rows (a big one
+is written to a Parquet file in the viewer's scratch folder, then read like a table file). A
+request costs what it shows: a page reads the row groups that hold its rows, a sort reads one
+column, a filter scans the table a few row groups at a time; nothing holds the whole table in
+memory. Sort orders and filter results (row indices, 8 bytes a row) are kept per table for
+the last few requests, so paging through a sorted, filtered table costs one slice and the
+row groups of that page.
 
 Sort order (stable, original order among equal keys): numbers (bools as 0/1; ``desc``
 reverses them), then NaN, then strings (``desc`` reverses them too), then null, media and
-anything else. So missing values stay at the end in both directions.
+anything else. So missing values stay at the end in both directions. A column that holds one
+kind sorts in Arrow; a mixed column (stored as JSON cells) in Python, one column at a time.
+
+The filter keeps the rows where some cell's text contains the needle, case-insensitively:
+strings, integers, ``true``/``false``, floats as Arrow prints them (shortest round-trip form:
+``2``, ``0.5``, ``1e-7``, ``nan``, ``inf``), and a media cell's caption and kind.
 """
 
 from __future__ import annotations
@@ -16,20 +26,38 @@ import json
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from ..storage import table_store
+from ..storage.table_store import TableFileError
 from .charts import jnum
+from .errors import ViewerError
 
 if TYPE_CHECKING:
     from ..storage.base import TableRow
 
 ORDERS_KEPT = 8
+BLOCK_ROW_GROUPS = 8  # row groups decoded at once (a page, a filter scan)
 _NUMBER, _NAN, _STRING, _OTHER = 0, 1, 2, 3
 _SEPARATOR = "\x1f"  # between cells in a row's text, so a filter never spans two cells
+_VERIFY = "; the board's other tables still open (`kobo verify` lists damaged files)"
+_INT_TEXT = frozenset("0123456789-")
+_FLOAT_TEXT = frozenset("0123456789.-+einfa")
+
+
+class TableDamagedError(ViewerError):
+    """A table file of the board cannot be read (damaged, cut short, or not a table file);
+    the board's other tables and steps still open."""
+
+    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -39,12 +67,205 @@ class OrderKey:
     filter: str  # lower-cased; "" = none
 
 
-class RowOrder:
-    """Sort and filter state of a list of rows: what sorting and filtering has needed so far.
+# -- where a table's cells come from ---------------------------------------------------------
+class TableSource:
+    """The cells of one stored table, read by column, by rows or by blocks of rows.
 
-    Subclasses give ``rows`` and ``columns``; :class:`PreparedTable` is one step's table, a
-    merged table of several runs (:mod:`kohakuboard.viewer.tablecompare`) another.
+    ``cells_read`` counts the cells decoded so far and ``peak_rows`` the most rows held at
+    once (tests check that a page never reads the whole table).
     """
+
+    columns: list[str]
+    num_rows: int
+    nbytes: int = 0  # memory it holds (an in-memory table), for the cache budget
+
+    def __init__(self) -> None:
+        self.cells_read = 0
+        self.peak_rows = 0
+        self._kinds: list[str] = []
+
+    @property
+    def kinds(self) -> list[str]:
+        """The stored kind of each column (see :mod:`kohakuboard.storage.table_store`)."""
+        return self._kinds
+
+    def _count(self, table: pa.Table) -> pa.Table:
+        self.cells_read += table.num_rows * table.num_columns
+        self.peak_rows = max(self.peak_rows, table.num_rows)
+        return table
+
+    def check(self) -> None:
+        """Raise :class:`TableDamagedError` if the table cannot be read (opens a file)."""
+
+    def column(self, j: int) -> pa.ChunkedArray:
+        raise NotImplementedError
+
+    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+        """(first row, rows) of consecutive blocks covering the table."""
+        raise NotImplementedError
+
+    def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
+        raise NotImplementedError
+
+    def take(self, rows: np.ndarray) -> list[list[Any]]:
+        """Python rows at these indices, in that order."""
+        if not len(rows):
+            return []
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        got: list[list[Any]] = []
+        for part in self._rows_at(rows[order]):
+            got.extend(table_store.rows_of(part, self.kinds))
+        out: list[list[Any]] = [[] for _ in range(len(rows))]
+        for k, i in enumerate(order):
+            out[i] = got[k]
+        return out
+
+
+class ArrowSource(TableSource):
+    """A table held in memory (small tables, and the rows of records with inline rows)."""
+
+    def __init__(self, table: pa.Table, kinds: list[str]) -> None:
+        super().__init__()
+        self.table = table
+        self.columns = table.column_names
+        self._kinds = kinds
+        self.num_rows = table.num_rows
+        self.nbytes = table.nbytes
+
+    def column(self, j: int) -> pa.ChunkedArray:
+        self.cells_read += self.num_rows
+        return self.table.column(j)
+
+    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+        step = table_store.ROW_GROUP_ROWS * BLOCK_ROW_GROUPS
+        for start in range(0, self.num_rows, step):
+            yield start, self._count(self.table.slice(start, step))
+
+    def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
+        yield self._count(self.table.take(pa.array(sorted_rows)))
+
+
+class FileSource(TableSource):
+    """A table file (Parquet, table format 1), read one row group block at a time; opened
+    and checked on first use."""
+
+    def __init__(
+        self, base: Path, ref: table_store.TableRef, columns: list[str], what: str = "table"
+    ) -> None:
+        super().__init__()
+        self.base, self.ref, self.columns, self.what = base, ref, columns, what
+        self.num_rows = ref.num_rows
+        self.nbytes = 64 * max(len(columns), 1) * (1 + ref.num_rows // table_store.ROW_GROUP_ROWS)
+        self._lock = threading.Lock()
+        self._opened: tuple[Any, list[str], np.ndarray] | None = None
+
+    def _open(self) -> tuple[Any, list[str], np.ndarray]:
+        """(footer, kinds, first row of each row group and the row count)."""
+        with self._lock:
+            if self._opened is None:
+                base, ref, columns = self.base, self.ref, self.columns
+                pf, kinds = self._checked(lambda: table_store.open_table_file(base, ref, columns))
+                meta = pf.metadata
+                pf.close()
+                sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+                starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+                self._opened = (meta, kinds, starts)
+            return self._opened
+
+    def check(self) -> None:
+        self._open()
+
+    @property
+    def kinds(self) -> list[str]:
+        return self._open()[1]
+
+    @property
+    def _starts(self) -> np.ndarray:
+        return self._open()[2]
+
+    def _checked(self, read: Any) -> Any:
+        try:
+            return read()
+        except TableFileError as exc:
+            raise TableDamagedError(f"{self.what}: {exc}{_VERIFY}") from None
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise TableDamagedError(
+                f"{self.what}: table file {self.ref.file} cannot be read: {text}{_VERIFY}"
+            ) from None
+
+    def _read(self, groups: list[int], columns: list[str] | None = None) -> pa.Table:
+        def read() -> pa.Table:
+            meta = self._open()[0]
+            with self._lock:
+                pf = pq.ParquetFile(
+                    self.base / self.ref.file, metadata=meta, page_checksum_verification=True
+                )
+                try:
+                    table = pf.read_row_groups(groups, columns=columns)
+                finally:
+                    pf.close()
+            expected = int(sum(self._starts[g + 1] - self._starts[g] for g in groups))
+            if table.num_rows != expected:
+                raise TableFileError(
+                    f"table file {self.ref.file}: {table.num_rows} rows read, {expected} expected"
+                )
+            return table
+
+        return self._count(self._checked(read))
+
+    def column(self, j: int) -> pa.ChunkedArray:
+        groups = list(range(len(self._starts) - 1))
+        return self._read(groups, [self.columns[j]]).column(0)
+
+    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+        groups = list(range(len(self._starts) - 1))
+        for k in range(0, len(groups), BLOCK_ROW_GROUPS):
+            chunk = groups[k : k + BLOCK_ROW_GROUPS]
+            yield int(self._starts[chunk[0]]), self._read(chunk)
+
+    def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
+        group_of = np.searchsorted(self._starts, sorted_rows, side="right") - 1
+        groups = np.unique(group_of).tolist()
+        for k in range(0, len(groups), BLOCK_ROW_GROUPS):
+            chunk = groups[k : k + BLOCK_ROW_GROUPS]
+            block = self._read(chunk)
+            # row index -> position in the block of consecutive row groups read
+            offsets = np.concatenate(
+                [[0], np.cumsum([self._starts[g + 1] - self._starts[g] for g in chunk])]
+            )
+            mine = np.isin(group_of, chunk)
+            where = group_of[mine]
+            local = sorted_rows[mine] - self._starts[where]
+            local += offsets[np.searchsorted(chunk, where)]
+            yield block.take(pa.array(local))
+
+
+class BrokenSource(TableSource):
+    """A table record that names no readable table: every read says why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why, self.columns, self.num_rows = why, [], 0
+
+    def column(self, j: int) -> pa.ChunkedArray:
+        raise TableDamagedError(self.why)
+
+    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+        raise TableDamagedError(self.why)
+
+    def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
+        raise TableDamagedError(self.why)
+
+    def check(self) -> None:
+        raise TableDamagedError(self.why)
+
+
+# -- one step's table ---------------------------------------------------------------------
+class RowOrder:
+    """Sort and filter state of a list of Python rows (the merged table of several runs,
+    :mod:`kohakuboard.viewer.tablecompare`); one step's table is a :class:`PreparedTable`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -99,20 +320,110 @@ class RowOrder:
         return sort_key([row[col] for row in self.rows])
 
 
-class PreparedTable(RowOrder):
-    """One step's table and what sorting and filtering it has needed so far."""
+class PreparedTable:
+    """One step's table (``info``: its record, without rows) over a :class:`TableSource`,
+    with the sort orders and filter results of its last few requests."""
 
-    def __init__(self, table: TableRow) -> None:
-        super().__init__()
-        self.table = table
-
-    @property
-    def rows(self) -> list[list[Any]]:
-        return self.table.rows
+    def __init__(self, info: TableRow, source: TableSource) -> None:
+        self.info = info
+        self.source = source
+        self._lock = threading.Lock()
+        self._orders: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
 
     @property
     def columns(self) -> list[str]:
-        return self.table.columns
+        return list(self.info.columns)
+
+    @property
+    def num_rows(self) -> int:
+        return self.source.num_rows
+
+    @property
+    def nbytes(self) -> int:
+        """Memory it may hold: its source and at most ORDERS_KEPT cached row orders."""
+        return 512 + self.source.nbytes + 8 * self.num_rows * ORDERS_KEPT
+
+    def rows_at(self, rows: np.ndarray) -> list[list[Any]]:
+        return self.source.take(rows)
+
+    def all_rows(self) -> list[list[Any]]:
+        """Every row as Python cells (for merging several runs' tables)."""
+        return self.rows_at(np.arange(self.num_rows))
+
+    def order(self, key: OrderKey) -> np.ndarray:
+        """Original indices of the rows that pass the filter, in sorted order."""
+        with self._lock:
+            hit = self._kept(("order", key))
+            if hit is not None:
+                return hit
+            if key.sort is None:
+                index = self._filter(key.filter)
+            else:
+                index = self._sorted(key.sort, key.desc)
+                if key.filter:
+                    index = index[np.isin(index, self._filter(key.filter), assume_unique=True)]
+            return self._keep(("order", key), index)
+
+    def _kept(self, key: tuple[Any, ...]) -> np.ndarray | None:
+        hit = self._orders.get(key)
+        if hit is not None:
+            self._orders.move_to_end(key)
+        return hit
+
+    def _keep(self, key: tuple[Any, ...], value: np.ndarray) -> np.ndarray:
+        self._orders[key] = value
+        while len(self._orders) > ORDERS_KEPT:
+            self._orders.popitem(last=False)
+        return value
+
+    def _sorted(self, col: int, desc: bool) -> np.ndarray:
+        hit = self._kept(("sort", col, desc))
+        if hit is not None:
+            return hit
+        values = self.source.column(col)
+        if self.source.kinds[col] == "json":
+            group, value = sort_key(table_store.cells_of(values, "json"))
+            index = np.lexsort((-value if desc else value, group))
+        else:
+            # Arrow's sort is stable and puts NaN after the numbers and nulls last, both ways
+            order = "descending" if desc else "ascending"
+            got = pc.array_sort_indices(values, order=order, null_placement="at_end")
+            index = got.to_numpy().astype(np.int64, copy=False)
+        return self._keep(("sort", col, desc), index)
+
+    def _filter(self, needle: str) -> np.ndarray:
+        if not needle:
+            return np.arange(self.num_rows, dtype=np.int64)
+        hit = self._kept(("filter", needle))
+        if hit is not None:
+            return hit
+        mask = np.zeros(self.num_rows, dtype=bool)
+        for start, block in self.source.blocks():
+            found = np.zeros(block.num_rows, dtype=bool)
+            for j, kind in enumerate(self.source.kinds):
+                column_matches(block.column(j), kind, needle, found)
+            mask[start : start + block.num_rows] |= found
+        return self._keep(("filter", needle), np.flatnonzero(mask))
+
+
+def column_matches(values: pa.ChunkedArray, kind: str, needle: str, found: np.ndarray) -> None:
+    """Set ``found`` where a cell of this column contains ``needle`` (lower-case)."""
+    if kind == "bool":
+        for word, flag in (("true", True), ("false", False)):
+            if needle in word:
+                found |= pc.fill_null(pc.equal(values, flag), False).to_numpy(zero_copy_only=False)
+        return
+    if kind == "json":
+        cells = table_store.cells_of(values, "json")
+        found |= np.fromiter((needle in cell_text(c).lower() for c in cells), bool, len(cells))
+        return
+    if kind == "int" and not set(needle) <= _INT_TEXT:
+        return
+    if kind == "float" and not set(needle) <= _FLOAT_TEXT:
+        return
+    text = values if kind == "str" else pc.cast(values, pa.string())
+    hits = pc.match_substring(pc.utf8_lower(text), needle)
+    found |= pc.fill_null(hits, False).to_numpy(zero_copy_only=False)
 
 
 def sort_key(cells: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -172,9 +483,27 @@ def is_media(cell: Any) -> bool:
     return isinstance(cell, dict) and isinstance(cell.get("__media__"), dict)
 
 
-def size_of(tables: Sequence[TableRow]) -> int:
-    """A rough memory estimate of decoded tables (for the cache budget)."""
-    return sum(100 * len(t.rows) * max(len(t.columns), 1) for t in tables)
+# -- every step of one table key ------------------------------------------------------------
+def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> PreparedTable:
+    """One stored table record as a :class:`PreparedTable` (a table file is opened and
+    checked here; inline rows become an Arrow table, written to ``scratch`` when big)."""
+    info = replace(entry, rows=[])
+    columns = list(entry.columns)
+    where = f"table {entry.name!r} at step {entry.step}"
+    if table_store.is_ref(entry.rows):
+        try:
+            ref = table_store.ref_of(entry.rows, where)
+        except TableFileError as exc:
+            return PreparedTable(info, BrokenSource(f"{exc}{_VERIFY}"))
+        return PreparedTable(info, FileSource(board_dir, ref, columns, where))
+    table = table_store.to_arrow(columns, entry.rows)
+    kinds = table_store.check_schema(table.schema, columns)
+    if table.num_rows * max(len(columns), 1) <= table_store.INLINE_MAX_CELLS or not columns:
+        return PreparedTable(info, ArrowSource(table, kinds))
+    # a big table stored inline (a board written before table files): page it from disk
+    folder = scratch()
+    ref = table_store.write_table_file(folder, columns, entry.rows)
+    return PreparedTable(info, FileSource(folder, ref, columns, where))
 
 
 @dataclass(frozen=True)
@@ -183,16 +512,15 @@ class TableSeries:
 
     steps: np.ndarray
     tables: list[PreparedTable]
-    nbytes: int
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tables)
 
     @classmethod
-    def of(cls, rows: Sequence[TableRow]) -> TableSeries:
-        rows = sorted(rows, key=lambda r: r.step)
-        return cls(
-            steps=np.array([r.step for r in rows], dtype=np.int64),
-            tables=[PreparedTable(r) for r in rows],
-            nbytes=size_of(rows),
-        )
+    def of(cls, tables: Sequence[PreparedTable]) -> TableSeries:
+        tables = sorted(tables, key=lambda t: t.info.step)
+        return cls(np.array([t.info.step for t in tables], dtype=np.int64), list(tables))
 
     def at(self, step: int) -> PreparedTable | None:
         """The table logged at exactly ``step``."""
