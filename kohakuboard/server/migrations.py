@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from .db import POSTGRES, Database, Tx
+from .db import POSTGRES, Database, Tx, describe
 from .errors import SchemaVersionError
 
 logger = logging.getLogger(__name__)
@@ -197,12 +197,12 @@ def check_schema(db: Database, *, create: bool = False) -> int:
         return LATEST
     if version < LATEST:
         raise SchemaVersionError(
-            f"the database {db!r} has schema version {version}; this kohakuboard needs "
+            f"the database {describe(db.url)} has schema version {version}; this kohakuboard needs "
             f"{LATEST}. Back it up, then run `kobo admin migrate --db URL` and start again"
         )
     if version > LATEST:
         raise SchemaVersionError(
-            f"the database {db!r} has schema version {version}, newer than this kohakuboard "
+            f"the database {describe(db.url)} has schema version {version}, newer than this kohakuboard "
             f"knows ({LATEST}); upgrade kohakuboard on this machine"
         )
     return version

@@ -98,3 +98,18 @@ def local_board(tmp_path_factory: pytest.TempPathFactory) -> Path:
             }
         )
     return base / b.id
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL cluster (skipped, saying why, where none can run)."""
+    from pg_kit import Cluster, PostgresUnavailable
+
+    try:
+        cluster = Cluster().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL here: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
