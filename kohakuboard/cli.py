@@ -231,16 +231,13 @@ def list_command(
     ] = False,
 ) -> None:
     """List the boards in PATH, oldest first (deleted ones only with --all)."""
-    from .reader import list_boards, open_board
+    from .reader import list_boards
 
     with _user_errors(path.expanduser().absolute()):
         if not path.expanduser().is_dir():
             _fail(f"no such folder: {path.expanduser().absolute()}")
-        boards = list_boards(path, include_deleted=show_all)
-        sizes = []
-        for info in boards:
-            with open_board(info.path) as reader:
-                sizes.append(reader.disk_bytes())
+        boards = list_boards(path, include_deleted=show_all, sizes=True)  # the folder index
+        sizes = [b.size or 0 for b in boards]
     if as_json:
         typer.echo(
             _json(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pyarrow as pa
 from . import handoff, locking
 from .annotations import read_annotations
 from .errors import BoardDamagedError, BoardNotFoundError, KohakuBoardError
-from .metadata import BoardMeta, is_board_dir, read_meta
+from .metadata import BoardMeta, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
 from .storage.checks import first_line
@@ -59,6 +59,8 @@ class BoardInfo:
     deleted_at: float | None = None
     damage: tuple[DamagedFile, ...] = ()  # damaged data files (cheap check, see Reader.damage)
     uid: str = ""  # tells this board from an earlier one of the same id in the same folder
+    size: int | None = None  # bytes on disk, when the listing was asked for it
+    global_step: int | None = None  # what the last commit recorded (listings only)
 
     @property
     def deleted(self) -> bool:
@@ -278,26 +280,57 @@ def open_board(path: str | os.PathLike[str]) -> Reader:
 
 
 def list_boards(
-    base_dir: str | os.PathLike[str] = "./kohakuboard", *, include_deleted: bool = False
+    base_dir: str | os.PathLike[str] = "./kohakuboard",
+    *,
+    include_deleted: bool = False,
+    sizes: bool = False,
 ) -> list[BoardInfo]:
     """Every board directly under ``base_dir``, oldest first.
 
     Boards marked deleted (soft delete: ``kobo delete``, the viewer) are left out unless
-    ``include_deleted``.
+    ``include_deleted``. ``sizes`` fills :attr:`BoardInfo.size`. The listing reads each
+    board's ``summary.json`` through the folder index (:mod:`kohakuboard.listing`): boards
+    that did not change since the last listing cost one ``stat`` each.
     """
+    from .listing import FolderIndex
+
     base = Path(base_dir).expanduser().resolve()
     if not base.is_dir():
         raise BoardNotFoundError(f"no such folder: {base}")
+    index = FolderIndex(base)
     out = []
-    for child in sorted(base.iterdir()):
-        if child.is_dir() and is_board_dir(child):
-            try:
-                with Reader(child) as r:
-                    info = r.info()
-            except Exception as exc:  # one unreadable board must not hide the others
-                logger.warning("skipping %s: %s", child, exc)
-                continue
-            if include_deleted or not info.deleted:
-                out.append(info)
+    for path, entry in index.scan(with_summaries=False):
+        info = board_info(path, entry.info)
+        if include_deleted or not info.deleted:
+            if sizes:
+                info = replace(info, size=index.size(entry.dirname))
+            out.append(info)
     out.sort(key=lambda b: b.created_at)
     return out
+
+
+def board_info(path: Path, raw: dict[str, Any]) -> BoardInfo:
+    """A listing entry of the folder index as a :class:`BoardInfo` (live status derived now)."""
+    from .listing import live_status
+
+    return BoardInfo(
+        id=raw["id"],
+        name=raw["display_name"] or raw["name"],
+        project=raw["project"],
+        backend=raw["backend"],
+        created_at=float(raw["created_at"]),
+        updated_at=raw["updated_at"],
+        status=live_status(path, raw["status"]),
+        steps=raw["steps"],
+        global_step=raw["global_step"],
+        metrics=raw["metrics"],
+        path=path,
+        original_name=raw["name"],
+        tags=tuple(raw["tags"]),
+        notes=raw["notes"],
+        deleted_at=raw["deleted_at"],
+        damage=tuple(
+            DamagedFile(d["file"], d["reason"], d["rows"], d["rows_lost"]) for d in raw["damage"]
+        ),
+        uid=raw["uid"],
+    )

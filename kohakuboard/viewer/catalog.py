@@ -16,10 +16,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BoardNotFoundError
-from ..reader import BoardInfo, Reader, list_boards, open_board
+from ..listing import FolderIndex
+from ..reader import BoardInfo, Reader, board_info, open_board
 from .errors import BadParameterError, UnknownBoardError, UnknownMetricError, ViewerError
 from .series import Columns
 
@@ -105,6 +106,9 @@ class Catalog:
         self._cache_bytes = 0
         self._cache_limit = cache_bytes
         self._stamps: dict[str, tuple[int, int] | None] = {}  # board.json as listed
+        # Summaries and listing entries, updated by change time (see kohakuboard.listing).
+        self._index = FolderIndex(self.root, single=self.single)
+        self._dirnames: dict[str, str] = {}  # board id -> its entry in the index
 
     @staticmethod
     def _is_board(path: Path) -> bool:
@@ -125,13 +129,14 @@ class Catalog:
 
     def _scan(self) -> None:
         self._stamps = {}
-        if self.single:
-            with open_board(self.root) as reader:
-                infos = [reader.info()]
-        else:
-            infos = list_boards(self.root, include_deleted=True)  # routes hide deleted ones
+        scanned = self._index.scan()
+        infos = sorted(
+            ((board_info(path, entry.info), entry.dirname) for path, entry in scanned),
+            key=lambda pair: pair[0].created_at,
+        )
         boards: dict[str, BoardInfo] = {}
-        for info in infos:
+        dirnames: dict[str, str] = {}
+        for info, dirname in infos:
             if info.id in boards:
                 logger.warning(
                     "two boards have the id %s (%s and %s); serving the first",
@@ -141,9 +146,20 @@ class Catalog:
                 )
                 continue
             boards[info.id] = info
+            dirnames[info.id] = dirname
             self._stamps[info.id] = _meta_stamp(info.path)
         self._boards = boards
+        self._dirnames = dirnames
         self._listed_at = time.monotonic()
+
+    def summary(self, board_id: str, *, compute: bool = True) -> dict[str, Any] | None:
+        """The board's summary (see :mod:`kohakuboard.summary`): what its writer keeps, or
+        computed from its data once (boards of older versions; without ``compute``: None
+        until then); None if it cannot be read."""
+        self.board(board_id)  # 404 for an unknown id
+        with self._lock:
+            dirname = self._dirnames.get(board_id)
+        return None if dirname is None else self._index.summary(dirname, compute=compute)
 
     def board(self, board_id: str) -> BoardInfo:
         """The listing entry of one board; :class:`UnknownBoardError` if it is not served."""

@@ -98,6 +98,14 @@ def _config(catalog: Catalog, board_id: str) -> dict[str, Any]:
             return {}  # an unreadable catalog: the board is listed as damaged
 
 
+def _listed_config(catalog: Catalog, board_id: str) -> dict[str, Any]:
+    """The config as a listing shows it: from the board's summary (no catalog read)."""
+    summary = catalog.summary(board_id, compute=False)
+    if summary is not None and summary["config"] is not None:
+        return summary["config"]
+    return _config(catalog, board_id)
+
+
 @router.get("/info")
 def info(request: Request) -> dict[str, Any]:
     catalog = catalog_of(request)
@@ -135,7 +143,7 @@ def boards(
         if not (keep(board.name) or keep(board.id) or any(keep(t) for t in board.tags)):
             continue
         if project is None or board.project == project:
-            out.append(_board_json(board, index, _config(catalog, board.id)))
+            out.append(_board_json(board, index, _listed_config(catalog, board.id)))
     return out
 
 

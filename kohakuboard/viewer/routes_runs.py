@@ -20,10 +20,9 @@ from pydantic import BaseModel, ConfigDict
 from ..annotations import update_annotations
 from ..errors import BoardNotFoundError
 from ..reader import BoardInfo
-from .catalog import Catalog, DamagedBoardError, damage_text
+from .catalog import Catalog, damage_text
 from .charts import jnum
-from .errors import BadParameterError, UnknownMetricError, ViewerError
-from .richcache import rich_cache
+from .errors import BadParameterError, ViewerError
 from .routekit import catalog_of
 
 router = APIRouter(prefix="/api")
@@ -91,46 +90,47 @@ def summarise(step: np.ndarray, value: np.ndarray) -> dict[str, Any]:
     }
 
 
-# Metric summaries stay valid until their series grows, so the runs table of a big sweep
-# does not read every point of every run again on each request (the catalog's series cache
-# holds far fewer points than a sweep has); they share the viewer's cache of decoded series.
-SUMMARY_KIND = "scalar-summary"
-SUMMARY_BYTES = 256  # about what one summary dict costs
+def _stats_json(raw: dict[str, Any]) -> dict[str, Any]:
+    """A series' statistics from the board's summary, as :func:`summarise` gives them."""
+    if raw["last"] is None:
+        nan = jnum(math.nan)
+        return {"last": nan, "min": nan, "max": nan, "count": raw["count"], "last_step": None}
+    return {
+        "last": raw["last"],
+        "min": raw["min"],
+        "max": raw["max"],
+        "count": raw["count"],
+        "last_step": raw["last_step"],
+    }
+
+
+def _config_of(catalog: Catalog, info: BoardInfo, summary: dict[str, Any] | None) -> Any:
+    """The run's config: from its summary, else (a large config) from the board."""
+    if summary is not None and summary["config"] is not None:
+        return summary["config"]
+    reader, lock = catalog.reader(info.id)
+    with lock:
+        try:
+            return reader.config()
+        except Exception:
+            if not info.damaged:
+                raise
+            return {}  # an unreadable catalog: listed with the reason only
 
 
 def run_json(
     catalog: Catalog, info: BoardInfo, index: int, metrics: list[str] | None = None
 ) -> dict[str, Any]:
-    """One run as ``/api/runs`` lists it; ``metrics``: the series to summarise (all if None)."""
-    reader, lock = catalog.reader(info.id)
-    global_step: int | None = None
-    with lock:
-        try:
-            config = reader.config()
-            global_step = reader.progress().global_step
-            infos = reader.metric_infos()
-        except Exception:
-            if not info.damaged:
-                raise
-            config, infos = {}, []  # an unreadable catalog: listed with the reason only
-    scalars = [m.name for m in infos if m.kind == "scalar"]
-    wanted = scalars if metrics is None else [m for m in metrics if m in scalars]
-    summaries = {}
-    cache = rich_cache(catalog)
-    by_name = {m.name: m for m in infos if m.kind == "scalar"}
-    for name in wanted:
-        key = (info.id, SUMMARY_KIND, name)
-        signature = (str(info.path), info.uid, by_name[name].count, by_name[name].last_step)
-        hit = cache.cached(key, signature)
-        if hit is not None:
-            summaries[name] = hit.value
-            continue
-        try:
-            cols = catalog.columns(info.id, name, infos)
-        except (UnknownMetricError, DamagedBoardError):
-            continue
-        summaries[name] = summarise(cols.step, cols.value)
-        cache.remember(key, signature, summaries[name], SUMMARY_BYTES)
+    """One run as ``/api/runs`` lists it; ``metrics``: the series to summarise (all if None).
+
+    Everything comes from the board's summary (:mod:`kohakuboard.summary`, kept by its
+    writer at every commit), so the runs table never reads a series."""
+    summary = catalog.summary(info.id)
+    config = _config_of(catalog, info, summary)
+    scalars = list(summary["keys"]["scalar"]) if summary is not None else []
+    stats = summary["scalars"] if summary is not None else {}
+    wanted = scalars if metrics is None else [m for m in metrics if m in stats]
+    summaries = {name: _stats_json(stats[name]) for name in wanted}
     duration = None
     if info.updated_at is not None and info.created_at > 0:
         duration = max(0.0, float(info.updated_at) - info.created_at)
@@ -145,7 +145,7 @@ def run_json(
         "updated_at": info.updated_at,
         "duration": duration,
         "steps": info.steps,
-        "global_step": global_step,
+        "global_step": info.global_step,
         "index": index,
         "tags": list(info.tags),
         "notes": info.notes,

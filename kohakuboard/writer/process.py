@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import quarantine, ring
 from ..locking import pid_alive
 from ..storage.base import StorageWriter
-from . import faults
+from . import faults, summarize
 from .decode import Decoder
 from .screen import Batch, escape_schemas, is_fault, screen
 
@@ -56,7 +56,7 @@ def report_failure(board_dir: Path, exc: BaseException, what: str) -> int:
 class Writer:
     def __init__(self, board_dir: Path, storage: StorageWriter, commit_interval: float) -> None:
         self.board_dir = board_dir
-        self.storage = storage
+        self.storage = summarize.tracked(board_dir, storage)  # keeps summary.json per commit
         self.commit_interval = commit_interval
         state = storage.state()
         self.cursors = dict(state.cursors)

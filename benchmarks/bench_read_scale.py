@@ -1,0 +1,260 @@
+"""Reading at team scale (issue 14): listing 2,000 finished runs, plus the other read rows.
+
+Run ``python benchmarks/bench_read_scale.py`` (``--boards N`` for a smaller folder,
+``--repeats R``, ``--only list|series|tables``, ``--fixture DIR`` to keep the fixture
+elsewhere). It prints one table: work, ours, floor, goal.
+
+The listing fixture is one finished hybrid board (20 metrics x 500 steps, a small config)
+copied N times (default 2,000) with a new id and nonce in each copy's ``board.json`` and a
+folder named after the id, as ``kobo`` names them. It is cached under
+``$TMPDIR/kohakuboard-bench/`` and rebuilt when its recipe changes.
+
+Rows:
+- ``/api/runs`` cold: a new viewer app (a fresh :class:`Catalog`, nothing in memory) and its
+  first request, in this process (FastAPI's TestClient: routing, validation, JSON). The folder
+  index on disk is kept, as after an earlier ``kobo open``; "cold, no index" deletes it first.
+- ``/api/runs`` warm / ``/api/boards``: later requests on the same app (median), each more
+  than the listing TTL (1 s) after the previous one, so each looks at the folder again.
+- ``kobo list``: the real CLI in a subprocess (median of the repeats, interpreter start
+  included).
+- floor: reading the N summary files with plain ``json`` (what any listing must at least do
+  when nothing is cached), and, for ``kobo list``, ``python -c pass`` plus that.
+
+Other streams add rows: a module ``benchmarks/bench_read_series.py`` or
+``benchmarks/bench_read_tables.py`` with ``rows() -> list[tuple[str, str, str, str]]``
+(work, ours, floor, goal) is imported and its rows appended when it exists.
+
+Peer (from the issue, same kind of box): MLflow ``search_runs`` over the same 2,000 runs with
+a SQLite store: 1.45-1.65 s. MLflow is not installed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+Row = tuple[str, str, str, str]
+# Bump when the fixture's recipe changes (a cached fixture of another recipe is rebuilt).
+RECIPE = "v1-hybrid-20x500"
+LIST_TTL_S = 1.1  # a little more than the viewer's listing TTL
+
+
+# -- fixture --------------------------------------------------------------------------------
+def _source_board(folder: Path) -> Path:
+    import math
+
+    from kohakuboard import Board
+    from kohakuboard.locking import writer_alive
+
+    config = {"lr": 3e-4, "batch_size": 64, "optimizer": {"name": "adam", "beta1": 0.9}}
+    with Board(name="source", base_dir=folder, config=config) as board:
+        for step in range(500):
+            board.log(**{f"train/m{i:02d}": math.sin(step * 0.01 + i) for i in range(20)})
+    path = folder / board.id
+    deadline = time.monotonic() + 60
+    while writer_alive(path):  # the writer compacts after finish(): copy the final files
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the writer of {path} did not exit")
+        time.sleep(0.05)
+    return path
+
+
+def _has_summary(board: Path) -> bool:
+    return (board / "summary.json").is_file()
+
+
+def build_fixture(root: Path, boards: int) -> Path:
+    """``root/<recipe>-<boards>/boards``: N copies of one finished board (cached)."""
+    from kohakuboard.client.directory import new_board_id
+
+    home = root / f"{RECIPE}-{boards}"
+    base = home / "boards"
+    summary_code = importlib.util.find_spec("kohakuboard.summary") is not None
+    done = home / "done.json"
+    if done.is_file():
+        made = json.loads(done.read_text())
+        if made.get("summary") == summary_code:
+            return base
+    shutil.rmtree(home, ignore_errors=True)
+    base.mkdir(parents=True)
+    source = _source_board(home / "source")
+    meta = json.loads((source / "board.json").read_text())
+    for i in range(boards):
+        board_id = f"{new_board_id()}_{i:05d}"
+        target = base / board_id
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock", "ring-*"))
+        meta.update(id=board_id, name=f"run-{i:05d}", nonce=secrets.token_hex(8))
+        meta["created_at"] = float(meta["created_at"]) + i * 1e-3
+        (target / "board.json").write_text(json.dumps(meta, indent=2))
+    done.write_text(json.dumps({"boards": boards, "summary": summary_code}))
+    return base
+
+
+# -- timing helpers ---------------------------------------------------------------------------
+def _median_s(fn: Callable[[], Any], repeats: int, pause: float = 0.0) -> float:
+    times = []
+    for _ in range(repeats):
+        time.sleep(pause)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _drop_index(base: Path) -> None:
+    for path in base.glob(".kohakuboard-index*"):
+        path.unlink()
+
+
+def _client(base: Path) -> Any:
+    from fastapi.testclient import TestClient
+
+    from kohakuboard.viewer import create_app
+
+    return TestClient(create_app(base, static_dir=None), base_url="http://127.0.0.1")
+
+
+def _get(client: Any, url: str) -> Any:
+    response = client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: HTTP {response.status_code}: {response.text[:200]}")
+    return response.json()
+
+
+def _floor_summaries(base: Path) -> float:
+    """Read every board's summary (or board.json when there is none) with plain json."""
+
+    def read_all() -> None:
+        for child in os.scandir(base):
+            path = Path(child.path)
+            file = path / "summary.json"
+            if not file.is_file():
+                file = path / "board.json"
+            json.loads(file.read_bytes())
+
+    return _median_s(read_all, 3)
+
+
+def list_rows(base: Path, repeats: int) -> list[Row]:
+    n = sum(1 for _ in base.iterdir() if _.is_dir())
+    floor = _floor_summaries(base)
+    rows: list[Row] = []
+
+    _drop_index(base)
+    start = time.perf_counter()
+    with _client(base) as client:
+        runs = _get(client, "/api/runs")
+        cold_no_index = time.perf_counter() - start
+    if len(runs["runs"]) != n:
+        raise RuntimeError(f"/api/runs listed {len(runs['runs'])} runs of {n}")
+    cold = []
+    for _ in range(max(1, repeats // 2)):
+        start = time.perf_counter()
+        with _client(base) as client:
+            _get(client, "/api/runs")
+            cold.append(time.perf_counter() - start)
+    with _client(base) as client:
+        _get(client, "/api/runs")
+        # Past the viewer's listing TTL (1 s): each request looks at the folder again.
+        warm = _median_s(lambda: _get(client, "/api/runs"), repeats, pause=LIST_TTL_S)
+        boards = _median_s(lambda: _get(client, "/api/boards"), repeats, pause=LIST_TTL_S)
+    rows.append(
+        (
+            f"/api/runs, {n:,} boards, cold (new app)",
+            _fmt(statistics.median(cold)),
+            _fmt(floor),
+            "<= 1 s",
+        )
+    )
+    rows.append(
+        (
+            f"/api/runs, {n:,} boards, cold, no index file",
+            _fmt(cold_no_index),
+            _fmt(floor),
+            "<= 1 s",
+        )
+    )
+    rows.append((f"/api/runs, {n:,} boards, warm", _fmt(warm), _fmt(floor), "<= 0.2 s"))
+    rows.append((f"/api/boards, {n:,} boards, warm", _fmt(boards), _fmt(floor), "<= 0.1 s"))
+
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    kobo = [sys.executable, "-m", "kohakuboard.cli", "list", str(base)]
+    if importlib.util.find_spec("kohakuboard.__main__") is not None:
+        kobo = [sys.executable, "-m", "kohakuboard", "list", str(base)]
+
+    def run_list() -> None:
+        subprocess.run(kobo, check=True, capture_output=True, env=env)
+
+    listed = _median_s(run_list, max(3, repeats // 2))
+    python = _median_s(
+        lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, env=env), 3
+    )
+    rows.append((f"kobo list, {n:,} boards", _fmt(listed), _fmt(python + floor), "<= 0.5 s"))
+    rows.append(("MLflow search_runs, 2,000 runs (peer, from the issue)", "1.45-1.65 s", "", ""))
+    return rows
+
+
+def other_rows(name: str) -> list[Row]:
+    """Rows of ``benchmarks/<name>.py`` (another stream's), if that file exists."""
+    path = HERE / f"{name}.py"
+    if not path.is_file():
+        return []
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return []
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.rows())
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("work", "ours", "floor", "goal")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boards", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", choices=("list", "series", "tables"), default=None)
+    parser.add_argument("--fixture", type=Path, default=None)
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    if args.only in (None, "list"):
+        root = args.fixture or Path(tempfile.gettempdir()) / "kohakuboard-bench"
+        started = time.perf_counter()
+        base = build_fixture(root, args.boards)
+        print(f"fixture: {base} ({time.perf_counter() - started:.1f} s to check/build)")
+        rows += list_rows(base, args.repeats)
+    if args.only in (None, "series"):
+        rows += other_rows("bench_read_series")
+    if args.only in (None, "tables"):
+        rows += other_rows("bench_read_tables")
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at the end")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

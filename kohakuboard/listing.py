@@ -1,0 +1,529 @@
+"""The folder index: listing N boards costs N ``stat`` calls and the boards that changed.
+
+A listing needs, per board, its ``board.json``, its ``summary.json`` (kept by the writer,
+see :mod:`kohakuboard.summary`), its ``annotations.json`` and a cheap damage check. All of
+them change only by a rename inside the board folder (every one is replaced atomically),
+which changes the folder's mtime; so an entry read once is reused while the folder's
+``(inode, mtime)`` stays the same, and a listing of 10,000 unchanged boards is 10,000 stats.
+
+Entries are kept in memory (a viewer's :class:`FolderIndex` lives as long as the viewer) and
+in one SQLite file, ``.kohakuboard-index.sqlite`` in the folder, so that a new process
+(``kobo list``, a new ``kobo open``) starts warm. A folder that cannot be written (or sits
+on a network filesystem, where SQLite's locks are unreliable) keeps its index in the user's
+cache folder instead (``$KOHAKUBOARD_CACHE_DIR`` or ``$XDG_CACHE_HOME/kohakuboard``), and
+with no writable place at all the index lives in memory only. The file is a cache: every
+row is validated when read (sizes, schema, the summary's own checks), a bad row or a bad
+file is ignored and rebuilt, and two processes updating it at once only cost a skipped save.
+
+Rules that keep it honest:
+- "racy" entries (read less than :data:`RACY_S` after the folder last changed: a change in
+  the same clock tick would not move the mtime) are read again at the next listing;
+- a board that says ``running`` gets its live status (writer lock, owner lock) at every
+  listing, never from the index;
+- a board without ``summary.json`` (written before summaries existed, or by an importer)
+  is listed from its catalog, its summary computed once when first asked for and kept in
+  the index (never written into the board, which may be live); such a board's catalog
+  files are part of its stamp;
+- the damage check runs when the entry is read (at most every :data:`DAMAGE_EVERY_S` for a
+  board that keeps changing); damage that appears in a board that does not change is found
+  by the reads that meet it and by ``kobo verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import summary as summaries
+from .annotations import read_annotations
+from .metadata import META_FILE
+
+logger = logging.getLogger(__name__)
+
+INDEX_FILE = ".kohakuboard-index.sqlite"
+INDEX_VERSION = 1
+RACY_S = 1.0
+DAMAGE_EVERY_S = 10.0
+MAX_INFO_BYTES = 1 << 20  # one row's info JSON
+# Files whose change a board without summary.json must be re-read for (its writer is old).
+_CATALOG_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "state.json")
+
+Stamp = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One board as the index holds it (plain data; ``info`` and ``summary`` are JSON)."""
+
+    dirname: str
+    stamp: Stamp
+    checked_at: float
+    info: dict[str, Any]
+    summary: dict[str, Any] | None = None  # the writer's, or computed from the board
+    size: int | None = None  # bytes on disk, when asked for (kobo list)
+    damage_at: float = 0.0
+
+
+# -- reading one board ------------------------------------------------------------------------
+def _stamp(path: Path, st: os.stat_result, legacy: bool) -> Stamp:
+    stamp: list[int] = [st.st_ino, st.st_mtime_ns]
+    if legacy:
+        for name in _CATALOG_FILES:
+            try:
+                fst = os.stat(path / name)
+                stamp += [fst.st_ino, fst.st_mtime_ns, fst.st_size]
+            except OSError:
+                stamp += [0, 0, 0]
+    return tuple(stamp)
+
+
+def _damage_json(damage: Any) -> list[dict[str, Any]]:
+    return [
+        {"file": d.file, "reason": d.reason, "rows": d.rows, "rows_lost": d.rows_lost}
+        for d in damage
+    ]
+
+
+def read_entry(path: Path, st: os.stat_result, old: Entry | None = None) -> Entry | None:
+    """Read one board's listing entry (None if ``path`` is not a board)."""
+    from .reader import Reader  # the storage readers: imported only when a board is read
+
+    now = time.time()
+    try:
+        reader = Reader(path)
+    except Exception as exc:  # noqa: BLE001 - not a board, or an unreadable board.json
+        if (path / META_FILE).is_file():
+            logger.warning("skipping %s: %s", path, exc)
+        return None
+    with reader:
+        meta = reader.meta
+        summary = summaries.read(path)
+        notes = read_annotations(path)
+        if summary is None:
+            info = reader.info()  # from the catalog (status, steps, series, damage)
+            damage = _damage_json(info.damage)
+            status, steps, series, updated = info.status, info.steps, info.metrics, info.updated_at
+            status = _recorded_status(reader, status)
+            global_step = _int_or(_store_meta(reader).get("global_step"), 0)
+        else:
+            if old is not None and now - old.damage_at < DAMAGE_EVERY_S:
+                damage = list(old.info["damage"])  # a live board: not on every commit
+                damage_at = old.damage_at
+            else:
+                damage = _damage_json(reader.damage())
+                damage_at = now
+            series = sum(len(names) for names in summary["keys"].values())
+            recorded = _store_meta(reader)  # the catalog's word on progress, if readable
+            status = str(recorded.get("status") or summary["status"])
+            steps = _int_or(recorded.get("next_step"), summary["next_step"])
+            global_step = _int_or(recorded.get("global_step"), summary["global_step"])
+            updated = recorded.get("updated_at", summary["updated_at"])
+            if not isinstance(updated, (int, float)) or isinstance(updated, bool):
+                updated = summary["updated_at"]
+    info_json = {
+        "id": meta.id,
+        "name": meta.name,
+        "project": meta.project,
+        "backend": meta.backend,
+        "created_at": meta.created_at,
+        "uid": reader.uid,
+        "updated_at": updated,
+        "status": status,
+        "steps": steps,
+        "global_step": global_step,
+        "metrics": series,
+        "display_name": notes.name,
+        "tags": list(notes.tags),
+        "notes": notes.notes,
+        "deleted_at": notes.deleted_at,
+        "damage": damage,
+        "has_summary": summary is not None,
+    }
+    return Entry(
+        dirname=path.name,
+        stamp=_stamp(path, st, legacy=summary is None),
+        checked_at=now,
+        info=info_json,
+        summary=summary,
+        damage_at=now if summary is None else damage_at,
+    )
+
+
+def _store_meta(reader: Any) -> dict[str, Any]:
+    try:
+        meta = reader._store.meta()
+    except Exception:  # noqa: BLE001 - a damaged catalog: the damage check lists it
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _recorded_status(reader: Any, listed: str) -> str:
+    """The status the board's last commit recorded (the live one is derived at listing)."""
+    if listed == "damaged":
+        return "running"  # unreadable catalog: shown through its damage
+    try:
+        return str(reader._store.meta().get("status") or "running")
+    except Exception:  # noqa: BLE001 - listed as damaged already
+        return listed
+
+
+def live_status(path: Path, recorded: str) -> str:
+    """What :meth:`Reader.status` says, from the recorded status (see there)."""
+    if recorded != "running":
+        return recorded
+    from . import locking
+
+    if locking.writer_alive(path):
+        return "running"
+    return "running" if locking.live_producer(path) is not None else "crashed"
+
+
+# -- validation of index rows -----------------------------------------------------------------
+_INFO_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "name": (str,),
+    "project": (str,),
+    "backend": (str,),
+    "created_at": (int, float),
+    "uid": (str,),
+    "status": (str,),
+    "steps": (int,),
+    "global_step": (int,),
+    "metrics": (int,),
+    "tags": (list,),
+    "notes": (str,),
+    "damage": (list,),
+    "has_summary": (bool,),
+}
+_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "updated_at": (int, float),
+    "display_name": (str,),
+    "deleted_at": (int, float),
+}
+
+
+def check_info(raw: Any) -> dict[str, Any]:
+    """A decoded index row's info, checked field by field (ValueError if wrong)."""
+    if not isinstance(raw, dict):
+        raise ValueError("info: expected an object")
+    for key, types in _INFO_TYPES.items():
+        if not isinstance(raw.get(key), types) or (
+            isinstance(raw.get(key), bool) and bool not in types
+        ):
+            raise ValueError(f"info.{key}: expected {types[0].__name__}")
+    for key, types in _OPTIONAL.items():
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ValueError(f"info.{key}: expected {types[0].__name__} or null")
+    if not all(isinstance(t, str) for t in raw["tags"]):
+        raise ValueError("info.tags: expected strings")
+    for d in raw["damage"]:
+        if not (
+            isinstance(d, dict)
+            and isinstance(d.get("file"), str)
+            and isinstance(d.get("reason"), str)
+            and isinstance(d.get("rows"), int)
+            and isinstance(d.get("rows_lost"), int)
+        ):
+            raise ValueError("info.damage: expected {file, reason, rows, rows_lost} objects")
+    return raw
+
+
+# -- the index file ---------------------------------------------------------------------------
+def _cache_root() -> Path:
+    explicit = os.environ.get("KOHAKUBOARD_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "kohakuboard"
+
+
+def index_locations(base: Path) -> list[Path]:
+    """Where the index of ``base`` may live, in order of preference."""
+    digest = hashlib.sha256(str(base).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    cached = _cache_root() / "index" / f"{digest}.sqlite"
+    try:
+        from .storage.fsinfo import is_network_fs
+
+        network = is_network_fs(base)
+    except Exception:  # noqa: BLE001 - unknown: assume a local folder
+        network = False
+    if network or not os.access(base, os.W_OK):
+        return [cached]
+    return [base / INDEX_FILE, cached]
+
+
+class IndexFile:
+    """The SQLite file that keeps entries between processes (a cache: never trusted)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.path: Path | None = None
+        self._broken = False
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, INDEX_VERSION):
+                con.execute("DROP TABLE IF EXISTS boards")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS boards (dirname TEXT PRIMARY KEY, stamp TEXT NOT "
+                "NULL, checked_at REAL NOT NULL, info TEXT NOT NULL, summary TEXT, size "
+                "INTEGER, damage_at REAL NOT NULL)"
+            )
+            con.execute(f"PRAGMA user_version = {INDEX_VERSION}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        candidates = [self.path] if self.path is not None else index_locations(self.base)
+        for path in candidates:
+            try:
+                con = self._connect(path)
+            except sqlite3.DatabaseError as exc:  # not a database (damaged, hostile)
+                logger.warning("index %s is unusable (%s); making a new one", path, exc)
+                try:
+                    path.unlink()
+                    con = self._connect(path)
+                except (OSError, sqlite3.Error):
+                    continue
+            except (OSError, sqlite3.Error):
+                continue
+            self.path = path
+            return con
+        self._broken = True  # no place for it: memory only
+        return None
+
+    def load(self, *, with_summaries: bool = True) -> dict[str, Entry]:
+        con = self._open()
+        if con is None:
+            return {}
+        out: dict[str, Entry] = {}
+        column = "summary" if with_summaries else "NULL"
+        try:
+            rows = con.execute(
+                f"SELECT dirname, stamp, checked_at, info, {column}, size, damage_at FROM boards"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            logger.warning("cannot read index %s: %s; listing without it", self.path, exc)
+            return {}
+        finally:
+            con.close()
+        for row in rows:
+            entry = _entry_of(row, with_summaries)
+            if entry is not None:
+                out[entry.dirname] = entry
+        return out
+
+    def save(self, changed: list[Entry], gone: list[str]) -> None:
+        if not changed and not gone:
+            return
+        con = self._open()
+        if con is None:
+            return
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany("DELETE FROM boards WHERE dirname = ?", [(g,) for g in gone])
+            con.executemany(
+                "INSERT OR REPLACE INTO boards VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.dirname,
+                        json.dumps(list(e.stamp)),
+                        e.checked_at,
+                        json.dumps(e.info),
+                        None if e.summary is None else summaries.encode(e.summary).decode(),
+                        e.size,
+                        e.damage_at,
+                    )
+                    for e in changed
+                ],
+            )
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:  # busy (another viewer saves), read-only, full disk
+            logger.debug("index %s not saved: %s", self.path, exc)
+        finally:
+            con.close()
+
+    def save_column(self, dirname: str, column: str, value: Any) -> None:
+        """Set one column (``size``, ``summary``) of a row that is otherwise unchanged."""
+        if column not in ("size", "summary"):
+            raise ValueError(f"column: {column!r}; accepted: size, summary")
+        con = self._open()
+        if con is None:
+            return
+        try:
+            con.execute(f"UPDATE boards SET {column} = ? WHERE dirname = ?", (value, dirname))
+        except sqlite3.Error as exc:
+            logger.debug("index %s not saved: %s", self.path, exc)
+        finally:
+            con.close()
+
+
+def _entry_of(row: tuple[Any, ...], with_summaries: bool) -> Entry | None:
+    dirname, stamp_text, checked_at, info_text, summary_text, size, damage_at = row
+    try:
+        if not isinstance(info_text, str) or len(info_text) > MAX_INFO_BYTES:
+            raise ValueError("info: missing or too large")
+        stamp = json.loads(stamp_text)
+        if not (
+            isinstance(dirname, str)
+            and isinstance(stamp, list)
+            and 2 <= len(stamp) <= 16
+            and all(isinstance(v, int) for v in stamp)
+            and isinstance(checked_at, float)
+            and isinstance(damage_at, float)
+            and (size is None or isinstance(size, int))
+        ):
+            raise ValueError("row: wrong types")
+        info = check_info(json.loads(info_text))
+        summary = None
+        if with_summaries and summary_text is not None:
+            if not isinstance(summary_text, str):
+                raise ValueError("summary: expected text")
+            summary = summaries.parse(summary_text.encode(), where="index row")
+            if summary is None:
+                raise ValueError("summary: not a valid one")
+    except (ValueError, TypeError, RecursionError) as exc:
+        logger.warning("index row %r ignored: %s", row[0], exc)
+        return None
+    return Entry(dirname, tuple(stamp), checked_at, info, summary, size, damage_at)
+
+
+# -- the index ----------------------------------------------------------------------------------
+class FolderIndex:
+    """The boards directly under ``base`` (or ``base`` itself with ``single``), kept current
+    by :meth:`scan`. Thread-safe."""
+
+    def __init__(self, base: Path, *, single: bool = False, persist: bool = True) -> None:
+        self.base = Path(base)
+        self.single = single
+        self._file = IndexFile(self.base) if persist and not single else None
+        self._entries: dict[str, Entry] | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self, with_summaries: bool) -> dict[str, Entry]:
+        if self._entries is None:
+            self._entries = self._file.load(with_summaries=with_summaries) if self._file else {}
+        return self._entries
+
+    def scan(self, *, with_summaries: bool = True) -> list[tuple[Path, Entry]]:
+        """Every board now, as (folder, entry), in folder-name order."""
+        with self._lock:
+            entries = self._loaded(with_summaries)
+            seen: dict[str, Entry] = {}
+            changed: list[Entry] = []
+            for path, st in self._folders():
+                old = entries.get(path.name)
+                legacy = old is not None and not old.info["has_summary"]
+                if (
+                    old is not None
+                    and old.stamp == _stamp(path, st, legacy)
+                    and old.checked_at - st.st_mtime_ns / 1e9 > RACY_S
+                ):
+                    seen[path.name] = old
+                    continue
+                entry = read_entry(path, st, old)
+                if entry is None:
+                    continue
+                if old is not None and old.stamp[:2] == entry.stamp[:2]:
+                    entry = replace(entry, size=old.size)  # same files: same size
+                if old is not None and not entry.info["has_summary"] and old.summary is not None:
+                    if old.stamp == entry.stamp:
+                        entry = replace(entry, summary=old.summary)
+                seen[path.name] = entry
+                if entry != old:
+                    changed.append(entry)
+            gone = [name for name in entries if name not in seen]
+            self._entries = seen
+            if self._file is not None:
+                self._file.save(changed, gone)
+            return [(self._path_of(name), e) for name, e in sorted(seen.items())]
+
+    def _path_of(self, dirname: str) -> Path:
+        return self.base if self.single else self.base / dirname
+
+    def _folders(self) -> list[tuple[Path, os.stat_result]]:
+        if self.single:
+            return [(self.base, os.stat(self.base))]
+        out = []
+        try:
+            scanned = list(os.scandir(self.base))
+        except OSError as exc:
+            logger.warning("cannot list %s: %s", self.base, exc)
+            return []
+        for child in scanned:
+            try:
+                if not child.is_dir(follow_symlinks=True):
+                    continue
+                out.append((Path(child.path), child.stat(follow_symlinks=True)))
+            except OSError:
+                continue
+        return out
+
+    def summary(self, dirname: str, *, compute: bool = True) -> dict[str, Any] | None:
+        """A board's summary: the writer's, else computed from the board once and kept
+        (None if the board cannot be read, or, without ``compute``, not computed yet)."""
+        with self._lock:
+            entry = (self._entries or {}).get(dirname)
+        if entry is None:
+            return None
+        if entry.summary is not None:
+            return entry.summary
+        from .reader import Reader
+
+        path = self._path_of(dirname)
+        if entry.info["has_summary"]:  # listed without summaries (kobo list): read it now
+            found = summaries.read(path)
+            if found is not None:
+                self._update(dirname, entry, summary=found)
+                return found
+        if not compute:
+            return None
+        try:
+            with Reader(path) as reader:
+                computed = summaries.compute(reader)
+        except Exception as exc:  # noqa: BLE001 - a damaged board lists without stats
+            logger.warning("cannot summarise %s: %s", path, exc)
+            return None
+        if self._update(dirname, entry, summary=computed) and self._file is not None:
+            self._file.save_column(dirname, "summary", summaries.encode(computed).decode())
+        return computed
+
+    def size(self, dirname: str) -> int:
+        """A board's bytes on disk (kept until the board changes)."""
+        from .storage.files import board_bytes
+
+        with self._lock:
+            entry = (self._entries or {}).get(dirname)
+        if entry is not None and entry.size is not None:
+            return entry.size
+        size = board_bytes(self._path_of(dirname))
+        if entry is not None and self._update(dirname, entry, size=size) and self._file:
+            self._file.save_column(dirname, "size", size)
+        return size
+
+    def _update(self, dirname: str, entry: Entry, **changes: Any) -> bool:
+        with self._lock:
+            if self._entries is None or self._entries.get(dirname) is not entry:
+                return False  # it changed meanwhile: keep the newer one
+            self._entries[dirname] = replace(entry, **changes)
+            return True
