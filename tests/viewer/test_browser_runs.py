@@ -550,7 +550,8 @@ def test_the_global_step_column_shows_the_training_step_reached(tmp_path: Path, 
         wait_until(lambda: row_ids(tab) == [r["id"] for r in by_reached], what="sorted by it")
         for rid, run in runs.items():
             cell = tab.page.locator(f"tr[data-run='{rid}'] td[data-column='global_step']")
-            assert cell.inner_text().strip() == str(reached[run["name"]]) == str(run["global_step"])
+            shown = cell.inner_text().strip()  # digit groups: 4,000
+            assert shown == f"{reached[run['name']]:,}" == f"{run['global_step']:,}"
             steps = tab.page.locator(f"tr[data-run='{rid}'] td").nth(4).inner_text().strip()
             assert steps == "3"  # the log() calls, next to it
         tab.shot("global-step")
