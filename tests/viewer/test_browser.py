@@ -347,7 +347,7 @@ def test_a_long_series_name_keeps_the_top_bar_in_shape(
 ) -> None:
     _awkward_tab(tab, awkward_server, "q=^one/")
     tab.ready("one/point")
-    select = tab.page.locator(".controls select")
+    select = tab.page.locator('.controls select[aria-label="x axis"]')
     assert AWKWARD_LONG_NAME in select.locator("option").all_inner_texts()
     assert select.bounding_box()["width"] < 400
     assert tab.page.locator("header.top").bounding_box()["height"] < 120
