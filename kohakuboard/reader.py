@@ -21,6 +21,7 @@ from .metadata import BoardMeta, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
 from .storage.checks import first_line
+from .storage.levels import LEVEL_GROUPS as LEVEL_GROUPS  # what scalars_view reads fast
 
 # The file that says what a board holds, per backend (reported when it cannot be read).
 _CATALOG_FILE = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}
@@ -204,6 +205,38 @@ class Reader:
     def scalars_many(self, names: list[str]) -> dict[str, pa.Table]:
         """Several scalar series in one pass over the data (same columns as :meth:`scalars`)."""
         return self._store.scalars_many(list(names))
+
+    def scalars_view(
+        self, name: str, *, group: int = 1, steps: tuple[int, int] | None = None
+    ) -> pa.Table:
+        """One scalar series at a resolution: what a chart of a long series reads.
+
+        ``group`` is a group size (1, or one of
+        :data:`~kohakuboard.storage.levels.LEVEL_GROUPS`): the series, in step order, is cut
+        into groups of that many points and each group keeps its first and last finite
+        point, its smallest and largest finite value, its last point and its first NaN, +Inf
+        and -Inf (so the extremes and the latest point are never lost). ``steps=(lo, hi)``
+        keeps the rows with ``lo <= step <= hi`` (group 1 there: every point of a zoomed
+        range). Columns: those of :meth:`scalars`, then ``nonfinite`` (per row, the points of
+        its non-finite kind its group holds) and ``span`` (on a group's last row, the points
+        the group holds). Compacted ``hybrid`` boards answer from stored levels (a few
+        thousand rows for any length); other data is reduced as it is read.
+        """
+        return self._store.scalars_view(name, group=group, steps=steps)
+
+    def scalars_marked(self, names: list[str]) -> tuple[dict[str, pa.Table], Any]:
+        """:meth:`scalars_many` plus an opaque mark of how far the read went (``None`` when
+        the backend keeps none), for :meth:`scalars_after`."""
+        return self._store.scalars_marked(list(names))
+
+    def scalars_after(
+        self, names: list[str], mark: Any
+    ) -> tuple[dict[str, pa.Table], Any] | None:
+        """The points committed to ``names`` since the read that gave ``mark`` (each in step
+        order) and the next mark; ``None`` when that cannot be told (a compaction rewrote
+        the files, a backend without marks): read the series again. Appending the rows to
+        the earlier result and sorting by step (stable) gives what a new read returns."""
+        return self._store.scalars_after(list(names), mark)
 
     def media(self, name: str) -> list[MediaRow]:
         """Media index rows; ``file`` is relative to :attr:`path` (see :meth:`media_path`)."""

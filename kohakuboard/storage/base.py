@@ -198,6 +198,30 @@ class StorageReader(abc.ABC):
         """Several series at once (backends override this to read their files once)."""
         return {name: self.scalars(name) for name in names}
 
+    def scalars_view(
+        self, name: str, *, group: int = 1, steps: tuple[int, int] | None = None
+    ) -> pa.Table:
+        """One series reduced to groups of ``group`` points (:mod:`.levels`; 1: every point),
+        only rows with ``steps[0] <= step <= steps[1]`` when given. Backends with stored
+        levels override this; the default reduces the full series."""
+        from .levels import reduce_series  # levels imports this module
+
+        table = self.scalars(name)
+        if steps is not None and table.num_rows:
+            step = table.column("step").to_numpy()
+            table = table.filter(pa.array((step >= steps[0]) & (step <= steps[1])))
+        return reduce_series(table, group)
+
+    def scalars_marked(self, names: list[str]) -> tuple[dict[str, pa.Table], Any]:
+        """:meth:`scalars_many` plus a mark of how far the read went (None: no mark)."""
+        return self.scalars_many(names), None
+
+    def scalars_after(self, names: list[str], mark: Any) -> tuple[dict[str, pa.Table], Any] | None:
+        """The rows committed to ``names`` since :meth:`scalars_marked` gave ``mark`` (in
+        step order) and the new mark; None when the reader cannot tell (the data was
+        reorganised, or this backend keeps no marks): read again."""
+        return None
+
     @abc.abstractmethod
     def media(self, name: str) -> list[MediaRow]: ...
 

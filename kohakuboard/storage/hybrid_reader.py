@@ -35,13 +35,14 @@ from .hybrid_schema import (
     connect,
     has_crc_column,
 )
+from .hybrid_series import HybridSeries
 
 READ_ATTEMPTS = 40  # re-reads of the catalog when compaction replaced a file under a read
 
 _EMPTY_SERIES = SCALAR_SCHEMA.empty_table()
 
 
-class HybridReader(StorageReader):
+class HybridReader(HybridSeries, StorageReader):
     def __init__(self, board_dir: Path) -> None:
         super().__init__(board_dir)
         self.scalar_dir = self.board_dir / SCALAR_DIR

@@ -34,11 +34,42 @@ from .hybrid_schema import (
     connect,
     ensure_crc_column,
 )
+from .levels import LEVELS_DIR, write_levels
 from .parts import quarantine
 
 SEGMENT_ROWS = 1_000_000
 COMPACT_SEGMENTS = 4
 ROW_GROUP = 1 << 17  # small enough that a metric filter skips most of a part
+ALIGN_ROWS = 1 << 13  # a metric with this many rows starts a row group of its own
+
+
+def metric_row_groups(metric: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges of a part sorted by metric, one row group each: a metric of at least
+    ``ALIGN_ROWS`` rows gets row groups of its own (reading it decodes nothing else), smaller
+    ones share row groups of up to ``ROW_GROUP`` rows."""
+    n = len(metric)
+    if n == 0:
+        return []
+    bounds = np.flatnonzero(np.diff(metric)) + 1
+    starts = np.concatenate(([0], bounds)).tolist()
+    ends = np.concatenate((bounds, [n])).tolist()
+    out: list[tuple[int, int]] = []
+    pending = -1  # start of the small metrics gathered so far
+    for a, b in zip(starts, ends, strict=True):
+        if b - a >= ALIGN_ROWS:
+            if pending >= 0:
+                out.append((pending, a))
+                pending = -1
+            out += [(k, min(k + ROW_GROUP, b)) for k in range(a, b, ROW_GROUP)]
+            continue
+        if pending < 0:
+            pending = a
+        elif b - pending > ROW_GROUP:
+            out.append((pending, a))
+            pending = a
+    if pending >= 0:
+        out.append((pending, n))
+    return out
 
 
 class HybridWriter(StorageWriter):
@@ -345,10 +376,9 @@ class HybridWriter(StorageWriter):
         name = f"part-{time.time_ns():020d}.parquet"
         tmp = self.scalar_dir / ("." + name + ".tmp")
         # Encodings that suit each column (measured: ~7 B/point instead of ~15 with defaults).
-        pq.write_table(
-            merged,
+        with pq.ParquetWriter(
             tmp,
-            row_group_size=ROW_GROUP,
+            SEGMENT_SCHEMA,
             compression="zstd",
             write_page_checksum=True,
             use_dictionary=["metric"],
@@ -358,10 +388,14 @@ class HybridWriter(StorageWriter):
                 "wall_time": "BYTE_STREAM_SPLIT",
                 "value": "BYTE_STREAM_SPLIT",
             },
-        )
+        ) as out:
+            for a, b in metric_row_groups(merged.column("metric").to_numpy()):
+                out.write_table(merged.slice(a, b - a), row_group_size=ROW_GROUP)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.scalar_dir / name)
+        # Downsampled levels (a cache of the part: losing them costs only speed).
+        write_levels(merged, self.scalar_dir / LEVELS_DIR, name)
         size = (self.scalar_dir / name).stat().st_size
         crc = file_crc32(self.scalar_dir / name)
         db = self.db
@@ -386,6 +420,7 @@ class HybridWriter(StorageWriter):
             raise
         lost = {d["file"] for d in damaged}
         for _, f, _, _ in rows:
+            (self.scalar_dir / LEVELS_DIR / f).unlink(missing_ok=True)
             if f"{SCALAR_DIR}/{f}" in lost:
                 quarantine(self.board_dir, f"{SCALAR_DIR}/{f}")
                 continue
@@ -404,6 +439,11 @@ class HybridWriter(StorageWriter):
                     quarantine(self.board_dir, f"{SCALAR_DIR}/{path.name}")
                     continue
                 path.unlink(missing_ok=True)
+        levels = self.scalar_dir / LEVELS_DIR
+        if levels.is_dir():  # levels of parts no longer listed (a cache: just delete them)
+            for path in levels.iterdir():
+                if path.name not in listed and path.is_file():
+                    path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._segment is not None:

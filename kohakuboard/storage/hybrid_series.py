@@ -1,0 +1,268 @@
+"""Series reads of the ``hybrid`` backend that cost what they show (mixed into its reader).
+
+- :meth:`HybridSeries.scalars_view`: one series at a resolution. Compacted parts answer from
+  their stored levels (``scalars/levels/``, see :mod:`.levels`); a part without a usable
+  levels file, and the Arrow segments a live writer appends to, are reduced from their rows.
+- :meth:`HybridSeries.scalars_marked` / :meth:`HybridSeries.scalars_after`: a full read that
+  remembers how far it read each file, and the rows committed since. Arrow segments only grow
+  (by whole record batches, one per commit), so the new rows are the bytes between the
+  remembered and the committed length, checked against the CRC-32 the commit recorded
+  (continued from the remembered one). A compaction (the set of parts changed) ends a mark:
+  the caller reads again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .base import SCALAR_SCHEMA
+from .hybrid_schema import SEGMENT_SCHEMA
+from .levels import LEVELS_DIR, VIEW_SCHEMA, read_level, reduce_series
+
+_ATTEMPTS = 40
+
+
+@dataclass(frozen=True)
+class HybridMark:
+    """How far a read went: the Parquet parts it read, and per Arrow segment the committed
+    bytes and the CRC-32 of those bytes."""
+
+    parts: frozenset[str]
+    arrow: tuple[tuple[str, int, int | None], ...]
+
+
+def _min_max(rg: Any, column: int) -> tuple[Any, Any] | None:
+    stats = rg.column(column).statistics
+    if stats is None or not stats.has_min_max:
+        return None
+    return stats.min, stats.max
+
+
+def _in_steps(table: pa.Table, steps: tuple[int, int] | None) -> pa.Table:
+    if steps is None or not table.num_rows:
+        return table
+    step = table.column("step")
+    return table.filter(pc.and_(pc.greater_equal(step, steps[0]), pc.less_equal(step, steps[1])))
+
+
+def _by_step(table: pa.Table) -> pa.Table:
+    """Rows in step order, equal steps in read order (as every read returns them)."""
+    if table.num_rows > 1:
+        steps = table.column("step").to_numpy()
+        if np.any(steps[1:] < steps[:-1]):
+            table = table.take(pa.array(np.argsort(steps, kind="stable")))
+    return table
+
+
+def _batches(data: bytes) -> list[pa.RecordBatch]:
+    """Record batches of an IPC stream's body (no schema message), whole messages only."""
+    reader = pa.BufferReader(pa.py_buffer(data))
+    out = []
+    while reader.tell() < len(data):
+        message = ipc.read_message(reader)
+        out.append(ipc.read_record_batch(message, SEGMENT_SCHEMA))
+    return out
+
+
+class HybridSeries:
+    """Mixed into :class:`~.hybrid_reader.HybridReader` (uses its catalog helpers)."""
+
+    scalar_dir: Path
+    _segments: Any
+    _metric: Any
+    _read_metrics: Any
+    _checker: Any
+    _open_parts: dict[str, tuple[tuple[int, int, int], pq.ParquetFile]]
+
+    def _rows_of(
+        self, segment: tuple[Any, ...], mids: list[int], steps: tuple[int, int] | None = None
+    ) -> pa.Table:
+        """Rows of ``mids`` in one listed file (``metric`` + scalar columns). A Parquet part
+        is opened once (its footer kept) and only the row groups whose statistics can hold
+        the metrics (and steps) are decoded; anything unexpected goes the reader's checked
+        way (:meth:`_read_metrics`, which notes damage)."""
+        file, fmt, committed, rows, _crc = segment
+        if fmt != "parquet":
+            return _in_steps(self._read_metrics(segment, mids), steps)
+        try:
+            if self._checker.check(file, fmt, committed, rows, None) is not None:
+                raise OSError("damaged")
+            pf = self._part_file(file)
+            chosen = []
+            lo, hi = min(mids), max(mids)
+            for i in range(pf.metadata.num_row_groups):
+                rg = pf.metadata.row_group(i)
+                m = _min_max(rg, 0)  # metric
+                if m is not None and (m[1] < lo or m[0] > hi):
+                    continue
+                s = _min_max(rg, 1) if steps is not None else None
+                if s is not None and steps is not None and (s[1] < steps[0] or s[0] > steps[1]):
+                    continue
+                chosen.append(i)
+            table = pf.read_row_groups(chosen) if chosen else SEGMENT_SCHEMA.empty_table()
+            if not table.schema.equals(SEGMENT_SCHEMA):
+                raise OSError("unexpected schema")
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException):
+            self._open_parts.pop(file, None)
+            return _in_steps(self._read_metrics(segment, mids), steps)
+        mask = pc.is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
+        return _in_steps(table.filter(mask), steps)
+
+    def _part_file(self, file: str) -> pq.ParquetFile:
+        if not hasattr(self, "_open_parts"):
+            self._open_parts = {}
+        st = os.stat(self.scalar_dir / file)
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._open_parts.get(file)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        if len(self._open_parts) >= 16:
+            self._open_parts.clear()
+        pf = pq.ParquetFile(self.scalar_dir / file, page_checksum_verification=True)
+        self._open_parts[file] = (key, pf)
+        return pf
+
+    # -- a series at a resolution ------------------------------------------------------------
+    def scalars_view(
+        self, name: str, *, group: int = 1, steps: tuple[int, int] | None = None
+    ) -> pa.Table:
+        mid = self._metric(name, "scalar")
+        if mid is None:
+            return VIEW_SCHEMA.empty_table()
+        for attempt in range(_ATTEMPTS):
+            try:
+                pieces = [self._view_of(seg, mid, group, steps) for seg in self._segments()]
+                break
+            except FileNotFoundError:  # compaction replaced a file under the read
+                time.sleep(min(0.01 * (attempt + 1), 0.1))
+        else:
+            raise RuntimeError(f"could not read {name!r}: data files kept changing")
+        pieces = [p for p in pieces if p.num_rows] or [VIEW_SCHEMA.empty_table()]
+        table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+        return _by_step(table).combine_chunks()
+
+    def _view_of(
+        self, segment: tuple[Any, ...], mid: int, group: int, steps: tuple[int, int] | None
+    ) -> pa.Table:
+        file, fmt, _committed, rows, _crc = segment
+        if fmt == "parquet" and group > 1:
+            level = read_level(self.scalar_dir / LEVELS_DIR / file, file, rows, group, mid, steps)
+            if level is not None and level.num_rows:
+                return level
+            # None: no usable levels file (reduce the part's rows instead); empty: the part
+            # holds few points of this metric (in this step range), cheap to reduce here.
+        raw = self._raw(segment, mid, steps)
+        return reduce_series(raw, group)
+
+    def _raw(self, segment: tuple[Any, ...], mid: int, steps: tuple[int, int] | None) -> pa.Table:
+        """The rows of one metric in one listed file, in the step range, by step."""
+        table = self._rows_of(segment, [mid], steps).select(SCALAR_SCHEMA.names)
+        return _by_step(table)
+
+    # -- full reads that can be extended ------------------------------------------------------
+    def scalars_marked(self, names: list[str]) -> tuple[dict[str, pa.Table], HybridMark | None]:
+        ids = self._ids(names)
+        out = {name: SCALAR_SCHEMA.empty_table() for name in names}
+        for attempt in range(_ATTEMPTS):
+            segments = self._segments()
+            try:
+                pieces = [self._rows_of(s, list(ids)) for s in segments] if ids else []
+                break
+            except FileNotFoundError:
+                time.sleep(min(0.01 * (attempt + 1), 0.1))
+        else:
+            raise RuntimeError("could not read scalars: data files kept changing")
+        out.update(_split(pieces, ids))
+        return out, _mark_of(segments)
+
+    def scalars_after(
+        self, names: list[str], mark: Any
+    ) -> tuple[dict[str, pa.Table], HybridMark] | None:
+        if not isinstance(mark, HybridMark):
+            return None
+        segments = self._segments()
+        now = _mark_of(segments)
+        if now.parts != mark.parts:
+            return None  # compaction rewrote the data: read again
+        before = {f: (b, c) for f, b, c in mark.arrow}
+        listed = {f for f, _, _ in now.arrow}
+        if any(f not in listed for f in before):
+            return None
+        ids = self._ids(names)
+        pieces = []
+        for segment in segments:
+            file, fmt, committed, rows, crc = segment
+            if fmt != "arrow":
+                continue
+            if file not in before:
+                if ids:
+                    pieces.append(self._read_metrics(segment, list(ids)))
+                continue
+            start, start_crc = before[file]
+            if committed < start:
+                return None
+            if committed == start or not ids:
+                continue
+            try:
+                with open(self.scalar_dir / file, "rb") as fh:
+                    fh.seek(start)
+                    data = fh.read(committed - start)
+            except OSError:
+                return None
+            if len(data) != committed - start:
+                return None
+            if crc is not None and (start_crc is None or zlib.crc32(data, start_crc) != crc):
+                return None  # a full read reports what is wrong with the file
+            try:
+                batches = _batches(data)
+            except (OSError, pa.ArrowException):
+                return None
+            table = pa.Table.from_batches(batches, schema=SEGMENT_SCHEMA)
+            mask = pc.is_in(table.column("metric"), value_set=pa.array(list(ids), pa.int32()))
+            pieces.append(table.filter(mask))
+        out = {name: SCALAR_SCHEMA.empty_table() for name in names}
+        out.update(_split(pieces, ids))
+        return out, now
+
+    def _ids(self, names: list[str]) -> dict[int, str]:
+        ids: dict[int, str] = {}
+        for name in names:
+            mid = self._metric(name, "scalar")
+            if mid is not None:
+                ids[mid] = name
+        return ids
+
+
+def _mark_of(segments: list[tuple[Any, ...]]) -> HybridMark:
+    parts = frozenset(s[0] for s in segments if s[1] == "parquet")
+    arrow = tuple((s[0], int(s[2]), s[4]) for s in segments if s[1] == "arrow")
+    return HybridMark(parts, arrow)
+
+
+def _split(pieces: list[pa.Table], ids: dict[int, str]) -> dict[str, pa.Table]:
+    """Rows of several metrics (``metric`` column) as one table per name, by step (stable)."""
+    pieces = [p for p in pieces if p.num_rows]
+    if not pieces:
+        return {}
+    table = pa.concat_tables(pieces)
+    metric = table.column("metric").to_numpy()
+    order = np.lexsort((table.column("step").to_numpy(), metric))
+    table = table.take(order).drop_columns(["metric"]).combine_chunks()
+    metric = metric[order]
+    bounds = np.flatnonzero(np.diff(metric)) + 1
+    starts = np.concatenate(([0], bounds)).tolist()
+    ends = np.concatenate((bounds, [len(metric)])).tolist()
+    return {ids[int(metric[a])]: table.slice(a, b - a) for a, b in zip(starts, ends, strict=True)}
