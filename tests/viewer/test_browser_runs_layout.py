@@ -145,6 +145,10 @@ def test_filter_by_config_values(demo_server: ViewerThread, tab: Page) -> None:
         ],
     )
     wait_until(lambda: tab.query().get("rf") == ["name=SGD lr<=0.2 ^lr"], what="rf in the URL")
+    # the filtered runs become the selection
+    tab.page.click(".select-shown")
+    wanted = next(r["id"] for r in runs if r["name"] == "lr0.2-w128")
+    wait_until(lambda: tab.query().get("b") == [wanted], what="b= the filtered run")
     # a metric's shown value
     loss = {r["name"]: float(r["metrics"]["train/loss"]["last"]) for r in runs}
     expect("train/loss<1", [n for n, v in loss.items() if v < 1])
