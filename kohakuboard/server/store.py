@@ -55,7 +55,7 @@ def _copy_to(read: object, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".get-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(read, out, CHUNK)  # type: ignore[arg-type]
+            shutil.copyfileobj(read, out, CHUNK)  # type: ignore[arg-type,type-var]
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

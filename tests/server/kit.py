@@ -13,6 +13,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from kohakuboard.reader import open_board
+from kohakuboard.storage.base import SCALAR_SCHEMA
 from kohakuboard.storage.columnar import (
     SCHEMAS,
     histograms_table,
@@ -20,7 +21,6 @@ from kohakuboard.storage.columnar import (
     tables_table,
     with_metric,
 )
-from kohakuboard.storage.base import SCALAR_SCHEMA
 
 NAME = pa.dictionary(pa.int32(), pa.string())
 
@@ -49,9 +49,7 @@ def board_streams(path: Path) -> tuple[dict[str, pa.Table], dict[str, Path]]:
                 out["tables"].append(tables_table(reader.tables(info.name)))
             elif info.kind == "histogram":
                 out["histograms"].append(histograms_table(reader.histograms(info.name)))
-    tables = {
-        k: pa.concat_tables([t.cast(SCHEMAS[k]) for t in v]) for k, v in out.items() if v
-    }
+    tables = {k: pa.concat_tables([t.cast(SCHEMAS[k]) for t in v]) for k, v in out.items() if v}
     return tables, media
 
 

@@ -49,7 +49,9 @@ class Cluster:
             try:
                 shutil.chown(self.folder, "postgres", "postgres")
             except (LookupError, PermissionError) as exc:
-                raise PostgresUnavailable(f"cannot hand the cluster folder to postgres: {exc}") from None
+                raise PostgresUnavailable(
+                    f"cannot hand the cluster folder to postgres: {exc}"
+                ) from None
         self.data = self.folder / "data"
         self.port = _free_port()
         self.started = False
@@ -61,12 +63,24 @@ class Cluster:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:
-            raise PostgresUnavailable(f"{args[0]} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+            raise PostgresUnavailable(
+                f"{args[0]} failed: {(done.stderr or done.stdout).strip()[-500:]}"
+            )
 
     def start(self) -> Cluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "start",
+        )
         self.started = True
         return self
 

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from conftest import PASSWORD
+from fastapi.testclient import TestClient
 from kit import upload_board
 
 from kohakuboard.server import accounts
@@ -29,8 +29,15 @@ def _req(url: str, **kw: Any) -> Maker:
 
 
 SERVER_ROUTES: dict[tuple[str, str], tuple[str, str, Maker]] = {
-    ("POST", "/api/server/login"): ("anonymous", "", _req(
-        "/api/server/login", json={"name": "viewer", "password": PASSWORD}, headers={"X-KohakuBoard": "1"})),
+    ("POST", "/api/server/login"): (
+        "anonymous",
+        "",
+        _req(
+            "/api/server/login",
+            json={"name": "viewer", "password": PASSWORD},
+            headers={"X-KohakuBoard": "1"},
+        ),
+    ),
     ("POST", "/api/server/logout"): ("user", "", _req("/api/server/logout")),
     ("GET", "/api/server/me"): ("user", "", _req("/api/server/me")),
     ("GET", "/api/server/projects"): ("user", "", _req("/api/server/projects")),
@@ -38,25 +45,61 @@ SERVER_ROUTES: dict[tuple[str, str], tuple[str, str, Maker]] = {
     ("POST", "/api/server/tokens"): ("user", "", _req("/api/server/tokens", json={"label": "t"})),
     ("DELETE", "/api/server/tokens/{token_id}"): ("user", "", _req("/api/server/tokens/{spare}")),
     ("GET", "/api/server/users"): ("site", "admin", _req("/api/server/users")),
-    ("POST", "/api/server/users"): ("site", "admin", _req("/api/server/users", json={"name": "new-{who}"})),
-    ("GET", "/api/server/projects/{project}/boards"): ("project", "read", _req("/api/server/projects/vision/boards")),
-    ("GET", "/api/server/projects/{project}/members"): ("project", "admin", _req("/api/server/projects/vision/members")),
+    ("POST", "/api/server/users"): (
+        "site",
+        "admin",
+        _req("/api/server/users", json={"name": "new-{who}"}),
+    ),
+    ("GET", "/api/server/projects/{project}/boards"): (
+        "project",
+        "read",
+        _req("/api/server/projects/vision/boards"),
+    ),
+    ("GET", "/api/server/projects/{project}/members"): (
+        "project",
+        "admin",
+        _req("/api/server/projects/vision/members"),
+    ),
     ("PUT", "/api/server/projects/{project}/members/{user}"): (
-        "project", "admin", _req("/api/server/projects/vision/members/viewer", json={"role": "viewer"})),
+        "project",
+        "admin",
+        _req("/api/server/projects/vision/members/viewer", json={"role": "viewer"}),
+    ),
     ("DELETE", "/api/server/projects/{project}/members/{user}"): (
-        "project", "admin", _req("/api/server/projects/vision/members/nobody")),
+        "project",
+        "admin",
+        _req("/api/server/projects/vision/members/nobody"),
+    ),
     ("POST", "/api/sync/projects/{project}/boards"): (
-        "project", "write", _req("/api/sync/projects/vision/boards", json={"id": "{board}", "created_at": 1.0})),
+        "project",
+        "write",
+        _req("/api/sync/projects/vision/boards", json={"id": "{board}", "created_at": 1.0}),
+    ),
     ("GET", "/api/sync/boards/{board_id}"): ("project", "read", _req("/api/sync/boards/{board}")),
     ("POST", "/api/sync/boards/{board_id}/media/missing"): (
-        "project", "write", _req("/api/sync/boards/{board}/media/missing", json={"sha256": [SHA]})),
+        "project",
+        "write",
+        _req("/api/sync/boards/{board}/media/missing", json={"sha256": [SHA]}),
+    ),
     ("PUT", "/api/sync/boards/{board_id}/media/{sha256}.{ext}"): (
-        "project", "write", _req("/api/sync/boards/{board}/media/" + SHA + ".png", content=b"x")),
+        "project",
+        "write",
+        _req("/api/sync/boards/{board}/media/" + SHA + ".png", content=b"x"),
+    ),
     ("PUT", "/api/sync/boards/{board_id}/segments/{stream}/{start}"): (
-        "project", "write",
-        _req("/api/sync/boards/{board}/segments/scalars/0", params={"rows": 1, "sha256": SHA}, content=b"x")),
+        "project",
+        "write",
+        _req(
+            "/api/sync/boards/{board}/segments/scalars/0",
+            params={"rows": 1, "sha256": SHA},
+            content=b"x",
+        ),
+    ),
     ("PATCH", "/api/sync/boards/{board_id}/meta"): (
-        "project", "write", _req("/api/sync/boards/{board}/meta", json={"status": "finished"})),
+        "project",
+        "write",
+        _req("/api/sync/boards/{board}/meta", json={"status": "finished"}),
+    ),
 }
 METHOD_ACTION = {"GET": "read", "PATCH": "write", "POST": "write", "DELETE": "delete"}
 STREAMING = {"/api/events"}  # answers forever to someone allowed: only refusals are checked
@@ -78,7 +121,11 @@ def _viewer_request(method: str, path: str) -> Maker:
         kw["json"] = {"name": "x"}
 
     def make(ctx: dict[str, Any]) -> dict[str, Any]:
-        return {"url": url.format(**ctx), "params": {k: v.format(**ctx) for k, v in params.items()}, **kw}
+        return {
+            "url": url.format(**ctx),
+            "params": {k: v.format(**ctx) for k, v in params.items()},
+            **kw,
+        }
 
     return make
 
@@ -112,12 +159,19 @@ def world(client: TestClient, team, local_board) -> dict[str, Any]:
 
 def test_every_route_answers_as_the_table_says(client: TestClient, team, world) -> None:
     app_routes = {
-        (m, r.path) for r in _routes(client.app.routes) for m in getattr(r, "methods", ()) if m != "HEAD"
+        (m, r.path)
+        for r in _routes(client.app.routes)
+        for m in getattr(r, "methods", ())
+        if m != "HEAD"
     }
     table = dict(SERVER_ROUTES)
     for method, path in app_routes:
         if path.startswith("/api/") and not path.startswith(("/api/server/", "/api/sync/")):
-            table[(method, path)] = ("project", METHOD_ACTION[method], _viewer_request(method, path))
+            table[(method, path)] = (
+                "project",
+                METHOD_ACTION[method],
+                _viewer_request(method, path),
+            )
     static = {("GET", "/"), ("GET", "/{path:path}")}
     assert app_routes - static == set(table), "a route is missing from the access table"
     failures = []
@@ -134,7 +188,9 @@ def test_every_route_answers_as_the_table_says(client: TestClient, team, world) 
             doc = r.json() if "json" in r.headers.get("content-type", "") else {}
             detail = doc.get("detail", "") if isinstance(doc, dict) else ""
             if want == "ok":
-                refused = r.status_code in (401, 403) or (r.status_code == 404 and "no project" in detail)
+                refused = r.status_code in (401, 403) or (
+                    r.status_code == 404 and "no project" in detail
+                )
                 if refused or r.status_code >= 500:
                     failures.append(f"{who} {method} {path}: {r.status_code} {detail}")
             elif str(r.status_code) != want or (want == "404" and "no project" not in detail):

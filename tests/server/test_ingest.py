@@ -40,9 +40,17 @@ def _register(client: TestClient, headers: dict[str, str], uid: str = "run-1") -
     assert r.status_code == 200, r.text
 
 
-def _put(client: TestClient, headers: dict[str, str], body: bytes, *, start: int = 0,
-         rows: int | None = None, digest: str | None = None, stream: str = "scalars",
-         uid: str = "run-1") -> object:
+def _put(
+    client: TestClient,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    start: int = 0,
+    rows: int | None = None,
+    digest: str | None = None,
+    stream: str = "scalars",
+    uid: str = "run-1",
+) -> object:
     return client.put(
         f"/api/sync/boards/{uid}/segments/{stream}/{start}",
         params={"rows": rows if rows is not None else 3, "sha256": digest or sha(body)},
@@ -64,18 +72,27 @@ def test_a_real_board_reads_back_the_same(client, team, local_board: Path) -> No
         for name in ("train/loss", "train/nan"):
             a, b = mine.scalars(name), theirs.scalars(name)
             assert a.column("step").to_pylist() == b.column("step").to_pylist()
-            for x, y in zip(a.column("value").to_pylist(), b.column("value").to_pylist(), strict=True):
+            for x, y in zip(
+                a.column("value").to_pylist(), b.column("value").to_pylist(), strict=True
+            ):
                 assert x == y or (math.isnan(x) and math.isnan(y))
         assert theirs.tables("val/table")[0].rows == mine.tables("val/table")[0].rows
         assert theirs.histograms("weights/w")[0].data["count"] == 100
         row = theirs.media("samples/image")[0]
-        assert theirs.media_path(row).read_bytes() == mine.media_path(mine.media("samples/image")[0]).read_bytes()
+        assert (
+            theirs.media_path(row).read_bytes()
+            == mine.media_path(mine.media("samples/image")[0]).read_bytes()
+        )
         assert theirs.config() == mine.config()
     # the viewer's routes answer over it: a chart, a media file
-    r = client.get("/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer)
+    r = client.get(
+        "/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer
+    )
     assert r.status_code == 200, r.text
     steps = client.get(
-        "/api/media/steps", params={"board": local_board.name, "name": "samples/image"}, headers=viewer
+        "/api/media/steps",
+        params={"board": local_board.name, "name": "samples/image"},
+        headers=viewer,
     )
     assert steps.status_code == 200, steps.text
     # run summaries come from the database
@@ -90,15 +107,24 @@ def test_resync_is_idempotent_and_sends_nothing_new(client, team, local_board: P
     # the same segment once more is acknowledged, not stored twice
     tables, _ = board_streams(local_board)
     body = parquet_bytes(tables["scalars"])
-    r = _put(client, team.headers("editor"), body, rows=tables["scalars"].num_rows, uid=local_board.name)
+    r = _put(
+        client, team.headers("editor"), body, rows=tables["scalars"].num_rows, uid=local_board.name
+    )
     assert r.status_code == 200 and r.json()["stored"] is False
 
 
 def test_segments_append_at_the_mark_in_parquet_or_arrow(client, team) -> None:
     h = team.headers("editor")
     _register(client, h)
-    assert _put(client, h, ipc_bytes(_scalars([("a", 0, 1.0), ("a", 1, 2.0), ("b", 0, 3.0)]))).status_code == 200
-    r = _put(client, h, parquet_bytes(_scalars([("a", 2, 1.0), ("a", 3, 2.0), ("b", 1, 3.0)])), start=3)
+    assert (
+        _put(
+            client, h, ipc_bytes(_scalars([("a", 0, 1.0), ("a", 1, 2.0), ("b", 0, 3.0)]))
+        ).status_code
+        == 200
+    )
+    r = _put(
+        client, h, parquet_bytes(_scalars([("a", 2, 1.0), ("a", 3, 2.0), ("b", 1, 3.0)])), start=3
+    )
     assert r.status_code == 200 and r.json()["committed"] == 6
     # a gap or an overlap is a conflict that says where to go on
     r = _put(client, h, parquet_bytes(_scalars([("a", 9, 1.0)] * 3)), start=10)
@@ -135,7 +161,9 @@ def test_hostile_segment_bodies_are_refused(client, team) -> None:
         "garbage": (b"\x00" * 100, "not readable"),
         "wrong schema": (parquet_bytes(pa.table({"x": [1, 2, 3]})), "columns"),
         "wrong type": (
-            parquet_bytes(_scalars([("a", 0, 1.0)] * 3).set_column(4, "value", pa.array(["1"] * 3))),
+            parquet_bytes(
+                _scalars([("a", 0, 1.0)] * 3).set_column(4, "value", pa.array(["1"] * 3))
+            ),
             "type",
         ),
         "negative step": (parquet_bytes(_scalars([("a", -5, 1.0)] * 3)), "out of range"),
@@ -154,9 +182,20 @@ def test_media_rows_must_name_files_sent_before(client, team) -> None:
     _register(client, h)
     png = b"\x89PNG\r\n\x1a\n" + b"x" * 50
     digest = sha(png)
-    assert client.put(f"/api/sync/boards/run-1/media/{'1' * 64}.png", content=png, headers=h).status_code == 422
-    assert client.put(f"/api/sync/boards/run-1/media/{digest}.exe", content=png, headers=h).status_code == 422
-    assert client.put(f"/api/sync/boards/run-1/media/{digest}.png", content=png, headers=h).status_code == 200
+    assert (
+        client.put(
+            f"/api/sync/boards/run-1/media/{'1' * 64}.png", content=png, headers=h
+        ).status_code
+        == 422
+    )
+    assert (
+        client.put(f"/api/sync/boards/run-1/media/{digest}.exe", content=png, headers=h).status_code
+        == 422
+    )
+    assert (
+        client.put(f"/api/sync/boards/run-1/media/{digest}.png", content=png, headers=h).status_code
+        == 200
+    )
     missing = client.post(
         "/api/sync/boards/run-1/media/missing", json={"sha256": [digest, "2" * 64]}, headers=h
     ).json()
@@ -164,12 +203,27 @@ def test_media_rows_must_name_files_sent_before(client, team) -> None:
 
     def media_rows(file: str) -> bytes:
         cols = {f.name: [None] for f in SCHEMAS["media"]}
-        cols.update(metric=["img"], step=[0], global_step=[0], wall_time=[1.0], index=[0],
-                    kind=["image"], file=[file], mime=["image/png"], size=[len(png)])
+        cols.update(
+            metric=["img"],
+            step=[0],
+            global_step=[0],
+            wall_time=[1.0],
+            index=[0],
+            kind=["image"],
+            file=[file],
+            mime=["image/png"],
+            size=[len(png)],
+        )
         return parquet_bytes(pa.table(cols).cast(SCHEMAS["media"]))
 
-    for bad in ("../x", "file:///etc/passwd", "s3://other/k", f"media/{digest[:2]}/{'3' * 64}.png",
-                f"media/ff/{digest}.png", f"media/{digest[:2]}/{digest}.jpg"):
+    for bad in (
+        "../x",
+        "file:///etc/passwd",
+        "s3://other/k",
+        f"media/{digest[:2]}/{'3' * 64}.png",
+        f"media/ff/{digest}.png",
+        f"media/{digest[:2]}/{digest}.jpg",
+    ):
         body = media_rows(bad)
         r = _put(client, h, body, stream="media", rows=1)
         assert r.status_code == 422, (bad, r.text)
@@ -197,7 +251,9 @@ def test_meta_is_validated(client, team) -> None:
     for bad in ({"status": "exploded"}, {"next_step": -1}, {"config": [1]}, {"path": "/etc"}):
         r = client.patch("/api/sync/boards/run-1/meta", json=bad, headers=h)
         assert r.status_code == 422, (bad, r.text)
-    r = client.patch("/api/sync/boards/run-1/meta", json={"status": "running", "next_step": 5}, headers=h)
+    r = client.patch(
+        "/api/sync/boards/run-1/meta", json={"status": "running", "next_step": 5}, headers=h
+    )
     assert r.status_code == 200
     assert client.get("/api/sync/boards/run-1", headers=h).json()["status"] == "running"
 
@@ -211,5 +267,9 @@ def test_bodies_beyond_the_limit_are_refused(client, team, monkeypatch: pytest.M
     body = parquet_bytes(_scalars([("a", i, 1.0) for i in range(500)]))
     r = _put(client, h, body, rows=500)
     assert r.status_code == 422 and "larger than 1000 bytes" in r.json()["detail"]
-    r = client.post("/api/server/tokens", content=b"x" * (2 << 20), headers={**h, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/server/tokens",
+        content=b"x" * (2 << 20),
+        headers={**h, "Content-Type": "application/json"},
+    )
     assert r.status_code == 413

@@ -21,7 +21,9 @@ def test_migrations_from_an_empty_postgres_database(postgres) -> None:
     db = Database(postgres.new_database())
     try:
         assert current_version(db) == 0
-        with pytest.raises(SchemaVersionError, match=r"schema version 0; .*`kobo admin migrate --db URL`"):
+        with pytest.raises(
+            SchemaVersionError, match=r"schema version 0; .*`kobo admin migrate --db URL`"
+        ):
             check_schema(db)
         assert [m.version for m in migrate(db)] == list(range(1, LATEST + 1))
         assert migrate(db) == []  # nothing twice
@@ -36,8 +38,16 @@ def test_upload_and_read_on_postgres(postgres, tmp_path: Path, local_board: Path
         state = upload_board(client, team.headers("editor"), "vision", local_board)
         assert state["streams"]["scalars"]["rows"] == 600
         viewer = {**team.headers("viewer"), "X-KohakuBoard-Project": "vision"}
-        assert [b["id"] for b in client.get("/api/boards", headers=viewer).json()] == [local_board.name]
-        assert client.get("/api/boards", headers={**team.headers("outsider"), "X-KohakuBoard-Project": "vision"}).status_code == 404
+        assert [b["id"] for b in client.get("/api/boards", headers=viewer).json()] == [
+            local_board.name
+        ]
+        assert (
+            client.get(
+                "/api/boards",
+                headers={**team.headers("outsider"), "X-KohakuBoard-Project": "vision"},
+            ).status_code
+            == 404
+        )
     cached = tmp_path / "cache" / "projects" / "vision" / local_board.name
     with open_board(cached) as reader, open_board(local_board) as mine:
         assert reader.scalars("train/loss").equals(mine.scalars("train/loss"))
@@ -47,7 +57,9 @@ def test_concurrent_uploads_of_one_position_commit_once(postgres, tmp_path: Path
     team = make_team(postgres.new_database(), tmp_path)
     h = team.headers("editor")
     with client_for(team) as client:
-        client.post("/api/sync/projects/vision/boards", json={"id": "race", "created_at": 1.0}, headers=h)
+        client.post(
+            "/api/sync/projects/vision/boards", json={"id": "race", "created_at": 1.0}, headers=h
+        )
         bodies = [parquet_bytes(_scalars([("a", i, float(k)) for i in range(3)])) for k in range(4)]
         answers: list[int] = []
 
