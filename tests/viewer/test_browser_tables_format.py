@@ -93,3 +93,31 @@ def test_formats_page_size_and_hidden_columns(live_base: Path, tab: Page) -> Non
             "columns (4/6)"
         )
         tab.page.goto("about:blank")  # leave before the server stops
+
+
+def test_steps_named_by_the_training_step(live_base: Path, tab: Page) -> None:
+    """A run that advanced its global_step: the step menu and the pager name each table by its
+    training step (the log() step beside it), as the media and histogram pages navigate."""
+    with Board(name="trained", base_dir=live_base) as board:
+        for k in range(3):
+            for _ in range(4):
+                board.log(loss=1.0, global_step=1000 * k + 500)
+            board.log(**{"eval/t": Table([[k]], columns=["k"])}, global_step=1000 * k + 500)
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(f"{viewer.url}?p=tables&b={board.id}")
+        tab.page.wait_for_selector(".page-tables[data-state='ready'][data-step='14']")
+        labels = tab.page.locator(".pick-step option").all_inner_texts()
+        assert labels == [
+            "latest",
+            "2500 (step 14, 1 rows)",
+            "1500 (step 9, 1 rows)",
+            "500 (step 4, 1 rows)",
+        ]
+        wait_until(
+            lambda: "training step 2500" in tab.page.locator(".pager").inner_text(),
+            what="the pager names the training step",
+        )
+        tab.page.select_option(".pick-step", "9")  # the URL keeps the log() step
+        tab.page.wait_for_selector(".page-tables[data-state='ready'][data-step='9']")
+        assert "training step 1500" in tab.page.locator(".pager").inner_text()
+        tab.page.goto("about:blank")  # leave before the server stops
