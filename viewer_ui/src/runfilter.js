@@ -35,6 +35,7 @@ function resolve(key, { configKeys, metricNames }) {
 }
 
 function test(op, have, want) {
+  if (have === null && want.toLowerCase() === 'null') return op === '=' || op === '=='
   if (have === undefined || have === null) return op === '!='
   const a = asNumber(have)
   const b = numberOf(want)
