@@ -113,3 +113,21 @@ def postgres() -> Iterator[object]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[object]:
+    """A real S3 server (SeaweedFS) on 127.0.0.1 (skipped, saying why, where none can run)."""
+    from s3_kit import S3Unavailable, SeaweedS3
+
+    for attempt in range(3):  # a port taken between the check and the start: new ports
+        try:
+            server = SeaweedS3().start()
+            break
+        except S3Unavailable as exc:
+            if attempt == 2:
+                pytest.skip(f"no S3 server here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
