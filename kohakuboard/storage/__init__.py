@@ -19,7 +19,7 @@ BACKENDS = frozenset({"hybrid", "duckdb", "parquet"})
 
 def open_writer(board_dir: Path, backend: str) -> StorageWriter:
     if backend == "hybrid":
-        from .hybrid import HybridWriter
+        from .hybrid_writer import HybridWriter  # not .hybrid: it imports the reader too
 
         return HybridWriter(board_dir)
     if backend == "parquet":
@@ -37,7 +37,7 @@ def open_writer(board_dir: Path, backend: str) -> StorageWriter:
 
 def open_reader(board_dir: Path, backend: str) -> StorageReader:
     if backend == "hybrid":
-        from .hybrid import HybridReader
+        from .hybrid_reader import HybridReader  # not .hybrid: it imports the writer too
 
         return HybridReader(board_dir)
     if backend == "parquet":

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import catalog_guard, table_store
+from .arrow_lean import empty_table, int_array, read_parquet_where_in, to_numpy
 from .base import (
     SCALAR_SCHEMA,
     DamagedFile,
@@ -39,7 +39,7 @@ from .hybrid_series import HybridSeries
 
 READ_ATTEMPTS = 40  # re-reads of the catalog when compaction replaced a file under a read
 
-_EMPTY_SERIES = SCALAR_SCHEMA.empty_table()
+_EMPTY_SERIES = empty_table(SCALAR_SCHEMA)
 
 
 class HybridReader(HybridSeries, StorageReader):
@@ -183,13 +183,13 @@ class HybridReader(HybridSeries, StorageReader):
                 time.sleep(min(0.01 * (attempt + 1), 0.1))
         else:
             raise RuntimeError("could not read scalars: data files kept changing")
-        table = pa.concat_tables(parts) if parts else SEGMENT_SCHEMA.empty_table()
+        table = pa.concat_tables(parts) if parts else empty_table(SEGMENT_SCHEMA)
         if not table.num_rows:
             return out
-        metric = table.column("metric").to_numpy()
-        step = table.column("step").to_numpy()
+        metric = to_numpy(table.column("metric"))  # arrow_lean: no pandas import
+        step = to_numpy(table.column("step"))
         order = np.lexsort((step, metric))  # stable: equal steps keep log order
-        table = table.take(order).drop_columns(["metric"]).combine_chunks()
+        table = table.take(int_array(order, pa.int64())).drop_columns(["metric"]).combine_chunks()
         metric = metric[order]
         bounds = np.flatnonzero(np.diff(metric)) + 1
         starts = np.concatenate(([0], bounds))
@@ -208,10 +208,11 @@ class HybridReader(HybridSeries, StorageReader):
                 hit = self._checker.check(file, fmt, committed, rows, None)
                 if hit is not None:
                     raise OSError(hit.reason)
-                return pq.read_table(
+                return read_parquet_where_in(  # pq.read_table(filters=) imports pandas
                     self.scalar_dir / file,
-                    filters=[("metric", "in", mids)],
-                    schema=SEGMENT_SCHEMA,
+                    "metric",
+                    mids,
+                    SEGMENT_SCHEMA,
                     page_checksum_verification=True,
                 )
             with open(self.scalar_dir / file, "rb") as fh:
@@ -221,18 +222,18 @@ class HybridReader(HybridSeries, StorageReader):
             if not listed:
                 raise  # replaced by a compaction: read again
             self._damage.add(DamagedFile(rel, "missing", rows, rows))
-            return SEGMENT_SCHEMA.empty_table()
+            return empty_table(SEGMENT_SCHEMA)
         except (OSError, pa.ArrowException) as exc:
             why = first_line(exc)
             if not why.startswith(("unreadable", "cut short")) and "committed" not in why:
                 why = f"unreadable: {why}"
             self._damage.add(DamagedFile(rel, why, rows, rows))
-            return SEGMENT_SCHEMA.empty_table()
+            return empty_table(SEGMENT_SCHEMA)
         if crc is not None and len(data) == committed and zlib.crc32(data) != crc:
             # Changed bytes may still decode, as other values: never return them.
             why = CRC_MISMATCH
             self._damage.add(DamagedFile(rel, why, rows, rows))
-            return SEGMENT_SCHEMA.empty_table()
+            return empty_table(SEGMENT_SCHEMA)
         batches, stopped = stream_batches(data)
         table = pa.Table.from_batches(batches, schema=SEGMENT_SCHEMA)
         if table.num_rows < rows:

@@ -1,0 +1,388 @@
+"""Fixed costs of the write and read paths, each in fresh processes, against a floor measured
+in the same run.
+
+Run ``python benchmarks/bench_startup.py`` (``--reps N``, default 7; ``--json PATH`` also
+writes the results). Every figure is the median of N fresh processes, taken in turns (one
+process of each row per round) so that load on the machine hits every row alike; the
+process's CPU time (user + system, its children included where it has any) is printed
+beside the wall time because it suffers less from other load. The figures quoted in
+``docs/performance.md`` come from this script.
+
+Rows (targets of issue 15):
+
+1. ``import kohakuboard`` and ``kobo --version``: the whole process, minus the floor
+   ``python -c pass`` (interpreter and site start-up; <= 150 ms each);
+2. a short run: ``Board()``, 20 ``log()`` calls, ``finish()`` (import excluded; <= 100 ms);
+   floor: ``mkdir`` + writing 20 values to a file;
+3. W5, the first read: ``open_board(path).scalars(name)`` of 100k points in a fresh process
+   (import of ``kohakuboard`` excluded; <= 40 ms), and whether pandas got imported; floor:
+   ``pq.ParquetFile(f).read()`` of the same compacted Parquet file (``pyarrow.parquet`` imported first);
+4. W1: ``Board()`` + 100k x (``log`` of 4 floats + ``step()``) + ``finish()`` (import
+   excluded; <= 2x the floor), and the peak RSS of the process tree, training process plus
+   writer (VmHWM of each; <= 150 MB); floor: a method taking the same 4 keyword floats that
+   appends them to a list, plus a step counter, and its process's peak RSS.
+
+Python here is run as an installed package runs: byte-code caching on (the sources' .pyc go
+to a temporary ``PYTHONPYCACHEPREFIX``, warmed before timing), whatever
+``PYTHONDONTWRITEBYTECODE`` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+W1_STEPS = 100_000
+W5_POINTS = 100_000
+
+# Each child prints one JSON line: {"ms": wall of the timed part, ...}.
+CHILD = {
+    "short_run": """
+        import json, sys, time
+        from kohakuboard import Board
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        board = Board(base_dir=sys.argv[1])
+        for i in range(20):
+            board.log(loss=float(i))
+        board.finish()
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3,
+                          "handed_over": board._writer.handed_over}))
+    """,
+    "short_floor": """
+        import json, os, sys, time
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        d = os.path.join(sys.argv[1], "floor-%d" % os.getpid())
+        os.mkdir(d)
+        with open(os.path.join(d, "values.txt"), "w") as fh:
+            for i in range(20):
+                fh.write("%d %r\\n" % (i, float(i)))
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3}))
+    """,
+    "w5": """
+        import json, sys, time
+        from kohakuboard import open_board
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        table = open_board(sys.argv[1]).scalars("loss")
+        ms = (time.perf_counter() - t0) * 1e3
+        assert table.num_rows == int(sys.argv[2]), table.num_rows
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3,
+                          "pandas": "pandas" in sys.modules}))
+    """,
+    "w5_floor": """
+        import json, sys, time
+        import pyarrow.parquet as pq
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        rows = sum(pq.ParquetFile(f).read().num_rows for f in sys.argv[1:])
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3}))
+    """,
+    "w1": """
+        import json, sys, time
+        from kohakuboard import Board
+        steps = int(sys.argv[2])
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        board = Board(base_dir=sys.argv[1])
+        log, step = board.log, board.step
+        for i in range(steps):
+            log(a=0.5, b=0.25, c=1.5, d=-3.0)
+            step()
+        board.finish()
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3,
+                          "handed_over": board._writer.handed_over,
+                          "writer": board._proc.pid, "path": str(board.path)}), flush=True)
+        sys.stdin.read()  # the parent reads our peak RSS (VmHWM) before we exit
+    """,
+    "w1_floor": """
+        import json, sys, time
+
+        class Floor:
+            def __init__(self):
+                self.rows = []
+                self.gstep = 0
+            def log(self, **values):
+                self.rows.append(values)
+            def step(self):
+                self.gstep += 1
+
+        steps = int(sys.argv[2])
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        board = Floor()
+        log, step = board.log, board.step
+        for i in range(steps):
+            log(a=0.5, b=0.25, c=1.5, d=-3.0)
+            step()
+        ms = (time.perf_counter() - t0) * 1e3
+        print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3}), flush=True)
+        sys.stdin.read()
+    """,
+}
+
+
+def env(pycache: Path) -> dict[str, str]:
+    out = dict(os.environ)
+    out.pop("PYTHONDONTWRITEBYTECODE", None)
+    out["PYTHONPYCACHEPREFIX"] = str(pycache)
+    out["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    return out
+
+
+def children_cpu_ms() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1e3
+
+
+def whole_process(argv: list[str], environ: dict[str, str]) -> dict[str, float]:
+    """Wall and CPU ms of a whole process (start-up included)."""
+    c0 = children_cpu_ms()
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=environ, check=True, stdout=subprocess.DEVNULL)
+    return {"ms": (time.perf_counter() - t0) * 1e3, "cpu_ms": children_cpu_ms() - c0}
+
+
+def child(name: str, args: list[str], environ: dict[str, str]) -> dict[str, Any]:
+    code = textwrap.dedent(CHILD[name])
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=environ, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """Peak resident set (VmHWM) of a live process, in KiB (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_child(name: str, args: list[str], environ: dict[str, str]) -> dict[str, Any]:
+    """A child that waits on stdin after printing: its own peak RSS is read then, and the
+    peak of its writer (if any) is followed until that writer exits."""
+    code = textwrap.dedent(CHILD[name])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=environ,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    result = json.loads(line)
+    result["rss_mb"] = vm_hwm_kb(proc.pid) / 1024
+    writer = result.get("writer")
+    if writer:
+        peak = 0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            now = vm_hwm_kb(writer)
+            if not now:
+                break
+            peak = max(peak, now)
+            time.sleep(0.01)
+        result["writer_rss_mb"] = peak / 1024
+        result["rss_mb"] += peak / 1024
+    proc.stdin.close()
+    proc.wait()
+    if writer:
+        path = Path(result["path"])
+        deadline = time.monotonic() + 120
+        while list(path.glob("ring-*.kbr")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return result
+
+
+def make_w5_board(base: Path, environ: dict[str, str]) -> tuple[Path, list[str]]:
+    code = textwrap.dedent(
+        """
+        import sys
+        from kohakuboard import Board
+        board = Board(base_dir=sys.argv[1], name="w5")
+        for i in range(int(sys.argv[2])):
+            board.log(loss=float(i))
+        board.finish(wait=True)
+        print(board.path)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(base), str(W5_POINTS)],
+        env=environ,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    path = Path(out.stdout.strip())
+    # the writer compacts after finish: wait for it, then read what it left
+    deadline = time.monotonic() + 120
+    while (path / "writer.lock").exists() and time.monotonic() < deadline:
+        sys.path.insert(0, str(ROOT))
+        from kohakuboard import locking
+
+        if not locking.writer_alive(path):
+            break
+        time.sleep(0.05)
+    parts = sorted(str(p) for p in (path / "scalars").glob("*.parquet"))
+    return path, parts
+
+
+def med(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(float(r[key]) for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="kobo-bench-startup-"))
+    try:
+        environ = env(tmp / "pycache")
+        base = tmp / "boards"
+        base.mkdir()
+        w5_path, w5_parts = make_w5_board(tmp / "w5", environ)
+        if not w5_parts:
+            raise SystemExit(f"no compacted Parquet file in {w5_path}/scalars")
+        kobo = [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['kobo', '--version']; from kohakuboard.cli import main; main()",
+        ]
+        runs: dict[str, list[dict[str, Any]]] = {
+            k: []
+            for k in (
+                "python_pass",
+                "import",
+                "kobo_version",
+                "short_run",
+                "short_floor",
+                "w5",
+                "w5_floor",
+                "w1",
+                "w1_floor",
+            )
+        }
+        for rep in range(args.reps + 1):  # the first round warms the byte-code cache
+            got = {
+                "python_pass": whole_process([sys.executable, "-c", "pass"], environ),
+                "import": whole_process([sys.executable, "-c", "import kohakuboard"], environ),
+                "kobo_version": whole_process(kobo, environ),
+                "short_run": child("short_run", [str(base)], environ),
+                "short_floor": child("short_floor", [str(base)], environ),
+                "w5": child("w5", [str(w5_path), str(W5_POINTS)], environ),
+                "w5_floor": child("w5_floor", w5_parts, environ),
+                "w1": rss_child("w1", [str(base), str(W1_STEPS)], environ),
+                "w1_floor": rss_child("w1_floor", [str(base), str(W1_STEPS)], environ),
+            }
+            if rep:
+                for key, value in got.items():
+                    runs[key].append(value)
+        floor = med(runs["python_pass"], "ms")
+        floor_cpu = med(runs["python_pass"], "cpu_ms")
+        table = [
+            ("python -c pass (floor of 1)", floor, floor_cpu, None, ""),
+            (
+                "import kohakuboard, minus the floor",
+                med(runs["import"], "ms") - floor,
+                med(runs["import"], "cpu_ms") - floor_cpu,
+                None,
+                "<= 150 ms",
+            ),
+            (
+                "kobo --version, minus the floor",
+                med(runs["kobo_version"], "ms") - floor,
+                med(runs["kobo_version"], "cpu_ms") - floor_cpu,
+                None,
+                "<= 150 ms",
+            ),
+            (
+                "short run: Board(), 20 log(), finish()",
+                med(runs["short_run"], "ms"),
+                med(runs["short_run"], "cpu_ms"),
+                med(runs["short_floor"], "ms"),
+                "<= 100 ms",
+            ),
+            (
+                "W5: open_board + 100k points, fresh process",
+                med(runs["w5"], "ms"),
+                med(runs["w5"], "cpu_ms"),
+                med(runs["w5_floor"], "ms"),
+                "<= 40 ms",
+            ),
+            (
+                "W1: Board() + 100k x (log 4 floats + step) + finish()",
+                med(runs["w1"], "ms"),
+                med(runs["w1"], "cpu_ms"),
+                med(runs["w1_floor"], "ms"),
+                "<= 2x floor",
+            ),
+            (
+                "W1 peak RSS, training + writer (MB)",
+                med(runs["w1"], "rss_mb"),
+                None,
+                med(runs["w1_floor"], "rss_mb"),
+                "<= 150 MB",
+            ),
+        ]
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+        print(
+            f"bench_startup: {args.reps} fresh processes per row (median); Python "
+            f"{platform.python_version()}, {os.cpu_count()} CPUs, load {load[0]:.1f} "
+            f"{load[1]:.1f} {load[2]:.1f}"
+        )
+        head = f"{'what':<56} {'ours':>9} {'ours CPU':>9} {'floor':>9} {'ratio':>6}  target"
+        print(head)
+        print("-" * len(head))
+        for name, ours, cpu, fl, target in table:
+            ratio = f"{ours / fl:.2f}" if fl else "-"
+            cpu_text = f"{cpu:9.1f}" if cpu is not None else f"{'-':>9}"
+            fl_text = f"{fl:9.1f}" if fl is not None else f"{'-':>9}"
+            print(f"{name:<56} {ours:9.1f} {cpu_text} {fl_text} {ratio:>6}  {target}")
+        handed = sum(bool(r.get("handed_over")) for r in runs["short_run"])
+        w1_handed = sum(bool(r.get("handed_over")) for r in runs["w1"])
+        pandas = sum(bool(r.get("pandas")) for r in runs["w5"])
+        print(
+            f"finish() handed the session to a starting writer in {handed}/{args.reps} short "
+            f"runs and {w1_handed}/{args.reps} W1 runs; W5 imported pandas in "
+            f"{pandas}/{args.reps}; W1 writer peak RSS "
+            f"{med(runs['w1'], 'writer_rss_mb'):.0f} MB"
+        )
+        if args.json:
+            args.json.write_text(
+                json.dumps({"load": load, "runs": runs, "table": table}, indent=2, default=str)
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
