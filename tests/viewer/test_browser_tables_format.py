@@ -18,7 +18,7 @@ pytestmark = BROWSER_ONLY
 
 KEY = "eval/log"
 ROWS = 120
-T0 = 1_797_000_000  # 2026-12-12, a Unix time in seconds
+T0 = 1_797_000_000  # 2026-12-11 14:40 UTC, a Unix time in seconds
 COLUMNS = ["id", "wall_time", "created_at", "score", "relative_time", "note"]
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{3})?$")
 
