@@ -32,7 +32,12 @@ def import_command(
     source: Annotated[Source, typer.Argument(help="what the paths hold (see Sources below)")],
     paths: Annotated[list[Path], typer.Argument(help="folders or files to import")],
     to: Annotated[Path, typer.Option("--to", help="folder of the boards (kobo's --base-dir)")],
-    project: Annotated[str, typer.Option(help="project of the new boards")] = "default",
+    project: Annotated[
+        str | None,
+        typer.Option(
+            help="project of the new boards [default: mlflow: the experiment, else default]"
+        ),
+    ] = None,
     backend: Annotated[str, typer.Option(help="storage backend of new boards")] = "hybrid",
     layout: Annotated[
         Layout, typer.Option(help="csv/parquet: long or wide table (auto: by the columns)")
@@ -45,7 +50,9 @@ def import_command(
     """
     from ..errors import KohakuBoardError
 
-    options: dict[str, object] = {"project": project, "backend": backend}
+    options: dict[str, object] = {"backend": backend}
+    if project is not None:
+        options["project"] = project
     if source.value in ("csv", "parquet"):
         options["layout"] = layout.value
     try:

@@ -338,7 +338,7 @@ class BoardSink:
         self._hists.clear()
         self._buffered = 0
 
-    def finish(self, state: dict[str, Any]) -> RunReport:
+    def finish(self, state: dict[str, Any], *, status: str = "finished") -> RunReport:
         """The last commit. A board this import created for a run with nothing in it is
         removed again (a later import of the run makes it when there is something)."""
         if self._created and not self.buffered and not self._configured and not self.report.added:
@@ -346,7 +346,7 @@ class BoardSink:
             shutil.rmtree(self.path, ignore_errors=True)
             self.report.empty = True
             return self.report
-        self.commit(state)
+        self.commit(state, status=status)
         self.writer.finalize()
         return self.report
 
