@@ -55,6 +55,13 @@ def _series_requests(tab: Page, since: int) -> list[dict[str, list[str]]]:
     ]
 
 
+def _pumped(tab: Page, fn: Any, *args: Any) -> Any:
+    """``fn(tab, *args)`` after a short wait in the page: Playwright's sync API records requests
+    only while it is called, never during a ``time.sleep``."""
+    tab.page.wait_for_timeout(50)
+    return fn(tab, *args)
+
+
 def _board_ids(tab: Page, server: ViewerThread) -> list[str]:
     """The ids of the folder's runs, oldest first (asked by the page, which holds the token)."""
     tab.page.goto(server.url)
@@ -93,28 +100,40 @@ def test_live_updates_keep_the_zoom_and_refetch_only_the_run_that_grew(
             tab.ready("done/a")
             tab.ready("done/b")
             tab.page.wait_for_selector('.live[data-live="stream"]')
+            mark = len(tab.requests)
             _drag(tab, card, 0.2, 0.5)
             wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "1")
             zoomed = _scale(card)
             assert 10 < zoomed[0] < zoomed[1] < 150, zoomed
+            # the zoomed range is fetched again, finer (x_min/x_max, as many points as before)
+            wait_until(lambda: _pumped(tab, _series_requests, mark), what="the zoomed range's data")
+            # (the charts on the same x axis zoom together: each fetches its range)
+            wait_until(lambda: len(_pumped(tab, _series_requests, mark)) == 3, what="3 charts")
+            (ranged,) = [q for q in _series_requests(tab, mark) if q["metric"] == ["shared/loss"]]
+            assert float(ranged["x_min"][0]) < zoomed[0] < zoomed[1] < float(ranged["x_max"][0])
+            wait_until(lambda: card.get_attribute("data-state") == "ready")
             mark = len(tab.requests)
             for i in range(100, 160):  # the running board grows for about 1.5 s
                 board.log(**{"shared/loss": 2.0 / (i + 1)})
                 time.sleep(0.025)
-            wait_until(lambda: card.get_attribute("data-total") == "360", what="the new points")
-            time.sleep(1.2)  # a second more of live updates: nothing else is fetched
+            row = tab.page.locator(f'.board[data-board="{board.id}"]')
+            wait_until(lambda: "160" in row.inner_text(), what="the new points")
+            tab.page.wait_for_timeout(
+                1500
+            )  # live updates a while: only the run that grew is fetched
             asked = _series_requests(tab, mark)
             assert asked, "the growing series was fetched again"
             # only the run that grew, only its chart; the finished run's charts never
             assert all(q["metric"] == ["shared/loss"] for q in asked), asked
             assert all(q["board"] == [board.id] for q in asked), asked
+            assert all(q["x_min"] == ranged["x_min"] for q in asked), asked  # still zoomed
             assert len(asked) <= 4, asked  # at most about one a second
             assert _scale(card) == pytest.approx(zoomed)  # the zoom survived the updates
             assert card.get_attribute("data-series") == "2"  # the finished run is still drawn
             tab.shot("zoom-kept")
             card.locator('button[title="Reset zoom"]').click()
             wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "0")
-            assert _scale(card)[1] >= 159
+            wait_until(lambda: _scale(card)[1] >= 159, what="the whole series again")
             tab.page.goto("about:blank")  # leave before the server stops
     finally:
         board.finish()

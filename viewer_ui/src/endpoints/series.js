@@ -24,8 +24,9 @@ export function decodeSeries(buffer) {
   return doc
 }
 
-export async function fetchSeries({ boards, metric, x, points, smoothing }, signal) {
-  const url = '/api/series?' + query({ board: boards, metric, x, points, smoothing })
+// xMin/xMax (a zoomed chart): only that x range, as finely as `points` allows there
+export async function fetchSeries({ boards, metric, x, points, smoothing, xMin, xMax }, signal) {
+  const url = '/api/series?' + query({ board: boards, metric, x, points, smoothing, x_min: xMin, x_max: xMax })
   return decodeSeries(await getBinary(url, signal))
 }
 
