@@ -275,7 +275,7 @@ def bench_floats(base: Path, calls: int) -> list[Row]:
     chunks = timed_chunks(board.log, calls, CHUNK, VALUES)
     t_loop = time.perf_counter() - t0
     t1 = time.perf_counter()
-    board.finish()
+    board.finish(wait=True)
     t_finish = time.perf_counter() - t1
     t_compact = wait_writer_exit(board)
     cpu_training, cpu_writer = meter.stop()
@@ -482,7 +482,7 @@ def bench_tensors(base: Path, calls: int) -> list[Row]:
         chunks = timed_chunks(board.log, calls, CHUNK, tensors)
         t_loop = time.perf_counter() - t0
         t1 = time.perf_counter()
-        board.finish()
+        board.finish(wait=True)
         t_finish = time.perf_counter() - t1
     wait_writer_exit(board)
     cpu_training, cpu_writer = meter.stop()
@@ -553,7 +553,7 @@ def bench_finish(base: Path, steps: int, reps: int) -> Row:
         for _ in range(steps):
             log(a=a, b=b, c=c, d=d)
         t0 = time.perf_counter()
-        board.finish()
+        board.finish(wait=True)
         times.append(time.perf_counter() - t0)
         compaction.append(wait_writer_exit(board))
     med = statistics.median(times)

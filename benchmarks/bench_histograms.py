@@ -100,7 +100,7 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
             call.append(time.perf_counter() - before)
             board.step()
             time.sleep(pause)
-        board.finish()
+        board.finish(wait=True)
 
         # back to back, until finish() returns, minus the same loop logging one scalar
         def loop(name: str, histograms: bool) -> float:
@@ -112,7 +112,7 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
                 else:
                     target.log(x=1.0)
                 target.step()
-            target.finish()
+            target.finish(wait=True)
             return time.perf_counter() - start
 
         end_to_end = (loop("bench2", True) - loop("baseline", False)) / steps

@@ -100,7 +100,7 @@ def bench_backend(base: Path, backend: str, n: int, reps: int) -> Result:
     for i in range(n):
         log(a=a[i], b=b[i], c=c[i], d=d[i])
     t1 = time.perf_counter()
-    board.finish()
+    board.finish(wait=True)
     t2 = time.perf_counter()
     proc = getattr(board, "_proc", None)
     if proc is not None:
