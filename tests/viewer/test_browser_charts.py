@@ -134,6 +134,12 @@ def test_live_updates_keep_the_zoom_and_refetch_only_the_run_that_grew(
             card.locator('button[title="Reset zoom"]').click()
             wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "0")
             wait_until(lambda: _scale(card)[1] >= 159, what="the whole series again")
+            # a double click (uPlot's own reset) on another chart ends its zoom too
+            other = tab.card("done/a")
+            assert other.locator(".line-chart").get_attribute("data-zoomed") == "1"
+            other.locator(".u-over").dblclick()
+            wait_until(lambda: other.locator(".line-chart").get_attribute("data-zoomed") == "0")
+            wait_until(lambda: _scale(other)[1] >= 199, what="done/a whole again")
             tab.page.goto("about:blank")  # leave before the server stops
     finally:
         board.finish()
