@@ -57,19 +57,32 @@ def _source_board(folder: Path) -> Path:
     import math
 
     from kohakuboard import Board
-    from kohakuboard.locking import writer_alive
 
     config = {"lr": 3e-4, "batch_size": 64, "optimizer": {"name": "adam", "beta1": 0.9}}
     with Board(name="source", base_dir=folder, config=config) as board:
         for step in range(500):
             board.log(**{f"train/m{i:02d}": math.sin(step * 0.01 + i) for i in range(20)})
     path = folder / board.id
-    deadline = time.monotonic() + 60
-    while writer_alive(path):  # the writer compacts after finish(): copy the final files
+    # The writer stores and compacts after finish() returns: copy only its final files.
+    deadline = time.monotonic() + 120
+    while not _settled(path):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the writer of {path} did not exit")
-        time.sleep(0.05)
+            raise RuntimeError(f"the writer of {path} did not finish")
+        time.sleep(0.1)
     return path
+
+
+def _settled(path: Path) -> bool:
+    from kohakuboard.locking import writer_alive
+    from kohakuboard.reader import open_board
+
+    if writer_alive(path) or any(path.glob("ring-*")) or (path / "writer.reserve").exists():
+        return False
+    with open_board(path) as reader:
+        if reader.status() != "finished":
+            return False
+    time.sleep(0.5)
+    return not writer_alive(path) and not any(path.glob("ring-*"))
 
 
 def _has_summary(board: Path) -> bool:

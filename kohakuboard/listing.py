@@ -53,8 +53,10 @@ INDEX_VERSION = 1
 RACY_S = 1.0
 DAMAGE_EVERY_S = 10.0
 MAX_INFO_BYTES = 1 << 20  # one row's info JSON
+# Every file a listing entry is read from is replaced by a rename (a new inode and mtime).
+_STAMPED = (META_FILE, summaries.SUMMARY_FILE, "annotations.json")
 # Files whose change a board without summary.json must be re-read for (its writer is old).
-_CATALOG_FILES = ("catalog.sqlite", "catalog.sqlite-wal", "state.json")
+_CATALOG_FILES = ("catalog.sqlite", "catalog.witness.json", "state.json")
 
 Stamp = tuple[int, ...]
 
@@ -73,16 +75,22 @@ class Entry:
 
 
 # -- reading one board ------------------------------------------------------------------------
-def _stamp(path: Path, st: os.stat_result, legacy: bool) -> Stamp:
-    stamp: list[int] = [st.st_ino, st.st_mtime_ns]
-    if legacy:
-        for name in _CATALOG_FILES:
-            try:
-                fst = os.stat(path / name)
-                stamp += [fst.st_ino, fst.st_mtime_ns, fst.st_size]
-            except OSError:
-                stamp += [0, 0, 0]
+def _stamp(path: Path, legacy: bool) -> Stamp:
+    """(inode, mtime, size) of the files a listing entry is read from. The board folder's
+    own mtime will not do: a reader's SQLite opens and closes ``-wal``/``-shm`` files."""
+    stamp: list[int] = []
+    folder = os.fspath(path)
+    for name in _STAMPED + (_CATALOG_FILES if legacy else ()):
+        try:
+            st = os.stat(os.path.join(folder, name))
+            stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+        except OSError:
+            stamp += [0, 0, -1]
     return tuple(stamp)
+
+
+def _newest_s(stamp: Stamp) -> float:
+    return max(stamp[1::3]) / 1e9
 
 
 def _damage_json(damage: Any) -> list[dict[str, Any]]:
@@ -92,11 +100,12 @@ def _damage_json(damage: Any) -> list[dict[str, Any]]:
     ]
 
 
-def read_entry(path: Path, st: os.stat_result, old: Entry | None = None) -> Entry | None:
+def read_entry(path: Path, old: Entry | None = None) -> Entry | None:
     """Read one board's listing entry (None if ``path`` is not a board)."""
     from .reader import Reader  # the storage readers: imported only when a board is read
 
     now = time.time()
+    before = _stamp(path, legacy=False)
     try:
         reader = Reader(path)
     except Exception as exc:  # noqa: BLE001 - not a board, or an unreadable board.json
@@ -149,7 +158,7 @@ def read_entry(path: Path, st: os.stat_result, old: Entry | None = None) -> Entr
     }
     return Entry(
         dirname=path.name,
-        stamp=_stamp(path, st, legacy=summary is None),
+        stamp=before if summary is not None else _stamp(path, legacy=True),
         checked_at=now,
         info=info_json,
         summary=summary,
@@ -387,7 +396,7 @@ def _entry_of(row: tuple[Any, ...], with_summaries: bool) -> Entry | None:
         if not (
             isinstance(dirname, str)
             and isinstance(stamp, list)
-            and 2 <= len(stamp) <= 16
+            and 3 <= len(stamp) <= 64
             and all(isinstance(v, int) for v in stamp)
             and isinstance(checked_at, float)
             and isinstance(damage_at, float)
@@ -418,6 +427,7 @@ class FolderIndex:
         self.single = single
         self._file = IndexFile(self.base) if persist and not single else None
         self._entries: dict[str, Entry] | None = None
+        self._paths: dict[str, Path] = {}  # Path objects cost more to make than a stat
         self._lock = threading.Lock()
 
     def _loaded(self, with_summaries: bool) -> dict[str, Entry]:
@@ -431,24 +441,19 @@ class FolderIndex:
             entries = self._loaded(with_summaries)
             seen: dict[str, Entry] = {}
             changed: list[Entry] = []
-            for path, st in self._folders():
+            for path in self._folders():
                 old = entries.get(path.name)
-                legacy = old is not None and not old.info["has_summary"]
-                if (
-                    old is not None
-                    and old.stamp == _stamp(path, st, legacy)
-                    and old.checked_at - st.st_mtime_ns / 1e9 > RACY_S
-                ):
-                    seen[path.name] = old
-                    continue
-                entry = read_entry(path, st, old)
+                if old is not None:
+                    stamp = _stamp(path, legacy=not old.info["has_summary"])
+                    if stamp == old.stamp and old.checked_at - _newest_s(stamp) > RACY_S:
+                        seen[path.name] = old
+                        continue
+                entry = read_entry(path, old)
                 if entry is None:
                     continue
-                if old is not None and old.stamp[:2] == entry.stamp[:2]:
-                    entry = replace(entry, size=old.size)  # same files: same size
-                if old is not None and not entry.info["has_summary"] and old.summary is not None:
-                    if old.stamp == entry.stamp:
-                        entry = replace(entry, summary=old.summary)
+                if old is not None and old.stamp == entry.stamp:
+                    # the same files (a racy entry read again): keep what was added to it
+                    entry = replace(entry, size=old.size, summary=entry.summary or old.summary)
                 seen[path.name] = entry
                 if entry != old:
                     changed.append(entry)
@@ -459,22 +464,26 @@ class FolderIndex:
             return [(self._path_of(name), e) for name, e in sorted(seen.items())]
 
     def _path_of(self, dirname: str) -> Path:
-        return self.base if self.single else self.base / dirname
-
-    def _folders(self) -> list[tuple[Path, os.stat_result]]:
         if self.single:
-            return [(self.base, os.stat(self.base))]
-        out = []
+            return self.base
+        path = self._paths.get(dirname)
+        if path is None:
+            path = self._paths[dirname] = self.base / dirname
+        return path
+
+    def _folders(self) -> list[Path]:
+        if self.single:
+            return [self.base]
         try:
             scanned = list(os.scandir(self.base))
         except OSError as exc:
             logger.warning("cannot list %s: %s", self.base, exc)
             return []
+        out = []
         for child in scanned:
             try:
-                if not child.is_dir(follow_symlinks=True):
-                    continue
-                out.append((Path(child.path), child.stat(follow_symlinks=True)))
+                if child.is_dir(follow_symlinks=True):
+                    out.append(self._path_of(child.name))
             except OSError:
                 continue
         return out

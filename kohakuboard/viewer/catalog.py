@@ -14,9 +14,10 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import BoardNotFoundError
 from ..listing import FolderIndex
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the Reader's result types; no storage code is imported at r
     from ..storage.base import DamagedFile, MetricInfo
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BOARD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
 DEFAULT_CACHE_BYTES = 512 << 20
@@ -109,6 +111,7 @@ class Catalog:
         # Summaries and listing entries, updated by change time (see kohakuboard.listing).
         self._index = FolderIndex(self.root, single=self.single)
         self._dirnames: dict[str, str] = {}  # board id -> its entry in the index
+        self._derived: dict[str, tuple[object, Any]] = {}  # see derived()
 
     @staticmethod
     def _is_board(path: Path) -> bool:
@@ -130,6 +133,10 @@ class Catalog:
     def _scan(self) -> None:
         self._stamps = {}
         scanned = self._index.scan()
+        # board.json's (inode, mtime) as the index saw it (its first two stamp fields)
+        stamps = {
+            e.dirname: (e.stamp[0], e.stamp[1]) if e.stamp[2] >= 0 else None for _, e in scanned
+        }
         infos = sorted(
             ((board_info(path, entry.info), entry.dirname) for path, entry in scanned),
             key=lambda pair: pair[0].created_at,
@@ -147,18 +154,33 @@ class Catalog:
                 continue
             boards[info.id] = info
             dirnames[info.id] = dirname
-            self._stamps[info.id] = _meta_stamp(info.path)
+            self._stamps[info.id] = stamps[dirname]
         self._boards = boards
         self._dirnames = dirnames
         self._listed_at = time.monotonic()
+
+    def derived(self, board_id: str, source: object, build: Callable[[], T]) -> T:
+        """``build()``, kept while ``source`` (a board's summary: a new object whenever the
+        board changes) stays the same object: what routes make of a summary, once."""
+        with self._lock:
+            hit = self._derived.get(board_id)
+            if hit is not None and hit[0] is source:
+                return hit[1]  # type: ignore[no-any-return]
+        value = build()
+        with self._lock:
+            self._derived[board_id] = (source, value)
+        return value
 
     def summary(self, board_id: str, *, compute: bool = True) -> dict[str, Any] | None:
         """The board's summary (see :mod:`kohakuboard.summary`): what its writer keeps, or
         computed from its data once (boards of older versions; without ``compute``: None
         until then); None if it cannot be read."""
-        self.board(board_id)  # 404 for an unknown id
         with self._lock:
             dirname = self._dirnames.get(board_id)
+        if dirname is None:
+            self.board(board_id)  # 404 for an unknown id (or listed since: a new scan)
+            with self._lock:
+                dirname = self._dirnames.get(board_id)
         return None if dirname is None else self._index.summary(dirname, compute=compute)
 
     def board(self, board_id: str) -> BoardInfo:

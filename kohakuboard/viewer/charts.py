@@ -20,13 +20,18 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..reader import LEVEL_GROUPS
 from .catalog import Catalog
 from .errors import BadParameterError, UnknownMetricError
 from .series import BUILTIN_X, MAX_SMOOTHING, Columns, Downsampled, downsample, smooth, x_values
+from .seriescache import Entry, View, has_full, scalar_info, series_view
+
+if TYPE_CHECKING:
+    from ..storage.base import MetricInfo
 
 MAGIC = b"KBS1"
 MEDIA_TYPE = "application/x-kohakuboard-series"
@@ -41,8 +46,18 @@ class ChartQuery:
     x: str = "step"
     points: int = DEFAULT_POINTS
     smoothing: float = 0.0
+    x_min: float | None = None  # only points with x_min <= x <= x_max (a zoomed chart)
+    x_max: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("x_min", "x_max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise BadParameterError(f"{name}={value!r}; accepted: a finite number")
+        if self.x_min is not None and self.x_max is not None and self.x_min > self.x_max:
+            raise BadParameterError(
+                f"x_min={self.x_min!r} is above x_max={self.x_max!r}; accepted: x_min <= x_max"
+            )
         if not self.x or len(self.x) > 500:
             raise BadParameterError(
                 f"x={self.x!r}: accepted: {', '.join(BUILTIN_X)} or the name of a scalar series"
@@ -88,25 +103,140 @@ def _last_point(cols: Columns, smoothed: np.ndarray | None) -> dict[str, Any] | 
 
 
 def chart_series(catalog: Catalog, board_id: str, metric: str, query: ChartQuery) -> ChartSeries:
-    """One board's series for a chart; a missing series is data-less, not an error."""
+    """One board's series for a chart; a missing series is data-less, not an error.
+
+    Answers are cached until the series grows. A long series drawn without smoothing is
+    read at a resolution (:func:`~.seriescache.series_view`: a stored level on a compacted
+    board), finer as the asked x range narrows; smoothing needs every point, so a smoothed
+    chart reads the full series (cached, and extended as it grows)."""
     infos = catalog.metric_infos(board_id)
     try:
-        cols = catalog.columns(board_id, metric, infos)
+        info = scalar_info(infos, board_id, metric)
     except UnknownMetricError:
         return ChartSeries(board_id, metric, None, None, f"no scalar series {metric!r}")
+    board = catalog.board(board_id)
+    key = ("chart", board_id, metric, query)
+    signature = (board.uid, info.count, info.last_step)
+    hit = catalog._cache.get(key)
+    if hit is not None and hit.signature == signature:
+        return hit.value  # type: ignore[no-any-return]
+    entry = _chart(catalog, board_id, info, infos, query)
+    size = sum(a.nbytes for a in _arrays(entry).values())
+    catalog._cache.put(key, Entry(signature, entry, size))
+    return entry
+
+
+def pick_group(points_total: int, points: int) -> int:
+    """The coarsest stored resolution that gives a chart of ``points`` points at least
+    ``points`` groups (1: every point)."""
+    for group in reversed(LEVEL_GROUPS):
+        if points_total // group >= points:
+            return group
+    return 1
+
+
+def finer(group: int) -> int:
+    """The next finer resolution (1 after the finest level)."""
+    smaller = [g for g in LEVEL_GROUPS if g < group]
+    return smaller[-1] if smaller else 1
+
+
+def _in_range(x: np.ndarray, query: ChartQuery) -> np.ndarray | None:
+    """Which points lie in the asked x range (None: no range asked)."""
+    if query.x_min is None and query.x_max is None:
+        return None
+    keep = np.isfinite(x)
+    if query.x_min is not None:
+        keep &= x >= query.x_min
+    if query.x_max is not None:
+        keep &= x <= query.x_max
+    return keep
+
+
+def _step_range(query: ChartQuery) -> tuple[int, int] | None:
+    if query.x != "step" or (query.x_min is None and query.x_max is None):
+        return None
+    lo = -(2**62) if query.x_min is None else math.ceil(max(query.x_min, -(2.0**62)))
+    hi = 2**62 if query.x_max is None else math.floor(min(query.x_max, 2.0**62))
+    return (lo, hi)
+
+
+def _chart(
+    catalog: Catalog, board_id: str, info: MetricInfo, infos: list[MetricInfo], query: ChartQuery
+) -> ChartSeries:
+    board = catalog.board(board_id)
+    start = board.created_at
+    group = pick_group(info.count, query.points)
+    # A live series that fits the cache is kept whole and extended at each commit instead.
+    live_whole = board.status == "running" and info.count * 32 <= catalog._cache.limit // 16
+    if (
+        query.smoothing == 0
+        and query.x in BUILTIN_X
+        and (group > 1 or _step_range(query) is not None)
+        and not live_whole
+        and not has_full(catalog, board_id, info)
+    ):
+        steps = _step_range(query)
+        while True:
+            view = series_view(catalog, board_id, info, group, steps)
+            x = x_values(view.columns, query.x, start_time=start)
+            keep = _in_range(x, query)
+            shown = view.span if keep is None else view.span[keep]
+            points = int(shown.sum())
+            if group == 1 or points // group >= query.points:
+                break
+            group = finer(group)
+        return _view_series(board_id, info, view, x, keep, query)
+    cols = catalog.columns(board_id, info.name, infos)
     x_metric = None
     if query.x not in BUILTIN_X:
         try:
             x_metric = catalog.columns(board_id, query.x, infos)
         except UnknownMetricError:
             return ChartSeries(
-                board_id, metric, None, None, f"no scalar series {query.x!r} for the x axis"
+                board_id, info.name, None, None, f"no scalar series {query.x!r} for the x axis"
             )
-    start = catalog.board(board_id).created_at
     x = x_values(cols, query.x, start_time=start, x_metric=x_metric)
     smoothed = smooth(cols.value, query.smoothing) if query.smoothing > 0 else None
-    data = downsample(x, cols.value, smoothed, query.points)
-    return ChartSeries(board_id, metric, data, _last_point(cols, smoothed))
+    keep = _in_range(x, query)
+    last = _last_point(cols, smoothed)
+    if keep is not None:
+        x, value = x[keep], cols.value[keep]
+        smoothed = None if smoothed is None else smoothed[keep]
+    else:
+        value = cols.value
+    data = downsample(x, value, smoothed, query.points)
+    return ChartSeries(board_id, info.name, data, last)
+
+
+def _view_series(
+    board_id: str,
+    info: MetricInfo,
+    view: View,
+    x: np.ndarray,
+    keep: np.ndarray | None,
+    query: ChartQuery,
+) -> ChartSeries:
+    """A chart drawn from a series at a resolution: counts come from the rows' spans and
+    non-finite tallies, so ``total`` and the NaN/Inf counts are those of the full data."""
+    cols, nonfinite, span = view.columns, view.nonfinite, view.span
+    last = _last_point(cols, None) if keep is None else None
+    value = cols.value
+    if keep is not None:
+        x, value, nonfinite, span = x[keep], value[keep], nonfinite[keep], span[keep]
+        if keep.any():
+            last = _last_point(Columns(*(getattr(cols, f)[keep] for f in Columns.FIELDS)), None)
+    data = downsample(x, value, None, query.points)
+    data.total = int(span.sum())
+    for kind, mask in (
+        ("nan", np.isnan(value)),
+        ("posinf", value == np.inf),
+        ("neginf", value == -np.inf),
+    ):
+        data.nonfinite[kind].count = int(nonfinite[mask].sum())
+    if view.group > 1 and data.buckets == 0 and data.total > len(data.x):
+        data.buckets = len(data.x)  # fewer rows than points, but not every point: reduced
+    return ChartSeries(board_id, info.name, data, last)
 
 
 def _header(entry: ChartSeries) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..config import STRICT, to_json
@@ -39,6 +40,7 @@ from .series import smooth
 router = APIRouter(prefix="/api")
 
 MAX_SERIES_PER_REQUEST = 256
+CLIENT_CLOSED = 499  # the client went away before the answer was ready (nginx's code)
 CONFIG_SUMMARY_KEYS = 8
 
 BoardIds = Annotated[list[str], Query(alias="board", description="Board id (repeatable).")]
@@ -183,8 +185,14 @@ def metrics(request: Request, board_id: str, match: str = "") -> dict[str, Any]:
     }
 
 
-def _chart_query(x: str, points: int, smoothing: float) -> ChartQuery:
-    return ChartQuery(x=x, points=points, smoothing=smoothing)
+def _chart_query(
+    x: str,
+    points: int,
+    smoothing: float,
+    x_min: float | None = None,
+    x_max: float | None = None,
+) -> ChartQuery:
+    return ChartQuery(x=x, points=points, smoothing=smoothing, x_min=x_min, x_max=x_max)
 
 
 def _pairs(board_ids: list[str], names: list[str]) -> list[tuple[str, str]]:
@@ -201,23 +209,33 @@ def _pairs(board_ids: list[str], names: list[str]) -> list[tuple[str, str]]:
 
 
 @router.get("/series")
-def series(
+async def series(
     request: Request,
     board_ids: BoardIds,
     names: Metrics,
     x: str = "step",
     points: int = DEFAULT_POINTS,
     smoothing: float = 0.0,
+    x_min: float | None = None,
+    x_max: float | None = None,
     format: Literal["bin", "json"] = "bin",
 ) -> Response:
-    """Chart data: each (board, series) pair smoothed on full data, then M4-downsampled."""
+    """Chart data: each (board, series) pair smoothed on full data, then M4-downsampled;
+    ``x_min``/``x_max`` (in units of ``x``) keep only that range, at a finer resolution.
+
+    The pairs are computed one after the other off the event loop; when the client has gone
+    away (a chart scrolled out, a zoom replaced by another), the rest is not computed."""
     started = time.perf_counter()
     catalog = catalog_of(request)
-    query = _chart_query(x, points, smoothing)
+    query = _chart_query(x, points, smoothing, x_min, x_max)
     pairs = _pairs(board_ids, names)
     for bid in dict.fromkeys(b for b, _ in pairs):
         catalog.board(bid)  # unknown board: 404 before any work
-    entries = [chart_series(catalog, b, m, query) for b, m in pairs]
+    entries = []
+    for b, m in pairs:
+        if await request.is_disconnected():
+            return Response(status_code=CLIENT_CLOSED, headers=NO_STORE)
+        entries.append(await run_in_threadpool(chart_series, catalog, b, m, query))
     timing = {"Server-Timing": f"total;dur={(time.perf_counter() - started) * 1e3:.1f}"}
     if format == "json":
         body = json.dumps(encode_json(entries, query), separators=(",", ":"), allow_nan=False)

@@ -118,6 +118,16 @@ def _config_of(catalog: Catalog, info: BoardInfo, summary: dict[str, Any] | None
             return {}  # an unreadable catalog: listed with the reason only
 
 
+def _from_summary(
+    catalog: Catalog, info: BoardInfo, summary: dict[str, Any]
+) -> tuple[dict[str, Any], list[str], dict[str, dict[str, Any]]]:
+    """The flattened config, the scalar names and their statistics of one summary."""
+    stats = summary["scalars"]
+    scalars = list(summary["keys"]["scalar"])
+    config = flatten_config(_config_of(catalog, info, summary))
+    return config, scalars, {name: _stats_json(stats[name]) for name in scalars}
+
+
 def run_json(
     catalog: Catalog, info: BoardInfo, index: int, metrics: list[str] | None = None
 ) -> dict[str, Any]:
@@ -126,11 +136,16 @@ def run_json(
     Everything comes from the board's summary (:mod:`kohakuboard.summary`, kept by its
     writer at every commit), so the runs table never reads a series."""
     summary = catalog.summary(info.id)
-    config = _config_of(catalog, info, summary)
-    scalars = list(summary["keys"]["scalar"]) if summary is not None else []
-    stats = summary["scalars"] if summary is not None else {}
-    wanted = scalars if metrics is None else [m for m in metrics if m in stats]
-    summaries = {name: _stats_json(stats[name]) for name in wanted}
+    if summary is None:
+        config, scalars, all_stats = flatten_config(_config_of(catalog, info, None)), [], {}
+    else:
+        config, scalars, all_stats = catalog.derived(
+            info.id, summary, lambda: _from_summary(catalog, info, summary)
+        )
+    if metrics is None:
+        summaries = dict(all_stats)
+    else:
+        summaries = {name: all_stats[name] for name in metrics if name in all_stats}
     duration = None
     if info.updated_at is not None and info.created_at > 0:
         duration = max(0.0, float(info.updated_at) - info.created_at)
@@ -151,7 +166,7 @@ def run_json(
         "notes": info.notes,
         "deleted": info.deleted,
         "deleted_at": info.deleted_at,
-        "config": flatten_config(config),
+        "config": dict(config),
         "metrics": summaries,
         "scalars": scalars,
     }

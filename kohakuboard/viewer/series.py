@@ -33,11 +33,15 @@ class Columns:
     wall_time: np.ndarray
     value: np.ndarray
 
+    FIELDS = ("step", "global_step", "wall_time", "value")
+
     @classmethod
     def from_table(cls, table: pa.Table) -> Columns:
         def col(name: str, dtype: type) -> np.ndarray:
             arr = table.column(name).to_numpy(zero_copy_only=False)
-            return np.ascontiguousarray(arr, dtype=dtype)
+            # A copy: a zero-copy view would keep the whole Arrow buffer of a read alive
+            # (every series read with it), unseen by the cache's byte count.
+            return np.array(arr, dtype=dtype, copy=True)
 
         return cls(
             step=col("step", np.int64),
