@@ -19,7 +19,7 @@ from browser_kit import BROWSER_ONLY, Page
 from conftest import TEST_STATIC
 from helpers import wait_until
 
-from kohakuboard import Board, Media
+from kohakuboard import Board, Histogram, Media
 from kohakuboard.viewer.server import ViewerThread
 
 pytestmark = BROWSER_ONLY
@@ -294,7 +294,7 @@ def test_group_pin_and_several_series(many_server: ViewerThread, tab: Page) -> N
     assert any(q.get("metric") == ["train/loss", "train/acc"] for q in _series_requests(tab, 0))
 
 
-def test_media_page_navigates_by_training_step(live_base: Path, tab: Page) -> None:
+def test_media_and_histograms_navigate_by_training_step(live_base: Path, tab: Page) -> None:
     import numpy as np
 
     with Board(name="imgs", base_dir=live_base) as b:
@@ -302,6 +302,7 @@ def test_media_page_navigates_by_training_step(live_base: Path, tab: Page) -> No
             b.log(loss=float(i))
             if i % 10 == 9:
                 b.log(sample=Media(np.full((4, 4, 3), i, dtype=np.uint8)))
+                b.log(weights=Histogram(np.arange(10.0) * i))
             b.step()
     with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
         tab.page.goto(f"{viewer.url}?p=media")
@@ -312,4 +313,10 @@ def test_media_page_navigates_by_training_step(live_base: Path, tab: Page) -> No
         card.locator("img").first.click()
         caption = tab.page.locator(".media-lightbox figcaption").inner_text()
         assert "imgs" in caption and "step 29" in caption  # which run, which step
+        tab.page.keyboard.press("Escape")
+        tab.page.locator('nav.pages button[data-page="histograms"]').click()
+        slider = tab.page.locator('input[aria-label="Histogram step"]')
+        wait_until(lambda: slider.get_attribute("data-step") == "29", what="training step 29")
+        row = tab.page.locator(".hist-run").first
+        wait_until(lambda: row.get_attribute("data-step") == "29", what="the row at step 29")
         tab.page.goto("about:blank")
