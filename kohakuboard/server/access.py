@@ -136,7 +136,7 @@ class Access:
                 board = find_board(tx, str(request.path_params.get("board_id", "")))
                 name = board.project
             else:
-                name = requested_project(request) or _only_project(tx, user)
+                name = requested_project(request) or default_project(tx, user)
             try:
                 pid, role = role_of(tx, user, name)
             except AccountError:
@@ -154,14 +154,19 @@ class Access:
         return Granted(who, pid, name, role, board)
 
 
-def _only_project(tx: Any, user: User) -> str:
-    rows = tx.all(
-        "SELECT p.name FROM projects p JOIN grants g ON g.project_id = p.id WHERE g.user_id = ? "
-        "ORDER BY p.name LIMIT 2",
-        (user.id,),
-    )
-    if len(rows) == 1:
+def default_project(tx: Any, user: User) -> str:
+    """The project a request that names none reads: the first (by name) the user has a role
+    in; for an admin, the first of all."""
+    if user.is_admin:
+        rows = tx.all("SELECT name FROM projects ORDER BY name LIMIT 1")
+    else:
+        rows = tx.all(
+            "SELECT p.name FROM projects p JOIN grants g ON g.project_id = p.id "
+            "WHERE g.user_id = ? ORDER BY p.name LIMIT 1",
+            (user.id,),
+        )
+    if rows:
         return str(rows[0][0])
     raise NotFoundError(
-        "name a project: the header X-KohakuBoard-Project, ?project=NAME, or pick one in the app"
+        "you have no project yet: an admin gives you one (kobo admin grant PROJECT USER ROLE)"
     )

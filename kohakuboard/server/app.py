@@ -41,6 +41,7 @@ from .access import (
     Principal,
     check_csrf,
     principal,
+    requested_project,
 )
 from .boardcache import ProjectCache
 from .db import Database
@@ -155,11 +156,16 @@ def logout(request: Request, who: Someone) -> Response:
 
 @server_router.get("/me")
 def me(request: Request, who: Someone) -> dict[str, Any]:
+    """The signed-in user, the projects it may see and the one requests read by default."""
+    projects = accounts.projects_of(_server(request).db, who.user)
+    names = [p["name"] for p in projects]
+    asked = requested_project(request)
     return {
         "name": who.user.name,
         "admin": who.user.is_admin,
         "via": who.via,
-        "projects": accounts.projects_of(_server(request).db, who.user),
+        "projects": projects,
+        "project": asked if asked in names else (names[0] if names else None),
     }
 
 
@@ -440,6 +446,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             doc["have"] = exc.have
         if isinstance(exc, NotAuthenticatedError):
             headers["WWW-Authenticate"] = 'Bearer realm="KohakuBoard"'
+            headers["X-KohakuBoard-Login"] = "/api/server/login"  # the app shows its login page
         return JSONResponse(doc, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ViewerError)

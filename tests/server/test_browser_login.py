@@ -1,0 +1,100 @@
+"""The web app against a real ``kobo serve`` in Chromium: sign in, see the project's runs,
+switch projects, sign out. (Uses the committed bundle, or KOHAKUBOARD_TEST_STATIC.)"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from conftest import PASSWORD, Team
+from kit import upload_board
+
+from kohakuboard.server import accounts
+from kohakuboard.server.db import Database
+from kohakuboard.server.serve import ServeConfig, build_app
+from kohakuboard.viewer.server import bind
+from kohakuboard.viewer.static import STATIC_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viewer"))
+from browser_kit import ARGS, BROWSER_ONLY, CHROMIUM, Page, sync_api  # noqa: E402
+
+pytestmark = BROWSER_ONLY
+TEST_STATIC = Path(os.environ.get("KOHAKUBOARD_TEST_STATIC") or STATIC_DIR)
+
+
+@pytest.fixture
+def served(team: Team, local_board: Path) -> Iterator[str]:
+    db = Database(team.db_url)
+    try:
+        accounts.grant(db, "speech", "owner", "viewer")  # owner sees two projects
+    finally:
+        db.close()
+    config = ServeConfig(db=team.db_url, store=str(team.data / "store"), data=str(team.data))
+    app = build_app(config, static_dir=TEST_STATIC)
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    with httpx.Client(base_url=url) as client:
+        upload_board(client, team.headers("editor"), "vision", local_board)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture
+def tab(request: pytest.FixtureRequest) -> Iterator[Page]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        page = Page(browser, "server-" + request.node.name)
+        yield page
+        page.context.close()
+        browser.close()
+    # the refused API calls before signing in are what the test expects
+    left = [e for e in page.errors if "401" not in e]
+    assert not left, f"errors in the browser console: {left}"
+
+
+def _sign_in(tab: Page, url: str, name: str, password: str) -> None:
+    tab.page.goto(url + "/")
+    tab.page.wait_for_selector("[data-login]")
+    tab.page.fill("input[name=user]", name)
+    tab.page.fill("input[name=password]", password)
+    tab.page.click("button[type=submit]")
+
+
+def test_sign_in_switch_project_sign_out(served: str, tab: Page, local_board: Path) -> None:
+    _sign_in(tab, served, "owner", "not the password")
+    tab.page.wait_for_selector("[data-login-error]")
+    assert "wrong user name or password" in tab.page.inner_text("[data-login-error]")
+    _sign_in(tab, served, "owner", PASSWORD)
+    tab.page.wait_for_selector("[data-projects]")
+    # no project chosen yet: the first of the user's projects, "speech", which has no runs
+    assert tab.page.input_value("[data-project-select]") == "speech"
+    cookies: list[dict[str, Any]] = tab.context.cookies()
+    session = next(c for c in cookies if c["name"] == "kohakuboard-session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    tab.page.select_option("[data-project-select]", "vision")
+    tab.page.wait_for_selector('text="resnet"')
+    assert tab.page.input_value("[data-project-select]") == "vision"
+    tab.shot("signed-in")
+    tab.page.select_option("[data-project-select]", "speech")
+    tab.page.wait_for_function(
+        "document.querySelector('[data-project-select]')?.value === 'speech'"
+    )
+    tab.page.wait_for_selector("text=0 / 0 selected")
+    assert "resnet" not in tab.page.inner_text("body")
+    tab.page.click("[data-sign-out]")
+    tab.page.wait_for_selector("[data-login]")
