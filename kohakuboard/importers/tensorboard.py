@@ -359,7 +359,9 @@ def legacy_histogram(histo: Any) -> dict[str, Any]:
         raise ValueError(f"histogram has {limits.size} bucket limits for {counts.size} buckets")
     lo_v, hi_v = float(histo.min), float(histo.max)
     lefts = np.concatenate([[lo_v], limits[:-1]]) if limits.size else limits
-    return _payload(lefts, limits, counts, histo.num, histo.sum, histo.sum_squares, lo_v, hi_v)
+    return bucket_payload(
+        lefts, limits, counts, histo.num, histo.sum, histo.sum_squares, lo_v, hi_v
+    )
 
 
 def bucket_histogram(array: np.ndarray) -> dict[str, Any]:
@@ -375,10 +377,10 @@ def bucket_histogram(array: np.ndarray) -> dict[str, Any]:
     centres = (lefts + rights) / 2
     total = float((centres * counts).sum())
     squares = float((centres * centres * counts).sum())
-    return _payload(lefts, rights, counts, num, total, squares, lo_v, hi_v)
+    return bucket_payload(lefts, rights, counts, num, total, squares, lo_v, hi_v)
 
 
-def _payload(
+def bucket_payload(
     lefts: np.ndarray,
     rights: np.ndarray,
     counts: np.ndarray,
