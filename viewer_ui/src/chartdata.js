@@ -356,7 +356,9 @@ function scaledCanvas(opts, data, m) {
 export function chartPng(u, baseOpts, title, rows, theme) {
   const dpr = devicePixelRatio || 1
   const m = Math.max(2, dpr) / dpr
-  const opts = { ...baseOpts, width: u.width, height: u.height, exportScales: { x: [u.scales.x.min, u.scales.x.max], y: [u.scales.y.min, u.scales.y.max] } }
+  // the runs hidden since the chart was built stay hidden in the picture
+  const series = baseOpts.series.map((se, i) => ({ ...se, show: u.series[i] ? u.series[i].show : se.show }))
+  const opts = { ...baseOpts, series, width: u.width, height: u.height, exportScales: { x: [u.scales.x.min, u.scales.x.max], y: [u.scales.y.min, u.scales.y.max] } }
   const src = scaledCanvas(opts, u.data, m)
   const k = m * dpr // canvas pixels per CSS pixel
   const line = 18 * k
