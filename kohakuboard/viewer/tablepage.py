@@ -23,8 +23,12 @@ strings, integers, ``true``/``false``, floats as Arrow prints them (shortest rou
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -44,8 +48,11 @@ from .errors import ViewerError
 if TYPE_CHECKING:
     from ..storage.base import TableRow
 
+logger = logging.getLogger(__name__)
 ORDERS_KEPT = 8
 BLOCK_ROW_GROUPS = 8  # row groups decoded at once (a page, a filter scan)
+SCATTERED_GROUPS = 4  # a page whose rows lie in more row groups reads the random-access copy
+COPY_BATCH_ROWS = 8192
 _NUMBER, _NAN, _STRING, _OTHER = 0, 1, 2, 3
 _SEPARATOR = "\x1f"  # between cells in a row's text, so a filter never spans two cells
 _VERIFY = "; the board's other tables still open (`kobo verify` lists damaged files)"
@@ -65,6 +72,32 @@ class OrderKey:
     sort: int | None  # column index
     desc: bool
     filter: str  # lower-cased; "" = none
+
+
+def int64_array(values: np.ndarray) -> pa.Array:
+    """Row indices as an Arrow array, built from the buffer: ``pa.array`` imports pandas
+    (0.7 s) the first time, which a viewer's first table page should not wait for."""
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+_warmed = threading.Event()
+
+
+def warm_up() -> None:
+    """Import in the background what Arrow's compute functions import on first use (pandas,
+    when installed), so the first sort or filter does not wait for it."""
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def work() -> None:
+        try:
+            pc.array_sort_indices(int64_array(np.arange(2)))
+        except Exception:  # only a warm-up: the real call reports any problem
+            logger.debug("table warm-up failed", exc_info=True)
+
+    threading.Thread(target=work, name="kobo-table-warmup", daemon=True).start()
 
 
 # -- where a table's cells come from ---------------------------------------------------------
@@ -100,8 +133,8 @@ class TableSource:
     def column(self, j: int) -> pa.ChunkedArray:
         raise NotImplementedError
 
-    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
-        """(first row, rows) of consecutive blocks covering the table."""
+    def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
+        """(first row, those columns of the rows) of consecutive blocks covering the table."""
         raise NotImplementedError
 
     def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
@@ -137,13 +170,13 @@ class ArrowSource(TableSource):
         self.cells_read += self.num_rows
         return self.table.column(j)
 
-    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+    def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
         step = table_store.ROW_GROUP_ROWS * BLOCK_ROW_GROUPS
         for start in range(0, self.num_rows, step):
-            yield start, self._count(self.table.slice(start, step))
+            yield start, self._count(self.table.slice(start, step).select(columns))
 
     def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
-        yield self._count(self.table.take(pa.array(sorted_rows)))
+        yield self._count(self.table.take(int64_array(sorted_rows)))
 
 
 class FileSource(TableSource):
@@ -151,10 +184,16 @@ class FileSource(TableSource):
     and checked on first use."""
 
     def __init__(
-        self, base: Path, ref: table_store.TableRef, columns: list[str], what: str = "table"
+        self,
+        base: Path,
+        ref: table_store.TableRef,
+        columns: list[str],
+        what: str = "table",
+        scratch: Callable[[], Path] | None = None,
     ) -> None:
         super().__init__()
         self.base, self.ref, self.columns, self.what = base, ref, columns, what
+        self._copy = RandomAccessCopy(self, scratch)
         self.num_rows = ref.num_rows
         self.nbytes = 64 * max(len(columns), 1) * (1 + ref.num_rows // table_store.ROW_GROUP_ROWS)
         self._lock = threading.Lock()
@@ -189,6 +228,10 @@ class FileSource(TableSource):
             return read()
         except TableFileError as exc:
             raise TableDamagedError(f"{self.what}: {exc}{_VERIFY}") from None
+        except FileNotFoundError:
+            raise TableDamagedError(
+                f"{self.what}: table file {self.ref.file} is missing{_VERIFY}"
+            ) from None
         except (OSError, pa.ArrowException, ValueError) as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise TableDamagedError(
@@ -219,15 +262,32 @@ class FileSource(TableSource):
         groups = list(range(len(self._starts) - 1))
         return self._read(groups, [self.columns[j]]).column(0)
 
-    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+    def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
+        copy = self._copy.ready()
+        if copy is not None and len(columns) > len(self.columns) // 4:
+            yield from copy.blocks(columns, self._count)  # decoded already: cheaper
+            return
+        names = [self.columns[j] for j in columns]
         groups = list(range(len(self._starts) - 1))
         for k in range(0, len(groups), BLOCK_ROW_GROUPS):
             chunk = groups[k : k + BLOCK_ROW_GROUPS]
-            yield int(self._starts[chunk[0]]), self._read(chunk)
+            yield int(self._starts[chunk[0]]), self._read(chunk, names)
 
     def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
         group_of = np.searchsorted(self._starts, sorted_rows, side="right") - 1
         groups = np.unique(group_of).tolist()
+        if len(groups) > SCATTERED_GROUPS:
+            # rows spread over many row groups (a sorted or filtered page): decoding each
+            # group costs ~all of it, so pages come from an uncompressed copy once it exists
+            copy = self._copy.ready(start=True)
+            if copy is not None:
+                yield from copy.rows_at(sorted_rows, self._count)
+                return
+        yield from self._parquet_rows(sorted_rows, group_of, groups)
+
+    def _parquet_rows(
+        self, sorted_rows: np.ndarray, group_of: np.ndarray, groups: list[int]
+    ) -> Iterator[pa.Table]:
         for k in range(0, len(groups), BLOCK_ROW_GROUPS):
             chunk = groups[k : k + BLOCK_ROW_GROUPS]
             block = self._read(chunk)
@@ -239,7 +299,98 @@ class FileSource(TableSource):
             where = group_of[mine]
             local = sorted_rows[mine] - self._starts[where]
             local += offsets[np.searchsorted(chunk, where)]
-            yield block.take(pa.array(local))
+            yield block.take(int64_array(local))
+
+
+class RandomAccessCopy:
+    """An uncompressed Arrow IPC copy of a table file in the viewer's scratch folder, made
+    once in the background when a page first needs rows scattered over many row groups
+    (a sorted or filtered page): later such pages take their rows from memory-mapped batches
+    (touching only those rows' pages, unmapped after the request), and filters over many
+    columns read its batches without decoding. Deleted with its source, or with the viewer.
+    """
+
+    def __init__(self, source: FileSource, scratch: Callable[[], Path] | None) -> None:
+        self.source = source
+        self.scratch = scratch
+        self._lock = threading.Lock()
+        self._state = "none" if scratch is not None else "off"  # building, ready, failed
+        self._path: Path | None = None
+        self._starts = np.zeros(1, dtype=np.int64)
+
+    def ready(self, *, start: bool = False) -> RandomAccessCopy | None:
+        """This copy if it is made; ``start``: begin making it (in the background) if not."""
+        with self._lock:
+            if self._state == "ready":
+                return self
+            if start and self._state == "none":
+                self._state = "building"
+                threading.Thread(target=self._build, name="kobo-table-copy", daemon=True).start()
+        return None
+
+    def _build(self) -> None:
+        assert self.scratch is not None
+        src = self.source
+        tmp: Path | None = None
+        try:
+            folder = self.scratch()
+            path = folder / f"{Path(src.ref.file).stem[:16]}-{secrets.token_hex(4)}.arrow"
+            tmp = path.with_name(f".{path.name}.tmp")
+            starts = [0]
+            groups = list(range(len(src._starts) - 1))
+            with pa.OSFile(str(tmp), "wb") as sink:
+                writer = None
+                for k in range(0, len(groups), BLOCK_ROW_GROUPS):
+                    block = src._read(groups[k : k + BLOCK_ROW_GROUPS]).combine_chunks()
+                    if writer is None:
+                        writer = pa.ipc.new_file(sink, block.schema)
+                    for batch in block.to_batches():
+                        writer.write_batch(batch)
+                        starts.append(starts[-1] + batch.num_rows)
+                if writer is not None:
+                    writer.close()
+            if starts[-1] != src.num_rows:
+                raise TableFileError(f"{starts[-1]} rows copied, {src.num_rows} expected")
+            os.replace(tmp, path)
+            weakref.finalize(src, _unlink, path)
+            with self._lock:
+                self._path, self._starts, self._state = path, np.array(starts), "ready"
+        except Exception as exc:  # the table still pages from its file, only slower
+            logger.warning("%s: no random-access copy (%s)", src.what, exc)
+            with self._lock:
+                self._state = "failed"
+        finally:
+            if tmp is not None:
+                _unlink(tmp)
+
+    def rows_at(
+        self, sorted_rows: np.ndarray, count: Callable[[pa.Table], pa.Table]
+    ) -> Iterator[pa.Table]:
+        assert self._path is not None
+        with pa.memory_map(str(self._path)) as mapped:
+            reader = pa.ipc.open_file(mapped)
+            batch_of = np.searchsorted(self._starts, sorted_rows, side="right") - 1
+            for b in np.unique(batch_of).tolist():
+                local = sorted_rows[batch_of == b] - self._starts[b]
+                batch = reader.get_batch(b).take(int64_array(local))
+                yield count(pa.Table.from_batches([batch]))
+
+    def blocks(
+        self, columns: list[int], count: Callable[[pa.Table], pa.Table]
+    ) -> Iterator[tuple[int, pa.Table]]:
+        assert self._path is not None
+        with pa.OSFile(str(self._path)) as file:  # read, not mapped: memory stays one batch
+            reader = pa.ipc.open_file(file)
+            for b in range(reader.num_record_batches):
+                table = pa.Table.from_batches([reader.get_batch(b)]).select(columns)
+                yield int(self._starts[b]), count(table)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class BrokenSource(TableSource):
@@ -252,7 +403,7 @@ class BrokenSource(TableSource):
     def column(self, j: int) -> pa.ChunkedArray:
         raise TableDamagedError(self.why)
 
-    def blocks(self) -> Iterator[tuple[int, pa.Table]]:
+    def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
         raise TableDamagedError(self.why)
 
     def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
@@ -398,12 +549,26 @@ class PreparedTable:
         if hit is not None:
             return hit
         mask = np.zeros(self.num_rows, dtype=bool)
-        for start, block in self.source.blocks():
-            found = np.zeros(block.num_rows, dtype=bool)
-            for j, kind in enumerate(self.source.kinds):
-                column_matches(block.column(j), kind, needle, found)
-            mask[start : start + block.num_rows] |= found
+        kinds = self.source.kinds
+        columns = [j for j, kind in enumerate(kinds) if could_match(kind, needle)]
+        if columns:
+            for start, block in self.source.blocks(columns):
+                found = np.zeros(block.num_rows, dtype=bool)
+                for k, j in enumerate(columns):
+                    column_matches(block.column(k), kinds[j], needle, found)
+                mask[start : start + block.num_rows] |= found
         return self._keep(("filter", needle), np.flatnonzero(mask))
+
+
+def could_match(kind: str, needle: str) -> bool:
+    """Whether a cell of this kind can show ``needle`` (numbers show digits, signs, ...)."""
+    if kind == "bool":
+        return needle in "true" or needle in "false"
+    if kind == "int":
+        return set(needle) <= _INT_TEXT
+    if kind == "float":
+        return set(needle) <= _FLOAT_TEXT
+    return True
 
 
 def column_matches(values: pa.ChunkedArray, kind: str, needle: str, found: np.ndarray) -> None:
@@ -417,9 +582,7 @@ def column_matches(values: pa.ChunkedArray, kind: str, needle: str, found: np.nd
         cells = table_store.cells_of(values, "json")
         found |= np.fromiter((needle in cell_text(c).lower() for c in cells), bool, len(cells))
         return
-    if kind == "int" and not set(needle) <= _INT_TEXT:
-        return
-    if kind == "float" and not set(needle) <= _FLOAT_TEXT:
+    if not could_match(kind, needle):
         return
     text = values if kind == "str" else pc.cast(values, pa.string())
     hits = pc.match_substring(pc.utf8_lower(text), needle)
@@ -487,6 +650,7 @@ def is_media(cell: Any) -> bool:
 def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> PreparedTable:
     """One stored table record as a :class:`PreparedTable` (a table file is opened and
     checked here; inline rows become an Arrow table, written to ``scratch`` when big)."""
+    warm_up()
     info = replace(entry, rows=[])
     columns = list(entry.columns)
     where = f"table {entry.name!r} at step {entry.step}"
@@ -495,7 +659,7 @@ def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> Pr
             ref = table_store.ref_of(entry.rows, where)
         except TableFileError as exc:
             return PreparedTable(info, BrokenSource(f"{exc}{_VERIFY}"))
-        return PreparedTable(info, FileSource(board_dir, ref, columns, where))
+        return PreparedTable(info, FileSource(board_dir, ref, columns, where, scratch))
     table = table_store.to_arrow(columns, entry.rows)
     kinds = table_store.check_schema(table.schema, columns)
     if table.num_rows * max(len(columns), 1) <= table_store.INLINE_MAX_CELLS or not columns:
@@ -503,7 +667,7 @@ def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> Pr
     # a big table stored inline (a board written before table files): page it from disk
     folder = scratch()
     ref = table_store.write_table_file(folder, columns, entry.rows)
-    return PreparedTable(info, FileSource(folder, ref, columns, where))
+    return PreparedTable(info, FileSource(folder, ref, columns, where, scratch))
 
 
 @dataclass(frozen=True)
