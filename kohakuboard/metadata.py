@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import BoardNotFoundError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: big tables may live in table_files/ (storage.table_store)
 META_FILE = "board.json"
 
 

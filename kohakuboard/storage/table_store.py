@@ -125,8 +125,21 @@ def stored(board_dir: Path, row: TableRow) -> TableRow:
     if is_ref(row.rows) or not row.columns or len(row.rows) * len(row.columns) <= INLINE_MAX_CELLS:
         return row
     ref = write_table_file(board_dir, list(row.columns), row.rows)
+    _mark_format(Path(board_dir))
     record = {"file": ref.file, "num_rows": ref.num_rows, "format": FORMAT}
     return replace(row, rows=cast(Any, record))
+
+
+def _mark_format(board_dir: Path) -> None:
+    """A board that holds table files is format version 2 (an older kohakuboard would misread
+    the references): a board made before, resumed or migrated by this version, says so."""
+    from ..metadata import FORMAT_VERSION, is_board_dir, read_meta, write_meta
+
+    if not is_board_dir(board_dir):
+        return
+    meta = read_meta(board_dir)
+    if meta.format_version < FORMAT_VERSION:
+        write_meta(board_dir, replace(meta, format_version=FORMAT_VERSION))
 
 
 # -- reading -----------------------------------------------------------------------------------

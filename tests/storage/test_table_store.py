@@ -78,6 +78,7 @@ def test_big_tables_go_to_a_file_and_round_trip(tmp_path: Path, backend: str) ->
     assert [p.relative_to(board.path).as_posix() for p in table_files(board.path)] == [ref.file]
     kinds = json.loads(pq.read_schema(board.path / ref.file).metadata[table_store.META_KEY])
     assert kinds["kinds"] == ["int", "float", "str", "bool", "json", "json", "json"]
+    assert json.loads((board.path / "board.json").read_text())["format_version"] == 2
     # small tables stay in the record
     (small,) = reader.table_entries("small")
     assert small.rows == [[1, "a"]] and reader.tables("small")[0].rows == [[1, "a"]]
@@ -101,6 +102,22 @@ def test_a_damaged_table_file_is_left_out_and_reported(tmp_path: Path, backend: 
     reader = open_board(board.path)
     assert reader.tables("big") == []
     assert "is missing" in reader.damage()[0].reason
+
+
+def test_an_old_board_that_gets_a_table_file_says_format_version_2(tmp_path: Path) -> None:
+    board = Board(name="old", base_dir=tmp_path)
+    board.log(x=1.0)
+    board.finish()
+    open_board(board.path).close()
+    meta = json.loads((board.path / "board.json").read_text())
+    (board.path / "board.json").write_text(json.dumps({**meta, "format_version": 1}))
+    assert open_board(board.path).meta.format_version == 1
+    resumed = Board(name="old", base_dir=tmp_path, board_id=board.id)
+    resumed.log(big=Table(logged_rows(), columns=COLUMNS))
+    resumed.finish()
+    reader = open_board(board.path)
+    assert json.loads((board.path / "board.json").read_text())["format_version"] == 2
+    assert len(reader.tables("big")[0].rows) == ROWS
 
 
 def test_boards_written_before_table_files_still_read(tmp_path: Path) -> None:
