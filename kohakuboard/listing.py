@@ -102,58 +102,42 @@ def _damage_json(damage: Any) -> list[dict[str, Any]]:
 
 def read_entry(path: Path, old: Entry | None = None) -> Entry | None:
     """Read one board's listing entry (None if ``path`` is not a board)."""
-    from .reader import Reader  # the storage readers: imported only when a board is read
+    from .errors import BoardNotFoundError
+    from .metadata import read_meta
 
     now = time.time()
     before = _stamp(path, legacy=False)
     try:
-        reader = Reader(path)
-    except Exception as exc:  # noqa: BLE001 - not a board, or an unreadable board.json
+        meta = read_meta(path)
+    except BoardNotFoundError as exc:  # not a board, or an unreadable board.json
         if (path / META_FILE).is_file():
             logger.warning("skipping %s: %s", path, exc)
         return None
-    with reader:
-        meta = reader.meta
-        summary = summaries.read(path)
-        notes = read_annotations(path)
+    summary = summaries.read(path)
+    notes = read_annotations(path)
+    try:
         if summary is None:
-            info = reader.info()  # from the catalog (status, steps, series, damage)
-            damage = _damage_json(info.damage)
-            status, steps, series, updated = info.status, info.steps, info.metrics, info.updated_at
-            status = _recorded_status(reader, status)
-            global_step = _int_or(_store_meta(reader).get("global_step"), 0)
+            fields = _from_catalog(path)
+            damage_at = now
         else:
-            if old is not None and now - old.damage_at < DAMAGE_EVERY_S:
-                damage = list(old.info["damage"])  # a live board: not on every commit
-                damage_at = old.damage_at
-            else:
-                damage = _damage_json(reader.damage())
-                damage_at = now
-            series = sum(len(names) for names in summary["keys"].values())
-            recorded = _store_meta(reader)  # the catalog's word on progress, if readable
-            status = str(recorded.get("status") or summary["status"])
-            steps = _int_or(recorded.get("next_step"), summary["next_step"])
-            global_step = _int_or(recorded.get("global_step"), summary["global_step"])
-            updated = recorded.get("updated_at", summary["updated_at"])
-            if not isinstance(updated, (int, float)) or isinstance(updated, bool):
-                updated = summary["updated_at"]
+            fields, damage_at = _from_summary(path, meta.backend, summary, old, now)
+    except Exception as exc:  # noqa: BLE001 - one unreadable board must not hide the others
+        logger.warning("skipping %s: %s", path, exc)
+        return None
+    # As Reader.uid: boards from before board.json had a nonce go by its inode.
+    uid = meta.nonce or f"{meta.created_at!r}/{before[0]}"
     info_json = {
         "id": meta.id,
         "name": meta.name,
         "project": meta.project,
         "backend": meta.backend,
         "created_at": meta.created_at,
-        "uid": reader.uid,
-        "updated_at": updated,
-        "status": status,
-        "steps": steps,
-        "global_step": global_step,
-        "metrics": series,
+        "uid": uid,
+        **fields,
         "display_name": notes.name,
         "tags": list(notes.tags),
         "notes": notes.notes,
         "deleted_at": notes.deleted_at,
-        "damage": damage,
         "has_summary": summary is not None,
     }
     return Entry(
@@ -162,13 +146,74 @@ def read_entry(path: Path, old: Entry | None = None) -> Entry | None:
         checked_at=now,
         info=info_json,
         summary=summary,
-        damage_at=now if summary is None else damage_at,
+        damage_at=damage_at,
     )
 
 
-def _store_meta(reader: Any) -> dict[str, Any]:
+def _from_catalog(path: Path) -> dict[str, Any]:
+    """Listing fields of a board without a summary, from its catalog (through the Reader)."""
+    from .reader import Reader
+
+    with Reader(path) as reader:
+        info = reader.info()  # status, steps, series, damage
+        return {
+            "updated_at": info.updated_at,
+            "status": _recorded_status(reader, info.status),
+            "steps": info.steps,
+            "global_step": _int_or(_store_meta(reader).get("global_step"), 0),
+            "metrics": info.metrics,
+            "damage": _damage_json(info.damage),
+        }
+
+
+# The file that says what a board holds, per backend (named when it cannot be read).
+_CATALOG_OF = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}
+
+
+def _from_summary(
+    path: Path, backend: str, summary: dict[str, Any], old: Entry | None, now: float
+) -> tuple[dict[str, Any], float]:
+    """Listing fields of a board with a summary: the catalog's progress record and the cheap
+    damage check (the storage reader only: a listing never waits for a writer)."""
+    from .errors import BoardDamagedError
+    from .storage import open_reader
+    from .storage.checks import first_line
+
+    store = open_reader(path, backend)
     try:
-        meta = reader._store.meta()
+        recorded = _store_meta(store)
+        if old is not None and now - old.damage_at < DAMAGE_EVERY_S:
+            damage, damage_at = list(old.info["damage"]), old.damage_at  # a live board
+        else:
+            damage_at = now
+            try:
+                damage = _damage_json(store.damage())
+            except Exception as exc:  # noqa: BLE001 - the catalog itself: listed as damage
+                why = first_line(exc)
+                if not isinstance(exc, BoardDamagedError):
+                    why = f"unreadable: {why}"
+                file = _CATALOG_OF.get(backend, "catalog")
+                damage = [{"file": file, "reason": why, "rows": -1, "rows_lost": -1}]
+    finally:
+        store.close()
+    updated = recorded.get("updated_at", summary["updated_at"])
+    if not isinstance(updated, (int, float)) or isinstance(updated, bool):
+        updated = summary["updated_at"]
+    fields = {
+        "updated_at": updated,
+        "status": str(recorded.get("status") or summary["status"]),
+        "steps": _int_or(recorded.get("next_step"), summary["next_step"]),
+        "global_step": _int_or(recorded.get("global_step"), summary["global_step"]),
+        "metrics": sum(len(names) for names in summary["keys"].values()),
+        "damage": damage,
+    }
+    return fields, damage_at
+
+
+def _store_meta(reader: Any) -> dict[str, Any]:
+    """The catalog's progress record (``{}`` if unreadable), from a Reader or a store."""
+    try:
+        meta = getattr(reader, "_store", reader).meta()
     except Exception:  # noqa: BLE001 - a damaged catalog: the damage check lists it
         return {}
     return meta if isinstance(meta, dict) else {}

@@ -136,6 +136,8 @@ def run_json(
     Everything comes from the board's summary (:mod:`kohakuboard.summary`, kept by its
     writer at every commit), so the runs table never reads a series."""
     summary = catalog.summary(info.id)
+    scalars: list[str]
+    all_stats: dict[str, dict[str, Any]]
     if summary is None:
         config, scalars, all_stats = flatten_config(_config_of(catalog, info, None)), [], {}
     else:
