@@ -160,3 +160,33 @@ def test_filter_by_config_values(demo_server: ViewerThread, tab: Page) -> None:
     assert "nosuch" in (field.get_attribute("title") or "")
     tab.page.fill(".runs-filter", "")
     wait_until(lambda: len(shown_names(tab)) == len(runs), what="every run again")
+
+
+def test_the_run_list_filter_takes_conditions_too(demo_server: ViewerThread, tab: Page) -> None:
+    runs = api_runs(demo_server)
+    tab.page.goto(f"{demo_server.url}?p=scalars")
+    tab.page.wait_for_selector(".board-list .board")
+
+    def listed() -> list[str]:
+        return sorted(
+            tab.page.locator(".board-list .board").evaluate_all(
+                "els => els.map(e => e.dataset.board)"
+            )
+        )
+
+    assert len(listed()) == len(runs)
+    tab.page.fill(".board-list .filter", "optimizer.name=sgd lr<0.3")
+    wanted = sorted(
+        r["id"]
+        for r in runs
+        if r["config"].get("optimizer.name") == "sgd" and r["config"]["lr"] < 0.3
+    )
+    assert 0 < len(wanted) < len(runs)
+    wait_until(lambda: listed() == wanted, what="the runs of the conditions")
+    wait_until(lambda: tab.query().get("bf") == ["optimizer.name=sgd lr<0.3"], what="bf in the URL")
+    tab.page.click(".board-list .list-actions button:has-text('clear')")
+    tab.page.click(".board-list .list-actions button:has-text('select shown')")
+    wait_until(
+        lambda: sorted((tab.query().get("b") or [""])[0].split(",")) == wanted,
+        what="the filtered runs selected",
+    )

@@ -10,11 +10,18 @@
 // OP: = (or ==) and != compare numbers as numbers and anything else as text, ignoring case;
 // < <= > >= compare numbers (a run without a number there fails). VALUE may be quoted ("a b").
 import { matcher } from './pattern.js'
-import { asNumber } from './components/RunsData.js'
+import { asNumber, summaryOf } from './components/RunsData.js'
 
 const CONDITION = /^([A-Za-z_][\w./-]*?)(>=|<=|!=|==|=|>|<)(.*)$/
 const WORD = /(?:[^\s"]+|"[^"]*")+/g
 const FIELDS = ['status', 'steps', 'global_step', 'duration', 'project']
+
+// whether a filter has conditions (the board list then needs the runs' configs)
+export const hasConditions = (text) => ((text || '').match(WORD) || []).some((w) => CONDITION.test(w))
+
+// a run's value (of GET /api/runs) where runFilter resolved a key
+export const runValue = (run, [where, key]) =>
+  where === 'config' ? (run.config || {})[key] : where === 'metric' ? summaryOf(run, key) : run[key]
 
 const unquote = (text) => text.replace(/"/g, '')
 const lower = (v) => (typeof v === 'string' ? v : JSON.stringify(v)).toLowerCase()
