@@ -375,3 +375,41 @@ def test_fast_path_takes_plain_scalars() -> None:
         [0.5, -1.5],
         ["loss", "a/b"],
     )
+
+
+@pytest.mark.parametrize("backend", ["hybrid", "parquet", "duckdb"])
+def test_long_file_commits_in_parts_on_every_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    import kohakuboard.importers.tensorboard as tb
+    from kohakuboard.importers.sink import BoardSink
+
+    monkeypatch.setattr(tb, "COMMIT_POINTS", 3000)  # commits after records 4096 and 8192
+    commits = []
+    real_commit = BoardSink.commit
+
+    def counting_commit(self: BoardSink, state: dict, **kw: str) -> None:
+        commits.append(dict(state["files"]))
+        real_commit(self, state, **kw)
+
+    monkeypatch.setattr(BoardSink, "commit", counting_commit)
+    logs = tmp_path / "logs" / "run"
+    logs.mkdir(parents=True)
+    file = logs / "events.out.tfevents.1.host"
+    records = [_record(_scalar_event(i, i / 2)) for i in range(10_000)]
+    file.write_bytes(b"".join(records))
+    out = tmp_path / "out"
+    (report,) = import_source("tensorboard", [tmp_path / "logs"], out, backend=backend)
+    assert report.added == {"scalars": 10_000}
+    ends = np.cumsum([len(r) for r in records])
+    offsets = [c["events.out.tfevents.1.host"] for c in commits]
+    assert offsets == [ends[4095], ends[8191], ends[-1]]  # each commit: after a whole record
+    with _board(out, report) as reader:
+        assert reader.meta.backend == backend
+        table = reader.scalars("loss")
+        assert table.column("step").to_pylist() == list(range(10_000))
+        assert table.column("value").to_pylist() == [i / 2 for i in range(10_000)]
+    with open(file, "ab") as fh:
+        fh.write(_record(_scalar_event(10_000, 1.0)))
+    (again,) = import_source("tensorboard", [tmp_path / "logs"], out, backend=backend)
+    assert again.added == {"scalars": 1}
