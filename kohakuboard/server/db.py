@@ -150,24 +150,33 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({describe(self.url)!r})"
 
-    @contextmanager
-    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+    def _connect_sqlite(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self._target, timeout=30.0, isolation_level=None, check_same_thread=False
         )
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    @contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect_sqlite()
         try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
             yield conn
         finally:
             conn.close()
 
-    def _pg(self) -> Any:
-        import psycopg
-
+    def _acquire(self) -> Any:
+        """An idle connection, or a new one. Connections stay open between transactions: a
+        new one per transaction costs ~1 ms, and closing the last SQLite connection of a
+        WAL database checkpoints it (an fsync) every time."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
+        if self.dialect == SQLITE:
+            return self._connect_sqlite()
+        import psycopg
+
         try:
             return psycopg.connect(self._target, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
@@ -177,8 +186,9 @@ class Database:
             ) from None
 
     def _give_back(self, conn: Any) -> None:
+        closed = getattr(conn, "closed", False) is True
         with self._lock:
-            if len(self._idle) < MAX_IDLE and not conn.closed:
+            if len(self._idle) < MAX_IDLE and not closed:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -187,8 +197,10 @@ class Database:
     def transaction(self, *, write: bool = True) -> Iterator[Tx]:
         """One transaction: committed when the block ends, rolled back if it raises.
         ``write=False`` for reads only (SQLite then takes no write lock)."""
-        if self.dialect == SQLITE:
-            with self._sqlite() as conn:
+        conn = self._acquire()
+        healthy = True
+        try:
+            if self.dialect == SQLITE:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield Tx(conn, SQLITE)
@@ -196,14 +208,11 @@ class Database:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-            return
-        conn = self._pg()
-        healthy = True
-        try:
-            with conn.transaction():
-                yield Tx(conn, POSTGRES)
+            else:
+                with conn.transaction():
+                    yield Tx(conn, POSTGRES)
         except BaseException as exc:
-            healthy = not _is_pg_broken(exc)
+            healthy = not _is_broken(exc)
             raise
         finally:
             if healthy:
@@ -218,9 +227,12 @@ class Database:
             conn.close()
 
 
-def _is_pg_broken(exc: BaseException) -> bool:
+def _is_broken(exc: BaseException) -> bool:
+    """Whether the connection may be unusable after ``exc`` (then it is closed, not reused)."""
+    if isinstance(exc, sqlite3.Error):
+        return not isinstance(exc, sqlite3.IntegrityError)
     try:
         import psycopg
     except ImportError:  # pragma: no cover
-        return True
+        return False
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
