@@ -255,6 +255,13 @@ def test_y_zoom_and_manual_y_range(many_server: ViewerThread, tab: Page) -> None
     card.locator("input.y-max").press("Enter")
     wait_until(lambda: "y1" in tab.query().get("c", [""])[0], what="y max in the URL")
     wait_until(lambda: tab.renders("train/acc") > renders, what="a redraw with the y range")
+    # another x axis ends the zoom (it was in the units of the old one)
+    _drag(tab, card, 0.3, 0.6)
+    wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "1")
+    tab.page.select_option('select[aria-label="x axis"]', "step")
+    tab.ready("train/acc", x="step")
+    wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "0")
+    wait_until(lambda: _scale(card)[1] == pytest.approx(39), what="the whole step axis")
 
 
 def test_group_pin_and_several_series(many_server: ViewerThread, tab: Page) -> None:
