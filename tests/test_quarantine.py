@@ -56,7 +56,7 @@ def test_a_value_the_writer_cannot_store_is_set_aside_and_the_rest_is_stored(
         if i == 1500:
             board.log(song=Media(clip, kind="audio", sample_rate=HUGE_RATE), y=1.0)
     with caplog.at_level(logging.WARNING, logger="kohakuboard"):
-        board.finish()
+        board.finish(wait=True)  # the report comes from a finish() that waits
 
     reader = open_board(board.path)
     assert reader.status() == "finished"
@@ -99,7 +99,7 @@ def test_values_set_aside_in_many_commits_are_reported_once(
     with caplog.at_level(logging.WARNING, logger="kohakuboard"):
         for i in range(40):
             board.log(x=float(i), bad=Media(clip, kind="audio", sample_rate=HUGE_RATE + i))
-        board.finish()
+        board.finish(wait=True)
     reader = open_board(board.path)
     assert reader.status() == "finished"
     assert rows(reader, "x") == [(i, 0, float(i)) for i in range(40)]

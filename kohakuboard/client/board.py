@@ -236,13 +236,11 @@ class Board:
         keys = tuple(values)
         schema = self._schemas.get(keys)
         if schema is None:
-            if keys in self._tensor_keys and self._log_tensors(keys, values):
-                return None  # one-element tensors under keys seen before
-            return self._log_slow(values)
+            return self._log_other(keys, values, None)
         vals = values.values()
         for v in vals:
             if v.__class__ not in _FAST:
-                return self._log_slow(values)
+                return self._log_other(keys, values, schema)
         step = self._step
         self._step = step + 1  # no call in between: no other thread can take this step
         pack_into, pack, sid, size = schema
@@ -263,6 +261,50 @@ class Board:
         _HDR_INTO(mm, start, size, 0, pos)
         lane.pos = end
         return None
+
+    def _log_other(
+        self,
+        keys: tuple[str, ...],
+        values: dict[str, Any],
+        schema: tuple[Any, Any, int, int] | None,
+    ) -> None:
+        """The owner thread, values that are not all plain numbers. One-element tensors under
+        keys seen before: on the CPU they are read here (no device, so no sync) and packed
+        like numbers; elsewhere they take the deferred path (one stack, no host sync)."""
+        if keys in self._tensor_keys:
+            nums = _cpu_numbers(values)
+            if nums is not None:
+                if schema is None:
+                    schema = self._register_schema(keys)
+                if self._put_numbers(schema, nums):
+                    return None
+                return self._log_slow(values)  # not real numbers: raises naming the key
+            if self._log_tensors(keys, values):
+                return None
+        return self._log_slow(values)
+
+    def _put_numbers(self, schema: tuple[Any, Any, int, int], nums: list[Any]) -> bool:
+        """The owner thread: one scalar record, as log()'s fast path writes it; False (and
+        nothing logged) if a value does not pack."""
+        step = self._step
+        self._step = step + 1
+        pack_into, pack, sid, size = schema
+        lane = self._lane0
+        pos = lane.pos
+        end = pos + size
+        try:
+            if end > lane.fast_end:
+                self._write_owner(pack(sid, 0, step, self._global_step, _time(), *nums))
+                return True
+            start = pos + lane.shift
+            mm = self._mm
+            pack_into(mm, start + 16, sid, 0, step, self._global_step, _time(), *nums)
+        except (OverflowError, struct.error, TypeError):
+            self._give_back(step)
+            return False
+        _HDR_INTO(mm, start, size, 0, pos)  # body first, header last (ring.py)
+        lane.pos = end
+        return True
 
     def _log_slow(self, values: dict[str, Any]) -> None:
         self._check_open()
@@ -493,6 +535,20 @@ class Board:
                     f"board {self.name!r} belongs to process {self._pid}; log from that process"
                 )
             raise BoardClosedError(f"board {self.name!r} is finished; create or re-open a Board")
+
+
+def _cpu_numbers(values: dict[str, Any]) -> list[Any] | None:
+    """The numbers in one-element CPU tensors (no device: reading them syncs nothing), or
+    None if a value is something else."""
+    nums = []
+    try:
+        for v in values.values():
+            if v.__class__ not in TENSOR_CLASSES or not v.is_cpu:
+                return None
+            nums.append(v.item())  # raises for more than one element
+    except RuntimeError:
+        return None
+    return nums
 
 
 def _grad_enabled() -> bool:
