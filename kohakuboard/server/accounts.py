@@ -323,17 +323,3 @@ def projects_of(db: Database, user: User) -> list[dict[str, object]]:
 def check_login_input(name: str, password: str) -> None:
     if not name or len(name) > 64 or not password or len(password) > MAX_PASSWORD:
         raise NotAuthenticatedError("wrong user name or password")
-
-
-__all__ = [
-    "ROLES",
-    "User",
-    "create_project",
-    "create_session",
-    "create_token",
-    "create_user",
-    "grant",
-    "login",
-    "revoke_token",
-    "user_for_secret",
-]

@@ -20,6 +20,7 @@ The protocol (``kobo sync`` is its client; docs/server.md has the wire details):
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import logging
@@ -37,12 +38,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ..storage.codec import decode_json
 from ..storage.columnar import METRIC_KIND, SCHEMAS
-from .accounts import User
 from .db import ConflictError, Database, Tx
 from .errors import (
     ForbiddenError,
     NotFoundError,
+    PayloadTooLargeError,
     UploadConflictError,
     UploadRejectedError,
 )
@@ -65,6 +67,7 @@ MAX_NAME = 1024
 MAX_CONFIG = 1 << 20
 MAX_STEP = 1 << 62
 ROW_GROUP = 128 * 1024
+_JSON_COLUMNS = {"tables": ("rows",), "histograms": ("extra",)}
 
 
 @dataclass
@@ -206,7 +209,7 @@ async def receive_body(chunks: Any, limit: int, tmp_dir: Path) -> tuple[Path, st
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    raise UploadRejectedError(
+                    raise PayloadTooLargeError(
                         f"the upload is larger than {limit} bytes; accepted: at most {limit} "
                         "bytes per request (send smaller segments)"
                     )
@@ -339,6 +342,17 @@ def _check_batch(stream: str, batch: pa.RecordBatch, facts: SegmentFacts) -> Non
         entry = facts.metrics.setdefault((name, kind), [0, -1])
         entry[0] += int(count)
         entry[1] = max(entry[1], int(last))
+    for column in _JSON_COLUMNS.get(stream, ()):
+        for text in batch.column(column).to_pylist():
+            if text is None:
+                continue
+            try:  # what the Reader will decode: it must decode (no surprise 500s later)
+                decode_json(text)
+            except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+                raise UploadRejectedError(
+                    f"segment of {stream!r}: column {column!r} holds a value that is not "
+                    f"readable JSON of the storage format: {str(exc).splitlines()[0][:200]}"
+                ) from None
     if stream == "media":
         for file in batch.column("file").to_pylist():
             found = MEDIA_FILE.fullmatch(file or "")
@@ -600,6 +614,3 @@ def update_meta(db: Database, board: Board, doc: Any) -> dict[str, Any]:
 def require_project(board: Board, project_id: int) -> None:
     if board.project_id != project_id:
         raise ForbiddenError("this board belongs to another project")
-
-
-__all__ = ["Board", "User", "commit_segment", "register_board", "store_media", "update_meta"]

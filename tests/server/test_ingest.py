@@ -173,6 +173,22 @@ def test_hostile_segment_bodies_are_refused(client, team) -> None:
         r = _put(client, h, body)
         assert r.status_code == 422, (what, r.text)
         assert message in r.json()["detail"], (what, r.json())
+
+    def table_rows(text: str) -> bytes:
+        cols = {
+            "metric": ["t"], "step": [0], "global_step": [0], "wall_time": [1.0],
+            "columns": [["a"]], "rows": [text],
+        }  # fmt: skip
+        return parquet_bytes(pa.table(cols).cast(SCHEMAS["tables"]))
+
+    cases = {
+        "object arrays": (table_rows('[[{"__ndarray__": "O", "shape": [1], "b64": ""}]]'), "JSON"),
+        "not JSON": (table_rows("[[1,"), "JSON"),
+    }
+    for what, (body, message) in cases.items():
+        r = _put(client, h, body, stream="tables", rows=1)
+        assert r.status_code == 422, (what, r.text)
+        assert message in r.json()["detail"], (what, r.json())
     assert client.get("/api/sync/boards/run-1", headers=h).json()["streams"]["scalars"]["rows"] == 0
     assert not list((team.data / "store").rglob("*.parquet"))
 
@@ -266,7 +282,7 @@ def test_bodies_beyond_the_limit_are_refused(client, team, monkeypatch: pytest.M
     monkeypatch.setattr(ingest, "MAX_SEGMENT_BYTES", 1000)
     body = parquet_bytes(_scalars([("a", i, 1.0) for i in range(500)]))
     r = _put(client, h, body, rows=500)
-    assert r.status_code == 422 and "larger than 1000 bytes" in r.json()["detail"]
+    assert r.status_code == 413 and "larger than 1000 bytes" in r.json()["detail"]
     r = client.post(
         "/api/server/tokens",
         content=b"x" * (2 << 20),
