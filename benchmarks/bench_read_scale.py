@@ -1,7 +1,7 @@
 """Reading at team scale (issue 14): listing 2,000 finished runs, plus the other read rows.
 
 Run ``python benchmarks/bench_read_scale.py`` (``--boards N`` for a smaller folder,
-``--repeats R``, ``--only list|series|tables``, ``--fixture DIR`` to keep the fixture
+``--quick`` for 200 boards, ``--repeats R``, ``--only list|series|tables``, ``--fixture DIR`` to keep the fixture
 elsewhere). It prints one table: work, ours, floor, goal.
 
 The listing fixture is one finished hybrid board (20 metrics x 500 steps, a small config)
@@ -253,7 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=("list", "series", "tables"), default=None)
     parser.add_argument("--fixture", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="200 boards, 3 repeats")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.boards, args.repeats = min(args.boards, 200), 3
     rows: list[Row] = []
     if args.only in (None, "list"):
         root = args.fixture or Path(tempfile.gettempdir()) / "kohakuboard-bench"

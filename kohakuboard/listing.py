@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import handoff
 from . import summary as summaries
 from .annotations import read_annotations
 from .metadata import META_FILE
@@ -105,6 +106,9 @@ def read_entry(path: Path, old: Entry | None = None) -> Entry | None:
     from .errors import BoardNotFoundError
     from .metadata import read_meta
 
+    # A session that finish() handed to its writer: what finish() accepted is listed once
+    # that writer stored it (as every Reader waits; see kohakuboard.handoff).
+    handoff.wait_stored(path)
     now = time.time()
     before = _stamp(path, legacy=False)
     try:
@@ -490,7 +494,11 @@ class FolderIndex:
                 old = entries.get(path.name)
                 if old is not None:
                     stamp = _stamp(path, legacy=not old.info["has_summary"])
-                    if stamp == old.stamp and old.checked_at - _newest_s(stamp) > RACY_S:
+                    if (
+                        stamp == old.stamp
+                        and old.checked_at - _newest_s(stamp) > RACY_S
+                        and not (old.info["status"] == "running" and handoff.pending(path))
+                    ):
                         seen[path.name] = old
                         continue
                 entry = read_entry(path, old)

@@ -183,13 +183,19 @@ class Catalog:
                 dirname = self._dirnames.get(board_id)
         return None if dirname is None else self._index.summary(dirname, compute=compute)
 
+    def _listed(self, board_id: str, *, fresh: bool = False) -> BoardInfo | None:
+        with self._lock:  # the listing, scanned again if stale (as boards() does)
+            if fresh or time.monotonic() - self._listed_at > self._list_ttl:
+                self._scan()
+            return self._boards.get(board_id)
+
     def board(self, board_id: str) -> BoardInfo:
         """The listing entry of one board; :class:`UnknownBoardError` if it is not served."""
         if not BOARD_ID.fullmatch(board_id):
             raise UnknownBoardError(f"no board {board_id!r} here: not a board id")
-        info = {b.id: b for b in self.boards()}.get(board_id)
+        info = self._listed(board_id)
         if info is None:  # created since the last scan?
-            info = {b.id: b for b in self.boards(fresh=True)}.get(board_id)
+            info = self._listed(board_id, fresh=True)
         if info is None:
             raise UnknownBoardError(f"no board {board_id!r} in this viewer")
         return info

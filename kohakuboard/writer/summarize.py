@@ -5,7 +5,9 @@ backend unchanged, and what is added is folded into running statistics (no serie
 again). After each successful commit the summary is replaced atomically; a commit that fails
 drops what it held, as the backend does (the storage contract), so the summary never counts
 a value the board does not hold. A failure to write the summary is logged and removes the
-stale file (listings then compute it from the board); it never stops the writer.
+stale file (listings then compute it from the board); it never stops the writer. A summary
+that takes more than :data:`MIN_COST_S` to write (thousands of series) is written at most
+every ten times its cost while the board runs (a change of status and the final commit always).
 
 A writer that opens a board with data (a resumed board, a recovery) starts from the board's
 summary when it matches the catalog (same steps, same series counts), else computes it once
@@ -33,6 +35,8 @@ from ..storage.base import (
 
 logger = logging.getLogger(__name__)
 
+MIN_COST_S = 0.002  # a summary written faster than this is written at every commit
+
 
 class SummarizingWriter(StorageWriter):
     """A :class:`StorageWriter` that also keeps ``summary.json`` (delegates everything)."""
@@ -52,6 +56,7 @@ class SummarizingWriter(StorageWriter):
         self._last_wall: float | None = None
         self._pending: list[Any] = []  # added since the last commit
         self._failed_write = False
+        self._write_after = 0.0  # monotonic time before which commits skip the write
         if state.next_step > 0 or state.cursors:
             self._seed()
 
@@ -120,8 +125,12 @@ class SummarizingWriter(StorageWriter):
             cursors=cursors, schemas=schemas, next_step=next_step, global_step=global_step
         )
         self._next_step, self._global_step = next_step, global_step
+        status = self._status
         self._fold(pending)
-        self._write(sync=False)
+        # A summary of many series costs more to write: keep it under ~10% of the writer's
+        # time by skipping commits (never a change of status, never the final one).
+        if time.monotonic() >= self._write_after or self._status != status:
+            self._write(sync=False)
 
     def compact(self, *, full: bool = False) -> None:
         self.inner.compact(full=full)
@@ -189,9 +198,12 @@ class SummarizingWriter(StorageWriter):
         )
 
     def _write(self, *, sync: bool) -> None:
+        started = time.monotonic()
         try:
             fmt.write(self.board_dir, self.summary(), sync=sync)
             self._failed_write = False
+            took = time.monotonic() - started
+            self._write_after = started + 10 * took if took > MIN_COST_S else 0.0
         except Exception as exc:  # noqa: BLE001 - the summary never stops the writer
             if not self._failed_write:
                 logger.warning(
