@@ -112,7 +112,7 @@ def test_live_updates_keep_the_zoom_and_refetch_only_the_run_that_grew(
             (ranged,) = [q for q in _series_requests(tab, mark) if q["metric"] == ["shared/loss"]]
             assert float(ranged["x_min"][0]) < zoomed[0] < zoomed[1] < float(ranged["x_max"][0])
             wait_until(lambda: card.get_attribute("data-state") == "ready")
-            mark = len(tab.requests)
+            mark, started = len(tab.requests), time.monotonic()
             for i in range(100, 160):  # the running board grows for about 1.5 s
                 board.log(**{"shared/loss": 2.0 / (i + 1)})
                 time.sleep(0.025)
@@ -127,7 +127,7 @@ def test_live_updates_keep_the_zoom_and_refetch_only_the_run_that_grew(
             assert all(q["metric"] == ["shared/loss"] for q in asked), asked
             assert all(q["board"] == [board.id] for q in asked), asked
             assert all(q["x_min"] == ranged["x_min"] for q in asked), asked  # still zoomed
-            assert len(asked) <= 4, asked  # at most about one a second
+            assert len(asked) <= time.monotonic() - started + 2, asked  # about one a second
             assert _scale(card) == pytest.approx(zoomed)  # the zoom survived the updates
             assert card.get_attribute("data-series") == "2"  # the finished run is still drawn
             tab.shot("zoom-kept")
