@@ -356,3 +356,30 @@ def test_the_index_follows_new_removed_moved_and_edited_boards(
     assert [i.id for i in list_boards(base, include_deleted=True)] == ["id-a", "id-c"]
     # a new process (a new index object) sees the same, from the index file
     assert [e.info["tags"] for _, e in FolderIndex(base).scan()] == [["best", "seed-1"], []]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_set_aside_at_commit_are_not_in_the_summary(tmp_path: Path, backend: str) -> None:
+    """A commit that fails for one value stores the rest (quarantine): the summary counts
+    exactly what was stored."""
+    from kohakuboard.storage import open_reader, open_writer
+    from kohakuboard.writer.process import Writer
+
+    writer = Writer(tmp_path, open_writer(tmp_path, backend), 0.2)
+    writer.commit()
+    bad_key = "bad_\udcff"  # a lone surrogate: no backend can store the key
+    pending = writer.decoder.pending
+    for step in range(5):
+        pending.loose += [("good", step, 0, 0.0, float(step)), (bad_key, step, 0, 0.0, 99.0)]
+        pending.see_step(step, 0)
+    pending.records = 10
+    writer.commit()
+    writer.storage.close()
+    summary = _valid_summary(tmp_path)
+    assert summary["keys"]["scalar"] == ["good"]
+    assert summary["scalars"]["good"] == {
+        "count": 5, "last": 4.0, "min": 0.0, "max": 4.0, "last_step": 4
+    }  # fmt: skip
+    store = open_reader(tmp_path, backend)
+    assert [m.name for m in store.metrics() if m.kind == "scalar"] == ["good"]
+    store.close()
