@@ -22,19 +22,21 @@ SQLite store, the points of a metric after the latest (timestamp, step) imported
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImportSourceError
-from .sink import BoardSink, RunReport, import_board_id
+from .sink import COMMIT_POINTS, BoardSink, RunReport, import_board_id
 
 SOURCE = "mlflow"
 MAX_META = 1 << 20  # a meta.yaml, param or tag file larger than this is not MLflow's
 MAX_LINE = 1 << 12
+CHUNK = 8 << 20
 STATUS = {
     "FINISHED": "finished",
     "FAILED": "failed",
@@ -184,41 +186,66 @@ def _import_files(root: Path, to: Path, project: str | None, backend: str) -> li
             f"no MLflow runs under {str(root)!r} (expected <experiment>/meta.yaml and "
             "<experiment>/<run>/meta.yaml: an mlruns folder)"
         )
-    reports = []
-    for run, run_dir in runs:
-        with _open_sink(root, run, to, project, backend) as sink:
-            state = dict(sink.state)
-            offsets: dict[str, int] = dict(state.get("offsets", {}))
-            for key, file in _keyed_files(run_dir / "metrics").items():
-                offsets[key] = _metric_file(sink, key, file, offsets.get(key, 0))
-            state["offsets"] = offsets
-            sink.config(_config(run))
-            reports.append(sink.finish(state, status=STATUS.get(run.status, "finished")))
-    return reports
+    return [_import_file_run(root, run, run_dir, to, project, backend) for run, run_dir in runs]
 
 
-def _metric_file(sink: BoardSink, key: str, file: Path, start: int) -> int:
+def _import_file_run(
+    root: Path, run: _Run, run_dir: Path, to: Path, project: str | None, backend: str
+) -> RunReport:
+    status = STATUS.get(run.status, "finished")
+    with _open_sink(root, run, to, project, backend) as sink:
+        state = dict(sink.state)
+        offsets: dict[str, int] = dict(state.get("offsets", {}))
+        state["offsets"] = offsets
+
+        def checkpoint(key: str, offset: int) -> None:
+            offsets[key] = offset
+            sink.commit(state, status=status)
+
+        for key, file in _keyed_files(run_dir / "metrics").items():
+            offsets[key] = _metric_file(
+                sink, key, file, offsets.get(key, 0), functools.partial(checkpoint, key)
+            )
+        sink.config(_config(run))
+        return sink.finish(state, status=status)
+
+
+def _metric_file(
+    sink: BoardSink, key: str, file: Path, start: int, checkpoint: Callable[[int], None]
+) -> int:
     """Points of one metric file from byte ``start``; returns where the next read starts
-    (after the last complete line)."""
+    (after the last complete line). Read a chunk at a time (bounded memory)."""
+    bad = 0
     with open(file, "rb") as fh:
         fh.seek(start)
-        data = fh.read()
-    end = data.rfind(b"\n") + 1
-    bad = 0
-    for line in data[:end].splitlines():
-        parts = line.split()
-        try:
-            if len(line) > MAX_LINE or len(parts) not in (2, 3):
-                raise ValueError
-            wall, value = float(parts[0]) / 1000.0, float(parts[1])
-            step = int(parts[2]) if len(parts) == 3 else 0
-        except ValueError:
-            bad += 1
-            continue
-        sink.scalar(key, step, wall, value)
+        rest = b""
+        while True:
+            chunk = fh.read(CHUNK)
+            data = rest + chunk
+            end = data.rfind(b"\n") + 1
+            if not chunk:
+                break
+            if end == 0 and len(data) > MAX_LINE:
+                sink.report.problem(f"{file}: a line longer than {MAX_LINE} bytes; rest skipped")
+                break
+            rest = data[end:]
+            for line in data[:end].splitlines():
+                parts = line.split()
+                try:
+                    if len(line) > MAX_LINE or len(parts) not in (2, 3):
+                        raise ValueError
+                    wall, value = float(parts[0]) / 1000.0, float(parts[1])
+                    step = int(parts[2]) if len(parts) == 3 else 0
+                except ValueError:
+                    bad += 1
+                    continue
+                sink.scalar(key, step, wall, value)
+            start += end
+            if sink.buffered >= COMMIT_POINTS:
+                checkpoint(start)
     if bad:
         sink.report.problem(f"{file}: {bad} lines that are not 'timestamp value step' skipped")
-    return start + end
+    return start
 
 
 # -- SQLite store ----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ImportSourceError
 from .records import ReadReport
-from .sink import BoardSink, RunReport, import_board_id
+from .sink import COMMIT_POINTS, BoardSink, RunReport, import_board_id
 from .tensorboard import bucket_payload
 
 SOURCE = "wandb"
@@ -45,6 +45,7 @@ BLOCK = 32 * 1024
 CHUNK_HEADER = struct.Struct("<IHB")
 FILE_HEADER = struct.Struct("<4sHB")
 MAX_RECORD = 64 << 20
+WINDOW = 256 * BLOCK  # bytes read at a time (a whole number of blocks)
 MAX_MEDIA = 256 << 20
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in range(1, 5)}
@@ -63,66 +64,76 @@ def _protos() -> Any:
 
 def read_wandb_log(path: Path, report: ReadReport, *, start: int = 0) -> Iterator[bytes]:
     """The payload of each complete, trusted record of a ``.wandb`` file from ``start`` (a
-    record boundary; 0 = the beginning). ``report.end`` is where the next read starts."""
-    data = path.read_bytes()
-    if start == 0:
-        if len(data) < FILE_HEADER.size:
-            report.end = 0
-            return
-        ident, magic, version = FILE_HEADER.unpack_from(data, 0)
-        if ident != b":W&B" or magic != 0xBEE1:
-            report.problem(0, "not a W&B record log (no :W&B header); file skipped")
-            report.end = len(data)
-            return
-        if version != 0:
-            report.problem(0, f"W&B record log version {version}; this reader knows 0")
-        start = FILE_HEADER.size
-    pos, size = start, len(data)
-    report.end = start
-    parts: list[bytes] = []
-    total = 0
-    while pos + CHUNK_HEADER.size <= size:
-        left = BLOCK - pos % BLOCK
-        if left < CHUNK_HEADER.size:
-            pos += left  # trailer: zero padding to the next block
-            continue
-        crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
-        if crc == 0 and length == 0 and kind == 0:
-            pos += left  # zero chunk: the rest of the block is padding
-            continue
-        end = pos + CHUNK_HEADER.size + length
-        if length > left - CHUNK_HEADER.size or kind not in _TYPE_CRC:
-            report.problem(pos, "chunk crosses its block or has an unknown type; next block")
-            pos, parts, total = pos + left, [], 0
-            continue
-        if end > size:
-            break  # cut short: a writer may still be appending
-        payload = data[pos + CHUNK_HEADER.size : end]
-        if zlib.crc32(payload, _TYPE_CRC[kind]) != crc:
-            report.skipped += 1
-            report.problem(pos, "chunk checksum mismatch; record skipped, next block")
-            pos, parts, total = pos + left, [], 0
-            continue
-        pos = end
-        if kind in (_FULL, _FIRST):
-            if parts:
-                report.problem(pos, "record cut off by a new one; the partial record skipped")
-            parts, total = [], 0
-        elif not parts:
-            report.problem(pos, "middle or last chunk without a first one; skipped")
-            continue
-        parts.append(payload)
-        total += length
-        if total > MAX_RECORD:
-            report.problem(pos, f"record larger than {MAX_RECORD} bytes; skipped")
-            parts, total = [], 0
-            continue
-        if kind in (_FULL, _LAST):
-            record = b"".join(parts)
-            parts, total = [], 0
-            report.records += 1
-            report.end = pos
-            yield record
+    record boundary; 0 = the beginning). ``report.end`` is where the next read starts. The
+    file is read a window of blocks at a time (memory stays bounded by :data:`WINDOW` plus
+    one record)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        if start == 0:
+            fh.seek(0)
+            head = fh.read(FILE_HEADER.size)
+            if len(head) < FILE_HEADER.size:
+                report.end = 0
+                return
+            ident, magic, version = FILE_HEADER.unpack(head)
+            if ident != b":W&B" or magic != 0xBEE1:
+                report.problem(0, "not a W&B record log (no :W&B header); file skipped")
+                report.end = size
+                return
+            if version != 0:
+                report.problem(0, f"W&B record log version {version}; this reader knows 0")
+            start = FILE_HEADER.size
+        pos = report.end = start
+        parts: list[bytes] = []
+        total = 0
+        base, data = 0, b""
+        while pos + CHUNK_HEADER.size <= size:
+            left = BLOCK - pos % BLOCK
+            if left < CHUNK_HEADER.size:
+                pos += left  # trailer: zero padding to the next block
+                continue
+            if pos < base or pos + left > base + len(data) < size:
+                base = pos - pos % BLOCK  # windows start at a block: a chunk never crosses one
+                fh.seek(base)
+                data = fh.read(WINDOW)
+            at = pos - base
+            crc, length, kind = CHUNK_HEADER.unpack_from(data, at)
+            if crc == 0 and length == 0 and kind == 0:
+                pos += left  # zero chunk: the rest of the block is padding
+                continue
+            end = pos + CHUNK_HEADER.size + length
+            if length > left - CHUNK_HEADER.size or kind not in _TYPE_CRC:
+                report.problem(pos, "chunk crosses its block or has an unknown type; next block")
+                pos, parts, total = pos + left, [], 0
+                continue
+            if end > size:
+                break  # cut short: a writer may still be appending
+            payload = data[at + CHUNK_HEADER.size : at + CHUNK_HEADER.size + length]
+            if zlib.crc32(payload, _TYPE_CRC[kind]) != crc:
+                report.skipped += 1
+                report.problem(pos, "chunk checksum mismatch; record skipped, next block")
+                pos, parts, total = pos + left, [], 0
+                continue
+            pos = end
+            if kind in (_FULL, _FIRST):
+                if parts:
+                    report.problem(pos, "record cut off by a new one; the partial one skipped")
+                parts, total = [], 0
+            elif not parts:
+                report.problem(pos, "middle or last chunk without a first one; skipped")
+                continue
+            parts.append(payload)
+            total += length
+            if total > MAX_RECORD:
+                report.problem(pos, f"record larger than {MAX_RECORD} bytes; skipped")
+                parts, total = [], 0
+                continue
+            if kind in (_FULL, _LAST):
+                record = b"".join(parts)
+                parts, total = [], 0
+                report.records += 1
+                report.end = pos
+                yield record
 
 
 def find_runs(path: Path) -> list[tuple[str, Path, Path]]:
@@ -179,6 +190,11 @@ def _import_run(
         report = ReadReport(str(file))
         for data in read_wandb_log(file, report, start=int(reader.state.get("offset", 0))):
             reader.record(data)
+            if sink.buffered >= COMMIT_POINTS:  # bounded memory on long runs
+                reader.state["offset"] = report.end
+                reader.flush_console()
+                sink.config(reader.config())
+                sink.commit(reader.state, status=reader.status())
         reader.state["offset"] = report.end
         sink.report.problems.extend(report.problems)
         if report.skipped:

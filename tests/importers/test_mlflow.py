@@ -208,3 +208,21 @@ def test_not_an_mlflow_store_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImportSourceError, match="no MLflow runs under"):
         import_source("mlflow", [tmp_path / "empty"], tmp_path / "out")
+
+
+def test_long_metric_file_is_read_in_chunks_and_committed_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kohakuboard.importers.mlflow as mlflow_import
+
+    monkeypatch.setattr(mlflow_import, "CHUNK", 1000)  # lines cut across chunks
+    monkeypatch.setattr(mlflow_import, "COMMIT_POINTS", 100)
+    store = _file_store(tmp_path)
+    lines = "".join(f"{T0 + i} {i * 0.5!r} {i}\n" for i in range(2000))
+    (store / "1" / RUN / "metrics" / "loss").write_text(lines)
+    (report,) = import_source("mlflow", [store], tmp_path / "out")
+    with Reader(tmp_path / "out" / report.board_id) as reader:
+        points = _points(reader, "loss")
+    assert points == [(i, (T0 + i) / 1000, i * 0.5) for i in range(2000)]
+    (again,) = import_source("mlflow", [store], tmp_path / "out")
+    assert again.added == {}

@@ -122,6 +122,11 @@ def test_log_framing_checks_and_resumes(offline_run: tuple[Path, dict], tmp_path
     data = source.read_bytes()
     assert len(data) > 2 * BLOCK
     whole = list(read_wandb_log(source, ReadReport("whole")))
+    import kohakuboard.importers.wandb as wandb_import
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wandb_import, "WINDOW", BLOCK)  # one block read at a time
+        assert list(read_wandb_log(source, ReadReport("blocks"))) == whole
     # cut mid-record: complete records only, and the next read resumes at the cut record
     cut = tmp_path / "cut.wandb"
     cut.write_bytes(data[: BLOCK + 100])
