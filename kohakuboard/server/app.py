@@ -13,7 +13,9 @@ errors are JSON with a ``detail`` and never a stack trace.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable
@@ -53,6 +55,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # every request but uploads
 MAX_UPLOAD = max(ingest.MAX_SEGMENT_BYTES, ingest.MAX_MEDIA_BYTES)
 UPLOAD_PATHS = ("/api/sync/boards/",)
+CATALOG_TTL = 5.0  # seconds a project's folder listing is reused (reads see new data at once)
 
 
 @dataclass
@@ -70,7 +73,9 @@ class ServerState:
         with self.lock:
             catalog = self.catalogs.get(project)
             if catalog is None:
-                catalog = self.catalogs[project] = Catalog(folder)
+                # The ledger says when boards change (ProjectCache); a listing of the folder is
+                # needed for new boards only (Catalog rescans on an unknown id).
+                catalog = self.catalogs[project] = Catalog(folder, list_ttl=CATALOG_TTL)
         return catalog
 
 
@@ -328,8 +333,6 @@ async def put_segment(
 
 @sync_router.patch("/boards/{board_id}/meta")
 async def patch_meta(request: Request, board_id: str, granted: BoardWrite) -> dict[str, Any]:
-    import json
-
     raw = await request.body()
     try:
         doc = json.loads(raw)
@@ -342,6 +345,76 @@ async def _in_thread(func: Any, *args: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(func, *args)
+
+
+# -- the run list from the database (the listing route of the viewer's API) ------------------
+listing_router = APIRouter(prefix="/api")
+SUMMARY_KEYS = 8
+
+
+def config_summary(config: Any) -> dict[str, Any]:
+    """A few scalar hyperparameters, flattened (``opt.lr``), as the viewer's board list shows."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if len(out) >= SUMMARY_KEYS:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        elif isinstance(value, bool | int | str) or value is None:
+            out[prefix[:-1]] = value if not isinstance(value, str) else value[:40]
+        elif isinstance(value, float):
+            out[prefix[:-1]] = value if math.isfinite(value) else str(value)
+
+    walk("", config)
+    return out
+
+
+@listing_router.get("/boards")
+def list_project_boards(
+    request: Request, granted: Read, include_deleted: bool = False, match: str = ""
+) -> list[dict[str, Any]]:
+    """The viewer's board list, answered from the run summaries in the database: listing a
+    project of thousands of boards reads no board file."""
+    from ..viewer.pattern import matcher
+
+    keep = matcher(match).test
+    with _server(request).db.transaction(write=False) as tx:
+        rows = tx.all(
+            "SELECT b.uid, b.name, b.status, b.created_at, b.updated_at, b.next_step, b.config, "
+            "(SELECT COUNT(*) FROM board_metrics m WHERE m.board_id = b.id) "
+            "FROM boards b WHERE b.project_id = ? ORDER BY b.created_at, b.id",
+            (granted.project_id,),
+        )
+    out = []
+    for index, (uid, name, status, created, updated, steps, config, metrics) in enumerate(rows):
+        if not (keep(name) or keep(uid)):
+            continue
+        try:
+            summary = config_summary(json.loads(config or "{}"))
+        except ValueError:
+            summary = {}
+        out.append(
+            {
+                "id": uid,
+                "name": name,
+                "project": granted.project,
+                "backend": "parquet",
+                "status": status or "running",
+                "damage": None,
+                "created_at": created,
+                "updated_at": updated,
+                "steps": int(steps),
+                "metrics": int(metrics),
+                "index": index,  # creation order: the app's stable colour per run
+                "config_summary": summary,
+                "tags": [],
+                "notes": "",
+                "deleted": False,
+            }
+        )
+    return out
 
 
 # -- the viewer's read API, per project -------------------------------------------------------
@@ -428,6 +501,7 @@ def create_server_app(
     app.state.stopping = threading.Event()
     app.include_router(server_router)
     app.include_router(sync_router)
+    app.include_router(listing_router)  # before the viewer's routes: it answers /api/boards
     viewer = [Depends(ViewerAccess())]
     for r in (router, rich_router, tables_router, runs_router):
         app.include_router(r, dependencies=viewer)
@@ -559,8 +633,6 @@ class ServerMiddleware:
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
-    import json
-
     body = json.dumps({"detail": detail}).encode()
     await send(
         {

@@ -66,6 +66,17 @@ def test_a_real_board_reads_back_the_same(client, team, local_board: Path) -> No
     listed = client.get("/api/boards", headers=viewer).json()
     assert [b["id"] for b in listed] == [local_board.name]
     assert listed[0]["status"] == "finished" and listed[0]["config_summary"]["lr"] == 0.01
+    # the viewer's routes answer over it: a chart, a media file
+    r = client.get(
+        "/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer
+    )
+    assert r.status_code == 200, r.text
+    steps = client.get(
+        "/api/media/steps",
+        params={"board": local_board.name, "name": "samples/image"},
+        headers=viewer,
+    )
+    assert steps.status_code == 200, steps.text
     cached = team.data / "cache" / "projects" / "vision" / local_board.name
     with open_board(local_board) as mine, open_board(cached) as theirs:
         assert sorted(theirs.metrics()) == sorted(mine.metrics())
@@ -84,17 +95,6 @@ def test_a_real_board_reads_back_the_same(client, team, local_board: Path) -> No
             == mine.media_path(mine.media("samples/image")[0]).read_bytes()
         )
         assert theirs.config() == mine.config()
-    # the viewer's routes answer over it: a chart, a media file
-    r = client.get(
-        "/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer
-    )
-    assert r.status_code == 200, r.text
-    steps = client.get(
-        "/api/media/steps",
-        params={"board": local_board.name, "name": "samples/image"},
-        headers=viewer,
-    )
-    assert steps.status_code == 200, steps.text
     # run summaries come from the database
     runs = client.get("/api/server/projects/vision/boards", headers=team.headers("viewer")).json()
     assert runs[0]["id"] == local_board.name and runs[0]["metrics"] == 5

@@ -41,6 +41,8 @@ def test_upload_and_read_on_postgres(postgres, tmp_path: Path, local_board: Path
         assert [b["id"] for b in client.get("/api/boards", headers=viewer).json()] == [
             local_board.name
         ]
+        metrics = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+        assert metrics.status_code == 200, metrics.text
         assert (
             client.get(
                 "/api/boards",

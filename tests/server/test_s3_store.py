@@ -23,6 +23,9 @@ def test_boards_go_to_s3_and_read_back(
         assert [b["id"] for b in client.get("/api/boards", headers=viewer).json()] == [
             local_board.name
         ]
+        # the first read of the board fetches it from the store into this worker's cache
+        metrics = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+        assert metrics.status_code == 200, metrics.text
     assert not (team.data / "store").exists()  # nothing went to a local folder
     store = open_store("s3://kobo/team-a")
     with open_board(team.data / "cache" / "projects" / "vision" / local_board.name) as theirs:
