@@ -262,6 +262,10 @@ def test_y_zoom_and_manual_y_range(many_server: ViewerThread, tab: Page) -> None
     tab.ready("train/acc", x="step")
     wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "0")
     wait_until(lambda: _scale(card)[1] == pytest.approx(39), what="the whole step axis")
+    # the wheel over the y axis zooms y
+    card.locator(".u-axis").nth(1).hover()
+    tab.page.mouse.wheel(0, -200)
+    wait_until(lambda: card.locator(".line-chart").get_attribute("data-zoomed") == "1")
 
 
 def test_group_pin_and_several_series(many_server: ViewerThread, tab: Page) -> None:
