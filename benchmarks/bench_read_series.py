@@ -237,11 +237,18 @@ def bench_growing(seconds: float = 8.0, clients: int = 4) -> list[tuple[str, str
     with ViewerThread(base / "boards") as viewer:
         query = urlencode({"board": board_id, "metric": "loss", "points": 2000, "smoothing": 0.6})
 
+        errors: list[str] = []
+
         def poll() -> None:
             while not stop.is_set():
                 start = time.perf_counter()
-                with urlopen(f"{viewer.url}/api/series?{query}") as response:
-                    response.read()
+                try:
+                    with urlopen(f"{viewer.url.rstrip('/')}/api/series?{query}") as response:
+                        response.read()
+                except OSError as exc:  # not listed yet (404), ...
+                    errors.append(str(exc))
+                    time.sleep(0.05)
+                    continue
                 times.append((time.perf_counter() - start) * 1e3)
 
         threads = [threading.Thread(target=poll) for _ in range(clients)]
@@ -253,6 +260,8 @@ def bench_growing(seconds: float = 8.0, clients: int = 4) -> list[tuple[str, str
         for t in threads:
             t.join()
     proc.wait()
+    if not times:
+        raise RuntimeError(f"no answer while the writer ran: {errors[:3]}")
     n = int(logged.split()[1]) if logged.startswith("LOGGED") else -1
     with open_board(next(p for p in (base / "boards").iterdir() if p.is_dir())) as reader:
         start = time.perf_counter()

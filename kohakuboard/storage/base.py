@@ -204,12 +204,13 @@ class StorageReader(abc.ABC):
         """One series reduced to groups of ``group`` points (:mod:`.levels`; 1: every point),
         only rows with ``steps[0] <= step <= steps[1]`` when given. Backends with stored
         levels override this; the default reduces the full series."""
-        from .levels import reduce_series  # levels imports this module
+        from .arrow_lean import to_numpy
+        from .levels import bool_array, reduce_series  # levels imports this module
 
         table = self.scalars(name)
         if steps is not None and table.num_rows:
-            step = table.column("step").to_numpy()
-            table = table.filter(pa.array((step >= steps[0]) & (step <= steps[1])))
+            step = to_numpy(table.column("step"))
+            table = table.filter(bool_array((step >= steps[0]) & (step <= steps[1])))
         return reduce_series(table, group)
 
     def scalars_marked(self, names: list[str]) -> tuple[dict[str, pa.Table], Any]:

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from .arrow_lean import empty_table, int_array, to_numpy
 from .base import SCALAR_SCHEMA
 from .hybrid_schema import SEGMENT_SCHEMA
-from .levels import LEVELS_DIR, VIEW_SCHEMA, read_level, reduce_series
+from .levels import LEVELS_DIR, VIEW_SCHEMA, bool_array, read_level, reduce_series
 
 _ATTEMPTS = 40
 
@@ -53,15 +54,16 @@ def _in_steps(table: pa.Table, steps: tuple[int, int] | None) -> pa.Table:
     if steps is None or not table.num_rows:
         return table
     step = table.column("step")
-    return table.filter(pc.and_(pc.greater_equal(step, steps[0]), pc.less_equal(step, steps[1])))
+    values = to_numpy(step)
+    return table.filter(bool_array((values >= steps[0]) & (values <= steps[1])))
 
 
 def _by_step(table: pa.Table) -> pa.Table:
     """Rows in step order, equal steps in read order (as every read returns them)."""
     if table.num_rows > 1:
-        steps = table.column("step").to_numpy()
+        steps = to_numpy(table.column("step"))
         if np.any(steps[1:] < steps[:-1]):
-            table = table.take(pa.array(np.argsort(steps, kind="stable")))
+            table = table.take(int_array(np.argsort(steps, kind="stable"), pa.int64()))
     return table
 
 
@@ -110,7 +112,7 @@ class HybridSeries:
                 if s is not None and steps is not None and (s[1] < steps[0] or s[0] > steps[1]):
                     continue
                 chosen.append(i)
-            table = pf.read_row_groups(chosen) if chosen else SEGMENT_SCHEMA.empty_table()
+            table = pf.read_row_groups(chosen) if chosen else empty_table(SEGMENT_SCHEMA)
             if not table.schema.equals(SEGMENT_SCHEMA):
                 raise OSError("unexpected schema")
         except FileNotFoundError:
@@ -118,7 +120,7 @@ class HybridSeries:
         except (OSError, pa.ArrowException):
             self._open_parts.pop(file, None)
             return _in_steps(self._read_metrics(segment, mids), steps)
-        mask = pc.is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
+        mask = pc.is_in(table.column("metric"), value_set=int_array(mids, pa.int32()))
         return _in_steps(table.filter(mask), steps)
 
     def _part_file(self, file: str) -> pq.ParquetFile:
@@ -141,7 +143,7 @@ class HybridSeries:
     ) -> pa.Table:
         mid = self._metric(name, "scalar")
         if mid is None:
-            return VIEW_SCHEMA.empty_table()
+            return empty_table(VIEW_SCHEMA)
         for attempt in range(_ATTEMPTS):
             try:
                 pieces = [self._view_of(seg, mid, group, steps) for seg in self._segments()]
@@ -150,7 +152,7 @@ class HybridSeries:
                 time.sleep(min(0.01 * (attempt + 1), 0.1))
         else:
             raise RuntimeError(f"could not read {name!r}: data files kept changing")
-        pieces = [p for p in pieces if p.num_rows] or [VIEW_SCHEMA.empty_table()]
+        pieces = [p for p in pieces if p.num_rows] or [empty_table(VIEW_SCHEMA)]
         table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
         return _by_step(table).combine_chunks()
 
@@ -175,7 +177,7 @@ class HybridSeries:
     # -- full reads that can be extended ------------------------------------------------------
     def scalars_marked(self, names: list[str]) -> tuple[dict[str, pa.Table], HybridMark | None]:
         ids = self._ids(names)
-        out = {name: SCALAR_SCHEMA.empty_table() for name in names}
+        out = {name: empty_table(SCALAR_SCHEMA) for name in names}
         for attempt in range(_ATTEMPTS):
             segments = self._segments()
             try:
@@ -231,9 +233,9 @@ class HybridSeries:
             except (OSError, pa.ArrowException):
                 return None
             table = pa.Table.from_batches(batches, schema=SEGMENT_SCHEMA)
-            mask = pc.is_in(table.column("metric"), value_set=pa.array(list(ids), pa.int32()))
+            mask = pc.is_in(table.column("metric"), value_set=int_array(list(ids), pa.int32()))
             pieces.append(table.filter(mask))
-        out = {name: SCALAR_SCHEMA.empty_table() for name in names}
+        out = {name: empty_table(SCALAR_SCHEMA) for name in names}
         out.update(_split(pieces, ids))
         return out, now
 
@@ -258,10 +260,14 @@ def _split(pieces: list[pa.Table], ids: dict[int, str]) -> dict[str, pa.Table]:
     if not pieces:
         return {}
     table = pa.concat_tables(pieces)
-    metric = table.column("metric").to_numpy()
-    order = np.lexsort((table.column("step").to_numpy(), metric))
-    table = table.take(order).drop_columns(["metric"]).combine_chunks()
-    metric = metric[order]
+    metric = to_numpy(table.column("metric"))
+    step = to_numpy(table.column("step"))
+    if len(metric) and metric.min() == metric.max() and not np.any(step[1:] < step[:-1]):
+        table = table.drop_columns(["metric"]).combine_chunks()  # one series, in order
+    else:
+        order = np.lexsort((step, metric))
+        table = table.take(int_array(order, pa.int64())).drop_columns(["metric"]).combine_chunks()
+        metric = metric[order]
     bounds = np.flatnonzero(np.diff(metric)) + 1
     starts = np.concatenate(([0], bounds)).tolist()
     ends = np.concatenate((bounds, [len(metric)])).tolist()

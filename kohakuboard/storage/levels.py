@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arrow_lean import empty_table, int_array, to_numpy
 from .base import SCALAR_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,13 @@ class SeriesView:
     @property
     def points(self) -> int:
         """Logged points the rows stand for (the sum of ``span``)."""
-        return int(np.sum(self.table.column("span").to_numpy())) if self.table.num_rows else 0
+        return int(np.sum(to_numpy(self.table.column("span")))) if self.table.num_rows else 0
+
+
+def bool_array(mask: np.ndarray) -> pa.Array:
+    """A boolean Arrow array from a numpy mask (``pa.array`` would check for pandas)."""
+    bits = np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
 
 
 def _first_in(hits: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
@@ -138,7 +144,7 @@ def reduce_groups(
 
 def full_view(table: pa.Table) -> pa.Table:
     """A series (:data:`SCALAR_SCHEMA`) as a view of group 1: every row stands for itself."""
-    value = table.column("value").to_numpy(zero_copy_only=False)
+    value = to_numpy(table.column("value"))
     nonfinite = (~np.isfinite(value)).astype(np.int64)
     span = np.ones(len(value), dtype=np.int64)
     return _with_counts(table, nonfinite, span)
@@ -148,29 +154,29 @@ def reduce_series(table: pa.Table, group: int) -> pa.Table:
     """Level ``group`` of one series (:data:`SCALAR_SCHEMA`, step order) as a view table."""
     if group == 1:
         return full_view(table)
-    value = table.column("value").to_numpy(zero_copy_only=False)
+    value = to_numpy(table.column("value"))
     idx, nonfinite, span = reduce_indices(value, group)
-    return _with_counts(table.take(pa.array(idx)), nonfinite, span)
+    return _with_counts(table.take(int_array(idx, pa.int64())), nonfinite, span)
 
 
 def _with_counts(table: pa.Table, nonfinite: np.ndarray, span: np.ndarray) -> pa.Table:
     cols = [table.column(name) for name in SCALAR_SCHEMA.names]
     return pa.Table.from_arrays(
-        [*cols, pa.array(nonfinite, pa.int64()), pa.array(span, pa.int64())], schema=VIEW_SCHEMA
+        [*cols, int_array(nonfinite, pa.int64()), int_array(span, pa.int64())], schema=VIEW_SCHEMA
     )
 
 
 def level_rows(part: pa.Table) -> pa.Table:
     """Every stored level of a compacted part (columns ``metric`` + the scalar columns,
     sorted by metric then step) in :data:`LEVEL_FILE_SCHEMA`, sorted by (group, metric, step)."""
-    metric = part.column("metric").to_numpy()
+    metric = to_numpy(part.column("metric"))
     n = len(metric)
     if not n:
-        return LEVEL_FILE_SCHEMA.empty_table()
+        return empty_table(LEVEL_FILE_SCHEMA)
     bounds = np.flatnonzero(np.diff(metric)) + 1
     m_starts = np.concatenate(([0], bounds)).astype(np.int64)
     lengths = np.diff(np.append(m_starts, n))
-    value = part.column("value").to_numpy()
+    value = to_numpy(part.column("value"))
     scalars = part.select(SCALAR_SCHEMA.names)
     pieces = []
     for group in LEVEL_GROUPS:
@@ -186,17 +192,17 @@ def level_rows(part: pa.Table) -> pa.Table:
         idx, nonfinite, span = reduce_groups(value, starts)
         keep = big[np.searchsorted(m_starts, idx, side="right") - 1]
         idx, nonfinite, span = idx[keep], nonfinite[keep], span[keep]
-        rows = scalars.take(pa.array(idx))
+        rows = scalars.take(int_array(idx, pa.int64()))
         head = [
-            pa.array(np.full(len(idx), group, dtype=np.int32)),
-            pa.array(metric[idx], pa.int32()),
+            int_array(np.full(len(idx), group, dtype=np.int32), pa.int32()),
+            int_array(metric[idx], pa.int32()),
         ]
-        counts = [pa.array(nonfinite, pa.int64()), pa.array(span, pa.int64())]
+        counts = [int_array(nonfinite, pa.int64()), int_array(span, pa.int64())]
         pieces.append(
             pa.Table.from_arrays([*head, *rows.columns, *counts], schema=LEVEL_FILE_SCHEMA)
         )
     if not pieces:
-        return LEVEL_FILE_SCHEMA.empty_table()
+        return empty_table(LEVEL_FILE_SCHEMA)
     return pa.concat_tables(pieces).combine_chunks()
 
 
@@ -311,20 +317,21 @@ def read_level(
                 continue
             chosen.append(i)
         if not chosen:
-            return VIEW_SCHEMA.empty_table()
+            return empty_table(VIEW_SCHEMA)
         table = pf.read_row_groups(chosen)
     except (OSError, pa.ArrowException, ValueError):
         return None
-    mask = pc.and_(pc.equal(table.column("group"), group), pc.equal(table.column("metric"), metric))
+    keep = (to_numpy(table.column("group")) == group) & (
+        to_numpy(table.column("metric")) == metric
+    )
     if steps is not None:
-        step = table.column("step")
-        mask = pc.and_(
-            mask, pc.and_(pc.greater_equal(step, steps[0]), pc.less_equal(step, steps[1]))
-        )
+        step = to_numpy(table.column("step"))
+        keep &= (step >= steps[0]) & (step <= steps[1])
+    mask = bool_array(keep)
     view = table.filter(mask).drop_columns(["group", "metric"]).combine_chunks()
-    step = view.column("step").to_numpy()
-    nonfinite = view.column("nonfinite").to_numpy()
-    span = view.column("span").to_numpy()
+    step = to_numpy(view.column("step"))
+    nonfinite = to_numpy(view.column("nonfinite"))
+    span = to_numpy(view.column("span"))
     sane = (
         not np.any(step[1:] < step[:-1])
         and not np.any((nonfinite < 0) | (nonfinite > group))

@@ -168,7 +168,7 @@ def _chart(
     start = board.created_at
     group = pick_group(info.count, query.points)
     # A live series that fits the cache is kept whole and extended at each commit instead.
-    live_whole = board.status == "running" and info.count * 32 <= catalog._cache.limit // 16
+    live_whole = board.status == "running" and info.count * 32 <= catalog._cache.limit // 2
     if (
         query.smoothing == 0
         and query.x in BUILTIN_X

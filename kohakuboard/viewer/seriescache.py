@@ -12,8 +12,7 @@ Three kinds of entries share one budget (``Catalog(cache_bytes=...)``):
   is already drawn costs a lookup.
 
 Sizes are the bytes of the numpy arrays held (the arrays own their memory: a cached series
-never keeps a larger Arrow buffer alive). An entry larger than an eighth of the budget is not
-kept.
+never keeps a larger Arrow buffer alive). An entry larger than half the budget is not kept.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import UnknownMetricError
-from .series import Columns
+from .series import Columns, column_values
 
 if TYPE_CHECKING:
     from ..storage.base import MetricInfo
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 
 ENTRY_OVERHEAD = 512  # bytes of Python objects around an entry's arrays
 READ_AHEAD_SHARE = 16  # a live board's read-ahead takes at most budget / this
-MAX_ENTRY_SHARE = 8
+MAX_ENTRY_SHARE = 2
 
 
 @dataclass
@@ -205,8 +204,8 @@ def series_view(
         table = reader.scalars_view(info.name, group=group, steps=steps)
     view = View(
         Columns.from_table(table),
-        np.array(table.column("nonfinite").to_numpy(), dtype=np.int64),
-        np.array(table.column("span").to_numpy(), dtype=np.int64),
+        np.array(column_values(table.column("nonfinite")), dtype=np.int64),
+        np.array(column_values(table.column("span")), dtype=np.int64),
         group,
     )
     catalog._cache.put(key, Entry((reader.uid, info.count, info.last_step), view, view.nbytes))
