@@ -68,8 +68,8 @@ class ServerState:
     catalogs: dict[str, Catalog]
     lock: threading.Lock
 
-    def catalog(self, project_id: int, project: str) -> Catalog:
-        folder = self.cache.refresh(project_id, project)
+    def catalog(self, project_id: int, project: str, boards: list[str] | None = None) -> Catalog:
+        folder = self.cache.refresh(project_id, project, boards=boards)
         with self.lock:
             catalog = self.catalogs.get(project)
             if catalog is None:
@@ -437,8 +437,19 @@ class ViewerAccess:
         if action != "read":
             raise _ReadOnly()
         assert granted.project_id is not None and granted.project is not None
-        request.state.catalog = _server(request).catalog(granted.project_id, granted.project)
+        request.state.catalog = _server(request).catalog(
+            granted.project_id, granted.project, _named_boards(request)
+        )
         return granted
+
+
+def _named_boards(request: Request) -> list[str] | None:
+    """The boards a viewer request reads (path ``board_id``, ``?board=``), or None when it
+    names none (it reads the whole project: /api/runs, /api/state, ...)."""
+    named = request.query_params.getlist("board")
+    if "board_id" in request.path_params:
+        named.append(str(request.path_params["board_id"]))
+    return named or None
 
 
 class _ReadOnly(ServerError):

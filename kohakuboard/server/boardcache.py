@@ -64,29 +64,42 @@ class ProjectCache:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def refresh(self, project_id: int, project: str, *, force: bool = False) -> Path:
-        """The project's folder, brought up to the ledger (at most every REFRESH_EVERY s)."""
+    def refresh(
+        self, project_id: int, project: str, *, boards: list[str] | None = None, force: bool = False
+    ) -> Path:
+        """The project's folder, brought up to the ledger.
+
+        ``boards``: only these board ids (a request that names its boards fetches just them,
+        always fresh); otherwise every board of the project, at most every REFRESH_EVERY s.
+        """
         folder = self.folder(project)
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._looked.get(project_id, -1e9) < REFRESH_EVERY:
+        sql = "SELECT id, uid, name, created_at, nonce, version FROM boards WHERE project_id = ?"
+        params: list[object] = [project_id]
+        if boards is not None:
+            wanted_ids = list(dict.fromkeys(boards))[:256]
+            if not wanted_ids:
                 return folder
-            self._looked[project_id] = now
+            sql += f" AND uid IN ({','.join('?' * len(wanted_ids))})"
+            params += wanted_ids
+        else:
+            now = time.monotonic()
+            with self._lock:
+                if not force and now - self._looked.get(project_id, -1e9) < REFRESH_EVERY:
+                    return folder
+                self._looked[project_id] = now
         with self.db.transaction(write=False) as tx:
-            boards = tx.all(
-                "SELECT id, uid, name, created_at, nonce, version FROM boards WHERE project_id = ?",
-                (project_id,),
-            )
-        wanted = {str(b[1]) for b in boards}
-        for bid, uid, name, created_at, nonce, version in boards:
+            rows = tx.all(sql, params)
+        for bid, uid, name, created_at, nonce, version in rows:
             path = folder / uid
             if _read_version(path) != (nonce, int(version)):
                 with _locked(folder / f".{uid}.lock"):
                     if _read_version(path) != (nonce, int(version)):
                         self._build(int(bid), uid, name, float(created_at), nonce, project, path)
-        for child in folder.iterdir():  # boards removed from the project
-            if child.is_dir() and child.name not in wanted:
-                shutil.rmtree(child, ignore_errors=True)
+        if boards is None:  # boards removed from the project
+            present = {str(r[1]) for r in rows}
+            for child in folder.iterdir():
+                if child.is_dir() and child.name not in present:
+                    shutil.rmtree(child, ignore_errors=True)
         return folder
 
     def _build(
