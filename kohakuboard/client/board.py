@@ -396,6 +396,11 @@ class Board:
 
     def step(self, increment: int = 1, *, to: int | None = None) -> int:
         """Advance the training step (``global_step``) and return it."""
+        if to is None and increment.__class__ is int:  # the common call, checked inline
+            value = self._global_step + increment
+            if _I64_MIN <= value <= _I64_MAX:
+                self._global_step = value
+                return value
         if to is not None:
             self._set_global_step(to)
         else:
