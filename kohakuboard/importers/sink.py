@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 import uuid
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "import-state.json"
 STATE_VERSION = 1
 COMMIT_POINTS = 1_000_000  # commit (and bound memory) every this many buffered values
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NAMESPACE = uuid.UUID("5b0d6f3e-8a4c-5d1e-9f2a-6c7b8d9e0f1a")  # kohakuboard imports
 
 
@@ -144,7 +146,9 @@ class BoardSink:
         # Scalar points buffered for the next commit, column by column; importers with a hot
         # loop append to these lists directly (their identity never changes), ids from
         # metric_id() (stable for the life of the sink).
-        self.names: dict[str, int] = {}
+        self.names: dict[str, int] = {}  # name as the source spells it -> id
+        self._labels: list[str] = []  # id -> name as stored (clean_name)
+        self._label_ids: dict[str, int] = {}
         self.col_metric: list[int] = []
         self.col_step: list[int] = []
         self.col_wall: list[float] = []
@@ -199,7 +203,10 @@ class BoardSink:
     def metric_id(self, name: str) -> int:
         index = self.names.get(name)
         if index is None:
-            index = self.names[name] = len(self.names)
+            label = clean_name(name)
+            index = self.names[name] = self._label_ids.setdefault(label, len(self._labels))
+            if index == len(self._labels):
+                self._labels.append(label)
         return index
 
     def scalar(self, name: str, step: int, wall_time: float, value: float) -> None:
@@ -218,7 +225,7 @@ class BoardSink:
         self.col_value.extend(np.asarray(values, dtype=np.float64).tolist())
 
     def histogram(self, name: str, step: int, wall_time: float, payload: dict[str, Any]) -> None:
-        self._hists.append(HistogramRow(name, step, step, wall_time, payload))
+        self._hists.append(HistogramRow(clean_name(name), step, step, wall_time, payload))
         self._step_seen(step)
         self._buffered += 1
 
@@ -241,7 +248,7 @@ class BoardSink:
         rel = store_media_file(self.path, data, ext)
         self._media.append(
             MediaRow(
-                name=name,
+                name=clean_name(name),
                 step=step,
                 global_step=step,
                 wall_time=wall_time,
@@ -261,7 +268,7 @@ class BoardSink:
     def table(
         self, name: str, step: int, wall_time: float, columns: list[str], rows: list[list[Any]]
     ) -> None:
-        self._tables.append(TableRow(name, step, step, wall_time, columns, rows))
+        self._tables.append(TableRow(clean_name(name), step, step, wall_time, columns, rows))
         self._step_seen(step)
         self._buffered += 1
 
@@ -282,12 +289,11 @@ class BoardSink:
             self._step_seen(int(steps.max()))
             metric = np.asarray(self.col_metric, dtype=np.int32)
             used = np.unique(metric)  # a name with no point here gets no catalog entry
-            remap = np.zeros(len(self.names), dtype=np.int32)
+            remap = np.zeros(len(self._labels), dtype=np.int32)
             remap[used] = np.arange(len(used), dtype=np.int32)
-            names = list(self.names)
             self.writer.add_scalars(
                 ScalarColumns(
-                    names=[names[i] for i in used.tolist()],
+                    names=[self._labels[i] for i in used.tolist()],
                     metric=remap[metric],
                     step=steps,
                     global_step=steps,
@@ -367,6 +373,16 @@ class BoardSink:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def clean_name(name: str) -> str:
+    """A source's series name as a metric key: an empty one is ``untagged``; NUL characters
+    and lone surrogates (neither can be stored as text) become U+FFFD."""
+    if not name.strip():
+        return "untagged"
+    if "\x00" in name:
+        name = name.replace("\x00", "\ufffd")
+    return name if name.isascii() else _SURROGATE.sub("\ufffd", name)
 
 
 def media_type(data: bytes) -> tuple[str, str]:

@@ -413,3 +413,17 @@ def test_long_file_commits_in_parts_on_every_backend(
         fh.write(_record(_scalar_event(10_000, 1.0)))
     (again,) = import_source("tensorboard", [tmp_path / "logs"], out, backend=backend)
     assert again.added == {"scalars": 1}
+
+
+def test_tags_that_cannot_be_keys_are_cleaned(tmp_path: Path) -> None:
+    blob = b"".join(
+        _record(_scalar_event(i, i, tag=tag))
+        for i, tag in enumerate(["", "a\x00b", "ok", "", "a\x00b"])
+    )
+    run = tmp_path / "logs" / "run"
+    run.mkdir(parents=True)
+    (run / "events.out.tfevents.1.host").write_bytes(blob)
+    (report,) = import_source("tensorboard", [tmp_path / "logs"], tmp_path / "out")
+    with _board(tmp_path / "out", report) as reader:
+        assert sorted(reader.keys("scalar")) == ["a\ufffdb", "ok", "untagged"]
+        assert reader.scalars("untagged").column("step").to_pylist() == [0, 3]
