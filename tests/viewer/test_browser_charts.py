@@ -183,6 +183,12 @@ def test_tooltip_legend_and_colours_with_many_runs(many_server: ViewerThread, ta
     assert not any(rows.locator(".tip-at").all_inner_texts())  # one x for all (no "@ other x")
     assert tip.locator(".tip-x").inner_text().startswith("global_step ")
     assert rows.first.locator(".tip-name").inner_text() == "run29"  # the highest loss
+    # the line nearest the pointer is marked in the tooltip (and drawn strong on the chart)
+    for k in range(5, 95, 3):
+        tab.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * k / 100)
+        if tip.locator(".tip-row.focused").count():
+            break
+    assert tip.locator(".tip-row.focused").count() == 1
     tab.shot("tooltip")
     # click a legend entry: the run is hidden (everywhere, in the URL), clicking again shows it
     legend.nth(0).locator(".name").click()
