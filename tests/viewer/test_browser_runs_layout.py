@@ -8,12 +8,17 @@ and keep tick labels clear of the lines; the filter takes config conditions (``l
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from browser_kit import BROWSER_ONLY, Page
+from conftest import TEST_STATIC
 from helpers import wait_until
 
+from kohakuboard import Board
 from kohakuboard.viewer.server import ViewerThread
 
 pytestmark = BROWSER_ONLY
@@ -190,3 +195,52 @@ def test_the_run_list_filter_takes_conditions_too(demo_server: ViewerThread, tab
         lambda: sorted((tab.query().get("b") or [""])[0].split(",")) == wanted,
         what="the filtered runs selected",
     )
+
+
+def copies_of_one_run(base: Path, count: int) -> None:
+    """``count`` finished runs, copies of one tiny board with new ids and names (as
+    benchmarks/bench_read_scale.py builds its 2,000 runs: a real writer for each would take
+    minutes here)."""
+    from kohakuboard.client.directory import new_board_id
+    from kohakuboard.locking import writer_alive
+
+    source_dir = base.parent / "source"
+    with Board(name="source", base_dir=source_dir, config={"lr": 0.1}) as board:
+        board.log(loss=1.0)
+    source = source_dir / board.id
+    # the writer stores and compacts after finish() returns: copy its final files only
+    wait_until(
+        lambda: (
+            not writer_alive(source)
+            and not any(source.glob("ring-*"))
+            and not (source / "writer.reserve").exists()
+        ),
+        what="the writer done",
+    )
+    meta = json.loads((source / "board.json").read_text())
+    for i in range(count):
+        board_id = f"{new_board_id()}_{i:04d}"
+        shutil.copytree(source, base / board_id, ignore=shutil.ignore_patterns("*.lock", "ring-*"))
+        meta.update(id=board_id, name=f"run-{i:04d}", nonce=secrets.token_hex(8))
+        meta["created_at"] = float(meta["created_at"]) + i * 1e-3
+        (base / board_id / "board.json").write_text(json.dumps(meta))
+
+
+def test_a_long_runs_table_shows_its_first_rows(live_base: Path, tab: Page) -> None:
+    """130 runs: the table draws 100 rows (a 2,000-row table took seconds to lay out) and
+    offers the rest; the filter and the count still see every run."""
+    copies_of_one_run(live_base, 130)
+    with ViewerThread(live_base, live_interval=0.2, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(f"{viewer.url}?p=runs&rs=-name")
+        tab.page.wait_for_selector(READY + "[data-runs='130'] .runs-table tbody tr")
+        rows = tab.page.locator(".runs-table tbody tr")
+        assert rows.count() == 100
+        assert shown_names(tab)[-1] == "run-0129"  # sorted descending: the newest first
+        more = tab.page.locator(".more-rows")
+        assert "100 of 130 runs shown" in more.inner_text()
+        more.locator(".show-more").click()
+        wait_until(lambda: rows.count() == 130, what="every row")
+        assert tab.page.locator(".more-rows").count() == 0
+        tab.page.fill(".runs-filter", "run-000[0-4]$")
+        wait_until(lambda: rows.count() == 5, what="the filtered runs")
+        tab.page.goto("about:blank")  # leave before the server stops
