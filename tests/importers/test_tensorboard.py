@@ -427,3 +427,58 @@ def test_tags_that_cannot_be_keys_are_cleaned(tmp_path: Path) -> None:
     with _board(tmp_path / "out", report) as reader:
         assert sorted(reader.keys("scalar")) == ["a\ufffdb", "ok", "untagged"]
         assert reader.scalars("untagged").column("step").to_pylist() == [0, 3]
+
+
+def test_tensorflow2_style_tensor_summaries(tmp_path: Path) -> None:
+    """TF 2 writes scalars and histograms as tensors with plugin metadata on the first value
+    of a tag only; EventAccumulator lists them as tensors."""
+    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2
+
+    def tensor_event(step: int, tag: str, plugin: str | None, tensor: object) -> bytes:
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
+        if plugin:
+            value.metadata.plugin_data.plugin_name = plugin
+        summary = summary_pb2.Summary(value=[value])
+        return event_pb2.Event(
+            wall_time=1.7e9 + step, step=step, summary=summary
+        ).SerializeToString()
+
+    def dims(*sizes: int) -> tensor_shape_pb2.TensorShapeProto:
+        return tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in sizes]
+        )
+
+    hist = np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 0.0], [2.0, 3.0, 5.0]])
+    events = []
+    for step in range(4):
+        scalar = tensor_pb2.TensorProto(dtype=1, tensor_shape=dims(), float_val=[step * 1.5])
+        events.append(tensor_event(step, "loss", "scalars" if step == 0 else None, scalar))
+        scaled = hist.copy()
+        scaled[:, 2] *= step + 1
+        content = scaled.astype("<f8").tobytes()
+        tensor = tensor_pb2.TensorProto(dtype=2, tensor_shape=dims(3, 3), tensor_content=content)
+        events.append(tensor_event(step, "w", "histograms" if step == 0 else None, tensor))
+    run = tmp_path / "logs" / "run"
+    run.mkdir(parents=True)
+    (run / "events.out.tfevents.1.host").write_bytes(b"".join(_record(e) for e in events))
+    (report,) = import_source("tensorboard", [tmp_path / "logs"], tmp_path / "out")
+    acc = _accumulator(run)
+    with _board(tmp_path / "out", report) as reader:
+        loss = reader.scalars("loss")
+        want = [(e.step, float(e.tensor_proto.float_val[0])) for e in acc.Tensors("loss")]
+        assert (
+            list(
+                zip(loss.column("step").to_pylist(), loss.column("value").to_pylist(), strict=True)
+            )
+            == want
+        )
+        rows = reader.histograms("w")
+        assert [r.step for r in rows] == [e.step for e in acc.Tensors("w")] == [0, 1, 2, 3]
+        for row, step in zip(rows, range(4), strict=True):
+            assert row.data["edges"].tolist() == [
+                0.0,
+                1.0,
+                2.0,
+                3.0,
+            ]  # left edges, then the last right
+            assert row.data["counts"].tolist() == [2 * (step + 1), 0, 5 * (step + 1)]
