@@ -175,7 +175,7 @@ def test_heatmap_tooltip(demo_server: ViewerThread, demo_base: Path, tab: Page) 
         f"{demo_server.url.rstrip('/')}/api/histograms/range?{urlencode(query, doseq=True)}"
     ) as r:
         body = json.load(r)
-    row = body["counts"][body["steps"].index(step)]
+    row = body["counts"][body["global_steps"].index(step)]  # the demo counts training steps
     shown = float(tip.get_attribute("data-count") or "nan")
     want = row[body["edges"].index(float(tip.get_attribute("data-lo") or "nan"))]
     assert abs(shown - want) <= max(row) / 255 / 2 * (1 + 1e-6) + 0.0005
