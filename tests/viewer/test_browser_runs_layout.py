@@ -205,8 +205,8 @@ def copies_of_one_run(base: Path, count: int) -> None:
     from kohakuboard.locking import writer_alive
 
     source_dir = base.parent / "source"
-    with Board(name="source", base_dir=source_dir, config={"lr": 0.1}) as board:
-        board.log(loss=1.0)
+    with Board(name="source", base_dir=source_dir, config={"lr": 0.1, "seed": 1234567}) as board:
+        board.log(loss=1.0, tokens=1_536_000.0)
     source = source_dir / board.id
     # the writer stores and compacts after finish() returns: copy its final files only
     wait_until(
@@ -236,6 +236,10 @@ def test_a_long_runs_table_shows_its_first_rows(live_base: Path, tab: Page) -> N
         rows = tab.page.locator(".runs-table tbody tr")
         assert rows.count() == 100
         assert shown_names(tab)[-1] == "run-0129"  # sorted descending: the newest first
+        # integers exactly: a seed as logged, a token count with digit groups
+        first = tab.page.locator(".runs-table tbody tr").first
+        assert first.locator("td[data-column='c:seed']").inner_text().strip() == "1234567"
+        assert first.locator("td[data-column='m:tokens']").inner_text().strip() == "1,536,000"
         more = tab.page.locator(".more-rows")
         assert "100 of 130 runs shown" in more.inner_text()
         more.locator(".show-more").click()

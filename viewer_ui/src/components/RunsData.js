@@ -17,7 +17,8 @@ export function fmtConfig(v) {
   if (v === undefined) return '–'
   if (v === null) return 'null'
   const n = asNumber(v)
-  if (n !== null) return fmtValue(n)
+  // an integer (a seed, a batch size) exactly: 1234567, not 1.235e+6
+  if (n !== null) return Number.isSafeInteger(n) ? String(n) : fmtValue(n)
   return String(v)
 }
 
