@@ -26,6 +26,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -88,7 +89,7 @@ def to_arrow(columns: list[str], rows: list[list[Any]]) -> pa.Table:
     """The rows of a table as an Arrow table in the stored layout (kinds in the metadata)."""
     arrays, kinds = [], []
     for j in range(len(columns)):
-        cells = [row[j] for row in rows]
+        cells = list(map(itemgetter(j), rows))
         kind = column_kind(cells)
         if kind == "json":
             cells = [None if c is None else encode_json(c) for c in cells]
@@ -109,14 +110,20 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 def write_table_file(board_dir: Path, columns: list[str], rows: list[list[Any]]) -> TableRef:
     """Write the rows as a table file (once per content) and return its reference."""
-    data = parquet_bytes(to_arrow(columns, rows))
+    return write_arrow_file(board_dir, to_arrow(columns, rows))
+
+
+def write_arrow_file(board_dir: Path, table: pa.Table) -> TableRef:
+    """Write a table in the stored layout (:func:`to_arrow`) as a table file, once per
+    content, and return its reference."""
+    data = parquet_bytes(table)
     digest = hashlib.sha256(data).hexdigest()
     rel = f"{TABLE_DIR}/{digest[:2]}/{digest}.parquet"
     final = Path(board_dir) / rel
     if not final.exists():
         final.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(final, data)
-    return TableRef(rel, len(rows))
+    return TableRef(rel, table.num_rows)
 
 
 def stored(board_dir: Path, row: TableRow) -> TableRow:

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import threading
 import weakref
 from collections import OrderedDict
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 ORDERS_KEPT = 8
-BLOCK_ROW_GROUPS = 8  # row groups decoded at once (a page, a filter scan)
+BLOCK_ROW_GROUPS = 2  # row groups decoded at once (a page, a filter scan)
 SCATTERED_GROUPS = 4  # a page whose rows lie in more row groups reads the random-access copy
 COPY_BATCH_ROWS = 8192
 _NUMBER, _NAN, _STRING, _OTHER = 0, 1, 2, 3
@@ -81,6 +82,15 @@ def int64_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
 
 
+def release_memory() -> None:
+    """Give the memory Arrow's allocator keeps after a big read back to the system (it keeps
+    freed blocks for reuse: a scan of 100 row groups would otherwise stay in the RSS)."""
+    try:
+        pa.default_memory_pool().release_unused()
+    except (AttributeError, NotImplementedError):  # older pyarrow: nothing to do
+        pass
+
+
 _warmed = threading.Event()
 
 
@@ -104,8 +114,8 @@ def warm_up() -> None:
 class TableSource:
     """The cells of one stored table, read by column, by rows or by blocks of rows.
 
-    ``cells_read`` counts the cells decoded so far and ``peak_rows`` the most rows held at
-    once (tests check that a page never reads the whole table).
+    ``cells_read`` counts the cells decoded so far and ``peak_cells`` the most held at once
+    (tests check that a page never reads the whole table).
     """
 
     columns: list[str]
@@ -114,7 +124,7 @@ class TableSource:
 
     def __init__(self) -> None:
         self.cells_read = 0
-        self.peak_rows = 0
+        self.peak_cells = 0
         self._kinds: list[str] = []
 
     @property
@@ -124,7 +134,7 @@ class TableSource:
 
     def _count(self, table: pa.Table) -> pa.Table:
         self.cells_read += table.num_rows * table.num_columns
-        self.peak_rows = max(self.peak_rows, table.num_rows)
+        self.peak_cells = max(self.peak_cells, table.num_rows * table.num_columns)
         return table
 
     def check(self) -> None:
@@ -263,10 +273,6 @@ class FileSource(TableSource):
         return self._read(groups, [self.columns[j]]).column(0)
 
     def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
-        copy = self._copy.ready()
-        if copy is not None and len(columns) > len(self.columns) // 4:
-            yield from copy.blocks(columns, self._count)  # decoded already: cheaper
-            return
         names = [self.columns[j] for j in columns]
         groups = list(range(len(self._starts) - 1))
         for k in range(0, len(groups), BLOCK_ROW_GROUPS):
@@ -276,14 +282,20 @@ class FileSource(TableSource):
     def _rows_at(self, sorted_rows: np.ndarray) -> Iterator[pa.Table]:
         group_of = np.searchsorted(self._starts, sorted_rows, side="right") - 1
         groups = np.unique(group_of).tolist()
+        yield from self._parquet_rows(sorted_rows, group_of, groups)
+        if len(groups) > SCATTERED_GROUPS:
+            release_memory()
+
+    def take(self, rows: np.ndarray) -> list[list[Any]]:
+        rows = np.asarray(rows, dtype=np.int64)
+        groups = np.unique(np.searchsorted(self._starts, rows, side="right") - 1)
         if len(groups) > SCATTERED_GROUPS:
             # rows spread over many row groups (a sorted or filtered page): decoding each
             # group costs ~all of it, so pages come from an uncompressed copy once it exists
             copy = self._copy.ready(start=True)
             if copy is not None:
-                yield from copy.rows_at(sorted_rows, self._count)
-                return
-        yield from self._parquet_rows(sorted_rows, group_of, groups)
+                return self._checked(lambda: copy.take(rows))  # type: ignore[no-any-return]
+        return super().take(rows)
 
     def _parquet_rows(
         self, sorted_rows: np.ndarray, group_of: np.ndarray, groups: list[int]
@@ -303,20 +315,26 @@ class FileSource(TableSource):
 
 
 class RandomAccessCopy:
-    """An uncompressed Arrow IPC copy of a table file in the viewer's scratch folder, made
-    once in the background when a page first needs rows scattered over many row groups
-    (a sorted or filtered page): later such pages take their rows from memory-mapped batches
-    (touching only those rows' pages, unmapped after the request), and filters over many
-    columns read its batches without decoding. Deleted with its source, or with the viewer.
+    """An uncompressed column-per-file copy of a table file in the viewer's scratch folder,
+    made once in the background when a page first needs rows scattered over many row groups
+    (a sorted or filtered page). Numbers and bools are raw arrays (plus a validity array),
+    read through ``numpy.memmap`` so a page touches only its rows' pages; text and JSON
+    columns are one Arrow IPC file each. Deleted with its source, or with the viewer.
     """
+
+    _FIXED: dict[str, np.dtype[Any]] = {
+        "int": np.dtype("<i8"),
+        "float": np.dtype("<f8"),
+        "bool": np.dtype("u1"),
+    }
 
     def __init__(self, source: FileSource, scratch: Callable[[], Path] | None) -> None:
         self.source = source
         self.scratch = scratch
         self._lock = threading.Lock()
         self._state = "none" if scratch is not None else "off"  # building, ready, failed
-        self._path: Path | None = None
-        self._starts = np.zeros(1, dtype=np.int64)
+        self._folder: Path | None = None
+        self._text: pa.Table | None = None
 
     def ready(self, *, start: bool = False) -> RandomAccessCopy | None:
         """This copy if it is made; ``start``: begin making it (in the background) if not."""
@@ -333,64 +351,108 @@ class RandomAccessCopy:
         src = self.source
         tmp: Path | None = None
         try:
-            folder = self.scratch()
-            path = folder / f"{Path(src.ref.file).stem[:16]}-{secrets.token_hex(4)}.arrow"
-            tmp = path.with_name(f".{path.name}.tmp")
-            starts = [0]
-            groups = list(range(len(src._starts) - 1))
-            with pa.OSFile(str(tmp), "wb") as sink:
-                writer = None
-                for k in range(0, len(groups), BLOCK_ROW_GROUPS):
-                    block = src._read(groups[k : k + BLOCK_ROW_GROUPS]).combine_chunks()
-                    if writer is None:
-                        writer = pa.ipc.new_file(sink, block.schema)
-                    for batch in block.to_batches():
-                        writer.write_batch(batch)
-                        starts.append(starts[-1] + batch.num_rows)
-                if writer is not None:
-                    writer.close()
-            if starts[-1] != src.num_rows:
-                raise TableFileError(f"{starts[-1]} rows copied, {src.num_rows} expected")
-            os.replace(tmp, path)
-            weakref.finalize(src, _unlink, path)
+            kinds = src.kinds
+            name = f"{Path(src.ref.file).stem[:16]}-{secrets.token_hex(4)}"
+            folder = self.scratch() / name
+            tmp = folder.with_name(f".{name}.tmp")
+            tmp.mkdir()
+            self._write(tmp, kinds)
+            os.replace(tmp, folder)
+            tmp = None
+            weakref.finalize(src, shutil.rmtree, folder, True)
             with self._lock:
-                self._path, self._starts, self._state = path, np.array(starts), "ready"
+                self._folder, self._state = folder, "ready"
         except Exception as exc:  # the table still pages from its file, only slower
             logger.warning("%s: no random-access copy (%s)", src.what, exc)
             with self._lock:
                 self._state = "failed"
         finally:
             if tmp is not None:
-                _unlink(tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+            release_memory()
 
-    def rows_at(
-        self, sorted_rows: np.ndarray, count: Callable[[pa.Table], pa.Table]
-    ) -> Iterator[pa.Table]:
-        assert self._path is not None
-        with pa.memory_map(str(self._path)) as mapped:
-            reader = pa.ipc.open_file(mapped)
-            batch_of = np.searchsorted(self._starts, sorted_rows, side="right") - 1
-            for b in np.unique(batch_of).tolist():
-                local = sorted_rows[batch_of == b] - self._starts[b]
-                batch = reader.get_batch(b).take(int64_array(local))
-                yield count(pa.Table.from_batches([batch]))
+    def _write(self, folder: Path, kinds: list[str]) -> None:
+        src = self.source
+        fixed = {kind: [j for j, k in enumerate(kinds) if k == kind] for kind in self._FIXED}
+        files: dict[str, Any] = {}
+        writers: dict[int, Any] = {}
+        rows = 0
+        try:
+            groups = list(range(len(src._starts) - 1))
+            for k in range(0, len(groups), BLOCK_ROW_GROUPS):
+                block = src._read(groups[k : k + BLOCK_ROW_GROUPS])
+                n = block.num_rows
+                rows += n
+                for kind, cols in fixed.items():
+                    if not cols:
+                        continue
+                    # row-major: one row's numbers are adjacent, so a page touches few pages
+                    data = np.empty((n, len(cols)), dtype=self._FIXED[kind])
+                    valid = np.empty((n, len(cols)), dtype=np.uint8)
+                    for i, j in enumerate(cols):
+                        values = block.column(j)
+                        filled = pc.fill_null(values, False if kind == "bool" else 0)
+                        data[:, i] = filled.to_numpy(zero_copy_only=False)
+                        valid[:, i] = values.is_valid().to_numpy(zero_copy_only=False)
+                    for suffix, array in (("bin", data), ("valid", valid)):
+                        key = f"{kind}.{suffix}"
+                        if key not in files:
+                            files[key] = open(folder / key, "wb")  # noqa: SIM115 - closed below
+                        files[key].write(array.tobytes())
+                text = [j for j, kind in enumerate(kinds) if kind not in self._FIXED]
+                if text:  # text and JSON columns: one Arrow file, mapped once when read
+                    part = block.select(text).rename_columns([str(j) for j in text])
+                    if not writers:
+                        sink = files["text.arrow"] = pa.OSFile(str(folder / "text.arrow"), "wb")
+                        writers[0] = pa.ipc.new_file(sink, part.schema)
+                    writers[0].write_table(part)
+                del block
+        finally:
+            for writer in writers.values():
+                writer.close()
+            for file in files.values():
+                file.close()
+        if rows != src.num_rows:
+            raise TableFileError(f"{rows} rows copied, {src.num_rows} expected")
 
-    def blocks(
-        self, columns: list[int], count: Callable[[pa.Table], pa.Table]
-    ) -> Iterator[tuple[int, pa.Table]]:
-        assert self._path is not None
-        with pa.OSFile(str(self._path)) as file:  # read, not mapped: memory stays one batch
-            reader = pa.ipc.open_file(file)
-            for b in range(reader.num_record_batches):
-                table = pa.Table.from_batches([reader.get_batch(b)]).select(columns)
-                yield int(self._starts[b]), count(table)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    def take(self, rows: np.ndarray) -> list[list[Any]]:
+        """Python rows at these indices, in that order."""
+        assert self._folder is not None
+        kinds = self.source.kinds
+        n = self.source.num_rows
+        columns: list[list[Any]] = [[] for _ in kinds]
+        for kind, dtype in self._FIXED.items():
+            cols = [j for j, k in enumerate(kinds) if k == kind]
+            if not cols:
+                continue
+            shape = (n, len(cols))
+            data = np.memmap(self._folder / f"{kind}.bin", dtype=dtype, mode="r", shape=shape)
+            valid = np.memmap(self._folder / f"{kind}.valid", dtype="u1", mode="r", shape=shape)
+            picked, ok = np.array(data[rows]), np.array(valid[rows], dtype=bool)
+            del data, valid
+            if kind == "bool":
+                picked = picked.astype(bool)
+            for i, j in enumerate(cols):
+                cells = picked[:, i].tolist()
+                if not ok[:, i].all():
+                    cells = [
+                        c if v else None for c, v in zip(cells, ok[:, i].tolist(), strict=True)
+                    ]
+                columns[j] = cells
+        text = [j for j, kind in enumerate(kinds) if kind not in self._FIXED]
+        if text:
+            with self._lock:
+                if self._text is None:  # zero-copy over the mapped file
+                    mapped = pa.memory_map(str(self._folder / "text.arrow"))
+                    self._text = pa.ipc.open_file(mapped).read_all()
+                table = self._text
+            picked_text = table.take(int64_array(rows))
+            for k, j in enumerate(text):
+                columns[j] = table_store.cells_of(picked_text.column(k), kinds[j])
+        self.source.cells_read += len(rows) * len(columns)
+        if not columns:
+            return [[] for _ in range(len(rows))]
+        return [list(r) for r in zip(*columns, strict=True)]
 
 
 class BrokenSource(TableSource):
@@ -557,6 +619,7 @@ class PreparedTable:
                 for k, j in enumerate(columns):
                     column_matches(block.column(k), kinds[j], needle, found)
                 mask[start : start + block.num_rows] |= found
+            release_memory()
         return self._keep(("filter", needle), np.flatnonzero(mask))
 
 
@@ -666,7 +729,7 @@ def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> Pr
         return PreparedTable(info, ArrowSource(table, kinds))
     # a big table stored inline (a board written before table files): page it from disk
     folder = scratch()
-    ref = table_store.write_table_file(folder, columns, entry.rows)
+    ref = table_store.write_arrow_file(folder, table)
     return PreparedTable(info, FileSource(folder, ref, columns, where, scratch))
 
 
