@@ -231,7 +231,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List the boards in PATH, oldest first (deleted ones only with --all)."""
-    from .reader import list_boards
+    from .listing import list_boards  # no pyarrow: a fast listing
 
     with _user_errors(path.expanduser().absolute()):
         if not path.expanduser().is_dir():

@@ -40,12 +40,16 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import handoff
 from . import summary as summaries
 from .annotations import read_annotations
+from .errors import BoardNotFoundError
 from .metadata import META_FILE
+
+if TYPE_CHECKING:
+    from .storage.base import DamagedFile
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ INDEX_FILE = ".kohakuboard-index.sqlite"
 INDEX_VERSION = 1
 RACY_S = 1.0
 DAMAGE_EVERY_S = 10.0
+FLUSH_S = 1.0  # sizes and computed summaries are saved in batches at most this far apart
 MAX_INFO_BYTES = 1 << 20  # one row's info JSON
 # Every file a listing entry is read from is replaced by a rename (a new inode and mtime).
 _STAMPED = (META_FILE, summaries.SUMMARY_FILE, "annotations.json")
@@ -103,7 +108,6 @@ def _damage_json(damage: Any) -> list[dict[str, Any]]:
 
 def read_entry(path: Path, old: Entry | None = None) -> Entry | None:
     """Read one board's listing entry (None if ``path`` is not a board)."""
-    from .errors import BoardNotFoundError
     from .metadata import read_meta
 
     # A session that finish() handed to its writer: what finish() accepted is listed once
@@ -335,6 +339,7 @@ class IndexFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=0.5, isolation_level=None)
         try:
+            con.execute("PRAGMA synchronous = OFF")  # a cache: no fsync (rows are validated)
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, INDEX_VERSION):
                 con.execute("DROP TABLE IF EXISTS boards")
@@ -421,15 +426,21 @@ class IndexFile:
         finally:
             con.close()
 
-    def save_column(self, dirname: str, column: str, value: Any) -> None:
-        """Set one column (``size``, ``summary``) of a row that is otherwise unchanged."""
-        if column not in ("size", "summary"):
-            raise ValueError(f"column: {column!r}; accepted: size, summary")
+    def save_columns(self, updates: list[tuple[str, str, Any]]) -> None:
+        """Set single columns (``size``, ``summary``) of rows that are otherwise unchanged:
+        ``(dirname, column, value)`` each, in one transaction."""
+        if not updates:
+            return
         con = self._open()
         if con is None:
             return
         try:
-            con.execute(f"UPDATE boards SET {column} = ? WHERE dirname = ?", (value, dirname))
+            con.execute("BEGIN IMMEDIATE")
+            for dirname, column, value in updates:
+                if column not in ("size", "summary"):
+                    raise ValueError(f"column: {column!r}; accepted: size, summary")
+                con.execute(f"UPDATE boards SET {column} = ? WHERE dirname = ?", (value, dirname))
+            con.execute("COMMIT")
         except sqlite3.Error as exc:
             logger.debug("index %s not saved: %s", self.path, exc)
         finally:
@@ -477,6 +488,8 @@ class FolderIndex:
         self._file = IndexFile(self.base) if persist and not single else None
         self._entries: dict[str, Entry] | None = None
         self._paths: dict[str, Path] = {}  # Path objects cost more to make than a stat
+        self._unsaved: list[tuple[str, str, Any]] = []  # see _later()
+        self._flushed_at = time.monotonic()
         self._lock = threading.Lock()
 
     def _loaded(self, with_summaries: bool) -> dict[str, Entry]:
@@ -512,8 +525,12 @@ class FolderIndex:
                     changed.append(entry)
             gone = [name for name in entries if name not in seen]
             self._entries = seen
+            fresh = {e.dirname for e in changed}  # rows saved whole: drop older updates
+            unsaved = [u for u in self._unsaved if u[0] not in fresh and u[0] in seen]
+            self._unsaved = []
             if self._file is not None:
                 self._file.save(changed, gone)
+                self._file.save_columns(unsaved)
             return [(self._path_of(name), e) for name, e in sorted(seen.items())]
 
     def _path_of(self, dirname: str) -> Path:
@@ -566,8 +583,8 @@ class FolderIndex:
         except Exception as exc:  # noqa: BLE001 - a damaged board lists without stats
             logger.warning("cannot summarise %s: %s", path, exc)
             return None
-        if self._update(dirname, entry, summary=computed) and self._file is not None:
-            self._file.save_column(dirname, "summary", summaries.encode(computed).decode())
+        if self._update(dirname, entry, summary=computed):
+            self._later(dirname, "summary", summaries.encode(computed).decode())
         return computed
 
     def size(self, dirname: str) -> int:
@@ -579,9 +596,27 @@ class FolderIndex:
         if entry is not None and entry.size is not None:
             return entry.size
         size = board_bytes(self._path_of(dirname))
-        if entry is not None and self._update(dirname, entry, size=size) and self._file:
-            self._file.save_column(dirname, "size", size)
+        if entry is not None and self._update(dirname, entry, size=size):
+            self._later(dirname, "size", size)
         return size
+
+    def _later(self, dirname: str, column: str, value: Any) -> None:
+        """Save a column with the next batch (a scan, :meth:`flush`, or after a second)."""
+        if self._file is None:
+            return
+        with self._lock:
+            self._unsaved.append((dirname, column, value))
+            due = time.monotonic() - self._flushed_at > FLUSH_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Save what :meth:`summary` and :meth:`size` added to entries since the last save."""
+        with self._lock:
+            updates, self._unsaved = self._unsaved, []
+            self._flushed_at = time.monotonic()
+        if self._file is not None:
+            self._file.save_columns(updates)
 
     def _update(self, dirname: str, entry: Entry, **changes: Any) -> bool:
         with self._lock:
@@ -589,3 +624,101 @@ class FolderIndex:
                 return False  # it changed meanwhile: keep the newer one
             self._entries[dirname] = replace(entry, **changes)
             return True
+
+
+# -- listings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BoardInfo:
+    """One board as a listing shows it.
+
+    ``name`` is the display name: the one given with ``kobo rename`` or the viewer, else the
+    board's own (``original_name``). ``tags``, ``notes`` and ``deleted_at`` come from the
+    board's annotations (see :mod:`kohakuboard.annotations`).
+    """
+
+    id: str
+    name: str
+    project: str
+    backend: str
+    created_at: float
+    updated_at: float | None
+    status: str
+    steps: int
+    metrics: int
+    path: Path
+    original_name: str = ""
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    deleted_at: float | None = None
+    damage: tuple[DamagedFile, ...] = ()  # damaged data files (cheap check, see Reader.damage)
+    uid: str = ""  # tells this board from an earlier one of the same id in the same folder
+    size: int | None = None  # bytes on disk, when the listing was asked for it
+    global_step: int | None = None  # what the last commit recorded (listings only)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.damage)
+
+
+def list_boards(
+    base_dir: str | os.PathLike[str] = "./kohakuboard",
+    *,
+    include_deleted: bool = False,
+    sizes: bool = False,
+) -> list[BoardInfo]:
+    """Every board directly under ``base_dir``, oldest first.
+
+    Boards marked deleted (soft delete: ``kobo delete``, the viewer) are left out unless
+    ``include_deleted``. ``sizes`` fills :attr:`BoardInfo.size`. The listing reads each
+    board's ``summary.json`` through the folder index (:mod:`kohakuboard.listing`): boards
+    that did not change since the last listing cost one ``stat`` each.
+    """
+    base = Path(base_dir).expanduser().resolve()
+    if not base.is_dir():
+        raise BoardNotFoundError(f"no such folder: {base}")
+    index = FolderIndex(base)
+    out = []
+    for path, entry in index.scan(with_summaries=False):
+        info = board_info(path, entry.info)
+        if include_deleted or not info.deleted:
+            if sizes:
+                info = replace(info, size=index.size(entry.dirname))
+            out.append(info)
+    index.flush()
+    out.sort(key=lambda b: b.created_at)
+    return out
+
+
+def board_info(path: Path, raw: dict[str, Any]) -> BoardInfo:
+    """A listing entry of the folder index as a :class:`BoardInfo` (live status derived now)."""
+    return BoardInfo(
+        id=raw["id"],
+        name=raw["display_name"] or raw["name"],
+        project=raw["project"],
+        backend=raw["backend"],
+        created_at=float(raw["created_at"]),
+        updated_at=raw["updated_at"],
+        status=live_status(path, raw["status"]),
+        steps=raw["steps"],
+        global_step=raw["global_step"],
+        metrics=raw["metrics"],
+        path=path,
+        original_name=raw["name"],
+        tags=tuple(raw["tags"]),
+        notes=raw["notes"],
+        deleted_at=raw["deleted_at"],
+        damage=_damage_of(raw["damage"]),
+        uid=raw["uid"],
+    )
+
+
+def _damage_of(raw: list[dict[str, Any]]) -> tuple[DamagedFile, ...]:
+    if not raw:
+        return ()
+    from .storage.base import DamagedFile  # pyarrow: only for a damaged board
+
+    return tuple(DamagedFile(d["file"], d["reason"], d["rows"], d["rows_lost"]) for d in raw)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,10 @@ import pyarrow as pa
 
 from . import handoff, locking
 from .annotations import read_annotations
-from .errors import BoardDamagedError, BoardNotFoundError, KohakuBoardError
+from .errors import BoardDamagedError, KohakuBoardError
+from .listing import BoardInfo as BoardInfo
+from .listing import board_info as board_info
+from .listing import list_boards as list_boards
 from .metadata import BoardMeta, read_meta
 from .storage import open_reader
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
@@ -33,43 +36,6 @@ class Progress:
     next_step: int
     global_step: int
     damaged: bool = False  # some committed data cannot be read (see Reader.damage)
-
-
-@dataclass(frozen=True)
-class BoardInfo:
-    """One board as a listing shows it.
-
-    ``name`` is the display name: the one given with ``kobo rename`` or the viewer, else the
-    board's own (``original_name``). ``tags``, ``notes`` and ``deleted_at`` come from the
-    board's annotations (see :mod:`kohakuboard.annotations`).
-    """
-
-    id: str
-    name: str
-    project: str
-    backend: str
-    created_at: float
-    updated_at: float | None
-    status: str
-    steps: int
-    metrics: int
-    path: Path
-    original_name: str = ""
-    tags: tuple[str, ...] = ()
-    notes: str = ""
-    deleted_at: float | None = None
-    damage: tuple[DamagedFile, ...] = ()  # damaged data files (cheap check, see Reader.damage)
-    uid: str = ""  # tells this board from an earlier one of the same id in the same folder
-    size: int | None = None  # bytes on disk, when the listing was asked for it
-    global_step: int | None = None  # what the last commit recorded (listings only)
-
-    @property
-    def deleted(self) -> bool:
-        return self.deleted_at is not None
-
-    @property
-    def damaged(self) -> bool:
-        return bool(self.damage)
 
 
 class Reader:
@@ -229,9 +195,7 @@ class Reader:
         the backend keeps none), for :meth:`scalars_after`."""
         return self._store.scalars_marked(list(names))
 
-    def scalars_after(
-        self, names: list[str], mark: Any
-    ) -> tuple[dict[str, pa.Table], Any] | None:
+    def scalars_after(self, names: list[str], mark: Any) -> tuple[dict[str, pa.Table], Any] | None:
         """The points committed to ``names`` since the read that gave ``mark`` (each in step
         order) and the next mark; ``None`` when that cannot be told (a compaction rewrote
         the files, a backend without marks): read the series again. Appending the rows to
@@ -310,60 +274,3 @@ def resume_point(path: str | os.PathLike[str]) -> Progress:
 def open_board(path: str | os.PathLike[str]) -> Reader:
     """A :class:`Reader` for the board in ``path`` (any backend)."""
     return Reader(path)
-
-
-def list_boards(
-    base_dir: str | os.PathLike[str] = "./kohakuboard",
-    *,
-    include_deleted: bool = False,
-    sizes: bool = False,
-) -> list[BoardInfo]:
-    """Every board directly under ``base_dir``, oldest first.
-
-    Boards marked deleted (soft delete: ``kobo delete``, the viewer) are left out unless
-    ``include_deleted``. ``sizes`` fills :attr:`BoardInfo.size`. The listing reads each
-    board's ``summary.json`` through the folder index (:mod:`kohakuboard.listing`): boards
-    that did not change since the last listing cost one ``stat`` each.
-    """
-    from .listing import FolderIndex
-
-    base = Path(base_dir).expanduser().resolve()
-    if not base.is_dir():
-        raise BoardNotFoundError(f"no such folder: {base}")
-    index = FolderIndex(base)
-    out = []
-    for path, entry in index.scan(with_summaries=False):
-        info = board_info(path, entry.info)
-        if include_deleted or not info.deleted:
-            if sizes:
-                info = replace(info, size=index.size(entry.dirname))
-            out.append(info)
-    out.sort(key=lambda b: b.created_at)
-    return out
-
-
-def board_info(path: Path, raw: dict[str, Any]) -> BoardInfo:
-    """A listing entry of the folder index as a :class:`BoardInfo` (live status derived now)."""
-    from .listing import live_status
-
-    return BoardInfo(
-        id=raw["id"],
-        name=raw["display_name"] or raw["name"],
-        project=raw["project"],
-        backend=raw["backend"],
-        created_at=float(raw["created_at"]),
-        updated_at=raw["updated_at"],
-        status=live_status(path, raw["status"]),
-        steps=raw["steps"],
-        global_step=raw["global_step"],
-        metrics=raw["metrics"],
-        path=path,
-        original_name=raw["name"],
-        tags=tuple(raw["tags"]),
-        notes=raw["notes"],
-        deleted_at=raw["deleted_at"],
-        damage=tuple(
-            DamagedFile(d["file"], d["reason"], d["rows"], d["rows_lost"]) for d in raw["damage"]
-        ),
-        uid=raw["uid"],
-    )

@@ -272,6 +272,7 @@ def test_an_old_board_without_summary_lists_and_is_summarised_once(
     assert summary is not None
     assert {n: _as_api(s) for n, s in summary["scalars"].items()} == _from_series(path)
     assert not (path / summaries.SUMMARY_FILE).exists()  # kept in the index, not the board
+    index.flush()  # (saved in batches: at the next scan, or a second later)
     kept = FolderIndex(base)
     ((_, again),) = kept.scan()
     assert again.summary == summary  # a new process reads it from the index
