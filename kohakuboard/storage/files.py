@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -19,7 +20,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
     Readers see the old file or the new one, never a half-written one.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # pid and thread: the writer's media threads may write the same content at once
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()

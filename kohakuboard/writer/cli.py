@@ -56,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
             return report_failure(board_dir, exc, "cannot open the board's storage")
         try:
             writer = Writer(board_dir, storage, args.commit_interval)
-            writer.recover_dead_rings(
-                skip_session=args.session, owner=args.owner or bool(args.session)
-            )
-            if args.recover or not args.session:
-                writer.finalize()
-                return 0
-            return writer.serve(args.session)
+            try:
+                writer.recover_dead_rings(
+                    skip_session=args.session, owner=args.owner or bool(args.session)
+                )
+                if args.recover or not args.session:
+                    writer.finalize()
+                    return 0
+                return writer.serve(args.session)
+            finally:
+                writer.decoder.close()
         except Exception as exc:
             return report_failure(board_dir, exc, "storage failed")
         finally:

@@ -10,6 +10,7 @@ import collections
 import logging
 import os
 import stat
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ from ..storage.media_files import store_media_file
 
 logger = logging.getLogger(__name__)
 
+# Media are encoded and written (fsync included) by this many threads: PNG compression and
+# fsync release the GIL, and concurrent fsyncs share the file system's journal commits.
+MEDIA_THREADS = min(8, (os.cpu_count() or 1) + 2)
+# At most this many media wait in the threads (bounds the memory their payloads hold).
+MEDIA_BACKLOG = 4 * MEDIA_THREADS
+
 
 @dataclass
 class Pending:
@@ -30,6 +37,10 @@ class Pending:
     raw: dict[tuple[str, int], bytearray] = field(default_factory=dict)
     loose: list[tuple[str, int, int, float, float]] = field(default_factory=list)
     media: list[MediaRow] = field(default_factory=list)
+    # media being encoded and stored by the media threads, in log order (see settle_media)
+    media_jobs: list[tuple[str, int, int, float, int, Future[tuple[str, Any]]]] = field(
+        default_factory=list
+    )
     tables: list[TableRow] = field(default_factory=list)
     histograms: list[HistogramRow] = field(default_factory=list)
     staged_files: list[Path] = field(default_factory=list)
@@ -63,6 +74,7 @@ class Decoder:
         # config and finish control records, in ring order (see configs() and finish())
         self.controls: list[dict[str, Any]] = []
         self.skipped: collections.Counter[str] = collections.Counter()
+        self._media_pool: ThreadPoolExecutor | None = None
 
     def feed(self, session: str, rec: ring.Record) -> None:
         kind = rec.kind
@@ -159,9 +171,10 @@ class Decoder:
             p.loose.append((key, step, gstep, wall, value))
         for key, items in obj["media"].items():
             for index, payload in enumerate(items):
-                row = self._media_row(key, step, gstep, wall, index, payload)
-                if row is not None:
-                    p.media.append(row)
+                if len(p.media_jobs) >= MEDIA_BACKLOG:
+                    self.settle_media(keep=MEDIA_BACKLOG // 2)
+                job = self._pool().submit(self._encode, payload)
+                p.media_jobs.append((key, step, gstep, wall, index, job))
         for key, payload in obj["tables"].items():
             try:
                 rows = [[self._cell(c) for c in r] for r in payload["rows"]]
@@ -172,37 +185,41 @@ class Decoder:
         for key, payload in obj["histograms"].items():
             p.histograms.append(HistogramRow(key, step, gstep, wall, payload))
 
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._media_pool is None:
+            self._media_pool = ThreadPoolExecutor(MEDIA_THREADS, thread_name_prefix="media")
+        return self._media_pool
+
+    def settle_media(self, keep: int = 0) -> None:
+        """Wait for the media being encoded, oldest first, until ``keep`` are left, and add
+        their rows in log order (one that failed is logged and skipped, as before)."""
+        p = self.pending
+        done = len(p.media_jobs) - keep
+        for key, step, gstep, wall, index, job in p.media_jobs[:done]:
+            try:
+                rel, enc = job.result()
+            except Exception as exc:
+                logger.error(
+                    "media %r at step %d could not be encoded; skipped",
+                    key,
+                    step,
+                    exc_info=exc,
+                )
+                continue
+            p.media.append(_media_row(key, step, gstep, wall, index, rel, enc))
+        del p.media_jobs[:done]
+
+    def close(self) -> None:
+        """Stop the media threads (after the last commit)."""
+        if self._media_pool is not None:
+            self._media_pool.shutdown(wait=True)
+            self._media_pool = None
+
     def _encode(self, payload: dict[str, Any]) -> tuple[str, Any]:
         from ..types import encode_media
 
         enc = encode_media(payload)
         return store_media_file(self.board_dir, enc.data, enc.ext), enc
-
-    def _media_row(
-        self, key: str, step: int, gstep: int, wall: float, index: int, payload: dict[str, Any]
-    ) -> MediaRow | None:
-        try:
-            rel, enc = self._encode(payload)
-        except Exception:
-            logger.exception("media %r at step %d could not be encoded; skipped", key, step)
-            return None
-        return MediaRow(
-            key,
-            step,
-            gstep,
-            wall,
-            index,
-            enc.kind,
-            rel,
-            enc.mime,
-            len(enc.data),
-            enc.width,
-            enc.height,
-            enc.frames,
-            enc.duration,
-            enc.sample_rate,
-            enc.caption,
-        )
 
     def _cell(self, cell: Any) -> Any:
         if isinstance(cell, dict) and "__media__" in cell:
@@ -302,6 +319,28 @@ _I64 = (-(1 << 63), (1 << 63) - 1)
 _CELL_TYPES = (type(None), bool, int, float, str)
 _HIST_INTS = ("underflow", "overflow", "nan", "posinf", "neginf", "count", "zeros")
 _HIST_FLOATS = ("min", "max", "mean", "std")
+
+
+def _media_row(
+    key: str, step: int, gstep: int, wall: float, index: int, rel: str, enc: Any
+) -> MediaRow:
+    return MediaRow(
+        key,
+        step,
+        gstep,
+        wall,
+        index,
+        enc.kind,
+        rel,
+        enc.mime,
+        len(enc.data),
+        enc.width,
+        enc.height,
+        enc.frames,
+        enc.duration,
+        enc.sample_rate,
+        enc.caption,
+    )
 
 
 def _read_regular(path: Path) -> bytes:

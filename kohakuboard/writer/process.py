@@ -105,6 +105,7 @@ class Writer:
 
     def commit(self, mm: object | None = None, session: str | None = None) -> None:
         dec = self.decoder
+        dec.settle_media()  # the media threads' rows, in log order
         p = dec.pending
         batch = Batch(
             scalars=dec.take_scalars(),
