@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -402,13 +401,6 @@ def media_type(data: bytes) -> tuple[str, str]:
     return "bin", "application/octet-stream"
 
 
-def plain_number(value: float) -> float | int | str:
-    """A config value JSON can hold: NaN/Inf as their names (config is JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         if path.stat().st_size > 64 << 20:
@@ -422,7 +414,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, allow_nan=False)
+        json.dump(data, fh, ensure_ascii=False)  # NaN as Python writes it
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..types._histogram_math import HistogramStats, percentiles
 from .records import ReadReport, read_records
-from .sink import COMMIT_POINTS, BoardSink, RunReport, import_board_id, plain_number
+from .sink import COMMIT_POINTS, BoardSink, RunReport, import_board_id
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ class _EventReader:
         for key, val in data.session_start_info.hparams.items():
             which = val.WhichOneof("kind")
             if which == "number_value":
-                self.config[key] = plain_number(val.number_value)
+                self.config[key] = val.number_value
             elif which == "string_value":
                 self.config[key] = val.string_value
             elif which == "bool_value":

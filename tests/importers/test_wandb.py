@@ -5,6 +5,7 @@ file W&B wrote itself (this wandb has no reader of its own for the record log)."
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -42,6 +43,8 @@ SCRIPT = textwrap.dedent(
     run.log({"opt": {"lr": 0.1, "beta": {"one": 0.9}}})  # W&B shows nested keys as opt.lr
     expected["opt.lr"] = [[run.step - 1, 0.1]]
     expected["opt.beta.one"] = [[run.step - 1, 0.9]]
+    run.log({"odd": float("nan")})  # NaN and Inf are data (and the summary then holds them)
+    run.log({"odd": float("inf")})
     counts, edges = np.array([1, 0, 3]), np.array([0.0, 0.5, 1.0, 2.0])
     run.log({"h": wandb.Histogram(np_histogram=(counts, edges))})
     pixels = np.zeros((4, 6, 3), dtype=np.uint8)
@@ -93,6 +96,8 @@ def test_offline_run_points_config_summary_media_console(
             steps, values = table.column("step").to_pylist(), table.column("value").to_pylist()
             got = list(zip(steps, values, strict=True))
             assert got == [tuple(p) for p in points], key  # val/*: at the epoch (define_metric)
+        odd = reader.scalars("odd").column("value").to_pylist()
+        assert math.isnan(odd[0]) and odd[1] == math.inf
         walls = reader.scalars("loss").column("wall_time").to_pylist()
         assert walls == sorted(walls) and walls[0] > 1.6e9
         config = reader.config()
