@@ -10,7 +10,8 @@ Modules, one concept each:
 * :mod:`.store` -- the object store (a local folder or ``s3://``), keys picked by the server;
   :mod:`.ingest` -- validation of uploaded segments and media, and the sync ledger;
   :mod:`.boardcache` -- a read-only board folder rebuilt from the ledger for the Reader.
-* :mod:`.app` -- the FastAPI application; :mod:`.admin_cli` -- ``kobo admin`` and ``kobo serve``.
+* :mod:`.app` -- the FastAPI application; :mod:`.serve` -- start-up checks and uvicorn workers;
+  :mod:`.admin_cli` -- ``kobo admin`` and ``kobo serve``.
 
 Nothing here is imported by ``import kohakuboard``.
 """

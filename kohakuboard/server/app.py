@@ -592,7 +592,7 @@ class ServerMiddleware:
         name = host_name(header)
         if not name:
             return False
-        if name in self.allowed or "*" in self.allowed:
+        if name in self.allowed:
             return True
         if self.allow_ip_hosts:
             try:

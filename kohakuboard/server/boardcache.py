@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -126,7 +127,14 @@ class ProjectCache:
             return
         if _read_nonce(path) not in (None, nonce):
             shutil.rmtree(path, ignore_errors=True)  # another board of the same id before
-        path.mkdir(parents=True, exist_ok=True)
+        final = path
+        if not (path / "state.json").exists():
+            # A first build happens elsewhere and is renamed into place whole: a listing of the
+            # project must never see a board folder with data but no state.json (= damaged).
+            shutil.rmtree(path, ignore_errors=True)
+            building = self.root / "building"
+            building.mkdir(parents=True, exist_ok=True)
+            path = Path(tempfile.mkdtemp(prefix=f"{uid}-", dir=building))
         if not (path / "board.json").exists():
             write_meta(
                 path,
@@ -179,6 +187,8 @@ class ProjectCache:
         }
         save_state(path / "state.json", state)
         _write_version(path, nonce, int(version))
+        if path != final:
+            os.replace(path, final)
 
 
 def _read_version(path: Path) -> tuple[str, int] | None:

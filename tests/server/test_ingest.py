@@ -289,3 +289,25 @@ def test_bodies_beyond_the_limit_are_refused(client, team, monkeypatch: pytest.M
         headers={**h, "Content-Type": "application/json"},
     )
     assert r.status_code == 413
+
+
+def test_a_first_fetch_never_shows_a_half_built_board(
+    client, team, local_board: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the cache folder used to appear (board.json, then parts) before its
+    state.json, and a listing in between took it for a damaged board (409 on reads)."""
+    upload_board(client, team.headers("editor"), "vision", local_board)
+    store = client.app.state.server.store
+    project = team.data / "cache" / "projects" / "vision"
+    seen: list[bool] = []
+    real_get = store.get
+
+    def get(key: str, target: Path) -> None:
+        seen.append((project / local_board.name).exists())
+        real_get(key, target)
+
+    monkeypatch.setattr(store, "get", get)
+    viewer = {**team.headers("viewer"), **VISION}
+    r = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+    assert r.status_code == 200, r.text
+    assert seen and not any(seen)
