@@ -548,9 +548,12 @@ def _cpu_numbers(values: dict[str, Any]) -> list[Any] | None:
     nums = []
     try:
         for v in values.values():
-            if v.__class__ not in TENSOR_CLASSES or not v.is_cpu:
+            if v.__class__ not in TENSOR_CLASSES:
                 return None
-            nums.append(v.item())  # raises for more than one element
+            t: Any = v
+            if not t.is_cpu:
+                return None
+            nums.append(t.item())  # raises for more than one element
     except RuntimeError:
         return None
     return nums
