@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +122,22 @@ def chart_series(catalog: Catalog, board_id: str, metric: str, query: ChartQuery
     hit = catalog._cache.get(key)
     if hit is not None and hit.signature == signature:
         return hit.value  # type: ignore[no-any-return]
-    entry = _chart(catalog, board_id, info, infos, query)
-    size = sum(a.nbytes for a in _arrays(entry).values())
-    catalog._cache.put(key, Entry(signature, entry, size))
+    # Clients polling a live chart all ask at once after a commit: one computes, the others
+    # wait for its answer instead of doing the same work again.
+    with _inflight_lock:
+        lock = _inflight.setdefault(key, threading.Lock())
+    with lock:
+        hit = catalog._cache.get(key)
+        if hit is not None and hit.signature == signature:
+            return hit.value  # type: ignore[no-any-return]
+        entry = _chart(catalog, board_id, info, infos, query)
+        size = sum(a.nbytes for a in _arrays(entry).values())
+        catalog._cache.put(key, Entry(signature, entry, size))
     return entry
+
+
+_inflight: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
+_inflight_lock = threading.Lock()
 
 
 def pick_group(points_total: int, points: int) -> int:

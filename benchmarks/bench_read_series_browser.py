@@ -1,0 +1,109 @@
+"""Scalars page in a real browser: 30 runs x 200 metrics x 20,000 steps, every run selected.
+
+Run ``python benchmarks/bench_read_series_browser.py`` after ``bench_read_series.py --full``
+built its 200-metric fixture (this script builds it otherwise: ~1 GB, minutes). Needs
+Playwright and Debian's Chromium (``/usr/bin/chromium`` or ``KOHAKUBOARD_CHROMIUM``); without
+them it says so and exits 0. The viewer runs in a thread on a real port, a fresh server per
+repeat (nothing cached), a fresh tab each time.
+
+Rows (medians): the page with every run selected until its first chart is drawn, until its
+first 4 are; then one screen of scrolling until every chart on screen is drawn. Floor: the app
+loaded with nothing selected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_read_series import RUNS, STEPS, WIDE_METRICS, _sweep, cache_dir
+
+from kohakuboard.viewer.server import ViewerThread
+
+CHROMIUM = Path(os.environ.get("KOHAKUBOARD_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+READY = """(n) => {
+  const cards = [...document.querySelectorAll('.chart-card')]
+  return cards.length >= n && cards.slice(0, n).every((c) => c.dataset.state === 'ready')
+}"""
+ON_SCREEN_READY = """() => {
+  const cards = [...document.querySelectorAll('.chart-card')].filter((c) => {
+    const r = c.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight })
+  return cards.length > 0 && cards.every((c) => c.dataset.state === 'ready')
+}"""
+
+
+def measure(browser: Any, base: Path, ids: list[str], repeats: int) -> list[tuple[str, float]]:
+    floor, first, four, scroll = [], [], [], []
+    for _ in range(repeats):
+        with ViewerThread(base) as viewer:
+            url = viewer.url.rstrip("/") + "/"
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = ctx.new_page()
+            page.set_default_timeout(120_000)
+            start = time.perf_counter()
+            page.goto(url + "?b=")
+            page.wait_for_selector(".board")
+            floor.append((time.perf_counter() - start) * 1e3)
+            ctx.close()
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = ctx.new_page()
+            page.set_default_timeout(120_000)
+            start = time.perf_counter()
+            page.goto(url + "?p=scalars&b=" + ",".join(ids))
+            page.wait_for_function(READY, arg=1)
+            first.append((time.perf_counter() - start) * 1e3)
+            page.wait_for_function(READY, arg=4)
+            four.append((time.perf_counter() - start) * 1e3)
+            page.wait_for_function(ON_SCREEN_READY)
+            start = time.perf_counter()
+            page.mouse.wheel(0, 900)
+            time.sleep(0.05)
+            page.wait_for_function(ON_SCREEN_READY)
+            scroll.append((time.perf_counter() - start) * 1e3)
+            ctx.close()
+    return [
+        ("floor: app loaded, nothing selected", statistics.median(floor)),
+        (f"select all {RUNS} runs: first chart drawn", statistics.median(first)),
+        ("first 4 charts drawn", statistics.median(four)),
+        ("scroll one screen: every chart on it drawn", statistics.median(scroll)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("skipped: Playwright is not installed (pip install -e .[dev])")
+        return 0
+    if not CHROMIUM.is_file():
+        print(f"skipped: no Chromium at {CHROMIUM}")
+        return 0
+    base = _sweep(cache_dir() / "wide", RUNS, STEPS, WIDE_METRICS)
+    ids = sorted(p.name for p in base.iterdir() if p.is_dir())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            rows = measure(browser, base, ids, args.repeats)
+        finally:
+            browser.close()
+    print(
+        f"\nScalars page, {RUNS} runs x {WIDE_METRICS} metrics x {STEPS:,} steps "
+        f"(medians of {args.repeats}, fresh server and tab each)"
+    )
+    for name, ms in rows:
+        print(f"  {name:<48} {ms:8.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
