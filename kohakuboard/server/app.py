@@ -371,6 +371,38 @@ def config_summary(config: Any) -> dict[str, Any]:
     return out
 
 
+def _counts(request: Request, project_id: int | None) -> tuple[int, int]:
+    with _server(request).db.transaction(write=False) as tx:
+        row = tx.one(
+            "SELECT COUNT(*), SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) FROM boards "
+            "WHERE project_id = ?",
+            (project_id,),
+        )
+    return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
+
+
+@listing_router.get("/info")
+def project_info(request: Request, granted: Read) -> dict[str, Any]:
+    """What the app shows in its title bar (from the database, like the board list)."""
+    from .. import __version__
+
+    boards, _ = _counts(request, granted.project_id)
+    return {
+        "version": __version__,
+        "title": granted.project,
+        "single_board": False,
+        "boards": boards,
+        "read_only": True,
+        "project": granted.project,
+    }
+
+
+@listing_router.get("/projects")
+def project_counts(request: Request, granted: Read) -> list[dict[str, Any]]:
+    boards, running = _counts(request, granted.project_id)
+    return [{"name": granted.project, "boards": boards, "running": running}]
+
+
 @listing_router.get("/boards")
 def list_project_boards(
     request: Request, granted: Read, include_deleted: bool = False, match: str = ""

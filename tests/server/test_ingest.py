@@ -66,6 +66,11 @@ def test_a_real_board_reads_back_the_same(client, team, local_board: Path) -> No
     listed = client.get("/api/boards", headers=viewer).json()
     assert [b["id"] for b in listed] == [local_board.name]
     assert listed[0]["status"] == "finished" and listed[0]["config_summary"]["lr"] == 0.01
+    info = client.get("/api/info", headers=viewer).json()
+    assert info["title"] == "vision" and info["boards"] == 1 and info["read_only"] is True
+    assert client.get("/api/projects", headers=viewer).json() == [
+        {"name": "vision", "boards": 1, "running": 0}
+    ]
     # the viewer's routes answer over it: a chart, a media file
     r = client.get(
         "/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer
