@@ -90,6 +90,12 @@ def test_sign_in_switch_project_sign_out(served: str, tab: Page, local_board: Pa
     tab.page.wait_for_selector('text="resnet"')
     assert tab.page.input_value("[data-project-select]") == "vision"
     tab.shot("signed-in")
+    # the existing pages work on the server: a chart of the synced board, the runs table
+    tab.page.goto(f"{served}/?b={local_board.name}&q=^train/loss$")
+    tab.ready("train/loss")
+    tab.shot("chart")
+    tab.page.goto(f"{served}/?p=runs")
+    tab.page.wait_for_selector(".runs-table tbody tr")
     tab.page.select_option("[data-project-select]", "speech")
     tab.page.wait_for_function(
         "document.querySelector('[data-project-select]')?.value === 'speech'"
