@@ -6,9 +6,11 @@ the folder the viewer was started on (see :class:`~kohakuboard.viewer.catalog.Ca
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ from .series import smooth
 router = APIRouter(prefix="/api")
 
 MAX_SERIES_PER_REQUEST = 256
+CHART_SLOTS = max(2, min(4, os.cpu_count() or 2))  # chart requests computed at once
 CLIENT_CLOSED = 499  # the client went away before the answer was ready (nginx's code)
 CONFIG_SUMMARY_KEYS = 8
 
@@ -232,10 +235,11 @@ async def series(
     for bid in dict.fromkeys(b for b, _ in pairs):
         catalog.board(bid)  # unknown board: 404 before any work
     entries = []
-    for b, m in pairs:
-        if await request.is_disconnected():
-            return Response(status_code=CLIENT_CLOSED, headers=NO_STORE)
-        entries.append(await run_in_threadpool(chart_series, catalog, b, m, query))
+    async with _chart_slots(request):  # requests in arrival order, a few at a time
+        for b, m in pairs:
+            if await request.is_disconnected():
+                return Response(status_code=CLIENT_CLOSED, headers=NO_STORE)
+            entries.append(await run_in_threadpool(chart_series, catalog, b, m, query))
     timing = {"Server-Timing": f"total;dur={(time.perf_counter() - started) * 1e3:.1f}"}
     if format == "json":
         body = json.dumps(encode_json(entries, query), separators=(",", ":"), allow_nan=False)
@@ -243,6 +247,18 @@ async def series(
     return Response(
         encode_binary(entries, query), media_type=MEDIA_TYPE, headers={**NO_STORE, **timing}
     )
+
+
+def _chart_slots(request: Request) -> asyncio.Semaphore:
+    """The app's limit on chart requests computed at once. A page opens with a dozen chart
+    requests; computed all together they share the cores and all finish late, in arrival
+    order (asyncio's semaphore is fair) the first chart is drawn after its own work only."""
+    loop = asyncio.get_running_loop()
+    held = getattr(request.app.state, "series_slots", None)
+    if held is None or held[0] is not loop:  # one per event loop (tests start several)
+        held = request.app.state.series_slots = (loop, asyncio.Semaphore(CHART_SLOTS))
+    slots: asyncio.Semaphore = held[1]
+    return slots
 
 
 def _csv_rows(catalog: Catalog, pairs: list[tuple[str, str]], smoothing: float) -> Iterator[str]:
