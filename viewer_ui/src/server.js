@@ -15,14 +15,19 @@ function currentProject() {
 const LOGIN_HEADER = 'X-KohakuBoard-Login'
 
 export async function loadSession() {
+  const accept = { headers: { Accept: 'application/json' } }
   let response
   try {
-    response = await fetch('/api/server/me', { headers: { Accept: 'application/json' } })
+    // /api/info exists under both kobo open and kobo serve; asking /api/server/me first would
+    // be a 404 (a console error) under kobo open
+    response = await fetch('/api/info', accept)
+    if (response.status === 401 && response.headers.get(LOGIN_HEADER)) {
+      session.server = true
+      return
+    }
+    if (!response.ok || !('project' in (await response.json()))) return
+    response = await fetch('/api/server/me', accept)
   } catch {
-    return
-  }
-  if (response.status === 401 && response.headers.get(LOGIN_HEADER)) {
-    session.server = true
     return
   }
   if (!response.ok) return
