@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import BoardNotFoundError
-from ..listing import FolderIndex
+from ..listing import Entry, FolderIndex
 from ..reader import BoardInfo, Reader, board_info, open_board
 from .errors import BadParameterError, UnknownBoardError, UnknownMetricError, ViewerError
 from .series import Columns
@@ -111,7 +111,8 @@ class Catalog:
         # Summaries and listing entries, updated by change time (see kohakuboard.listing).
         self._index = FolderIndex(self.root, single=self.single)
         self._dirnames: dict[str, str] = {}  # board id -> its entry in the index
-        self._derived: dict[str, tuple[object, Any]] = {}  # see derived()
+        self._derived: dict[tuple[str, str], tuple[object, Any]] = {}  # see derived()
+        self._infos: dict[str, tuple[Entry, BoardInfo]] = {}  # see _info_of()
 
     @staticmethod
     def _is_board(path: Path) -> bool:
@@ -138,7 +139,7 @@ class Catalog:
             e.dirname: (e.stamp[0], e.stamp[1]) if e.stamp[2] >= 0 else None for _, e in scanned
         }
         infos = sorted(
-            ((board_info(path, entry.info), entry.dirname) for path, entry in scanned),
+            ((self._info_of(path, entry), entry.dirname) for path, entry in scanned),
             key=lambda pair: pair[0].created_at,
         )
         boards: dict[str, BoardInfo] = {}
@@ -159,16 +160,29 @@ class Catalog:
         self._dirnames = dirnames
         self._listed_at = time.monotonic()
 
-    def derived(self, board_id: str, source: object, build: Callable[[], T]) -> T:
+    def _info_of(self, path: Path, entry: Entry) -> BoardInfo:
+        """The entry as a BoardInfo, made again only when the entry changed (or is running:
+        its live status is looked at every time)."""
+        hit = self._infos.get(entry.dirname)
+        if hit is not None and hit[0] is entry and entry.info["status"] != "running":
+            return hit[1]
+        info = board_info(path, entry.info)
+        self._infos[entry.dirname] = (entry, info)
+        return info
+
+    def derived(self, key: tuple[str, str], source: object, build: Callable[[], T]) -> T:
         """``build()``, kept while ``source`` (a board's summary: a new object whenever the
-        board changes) stays the same object: what routes make of a summary, once."""
+        board changes) stays the same object: what routes make of a summary, once.
+        ``key``: (board id, what is derived)."""
         with self._lock:
-            hit = self._derived.get(board_id)
+            hit = self._derived.get(key)
             if hit is not None and hit[0] is source:
                 return hit[1]  # type: ignore[no-any-return]
         value = build()
         with self._lock:
-            self._derived[board_id] = (source, value)
+            if len(self._derived) > 4 * len(self._boards) + 64:
+                self._derived.clear()  # entries of boards gone or changed long ago
+            self._derived[key] = (source, value)
         return value
 
     def summary(self, board_id: str, *, compute: bool = True) -> dict[str, Any] | None:

@@ -72,7 +72,9 @@ def _summary(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str, Any]:
+def _board_json(
+    info: BoardInfo, index: int, config: dict[str, Any], *, summarised: bool = False
+) -> dict[str, Any]:
     return {
         "id": info.id,
         "name": info.name,
@@ -85,7 +87,7 @@ def _board_json(info: BoardInfo, index: int, config: dict[str, Any]) -> dict[str
         "steps": info.steps,
         "metrics": info.metrics,
         "index": index,  # creation order: the app's stable colour per run
-        "config_summary": _summary(config),
+        "config_summary": config if summarised else _summary(config),
         "tags": list(info.tags),
         "notes": info.notes,
         "deleted": info.deleted,
@@ -103,12 +105,14 @@ def _config(catalog: Catalog, board_id: str) -> dict[str, Any]:
             return {}  # an unreadable catalog: the board is listed as damaged
 
 
-def _listed_config(catalog: Catalog, board_id: str) -> dict[str, Any]:
-    """The config as a listing shows it: from the board's summary (no catalog read)."""
+def _config_summary(catalog: Catalog, board_id: str) -> dict[str, Any]:
+    """A listing's :func:`_summary` of the config, from the board's summary.json (made once
+    per change of it); from the catalog for a board without one."""
     summary = catalog.summary(board_id, compute=False)
     if summary is not None and summary["config"] is not None:
-        return summary["config"]
-    return _config(catalog, board_id)
+        config = summary["config"]
+        return catalog.derived((board_id, "config_summary"), summary, lambda: _summary(config))
+    return _summary(_config(catalog, board_id))
 
 
 @router.get("/info")
@@ -148,7 +152,8 @@ def boards(
         if not (keep(board.name) or keep(board.id) or any(keep(t) for t in board.tags)):
             continue
         if project is None or board.project == project:
-            out.append(_board_json(board, index, _listed_config(catalog, board.id)))
+            config = _config_summary(catalog, board.id)
+            out.append(_board_json(board, index, config, summarised=True))
     return out
 
 

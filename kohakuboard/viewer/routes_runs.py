@@ -142,7 +142,7 @@ def run_json(
         config, scalars, all_stats = flatten_config(_config_of(catalog, info, None)), [], {}
     else:
         config, scalars, all_stats = catalog.derived(
-            info.id, summary, lambda: _from_summary(catalog, info, summary)
+            (info.id, "run"), summary, lambda: _from_summary(catalog, info, summary)
         )
     if metrics is None:
         summaries = dict(all_stats)
