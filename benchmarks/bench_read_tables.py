@@ -15,7 +15,7 @@ Every "ours" figure is the real ``kobo open`` in a subprocess, asked over HTTP (
 - first page cold: the first ``/api/tables/page`` request of a freshly started viewer (the
   board listed first, as the browser does); warm: the median of later identical requests.
 - a page deep in the table (offset 50,000), a sort by a float column (first request of that
-  sort: reads the column, then the page), the same sort's page at offset 50,000 (warm), a
+  sort: reads the column, then makes the random-access copy and takes the page from it), the same sort's page at offset 50,000 (warm), a
   filter for a word (scans the table once), and the sort by a text column.
 - viewer RSS: the peak resident memory of the ``kobo open`` process over all of the above
   (psutil, sampled every 5 ms, plus the kernel's own high-water mark, ``VmHWM``).
@@ -185,8 +185,8 @@ class Viewer:
         return self.peak
 
     def wait_for_copy(self, timeout: float = 120.0) -> float:
-        """Seconds until the viewer's random-access copy of a table exists (made in the
-        background after the first scattered page); -1 if it never came (older versions)."""
+        """Seconds until the viewer's random-access copy of a table exists (made by the first
+        page of scattered rows); -1 if it never came (older versions)."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if any(not p.name.startswith(".") for p in self.tmp.rglob("*.arrow")):
@@ -294,7 +294,7 @@ def measure(
         warm = _median(lambda: viewer.timed(page, **q)[0], repeats)
         deep_s = _median(lambda: viewer.timed(page, **q, offset=deep)[0], repeats)
         sort_cold, _ = viewer.timed(page, **q, sort=fsort)
-        copy_s = viewer.wait_for_copy()
+        copy_s = viewer.wait_for_copy(timeout=30.0)
         sort_warm = _median(lambda: viewer.timed(page, **q, sort=fsort, offset=deep)[0], repeats)
         text_sort, _ = viewer.timed(page, **q, sort="label_1", desc=1)
         filter_cold, got = viewer.timed(page, **q, filter="banana")
@@ -324,7 +324,7 @@ def measure(
             "fast",
         ),
         (
-            f"table {size}: random-access copy ready, after the first sort (background)",
+            f"table {size}: random-access copy ready, after the first sort",
             "-" if copy_s < 0 else _fmt_s(copy_s),
             "-",
             "-",

@@ -315,9 +315,8 @@ class FileSource(TableSource):
 
 
 class RandomAccessCopy:
-    """An uncompressed column-per-file copy of a table file in the viewer's scratch folder,
-    made once in the background when a page first needs rows scattered over many row groups
-    (a sorted or filtered page). Numbers and bools are raw arrays (plus a validity array),
+    """An uncompressed copy of a table file in the viewer's scratch folder, made once when a
+    page first needs rows scattered over many row groups (a sorted or filtered page). Numbers and bools are raw arrays (plus a validity array),
     read through ``numpy.memmap`` so a page touches only its rows' pages; text and JSON
     columns are one Arrow IPC file each. Deleted with its source, or with the viewer.
     """
@@ -337,14 +336,16 @@ class RandomAccessCopy:
         self._text: pa.Table | None = None
 
     def ready(self, *, start: bool = False) -> RandomAccessCopy | None:
-        """This copy if it is made; ``start``: begin making it (in the background) if not."""
+        """This copy if it is made; ``start``: make it now if nobody has tried yet (one pass
+        over the table: about what decoding the row groups of one scattered page costs)."""
         with self._lock:
             if self._state == "ready":
                 return self
-            if start and self._state == "none":
-                self._state = "building"
-                threading.Thread(target=self._build, name="kobo-table-copy", daemon=True).start()
-        return None
+            if not start or self._state != "none":
+                return None
+            self._state = "building"
+        self._build()
+        return self.ready()
 
     def _build(self) -> None:
         assert self.scratch is not None
