@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,9 @@ import pytest
 # pytest runs with --import-mode=importlib, which does not put tests/ on sys.path;
 # the test modules import their shared helpers from there.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# System metrics are on by default; tests that count a board's keys expect only their own
+# (tests/test_system_metrics.py turns them on explicitly). Subprocesses inherit this.
+os.environ.setdefault("KOHAKUBOARD_SYSTEM_METRICS", "0")
 
 from helpers import Script, live_writers_of_board, wait_until  # noqa: E402
 

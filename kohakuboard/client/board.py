@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import locking, ring, wire
+from .. import sysmetrics as _system
 from ..config import jsonable_config
 from ..errors import (
     BoardClosedError,
@@ -33,6 +34,8 @@ from ..errors import (
 )
 from ..metadata import BoardMeta
 from ..storage import BACKENDS
+from .console import ConsoleCapture
+from .console import check_mode as check_console_mode
 from .directory import check_label, open_board_dir, resume_steps
 from .flusher import Deferred, Flusher, check_max_pending_bytes
 from .lane import LaneWriter, WriterUnavailable
@@ -64,6 +67,11 @@ class Board:
         commit_interval: seconds between the writer's commits (visibility latency).
         max_pending_bytes: bytes of histogram/media snapshots that may wait for the background
             thread (default 256 MiB); past it ``log()`` waits, like for ring space.
+        system_metrics: sample CPU, memory, disk, network and GPUs under ``system/`` in the
+            writer process (default on, unless ``KOHAKUBOARD_SYSTEM_METRICS=0``).
+        system_interval: seconds between system metrics samples (default 1.0).
+        capture_console: store stdout/stderr with the board (``True``, or ``"fd"`` to also
+            catch C extensions and subprocesses); ``capture_output`` is the same option.
 
     Step semantics: every ``log()`` call advances ``step`` by one and all its values share
     it; ``global_step`` is the training step, advanced by :meth:`step` or set with a
@@ -82,7 +90,14 @@ class Board:
         ring_size: int = DEFAULT_RING_SIZE,
         commit_interval: float = 0.2,
         max_pending_bytes: int | None = None,
+        system_metrics: bool | None = None,
+        system_interval: float = 1.0,
+        capture_console: bool | str = False,
+        capture_output: bool | str | None = None,
     ) -> None:
+        self._system_interval = _system.interval(system_metrics, system_interval)
+        self._console_mode = check_console_mode(capture_console, capture_output)
+        self._console: ConsoleCapture | None = None
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         check_label("name", name, optional=True)
@@ -144,6 +159,7 @@ class Board:
             ring_path=self._ring_path,
             label=label,
             board_id=meta.id,
+            system_interval=self._system_interval,
         )
         self._lane0 = LaneWriter(
             self._mm, ring.LANE_OWNER, capacity, check_writer=writer.check_writer, board_label=label
@@ -173,6 +189,8 @@ class Board:
         self._pid = os.getpid()
         self._closed = False
         _LIVE.add(self)
+        if self._console_mode:
+            self._console = ConsoleCapture(path, self._console_mode).start()
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -494,6 +512,8 @@ class Board:
             self._owner = -1
         if os.getpid() != self._pid:
             return  # a forked child never owns the writer
+        if self._console is not None:
+            self._console.stop()
         self._writer.expect_exit()
         self._flusher.stop()
         control = {

@@ -31,15 +31,26 @@ def writer_command(board_dir: str, *args: str) -> list[str]:
 
 
 def spawn_writer(
-    board_dir: str, session: str, *, commit_interval: float, env: dict[str, str] | None = None
+    board_dir: str,
+    session: str,
+    *,
+    commit_interval: float,
+    env: dict[str, str] | None = None,
+    system_interval: float = 0.0,
 ) -> subprocess.Popen[bytes]:
-    """Start the writer of one session; ``env`` adds variables to its environment."""
+    """Start the writer of one session; ``env`` adds variables to its environment;
+    ``system_interval`` > 0: it samples system metrics that often (seconds)."""
     make_reserve(board_dir)  # room for the writer to report a full disk in writer.log
     log = open(os.path.join(board_dir, "writer.log"), "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             writer_command(
-                board_dir, "--session", session, "--commit-interval", str(commit_interval)
+                board_dir,
+                "--session",
+                session,
+                "--commit-interval",
+                str(commit_interval),
+                *(["--system-interval", repr(system_interval)] if system_interval > 0 else []),
             ),
             stdin=subprocess.DEVNULL,
             stdout=log,

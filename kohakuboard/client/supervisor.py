@@ -51,6 +51,7 @@ class Supervisor:
         ring_path: the ring file.
         label: the board's name, for messages.
         board_id: the board's id, for messages.
+        system_interval: seconds between system metrics samples in the writer (0: none).
     """
 
     def __init__(
@@ -63,7 +64,9 @@ class Supervisor:
         ring_path: Path,
         label: str,
         board_id: str,
+        system_interval: float = 0.0,
     ) -> None:
+        self._system_interval = system_interval  # 0: no system metrics (writer/system.py)
         self._path = path
         self._session = session
         self._commit_interval = commit_interval
@@ -100,7 +103,12 @@ class Supervisor:
         self._proc = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        proc = spawn_writer(str(self._path), self._session, commit_interval=self._commit_interval)
+        proc = spawn_writer(
+            str(self._path),
+            self._session,
+            commit_interval=self._commit_interval,
+            system_interval=self._system_interval,
+        )
         try:
             ring.set_writer_pid(self._mm, proc.pid)  # readers wait for it (kohakuboard.handoff)
         except ValueError:  # the map is closed: finish() is over

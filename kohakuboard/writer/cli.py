@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session")
     parser.add_argument("--commit-interval", type=float, default=0.2)
     parser.add_argument("--recover", action="store_true")
+    parser.add_argument("--system-interval", type=float, default=0.0)  # 0: no system metrics
     # Started by the Board that holds the owner lock: every other ring is a dead session's.
     parser.add_argument("--owner", action="store_true")
     args = parser.parse_args(argv)
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return report_failure(board_dir, exc, "cannot open the board's storage")
         try:
             writer = Writer(board_dir, storage, args.commit_interval)
+            writer.system_interval = args.system_interval
             try:
                 writer.recover_dead_rings(
                     skip_session=args.session, owner=args.owner or bool(args.session)

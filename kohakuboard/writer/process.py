@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import quarantine, ring
 from ..locking import pid_alive
 from ..storage.base import StorageWriter
-from . import faults, summarize
+from . import faults, summarize, system
 from .decode import Decoder
 from .screen import Batch, escape_schemas, is_fault, screen
 
@@ -65,6 +65,7 @@ class Writer:
         self.global_step = state.global_step
         self.status = state.status
         self.quarantined = 0  # values set aside by this process (see _commit_without_bad_values)
+        self.system_interval = 0.0  # seconds between system metrics samples; 0: none (system.py)
 
     # -- one ring ------------------------------------------------------------------------
     def _lanes(self, session: str, mm: object, info: ring.RingInfo) -> list[ring.LaneReader]:
@@ -229,9 +230,12 @@ class Writer:
         self.commit(mm, session)
         last_commit = time.monotonic()
         last_alive_check = 0.0
+        system_rec = system.start(self, producer)
         try:
             while True:
                 n = self._drain(session, lanes)
+                if system_rec is not None:
+                    system_rec.move_into(self.decoder.pending)
                 finish = self.decoder.finish()
                 if finish is not None and lanes[1].pos >= finish["lane1_end"]:
                     self._drain(session, lanes)
@@ -261,6 +265,9 @@ class Writer:
             ring.set_writer_error(mm, E_STORAGE if code == faults.EXIT_STORAGE else E_DISK)
             self._close_ring(lanes, mm, fd)
             return code
+        finally:
+            if system_rec is not None:
+                system_rec.stop()
         path.unlink(missing_ok=True)  # everything in it is committed
         self._close_ring(lanes, mm, fd)
         return 0

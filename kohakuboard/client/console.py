@@ -1,0 +1,202 @@
+"""Console capture (``Board(capture_console=True)``): stdout and stderr stored with the board.
+
+Python mode (``True``): ``sys.stdout``/``sys.stderr`` are replaced by a tee whose
+``write()`` calls the original stream (so the terminal shows exactly what it showed) and
+appends ``(time, stream, text)`` to a deque; nothing else happens on the writing thread.
+A background thread frames what the deque holds into ``console.kbc`` (see
+``kohakuboard.console``) every ``FLUSH_S`` seconds. Every other attribute (``fileno()``,
+``isatty()``, ``encoding``, ``buffer``...) is the original stream's.
+
+fd mode (``"fd"``): file descriptors 1 and 2 are pointed at pipes; a reader thread per
+stream copies what arrives to the original descriptor and records it. This also catches C
+extensions and subprocesses that inherited the descriptors. ``sys.stdout`` keeps answering
+``isatty()`` as before.
+
+``stop()`` (at ``Board.finish()``) restores the streams and writes what is left.
+Up to ``FLUSH_S`` of output may be lost if the process is killed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..console import CONSOLE_FILE, MAGIC, frame
+
+logger = logging.getLogger(__name__)
+
+FLUSH_S = 0.2
+MODES = (True, "python", "fd")
+_time = time.time
+
+
+class _Tee:
+    """Stands in for ``sys.stdout``/``sys.stderr``: the original stream, plus recording."""
+
+    def __init__(
+        self, orig: Any, sid: int, queue: collections.deque[Any] | None, tty: bool | None = None
+    ) -> None:
+        self.__dict__["_orig"] = orig
+        self.__dict__["_sid"] = sid
+        self.__dict__["_append"] = queue.append if queue is not None else None
+        self.__dict__["_tty"] = tty
+
+    def write(self, s: str) -> int:
+        n = self._orig.write(s)
+        append = self._append
+        if append is not None:
+            append((_time(), self._sid, s))
+        return n  # type: ignore[no-any-return]
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def isatty(self) -> bool:
+        tty = self._tty
+        return bool(self._orig.isatty()) if tty is None else tty
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._orig, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._orig, name, value)
+
+    def __iter__(self) -> Any:
+        return iter(self._orig)
+
+
+class ConsoleCapture:
+    """One Board's capture; ``mode`` is ``True``/``"python"`` or ``"fd"``."""
+
+    def __init__(self, board_dir: Path, mode: bool | str) -> None:
+        self.mode = "fd" if mode == "fd" else "python"
+        self.rank = _rank()
+        self._queue: collections.deque[tuple[float, int, Any]] = collections.deque()
+        self._path = Path(board_dir) / CONSOLE_FILE
+        self._file = open(self._path, "ab")  # noqa: SIM115 - closed in stop()
+        if self._file.tell() == 0:
+            self._file.write(MAGIC)
+        self._stop = threading.Event()
+        self._tees: list[tuple[str, _Tee]] = []
+        self._fds: list[tuple[int, int, threading.Thread]] = []  # (fd, saved copy, reader)
+        self._writer = threading.Thread(target=self._run, name="kohakuboard-console", daemon=True)
+
+    def start(self) -> ConsoleCapture:
+        if self.mode == "fd":
+            for name, fd, sid in (("stdout", 1, 1), ("stderr", 2, 2)):
+                stream = getattr(sys, name)
+                try:
+                    tty = bool(stream.isatty())
+                    stream.flush()
+                except (AttributeError, ValueError, OSError):
+                    tty = False
+                saved = os.dup(fd)
+                r, w = os.pipe()
+                os.dup2(w, fd)
+                os.close(w)
+                reader = threading.Thread(
+                    target=self._pump, args=(r, saved, sid), name=f"kohakuboard-{name}", daemon=True
+                )
+                reader.start()
+                self._fds.append((fd, saved, reader))
+                tee = _Tee(stream, sid, None, tty)  # records nothing: the pipe does
+                setattr(sys, name, tee)
+                self._tees.append((name, tee))
+        else:
+            for name, sid in (("stdout", 1), ("stderr", 2)):
+                tee = _Tee(getattr(sys, name), sid, self._queue)
+                setattr(sys, name, tee)
+                self._tees.append((name, tee))
+        self._writer.start()
+        return self
+
+    def _pump(self, r: int, saved: int, sid: int) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        append = self._queue.append
+        try:
+            while True:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(saved, view) :]
+                text = decoder.decode(chunk)
+                if text:
+                    append((_time(), sid, text))
+        except OSError:
+            pass
+        finally:
+            os.close(r)
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_S):
+            self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        q = self._queue
+        if not q:
+            return
+        out = bytearray()
+        rank = self.rank
+        try:
+            while q:
+                t, sid, text = q.popleft()
+                out += frame(t, sid, rank, str(text).encode("utf-8", "replace"))
+            self._file.write(out)
+            self._file.flush()
+        except (OSError, ValueError):
+            logger.exception("kohakuboard: console output could not be written to %s", self._path)
+
+    def stop(self) -> None:
+        """Restore the streams, store what is left, close the file. Idempotent."""
+        for name, tee in self._tees:
+            if getattr(sys, name) is tee:
+                setattr(sys, name, tee._orig)
+            else:  # someone wrapped our tee: it stays in their chain, recording no more
+                tee.__dict__["_append"] = None
+        self._tees = []
+        for fd, saved, reader in self._fds:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (AttributeError, ValueError, OSError):
+                    pass
+            os.dup2(saved, fd)  # closes our pipe's write end in this process
+            reader.join(timeout=1.0)  # a subprocess holding the pipe keeps it open longer
+            if not reader.is_alive():
+                os.close(saved)
+        self._fds = []
+        if not self._stop.is_set():
+            self._stop.set()
+            self._writer.join(timeout=5.0)
+            self._flush()
+            self._file.close()
+
+
+def check_mode(capture_console: Any, capture_output: Any) -> bool | str:
+    """The capture mode from ``Board(capture_console=, capture_output=)`` (False: off)."""
+    from ..errors import InvalidValueError
+
+    value = capture_console if capture_output is None else (capture_console or capture_output)
+    if value is None or value is False:
+        return False
+    if value is True or value in ("python", "fd"):
+        return value  # type: ignore[no-any-return]
+    raise InvalidValueError(f"capture_console must be True, False, 'python' or 'fd', got {value!r}")
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
