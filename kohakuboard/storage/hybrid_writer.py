@@ -14,6 +14,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from . import catalog_guard, table_store
+from .arrow_lean import int_array, to_numpy
 from .base import (
     HistogramRow,
     MediaRow,
@@ -369,10 +370,10 @@ class HybridWriter(StorageWriter):
         merged = pa.concat_tables(tables) if tables else pa.table({}, schema=SEGMENT_SCHEMA)
         if merged.num_rows:
             # lexsort is stable (equal steps keep log order) and ~5x faster than sort_by here
-            order = np.lexsort(
-                (merged.column("step").to_numpy(), merged.column("metric").to_numpy())
+            order = np.lexsort(  # arrow_lean: .to_numpy()/take(ndarray) import pandas
+                (to_numpy(merged.column("step")), to_numpy(merged.column("metric")))
             )
-            merged = merged.take(order)
+            merged = merged.take(int_array(order, pa.int64()))
         name = f"part-{time.time_ns():020d}.parquet"
         tmp = self.scalar_dir / ("." + name + ".tmp")
         # Encodings that suit each column (measured: ~7 B/point instead of ~15 with defaults).
@@ -389,7 +390,7 @@ class HybridWriter(StorageWriter):
                 "value": "BYTE_STREAM_SPLIT",
             },
         ) as out:
-            for a, b in metric_row_groups(merged.column("metric").to_numpy()):
+            for a, b in metric_row_groups(to_numpy(merged.column("metric"))):
                 out.write_table(merged.slice(a, b - a), row_group_size=ROW_GROUP)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())

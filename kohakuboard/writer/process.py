@@ -26,7 +26,7 @@ logger = logging.getLogger("kohakuboard.writer")
 __all__ = ["Writer", "pid_alive", "report_failure"]
 
 IDLE_SLEEP_S = 0.005
-MAX_RECORDS_PER_PASS = 200_000
+MAX_RECORDS_PER_PASS = 50_000
 LOCK_TIMEOUT_S = 60.0
 E_STORAGE = 1
 E_DISK = 2
