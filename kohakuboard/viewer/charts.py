@@ -140,11 +140,18 @@ _inflight: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
 _inflight_lock = threading.Lock()
 
 
+def enough_groups(points_total: int, group: int, points: int) -> bool:
+    """Whether groups of ``group`` points draw a chart of ``points`` points faithfully: at
+    least two groups per M4 bucket (``points / 4`` buckets), so a bucket edge moves by at most
+    half a bucket's points."""
+    return 2 * (points_total // group) >= points
+
+
 def pick_group(points_total: int, points: int) -> int:
-    """The coarsest stored resolution that gives a chart of ``points`` points at least
-    ``points`` groups (1: every point)."""
+    """The coarsest stored resolution that draws ``points`` points faithfully (1: every
+    point)."""
     for group in reversed(LEVEL_GROUPS):
-        if points_total // group >= points:
+        if enough_groups(points_total, group, points):
             return group
     return 1
 
@@ -197,7 +204,7 @@ def _chart(
             keep = _in_range(x, query)
             shown = view.span if keep is None else view.span[keep]
             points = int(shown.sum())
-            if group == 1 or points // group >= query.points:
+            if group == 1 or enough_groups(points, group, query.points):
                 break
             group = finer(group)
         return _view_series(board_id, info, view, x, keep, query)
