@@ -89,7 +89,7 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
         times["flusher"].append(end - mid)
         times["total"].append(end - start)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         # like a training loop: between logging calls the flusher has time to catch up
         pause = 2 * statistics.median(times["total"])
         board = Board(name="bench", base_dir=tmp)
