@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from . import handoff, locking
 from .annotations import read_annotations
+from .console import ConsoleLine, read_console
 from .errors import BoardDamagedError, KohakuBoardError
 from .listing import BoardInfo as BoardInfo
 from .listing import board_info as board_info
@@ -219,6 +220,11 @@ class Reader:
 
     def histograms(self, name: str) -> list[HistogramRow]:
         return self._store.histograms(name)
+
+    def console(self) -> list[ConsoleLine]:
+        """What ``Board(capture_console=...)`` stored: lines with time, stream, rank, text
+        (carriage-return updates kept raw; see ``kohakuboard.console``)."""
+        return read_console(self.path).lines()
 
     def disk_bytes(self) -> int:
         return self._store.disk_bytes()

@@ -47,12 +47,16 @@ class _Tee:
         self.__dict__["_sid"] = sid
         self.__dict__["_append"] = queue.append if queue is not None else None
         self.__dict__["_tty"] = tty
+        self.__dict__["_lock"] = threading.RLock()
 
     def write(self, s: str) -> int:
-        n = self._orig.write(s)
-        append = self._append
-        if append is not None:
-            append((_time(), self._sid, s))
+        # One lock per stream so that the stored order is the order the terminal got;
+        # reentrant: a signal handler that prints while this thread writes goes through.
+        with self._lock:
+            n = self._orig.write(s)
+            append = self._append
+            if append is not None:
+                append((_time(), self._sid, s))
         return n  # type: ignore[no-any-return]
 
     def writelines(self, lines: Any) -> None:
@@ -98,6 +102,10 @@ class ConsoleCapture:
                     stream.flush()
                 except (AttributeError, ValueError, OSError):
                     tty = False
+                try:  # a sys.stdout that is not fd 1 (replaced, captured) is recorded here
+                    on_fd = stream.fileno() == fd
+                except (AttributeError, ValueError, OSError):
+                    on_fd = False
                 saved = os.dup(fd)
                 r, w = os.pipe()
                 os.dup2(w, fd)
@@ -107,7 +115,7 @@ class ConsoleCapture:
                 )
                 reader.start()
                 self._fds.append((fd, saved, reader))
-                tee = _Tee(stream, sid, None, tty)  # records nothing: the pipe does
+                tee = _Tee(stream, sid, None if on_fd else self._queue, tty)
                 setattr(sys, name, tee)
                 self._tees.append((name, tee))
         else:
