@@ -78,3 +78,20 @@ def test_sweep(tmp_path: Path) -> None:
     with open_board(best.path) as reader:
         assert reader.keys("histogram") == ["weights/fc"]
         assert len(reader.scalars("val/acc")) == 5
+
+
+def test_read_long_series(tmp_path: Path) -> None:
+    base = tmp_path / "boards"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "read_long_series.py"), "--base-dir", str(base)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rows stand for 300,000 points" in done.stdout
+    assert "its largest value 50.0 (the spike)" in done.stdout
+    assert "NaN points: 1" in done.stdout
+    assert "zoom 1000..1999: 1000 points at full resolution" in done.stdout
+    assert "full read: 300,000 points; committed since: 0" in done.stdout
