@@ -118,7 +118,10 @@ def chart_series(catalog: Catalog, board_id: str, metric: str, query: ChartQuery
         return ChartSeries(board_id, metric, None, None, f"no scalar series {metric!r}")
     board = catalog.board(board_id)
     key = ("chart", board_id, metric, query)
-    signature = (board.uid, info.count, info.last_step)
+    signature: tuple[Any, ...] = (board.uid, info.count, info.last_step)
+    if query.x not in BUILTIN_X:  # the x series may grow on its own
+        x_info = next((m for m in infos if m.name == query.x and m.kind == "scalar"), None)
+        signature += (None,) if x_info is None else (x_info.count, x_info.last_step)
     hit = catalog._cache.get(key)
     if hit is not None and hit.signature == signature:
         return hit.value  # type: ignore[no-any-return]
