@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import table_store
 from .base import (
     SCALAR_SCHEMA,
     DamagedFile,
@@ -27,7 +28,6 @@ from .base import (
     StorageReader,
     TableRow,
 )
-from . import table_store
 from .checks import DamageLog, merge
 from .columnar import SCALAR_COLUMNS, SCHEMAS, TABLE_TO_ROWS
 from .parts import (

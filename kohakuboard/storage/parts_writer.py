@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import table_store
 from .base import HistogramRow, MediaRow, ScalarColumns, StorageWriter, TableRow, WriterState
 from .columnar import FOLDERS, KINDS, ROWS_TO_TABLE, SCALARS, names_array, num
-from . import table_store
 from .files import fsync_dir
 from .parts import (
     STATE_FILE,
