@@ -306,13 +306,14 @@ def test_a_live_board_s_summary_advances(tmp_path: Path) -> None:
     assert _valid_summary(path)["status"] == "finished"
 
 
-def test_a_resumed_board_s_summary_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_resumed_board_s_summary_goes_on(tmp_path: Path, backend: str) -> None:
     base = tmp_path / "boards"
-    with Board(name="resume", base_dir=base, board_id="r1") as board:
+    with Board(name="resume", base_dir=base, board_id="r1", backend=backend) as board:
         for i in range(4):
             board.log(loss=float(i), nan=math.nan)
     _settled(board)
-    with Board(name="resume", base_dir=base, board_id="r1") as board:
+    with Board(name="resume", base_dir=base, board_id="r1", backend=backend) as board:
         for i in range(4, 7):
             board.log(loss=-float(i))
     path = _settled(board)
@@ -384,3 +385,21 @@ def test_values_set_aside_at_commit_are_not_in_the_summary(tmp_path: Path, backe
     store = open_reader(tmp_path, backend)
     assert [m.name for m in store.metrics() if m.kind == "scalar"] == ["good"]
     store.close()
+
+
+def test_a_resumed_board_whose_summary_was_lost_gets_it_computed(tmp_path: Path) -> None:
+    base = tmp_path / "boards"
+    with Board(name="resume", base_dir=base, board_id="r2") as board:
+        for i in range(4):
+            board.log(loss=float(i))
+    path = _settled(board)
+    (path / summaries.SUMMARY_FILE).write_text("{}")  # damaged between sessions
+    with Board(name="resume", base_dir=base, board_id="r2") as board:
+        board.log(loss=9.0, other=1.0)
+    _settled(board)
+    summary = _valid_summary(path)
+    assert {n: _as_api(s) for n, s in summary["scalars"].items()} == _from_series(path)
+    assert summary["scalars"]["loss"]["count"] == 5 and summary["keys"]["scalar"] == [
+        "loss",
+        "other",
+    ]
