@@ -108,7 +108,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kohakuboard.cli", "serve", "--data", str(folder), "--db", db_url,
-         "--port", str(port), "--workers", str(args.workers)],
+         "--port", str(port), "--workers", str(args.workers), "--rate-limit", "0"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -257,6 +257,14 @@ def serve_command(
         bool,
         typer.Option("--secure-cookies", help="Session cookies only over HTTPS (behind TLS)."),
     ] = False,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit",
+            min=0.0,
+            help="API requests a second per caller (token, session or address) and worker; 0: none.",
+        ),
+    ] = 50.0,
 ) -> None:
     """Run the team server: users, projects and the boards `kobo sync` uploads."""
     from .serve import ServeConfig, run
@@ -270,6 +278,7 @@ def serve_command(
         workers=workers,
         public_hosts=tuple(public_host or ()),
         secure_cookies=secure_cookies,
+        rate_limit=rate_limit,
     )
     from .errors import ServerError
 

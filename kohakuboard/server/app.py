@@ -13,11 +13,13 @@ errors are JSON with a ``detail`` and never a stack trace.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -504,6 +506,7 @@ def create_server_app(
     static_dir: str | os.PathLike[str] | None = STATIC_DIR,
     secure_cookies: bool = False,
     live_interval: float = 1.0,
+    rate_limit: float = 0.0,
 ) -> FastAPI:
     """The team server's app. ``db`` must hold the current schema (see :mod:`.migrations`)."""
     from ..viewer.routes import router
@@ -550,7 +553,12 @@ def create_server_app(
         app.include_router(r, dependencies=viewer)
     _add_error_handlers(app)
     _add_static_routes(app, bundle)
-    app.add_middleware(ServerMiddleware, allowed_hosts=allowed_hosts, allow_ip_hosts=allow_ip_hosts)
+    app.add_middleware(
+        ServerMiddleware,
+        allowed_hosts=allowed_hosts,
+        allow_ip_hosts=allow_ip_hosts,
+        rate_limit=rate_limit,
+    )
     return app
 
 
@@ -610,13 +618,56 @@ def _add_static_routes(app: FastAPI, bundle: Path | None) -> None:
 
 
 # -- middleware -------------------------------------------------------------------------------
+class RateLimiter:
+    """A token bucket per caller (its credential, else its address), in this worker: ``rate``
+    requests a second on average, bursts of ``burst``. Approximate across workers (each has
+    its own buckets), which is what a limit against floods needs; correctness needs none."""
+
+    MAX_CALLERS = 10_000
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[bytes, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, caller: bytes) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.pop(caller, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            allowed = tokens >= 1.0
+            self._buckets[caller] = (tokens - 1.0 if allowed else tokens, now)
+            if len(self._buckets) > self.MAX_CALLERS:  # forget the longest idle caller
+                self._buckets.pop(next(iter(self._buckets)))
+        return allowed
+
+
+def _caller(scope: Scope, headers: dict[bytes, bytes]) -> bytes:
+    secret = headers.get(b"authorization") or headers.get(b"cookie")
+    if secret:
+        return hashlib.sha256(secret).digest()[:16]  # the secret itself is never kept
+    client = scope.get("client")
+    return str(client[0] if client else "?").encode()
+
+
 class ServerMiddleware:
     """Host check, request body limit and security headers (pure ASGI: streams pass)."""
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str], allow_ip_hosts: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: Iterable[str],
+        allow_ip_hosts: bool,
+        rate_limit: float = 0.0,
+    ) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts}
         self.allow_ip_hosts = allow_ip_hosts
+        self.limiter = (
+            RateLimiter(rate_limit, max(10, int(rate_limit * 5))) if rate_limit > 0 else None
+        )
 
     def host_ok(self, header: str) -> bool:
         import ipaddress
@@ -644,6 +695,10 @@ class ServerMiddleware:
             await _answer(send, 400, f"Host header {host!r} is not allowed by this server")
             return
         path = scope["path"]
+        if self.limiter is not None and path.startswith("/api/"):
+            if not self.limiter.allow(_caller(scope, headers)):
+                await _answer(send, 429, "too many requests: slow down", [(b"retry-after", b"1")])
+                return
         limit = MAX_UPLOAD if path.startswith(UPLOAD_PATHS) else MAX_BODY
         length = headers.get(b"content-length")
         if length is not None:
@@ -675,7 +730,9 @@ class ServerMiddleware:
         await self.app(scope, limited, with_headers)
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
+async def _answer(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -684,6 +741,7 @@ async def _answer(send: Send, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(extra or []),
                 *SECURITY_HEADERS,
             ],
         }

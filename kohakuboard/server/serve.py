@@ -32,6 +32,7 @@ class ServeConfig:
     workers: int = 1
     public_hosts: tuple[str, ...] = ()
     secure_cookies: bool = False
+    rate_limit: float = 0.0  # API requests a second per caller and worker (0: no limit)
 
 
 def build_app(config: ServeConfig, *, create_schema: bool = True, **kwargs: Any) -> FastAPI:
@@ -59,6 +60,7 @@ def build_app(config: ServeConfig, *, create_schema: bool = True, **kwargs: Any)
         allowed_hosts=names,
         allow_ip_hosts=any_ip,
         secure_cookies=config.secure_cookies,
+        rate_limit=config.rate_limit,
         **kwargs,
     )
 

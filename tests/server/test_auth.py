@@ -123,3 +123,21 @@ def test_no_default_admin_and_no_signup(tmp_path) -> None:
     with client_for(Team(str(tmp_path / "empty.sqlite"), tmp_path, {})) as c:
         assert _login(c, "admin", "admin").status_code == 401
         assert c.post("/api/server/users", json={"name": "me"}, headers=APP).status_code == 401
+
+
+def test_api_requests_are_rate_limited_per_caller(team) -> None:
+    from kohakuboard.server.serve import ServeConfig, build_app
+
+    config = ServeConfig(
+        db=team.db_url, store=str(team.data / "store"), data=str(team.data), rate_limit=1.0
+    )
+    with TestClient(build_app(config, static_dir=None), base_url="http://127.0.0.1") as c:
+        codes = [
+            c.get("/api/server/me", headers=team.headers("viewer")).status_code for _ in range(15)
+        ]
+        assert codes[:10] == [200] * 10  # a burst of 10 passes
+        assert 429 in codes[10:]
+        r = c.get("/api/server/me", headers=team.headers("viewer"))
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        # another caller has its own bucket
+        assert c.get("/api/server/me", headers=team.headers("editor")).status_code == 200
