@@ -6,6 +6,7 @@ start-up, so that ``finish()`` always meets a writer that has not mapped the rin
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -107,7 +108,7 @@ def test_finish_wait_true_waits_for_the_writer(base_dir: Path, slow_writer: str)
 
 
 def test_a_writer_killed_after_the_hand_over_leaves_the_ring_for_the_next_open(
-    base_dir: Path, slow_writer: str
+    base_dir: Path, slow_writer: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     board = Board(base_dir=base_dir)
     for i in range(5):
@@ -124,7 +125,10 @@ def test_a_writer_killed_after_the_hand_over_leaves_the_ring_for_the_next_open(
     assert time.monotonic() - started < HOLD_S
     assert list(board.path.glob("ring-*.kbr"))
 
-    again = Board(base_dir=base_dir, board_id=board.id)  # drains the ring left behind
+    with caplog.at_level(logging.ERROR, logger="kohakuboard"):
+        again = Board(base_dir=base_dir, board_id=board.id)  # drains the ring left behind
+    said = [r.getMessage() for r in caplog.records if "took the session over" in r.getMessage()]
+    assert len(said) == 1 and f"code {-signal.SIGKILL}" in said[0], said
     assert again.current_step == 5
     again.log(x=5.0)
     again.finish(wait=True)

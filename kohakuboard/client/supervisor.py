@@ -35,9 +35,29 @@ DISK_RETRY_MAX_S = 60.0
 _COMPACTING: list[subprocess.Popen[bytes]] = []
 
 
+# Writers that took a session over at finish() (see Supervisor._hand_over), until they exit.
+_HANDED: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+
+
 def reap_compacting() -> None:
-    """Forget writers that finished compacting (called when a Board starts)."""
+    """Forget writers that finished compacting, and say so if one that took a session over
+    at finish() failed (called when a Board starts)."""
     _COMPACTING[:] = [p for p in _COMPACTING if p.poll() is None]
+    for entry in list(_HANDED):
+        proc, label, path = entry
+        code = proc.poll()
+        if code is None:
+            continue
+        _HANDED.remove(entry)
+        if code != 0:
+            logger.error(
+                "kohakuboard %s: the writer that took the session over at finish() exited with "
+                "code %s (see %s); the values stay in the ring file and are stored when the "
+                "board is opened again",
+                label,
+                code,
+                path / "writer.log",
+            )
 
 
 class Supervisor:
@@ -269,6 +289,7 @@ class Supervisor:
             return False  # serving: it stores the rest in about a commit interval
         ring.set_finishing(self._mm)
         _COMPACTING.append(proc)
+        _HANDED.append((proc, self._label, self._path))
         self.handed_over = True
         return True
 
