@@ -38,26 +38,34 @@ _time = time.time
 
 
 class _Tee:
-    """Stands in for ``sys.stdout``/``sys.stderr``: the original stream, plus recording."""
+    """Stands in for ``sys.stdout``/``sys.stderr``: the original stream, plus recording.
+
+    ``write`` is a closure in the instance (no attribute look-ups per call: this class's
+    ``__getattr__`` makes every look-up on it slower). No lock (one would double the cost
+    per write): each thread's writes are stored in its order; two threads writing at the
+    same instant may be stored in the other order than the terminal got them."""
 
     def __init__(
         self, orig: Any, sid: int, queue: collections.deque[Any] | None, tty: bool | None = None
     ) -> None:
-        self.__dict__["_orig"] = orig
-        self.__dict__["_sid"] = sid
-        self.__dict__["_append"] = queue.append if queue is not None else None
-        self.__dict__["_tty"] = tty
-        self.__dict__["_lock"] = threading.RLock()
+        d = self.__dict__
+        d["_orig"] = orig
+        d["_tty"] = tty
+        orig_write = orig.write
+        if queue is None:
+            d["write"] = orig_write
+            return
+        append = queue.append
 
-    def write(self, s: str) -> int:
-        # One lock per stream so that the stored order is the order the terminal got;
-        # reentrant: a signal handler that prints while this thread writes goes through.
-        with self._lock:
-            n = self._orig.write(s)
-            append = self._append
-            if append is not None:
-                append((_time(), self._sid, s))
-        return n  # type: ignore[no-any-return]
+        def write(s: str) -> int:
+            n = orig_write(s)
+            append((_time(), sid, s))
+            return n  # type: ignore[no-any-return]
+
+        d["write"] = write
+
+    def stop_recording(self) -> None:
+        self.__dict__["write"] = self._orig.write
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -171,7 +179,7 @@ class ConsoleCapture:
             if getattr(sys, name) is tee:
                 setattr(sys, name, tee._orig)
             else:  # someone wrapped our tee: it stays in their chain, recording no more
-                tee.__dict__["_append"] = None
+                tee.stop_recording()
         self._tees = []
         for fd, saved, reader in self._fds:
             for stream in (sys.stdout, sys.stderr):
