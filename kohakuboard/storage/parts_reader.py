@@ -40,6 +40,7 @@ from .parts import (
     new_state,
     recorded_damage,
 )
+from .parts_series import PartsSeries
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-class PartsReader(StorageReader):
+class PartsReader(PartsSeries, StorageReader):
     """Reader of a board stored as Parquet parts + ``state.json`` (see :mod:`.parts`)."""
 
     parts_folder = ""  # where the parts live (see PartsWriter.parts_folder)

@@ -254,3 +254,34 @@ def test_a_resumed_board_keeps_levels_of_its_parts(tmp_path: Path) -> None:
     shutil.rmtree(path / "scalars" / LEVELS_DIR)
     with open_board(path) as reader:
         assert int(reader.scalars_view("loss", group=64)["span"].to_numpy().sum()) == 20_000
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_after_a_mark_complete_the_earlier_read(tmp_path: Path, backend: str) -> None:
+    board = Board(name="tail", base_dir=tmp_path, backend=backend)
+    try:
+        for i in range(300):
+            board.log(a=float(i), b=float(-i))
+        wait_until(lambda: _count(board.path, "a") == 300, timeout=30, what="300 rows")
+        with open_board(board.path) as reader:
+            first, mark = reader.scalars_marked(["a", "b", "missing"])
+            assert first["missing"].num_rows == 0
+            for i in range(300, 700):
+                board.log(a=float(i % 7), b=math.nan)
+            wait_until(lambda: _count(board.path, "a") == 700, timeout=30, what="700 rows")
+            after = reader.scalars_after(["a", "b", "missing"], mark)
+            assert after is not None  # no compaction in between: the mark holds
+            tables, mark2 = after
+            for name in ("a", "b"):
+                joined = pa.concat_tables([first[name], tables[name]])
+                assert _same(joined, reader.scalars(name)), name
+            again = reader.scalars_after(["a"], mark2)
+            assert again is not None and again[0]["a"].num_rows == 0  # nothing new
+    finally:
+        board.finish()
+    wait_until(lambda: not live_writers_of_board(board.path), timeout=60, what="the writer")
+
+
+def _count(path: Path, name: str) -> int:
+    with open_board(path) as reader:
+        return len(reader.scalars(name))
