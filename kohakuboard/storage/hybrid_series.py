@@ -118,23 +118,28 @@ class HybridSeries:
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowException):
-            self._open_parts.pop(file, None)
+            self._parts_open().pop(file, None)
             return _in_steps(self._read_metrics(segment, mids), steps)
         mask = pc.is_in(table.column("metric"), value_set=int_array(mids, pa.int32()))
         return _in_steps(table.filter(mask), steps)
 
-    def _part_file(self, file: str) -> pq.ParquetFile:
+    def _parts_open(self) -> dict[str, tuple[tuple[int, int, int], pq.ParquetFile]]:
+        """Parts opened by this reader, by file name (their footers parsed once)."""
         if not hasattr(self, "_open_parts"):
             self._open_parts = {}
+        return self._open_parts
+
+    def _part_file(self, file: str) -> pq.ParquetFile:
+        opened = self._parts_open()
         st = os.stat(self.scalar_dir / file)
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        hit = self._open_parts.get(file)
+        hit = opened.get(file)
         if hit is not None and hit[0] == key:
             return hit[1]
-        if len(self._open_parts) >= 16:
-            self._open_parts.clear()
+        if len(opened) >= 16:
+            opened.clear()
         pf = pq.ParquetFile(self.scalar_dir / file, page_checksum_verification=True)
-        self._open_parts[file] = (key, pf)
+        opened[file] = (key, pf)
         return pf
 
     # -- a series at a resolution ------------------------------------------------------------

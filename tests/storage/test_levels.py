@@ -285,3 +285,14 @@ def test_rows_after_a_mark_complete_the_earlier_read(tmp_path: Path, backend: st
 def _count(path: Path, name: str) -> int:
     with open_board(path) as reader:
         return len(reader.scalars(name))
+
+
+def test_a_damaged_part_is_read_the_checked_way(tmp_path: Path) -> None:
+    path = _write(tmp_path, "hybrid", n=9_000)
+    part = next((path / "scalars").glob("part-*.parquet"))
+    part.write_bytes(part.read_bytes()[:-100])  # cut short
+    with open_board(path) as reader:
+        tables, _ = reader.scalars_marked(["loss"])  # no error: what can be read
+        view = reader.scalars_view("loss", group=64)
+        assert view.num_rows <= 9_000 // 64 * 8
+        assert [d.file for d in reader.damage()] == [f"scalars/{part.name}"]
