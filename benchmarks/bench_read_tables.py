@@ -142,6 +142,7 @@ class Viewer:
             + ["--no-token"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            cwd=self.tmp,  # not the checkout: PYTHONPATH picks the code measured
             env={k: v for k, v in os.environ.items() if k != "KOHAKUBOARD_TOKEN"}
             | {
                 "PYTHONPATH": os.pathsep.join(
@@ -244,11 +245,12 @@ def floor_page(path: Path, offset: int, limit: int, sort: str | None = None) -> 
 def floor_rss(path: Path, sort: str, deep: int) -> int:
     """Peak RSS of a plain Python process doing the floor's reads (pyarrow, no viewer)."""
     code = (
-        "import resource, sys; sys.path.insert(0, sys.argv[1]); "
+        "import sys; sys.path.insert(0, sys.argv[1]); "
         "from bench_read_tables import floor_page; from pathlib import Path; "
         "p = Path(sys.argv[2]); floor_page(p, 0, 50); floor_page(p, int(sys.argv[4]), 50); "
         "floor_page(p, 0, 50, sys.argv[3]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+        "print([int(l.split()[1]) * 1024 for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM:')][0])"
     )
     here = str(Path(__file__).resolve().parent)
     got = subprocess.run(
