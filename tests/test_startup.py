@@ -43,6 +43,8 @@ def test_public_names_load_on_first_use() -> None:
     assert "Board" in dir(kohakuboard)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         kohakuboard.Nope  # noqa: B018
+    loaded = loaded_after("import kohakuboard\nassert kohakuboard.reader.open_board")
+    assert "kohakuboard.reader" in loaded  # submodules still work as attributes
 
 
 def test_the_training_process_never_imports_pyarrow_or_pandas(tmp_path: Path) -> None:
