@@ -321,9 +321,7 @@ def read_level(
         table = pf.read_row_groups(chosen)
     except (OSError, pa.ArrowException, ValueError):
         return None
-    keep = (to_numpy(table.column("group")) == group) & (
-        to_numpy(table.column("metric")) == metric
-    )
+    keep = (to_numpy(table.column("group")) == group) & (to_numpy(table.column("metric")) == metric)
     if steps is not None:
         step = to_numpy(table.column("step"))
         keep &= (step >= steps[0]) & (step <= steps[1])

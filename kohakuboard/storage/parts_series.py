@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -68,8 +68,9 @@ class PartsSeries:
         if wanted and now.ids != mark.ids:
             try:
                 # only the live parts listed after the marked ones (never the database)
+                reader = cast(PartsReader, self)
                 pieces = PartsReader.scalar_tables_many(
-                    self, state, wanted, after=max(mark.ids, default=mark.absorbed_upto)
+                    reader, state, wanted, after=max(mark.ids, default=mark.absorbed_upto)
                 )
             except FileNotFoundError:
                 return None
