@@ -108,7 +108,8 @@ class KohakuBoardLogger(Logger):
         histogram_every_n_steps: histograms at optimizer steps ``s`` with
             ``(s + 1) % n == 0``, the steps where ``log_every_n_steps=n`` logs metrics.
         prefix: put ``"{prefix}-"`` in front of every metric key (as Lightning's loggers do).
-        **board_kwargs: passed to :class:`kohakuboard.Board` (``ring_size``, ``commit_interval``).
+        **board_kwargs: passed to :class:`kohakuboard.Board` (``ring_size``, ``commit_interval``,
+            ``capture_console``, ``system_metrics``, ``system_interval``).
 
     Directories follow Lightning's conventions: ``root_dir == save_dir`` (boards sit side by
     side, so Lightning's experiment sub-folder ``name`` is ``""``), ``log_dir`` is the board

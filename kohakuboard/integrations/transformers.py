@@ -97,6 +97,8 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
             (default ``KOHAKUBOARD_HISTOGRAM_STEPS``, else the smallest multiple of the logging
             interval that is at least 100).
         config: extra values merged into the board's config.
+        capture_console: store the process's stdout/stderr with the board (``True`` or
+            ``"fd"``; default ``KOHAKUBOARD_CAPTURE_CONSOLE``, else off). See ``Board``.
 
     Using it in ``callbacks=`` together with ``report_to="kohakuboard"`` writes one board, with
     this instance's settings. :attr:`board` is the board while it is open (on the world process
@@ -118,8 +120,16 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         log_histograms: str | bool | None = None,
         histogram_steps: int | None = None,
         config: dict[str, Any] | None = None,
+        capture_console: bool | str | None = None,
     ) -> None:
         env = os.environ.get
+        self.capture_console = (
+            capture_console
+            if capture_console is not None
+            else {"1": True, "true": True, "fd": "fd"}.get(
+                env("KOHAKUBOARD_CAPTURE_CONSOLE", ""), False
+            )
+        )
         self.name = name if name is not None else env("KOHAKUBOARD_NAME") or None
         self.project = project if project is not None else env("KOHAKUBOARD_PROJECT") or "default"
         self.base_dir = (
@@ -151,6 +161,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
     # -- pickling: settings only; a Board belongs to the process that created it ------------------
     def __getstate__(self) -> dict[str, Any]:
         keep = ("name", "project", "base_dir", "backend", "board_id", "log_histograms")
+        keep += ("capture_console",)
         state = {k: self.__dict__[k] for k in keep}
         state["histogram_steps"] = self.histogram_steps
         state["extra_config"] = self.extra_config
@@ -251,6 +262,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
             project=self.project,
             backend=self.backend,
             board_id=self.board_id,
+            capture_console=self.capture_console,
         )
         self._board = board
         if self.board_id is None:
