@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, Response
 from ..storage.table_store import is_ref
 from .catalog import Catalog, check_board_ids
 from .charts import jnum
-from .errors import UnknownMetricError
+from .errors import BadParameterError, UnknownMetricError
 from .histview import nearest_index
 from .mediafiles import MediaFileNotFoundError, media_file
 from .richcache import rich_cache
@@ -42,6 +42,7 @@ router = APIRouter(prefix="/api")
 
 COMPARE_CACHE_KIND = "table-compare"
 MAX_RUNS = 64
+COMPARE_MAX_CELLS = 5_000_000  # cells of the compared runs' tables, merged in memory
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -176,6 +177,14 @@ def _merged(
     hit = cache.cached(key, signature)
     if hit is not None:
         return hit.value  # type: ignore[no-any-return]
+    cells = sum(t.num_rows * (len(t.columns) + 1) for _, _, t in runs)
+    if cells > COMPARE_MAX_CELLS:
+        # the merge holds every row of every run in memory: bounded, unlike one table's pages
+        raise BadParameterError(
+            f"table {name!r} of the {len(runs)} compared runs has {cells:,} cells; comparing "
+            f"is limited to {COMPARE_MAX_CELLS:,} cells: compare fewer runs, or open each "
+            "run's table (paged on disk)"
+        )
     merged = merge_tables(runs)
     value = (merged, np.unique(np.concatenate(steps)).tolist())
     cache.remember(key, signature, value, merged.nbytes)

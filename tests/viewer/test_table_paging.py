@@ -22,7 +22,7 @@ from kohakuboard import Board, Media, Table
 from kohakuboard.reader import open_board
 from kohakuboard.storage import table_store
 from kohakuboard.storage.codec import encode_json
-from kohakuboard.viewer import create_app
+from kohakuboard.viewer import create_app, routes_tables
 from kohakuboard.viewer.routes_tables import _tables
 from kohakuboard.viewer.tablepage import BLOCK_ROW_GROUPS, FileSource, plain
 
@@ -259,3 +259,17 @@ def test_a_damaged_table_file_is_an_error_for_that_table(tmp_path: Path) -> None
         path.unlink()
         response = client.get("/api/tables/page", params={"board": board.id, "name": "big"})
         assert response.status_code == 409 and "is missing" in response.json()["detail"]
+
+
+def test_comparing_tables_is_bounded(
+    client: TestClient, boards: Boards, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare route merges the runs' rows in memory: past a cell budget it says so."""
+    params = {"board": [boards.board, boards.old], "name": "big", "limit": 5, "sort": "id"}
+    monkeypatch.setattr(routes_tables, "COMPARE_MAX_CELLS", 2 * N * len(COLUMNS))
+    response = client.get("/api/tables/compare", params=params)
+    assert response.status_code == 422
+    assert "has 80,000 cells; comparing is limited to 70,000 cells" in response.json()["detail"]
+    monkeypatch.undo()
+    body = client.get("/api/tables/compare", params=params).json()
+    assert body["total_rows"] == 2 * N and [r["index"] for r in body["rows"]] == [0, 0, 1, 1, 2]
