@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -94,7 +95,6 @@ def test_bad_settings_are_refused(base_dir: Path, kwargs: Any, error: type, matc
 
 
 def test_rank_zero_records_the_host_other_ranks_do_not() -> None:
-    import os
 
     zero = SystemSampler(os.getpid(), ranks=Ranks(0, 0, 2))
     one = SystemSampler(os.getpid(), ranks=Ranks(1, 1, 2))
@@ -162,7 +162,6 @@ def test_visible_devices_map_to_physical_indices() -> None:
 
 
 def test_gpu_metrics_with_a_fake_nvml() -> None:
-    import os
 
     env = {"CUDA_VISIBLE_DEVICES": "2,3", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "RANK": "1"}
     nv = FakeNvml(os.getpid())
@@ -179,3 +178,26 @@ def test_gpu_metrics_with_a_fake_nvml() -> None:
     }
     single = SystemSampler(os.getpid(), nvml=nv, env={"CUDA_VISIBLE_DEVICES": "2"}).sample()
     assert "system/gpu2/temperature_c" in single and "system/gpu2/power_w" not in single
+
+
+def test_example_console_and_system(tmp_path: Path) -> None:
+    import subprocess
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "console_and_system.py"
+    base = tmp_path / "boards"
+    done = subprocess.run(
+        [sys.executable, str(example), "--base-dir", str(base), "--steps", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "KOHAKUBOARD_SYSTEM_METRICS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "console stderr: step 60/60" in done.stdout
+    assert "console stdout: done" in done.stdout
+    assert "step 60/60" in done.stderr  # the terminal still got the progress bar
+    (board,) = [p for p in base.iterdir() if p.is_dir()]
+    with open_board(board) as r:
+        assert "system/memory_rss_mb" in r.metrics()
+        assert r.scalars("loss").num_rows == 60
