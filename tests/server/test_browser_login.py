@@ -97,10 +97,27 @@ def test_sign_in_switch_project_sign_out(served: str, tab: Page, local_board: Pa
     tab.page.goto(f"{served}/?p=runs")
     tab.page.wait_for_selector(".runs-table tbody tr")
     tab.page.select_option("[data-project-select]", "speech")
-    tab.page.wait_for_function(
-        "document.querySelector('[data-project-select]')?.value === 'speech'"
-    )
-    tab.page.wait_for_selector("text=0 / 0 selected")
+    tab.page.wait_for_selector("text=0 / 0 selected")  # the reloaded page, on speech
+    assert tab.page.input_value("[data-project-select]") == "speech"
     assert "resnet" not in tab.page.inner_text("body")
+    # the account panel: a new token is shown once; the owner sees the project's members
+    tab.page.select_option("[data-project-select]", "vision")
+    tab.page.wait_for_selector('text="resnet"')
+    tab.page.click("[data-account-open]")
+    tab.page.wait_for_selector("[data-account] >> text=viewer: viewer")  # vision's members
+    tab.page.click("[data-create-token]")
+    token = tab.page.inner_text("[data-new-token] code")
+    assert token.startswith("kb_")
+    deadline = time.monotonic() + 20
+    while tab.page.locator("[data-revoke]").count() < 2:  # the list shows the new token too
+        assert time.monotonic() < deadline, tab.page.inner_text("[data-account]")
+        time.sleep(0.1)
+    tab.shot("account")
+    with httpx.Client(base_url=served) as c:
+        assert (
+            c.get("/api/server/me", headers={"Authorization": f"Bearer {token}"}).json()["name"]
+            == "owner"
+        )
+    tab.page.click("[data-account] >> text=close")
     tab.page.click("[data-sign-out]")
     tab.page.wait_for_selector("[data-login]")

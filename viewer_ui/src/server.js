@@ -53,6 +53,23 @@ export async function signIn(name, password) {
   }
 }
 
+// a JSON call to the server's own routes; throws an Error with the server's detail
+export async function serverCall(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: method === 'GET' ? { Accept: 'application/json' } : HEADERS,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  let doc = null
+  try {
+    doc = await response.json()
+  } catch {
+    // no JSON body
+  }
+  if (!response.ok) throw new Error((doc && doc.detail) || response.statusText)
+  return doc
+}
+
 export async function signOut() {
   await fetch('/api/server/logout', { method: 'POST', headers: HEADERS })
   window.location.reload()
