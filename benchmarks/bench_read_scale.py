@@ -156,8 +156,11 @@ def _both(timing: tuple[float, float]) -> str:
 
 
 def _drop_index(base: Path) -> None:
-    for path in base.glob(".kohakuboard-index*"):
-        path.unlink()
+    try:
+        from kohakuboard.listing_index import index_path
+    except ImportError:  # a kohakuboard without the index
+        return
+    index_path(base).unlink(missing_ok=True)
 
 
 def _client(base: Path) -> Any:

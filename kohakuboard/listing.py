@@ -1,22 +1,23 @@
-"""The folder index: listing N boards costs N ``stat`` calls and the boards that changed.
+"""The folder index: listing N boards costs 3N ``stat`` calls and the boards that changed.
 
 A listing needs, per board, its ``board.json``, its ``summary.json`` (kept by the writer,
-see :mod:`kohakuboard.summary`), its ``annotations.json`` and a cheap damage check. All of
-them change only by a rename inside the board folder (every one is replaced atomically),
-which changes the folder's mtime; so an entry read once is reused while the folder's
-``(inode, mtime)`` stays the same, and a listing of 10,000 unchanged boards is 10,000 stats.
+see :mod:`kohakuboard.summary`), its ``annotations.json`` and a cheap damage check. Each of
+those files is only ever replaced by a rename, which gives it a new inode and mtime; so an
+entry read once is reused while the three files' ``(inode, mtime, size)`` stay the same (the
+folder's own mtime would not do: a reader's SQLite makes and removes ``-wal``/``-shm`` files
+there), and a listing of 10,000 unchanged boards is 30,000 stats.
 
 Entries are kept in memory (a viewer's :class:`FolderIndex` lives as long as the viewer) and
-in one SQLite file, ``.kohakuboard-index.sqlite`` in the folder (:mod:`.listing_index`), so
-that a new process (``kobo list``, a new ``kobo open``) starts warm. A folder that cannot be written (or sits
-on a network filesystem, where SQLite's locks are unreliable) keeps its index in the user's
-cache folder instead (``$KOHAKUBOARD_CACHE_DIR`` or ``$XDG_CACHE_HOME/kohakuboard``), and
-with no writable place at all the index lives in memory only. The file is a cache: every
-row is validated when read (sizes, schema, the summary's own checks), a bad row or a bad
-file is ignored and rebuilt, and two processes updating it at once only cost a skipped save.
+in one SQLite file per folder in the user's cache folder (``$KOHAKUBOARD_CACHE_DIR``, else
+``$XDG_CACHE_HOME/kohakuboard`` or ``~/.cache/kohakuboard``; see :mod:`.listing_index`), so
+that a new process (``kobo list``, a new ``kobo open``) starts warm. Nothing is written into
+the board folder (it may be read-only, on a network filesystem, or walked by the user's own
+scripts); with no writable cache folder the index lives in memory only. The file is a cache:
+every row is validated when read, a bad row or a bad file is ignored and rebuilt, and two
+processes updating it at once only cost a skipped save.
 
 Rules that keep it honest:
-- "racy" entries (read less than :data:`RACY_S` after the folder last changed: a change in
+- "racy" entries (read less than :data:`RACY_S` after one of its files changed: a change in
   the same clock tick would not move the mtime) are read again at the next listing;
 - a board that says ``running`` gets its live status (writer lock, owner lock) at every
   listing, never from the index;
@@ -43,9 +44,9 @@ from . import handoff
 from . import summary as summaries
 from .annotations import read_annotations
 from .errors import BoardNotFoundError
-from .listing_index import INDEX_FILE as INDEX_FILE
 from .listing_index import Entry as Entry
 from .listing_index import IndexFile, Stamp
+from .listing_index import index_path as index_path
 from .metadata import META_FILE
 
 if TYPE_CHECKING:

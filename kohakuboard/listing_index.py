@@ -4,7 +4,7 @@ A cache that is never trusted: every row is validated when read (sizes, types, t
 summary's own checks, see :mod:`kohakuboard.summary`); a bad row is ignored (and rebuilt by
 the listing), a file that is not SQLite or has another ``user_version`` is replaced, and two
 processes saving at once only cost one of them a skipped save. Where it lives: see
-:func:`index_locations` and :mod:`kohakuboard.listing`.
+:func:`index_path`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from . import summary as summaries
 
 logger = logging.getLogger(__name__)
 
-INDEX_FILE = ".kohakuboard-index.sqlite"
+INDEX_SUFFIX = ".sqlite"
 INDEX_VERSION = 1
+MAX_INDEX_FILES = 256  # index files kept in the cache folder (least recently used go)
 MAX_INFO_BYTES = 1 << 20  # one row's info JSON
 
 Stamp = tuple[int, ...]
@@ -102,19 +103,27 @@ def _cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "kohakuboard"
 
 
-def index_locations(base: Path) -> list[Path]:
-    """Where the index of ``base`` may live, in order of preference."""
+def index_path(base: Path) -> Path:
+    """The index file of the folder ``base``: in the user's cache folder, never in the board
+    folder (which may be read-only, shared over a network filesystem where SQLite's locks
+    are unreliable, or walked by the user's own scripts)."""
     digest = hashlib.sha256(str(base).encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    cached = _cache_root() / "index" / f"{digest}.sqlite"
-    try:
-        from .storage.fsinfo import is_network_fs
+    return _cache_root() / "index" / f"{digest}{INDEX_SUFFIX}"
 
-        network = is_network_fs(base)
-    except Exception:  # noqa: BLE001 - unknown: assume a local folder
-        network = False
-    if network or not os.access(base, os.W_OK):
-        return [cached]
-    return [base / INDEX_FILE, cached]
+
+def _prune(folder: Path, keep: int = MAX_INDEX_FILES) -> None:
+    """Remove the least recently used index files beyond ``keep`` (folders listed long ago,
+    temporary folders)."""
+    try:
+        files = [(e.stat().st_mtime, e.path) for e in os.scandir(folder) if e.is_file()]
+    except OSError:
+        return
+    files = [f for f in files if f[1].endswith(INDEX_SUFFIX)]
+    for _, path in sorted(files)[: max(0, len(files) - keep)]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 class IndexFile:
@@ -126,7 +135,9 @@ class IndexFile:
         self._broken = False
 
     def _connect(self, path: Path) -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _prune(path.parent, MAX_INDEX_FILES - 1)
         con = sqlite3.connect(path, timeout=0.5, isolation_level=None)
         try:
             con.execute("PRAGMA synchronous = OFF")  # a cache: no fsync (rows are validated)
@@ -147,7 +158,7 @@ class IndexFile:
     def _open(self) -> sqlite3.Connection | None:
         if self._broken:
             return None
-        candidates = [self.path] if self.path is not None else index_locations(self.base)
+        candidates = [self.path] if self.path is not None else [index_path(self.base)]
         for path in candidates:
             try:
                 con = self._connect(path)
@@ -161,6 +172,10 @@ class IndexFile:
             except (OSError, sqlite3.Error):
                 continue
             self.path = path
+            try:
+                os.utime(path)  # recently used (see _prune)
+            except OSError:
+                pass
             return con
         self._broken = True  # no place for it: memory only
         return None

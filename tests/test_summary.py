@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,7 +19,8 @@ from helpers import live_writers_of_board, wait_until
 from kohakuboard import Board, list_boards, open_board
 from kohakuboard import summary as summaries
 from kohakuboard.annotations import update_annotations
-from kohakuboard.listing import INDEX_FILE, FolderIndex
+from kohakuboard.listing import FolderIndex, index_path
+from kohakuboard.listing_index import MAX_INDEX_FILES
 from kohakuboard.viewer.routes_runs import summarise
 
 BACKENDS = ("hybrid", "duckdb", "parquet")
@@ -64,6 +66,12 @@ def _as_api(stats: dict[str, Any]) -> dict[str, Any]:
             "last_step": None,
         }
     return {k: stats[k] for k in ("last", "min", "max", "count", "last_step")}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's folder index in its own cache folder."""
+    monkeypatch.setenv("KOHAKUBOARD_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +195,8 @@ def test_a_damaged_index_file_is_replaced(
     base = tmp_path / "boards"
     base.mkdir()
     shutil.copytree(boards["hybrid"], base / "a", ignore=shutil.ignore_patterns("*.lock"))
-    (base / INDEX_FILE).write_bytes(content)
+    index_path(base).parent.mkdir(parents=True, exist_ok=True)
+    index_path(base).write_bytes(content)
     (info,) = list_boards(base)
     assert (info.name, info.steps) == ("run-hybrid", len(LOSS))
     (again,) = list_boards(base)  # from the rebuilt index
@@ -195,7 +204,7 @@ def test_a_damaged_index_file_is_replaced(
 
 
 def _rows(base: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(base / INDEX_FILE) as con:
+    with sqlite3.connect(index_path(base)) as con:
         return con.execute("SELECT dirname, info, summary FROM boards").fetchall()
 
 
@@ -206,7 +215,7 @@ def test_hostile_index_rows_are_ignored(tmp_path: Path, boards: dict[str, Path])
     shutil.copytree(boards["duckdb"], base / "b", ignore=shutil.ignore_patterns("*.lock"))
     expected = list_boards(base)
     assert {row[0] for row in _rows(base)} == {"a", "b"}
-    con = sqlite3.connect(base / INDEX_FILE)
+    con = sqlite3.connect(index_path(base))
     con.execute("UPDATE boards SET info = ? WHERE dirname = 'a'", ('{"id": 5}',))
     con.execute("UPDATE boards SET summary = ?, info = ? WHERE dirname = 'b'", (
         '{"format": "kohakuboard-summary", "version": 1}',
@@ -228,7 +237,8 @@ def test_an_index_with_another_schema_version_is_rebuilt(
     base = tmp_path / "boards"
     base.mkdir()
     shutil.copytree(boards["hybrid"], base / "a", ignore=shutil.ignore_patterns("*.lock"))
-    con = sqlite3.connect(base / INDEX_FILE)
+    index_path(base).parent.mkdir(parents=True)
+    con = sqlite3.connect(index_path(base))
     con.execute("CREATE TABLE boards (x)")
     con.execute("PRAGMA user_version = 77")
     con.commit()
@@ -238,19 +248,34 @@ def test_an_index_with_another_schema_version_is_rebuilt(
     assert [row[0] for row in _rows(base)] == ["a"]
 
 
-def test_a_read_only_folder_lists_with_the_index_elsewhere(
+def test_the_index_lives_in_the_cache_folder_and_without_one_in_memory(
     tmp_path: Path, boards: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = tmp_path / "boards"
     base.mkdir()
     shutil.copytree(boards["hybrid"], base / "a", ignore=shutil.ignore_patterns("*.lock"))
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("KOHAKUBOARD_CACHE_DIR", str(cache))
-    monkeypatch.setattr("os.access", lambda *a, **k: False)  # as if the folder were read-only
     (info,) = list_boards(base)
-    assert info.steps == len(LOSS)
-    assert not (base / INDEX_FILE).exists()
-    assert len(list((cache / "index").glob("*.sqlite"))) == 1
+    assert [p.name for p in base.iterdir()] == ["a"]  # nothing written into the folder
+    assert index_path(base).is_file() and index_path(base).parent.parent == tmp_path / "cache"
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("KOHAKUBOARD_CACHE_DIR", str(blocked))  # no index can be made
+    assert list_boards(base) == [info]
+
+
+def test_old_index_files_are_pruned(tmp_path: Path, boards: dict[str, Path]) -> None:
+    folder = tmp_path / "cache" / "index"
+    folder.mkdir(parents=True)
+    for i in range(MAX_INDEX_FILES + 5):
+        (folder / f"{i:024x}.sqlite").write_bytes(b"")
+        os.utime(folder / f"{i:024x}.sqlite", (1000 + i, 1000 + i))
+    base = tmp_path / "boards"
+    base.mkdir()
+    shutil.copytree(boards["hybrid"], base / "a", ignore=shutil.ignore_patterns("*.lock"))
+    list_boards(base)
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == MAX_INDEX_FILES and index_path(base).name in left
+    assert f"{0:024x}.sqlite" not in left  # the least recently used went first
 
 
 # -- boards without a summary ---------------------------------------------------------------
