@@ -188,9 +188,14 @@ class HybridReader(HybridSeries, StorageReader):
             return out
         metric = to_numpy(table.column("metric"))  # arrow_lean: no pandas import
         step = to_numpy(table.column("step"))
-        order = np.lexsort((step, metric))  # stable: equal steps keep log order
-        table = table.take(int_array(order, pa.int64())).drop_columns(["metric"]).combine_chunks()
-        metric = metric[order]
+        dm, ds = np.diff(metric), np.diff(step)
+        if bool(((dm > 0) | ((dm == 0) & (ds >= 0))).all()):  # a compacted part: sorted already
+            table = table.drop_columns(["metric"]).combine_chunks()
+        else:
+            order = np.lexsort((step, metric))  # stable: equal steps keep log order
+            table = table.take(int_array(order, pa.int64())).drop_columns(["metric"])
+            table = table.combine_chunks()
+            metric = metric[order]
         bounds = np.flatnonzero(np.diff(metric)) + 1
         starts = np.concatenate(([0], bounds))
         ends = np.concatenate((bounds, [len(metric)]))
