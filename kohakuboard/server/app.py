@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # every request but uploads
 MAX_UPLOAD = max(ingest.MAX_SEGMENT_BYTES, ingest.MAX_MEDIA_BYTES)
 UPLOAD_PATHS = ("/api/sync/boards/",)
+WATCH_EVERY = 0.5  # seconds between two refreshes of the boards live streams follow
+LIVE_SECONDS = 3600.0  # how long one event stream request keeps its boards followed
 CATALOG_TTL = 5.0  # seconds a project's folder listing is reused (reads see new data at once)
 
 
@@ -69,6 +71,41 @@ class ServerState:
     secure_cookies: bool
     catalogs: dict[str, Catalog]
     lock: threading.Lock
+
+    watched: dict[tuple[int, str], dict[str, float]] = field(default_factory=dict)
+    watcher: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def watch(self, project_id: int, project: str, boards: list[str], seconds: float) -> None:
+        """Keep these boards' cache folders following the ledger for ``seconds`` (the live
+        event stream reads the folders; nobody else would refresh them while it runs)."""
+        until = time.monotonic() + seconds
+        with self.lock:
+            entry = self.watched.setdefault((project_id, project), {})
+            for uid in boards[:256]:
+                entry[uid] = until
+            if self.watcher is None:
+                self.watcher = threading.Thread(
+                    target=self._follow, name="kobo-serve-live", daemon=True
+                )
+                self.watcher.start()
+
+    def _follow(self) -> None:
+        while not self.stopping.wait(WATCH_EVERY):
+            now = time.monotonic()
+            with self.lock:
+                for key in list(self.watched):
+                    alive = {u: t for u, t in self.watched[key].items() if t > now}
+                    if alive:
+                        self.watched[key] = alive
+                    else:
+                        del self.watched[key]
+                jobs = [(key, list(uids)) for key, uids in self.watched.items()]
+            for (project_id, project), uids in jobs:
+                try:
+                    self.cache.refresh(project_id, project, boards=uids)
+                except Exception:  # noqa: BLE001 - logged; the next round tries again
+                    logger.exception("refreshing live boards of project %s failed", project)
 
     def catalog(self, project_id: int, project: str, boards: list[str] | None = None) -> Catalog:
         folder = self.cache.refresh(project_id, project, boards=boards)
@@ -471,9 +508,11 @@ class ViewerAccess:
         if action != "read":
             raise _ReadOnly()
         assert granted.project_id is not None and granted.project is not None
-        request.state.catalog = _server(request).catalog(
-            granted.project_id, granted.project, _named_boards(request)
-        )
+        named = _named_boards(request)
+        srv = _server(request)
+        if request.url.path == "/api/events" and named:
+            srv.watch(granted.project_id, granted.project, named, LIVE_SECONDS)
+        request.state.catalog = srv.catalog(granted.project_id, granted.project, named)
         return granted
 
 
@@ -529,6 +568,7 @@ def create_server_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        state.stopping.set()
         for catalog in state.catalogs.values():
             catalog.close()
         db.close()
@@ -544,7 +584,7 @@ def create_server_app(
     app.state.catalog = None  # routes read request.state.catalog (set by ViewerAccess)
     app.state.read_only = True
     app.state.live_interval = live_interval
-    app.state.stopping = threading.Event()
+    app.state.stopping = state.stopping  # ends live event streams, and the follower
     app.include_router(server_router)
     app.include_router(sync_router)
     app.include_router(listing_router)  # before the viewer's routes: it answers /api/boards
