@@ -244,7 +244,11 @@ def test_a_live_series_is_extended_and_equals_a_fresh_read(
     for name in ("loss", "other"):
         assert _same_columns(catalog.columns(board_id, name), _fresh(path, name))
     assert len(catalog.columns(board_id, "loss")) == 20_001
-    assert reads["scalars_after"] >= 1, reads  # grown series were extended, not read again
+    # grown series were extended, not read again (the parts backends' marks also end at each
+    # merge of their small parts, so under load every try may meet one: tried is enough there;
+    # tests/storage/test_levels.py checks their marks without a race)
+    tried = reads["scalars_after"] + reads["after_refused"]
+    assert (reads["scalars_after"] if backend == "hybrid" else tried) >= 1, reads
     catalog.close()
 
 
