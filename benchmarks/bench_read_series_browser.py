@@ -39,10 +39,13 @@ ON_SCREEN_READY = """() => {
 }"""
 
 
-def measure(browser: Any, base: Path, ids: list[str], repeats: int) -> list[tuple[str, float]]:
+def measure(
+    browser: Any, base: Path, ids: list[str], repeats: int, static: Path | None = None
+) -> list[tuple[str, float]]:
     floor, first, four, scroll = [], [], [], []
+    extra: dict[str, Any] = {"static_dir": static} if static is not None else {}
     for _ in range(repeats):
-        with ViewerThread(base) as viewer:
+        with ViewerThread(base, **extra) as viewer:
             url = viewer.url.rstrip("/") + "/"
             ctx = browser.new_context(viewport={"width": 1440, "height": 900})
             page = ctx.new_page()
@@ -79,6 +82,12 @@ def measure(browser: Any, base: Path, ids: list[str], repeats: int) -> list[tupl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--static",
+        type=Path,
+        default=None,
+        help="serve this built web app (default: the package's)",
+    )
     args = parser.parse_args(argv)
     try:
         from playwright.sync_api import sync_playwright
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
-            rows = measure(browser, base, ids, args.repeats)
+            rows = measure(browser, base, ids, args.repeats, args.static)
         finally:
             browser.close()
     print(

@@ -23,6 +23,7 @@ from .catalog import Catalog
 from .errors import ViewerError
 from .routes import router
 from .routes_console import router as console_router
+from .routes_metrics import router as metrics_router
 from .routes_rich import router as rich_router
 from .routes_runs import router as runs_router
 from .routes_tables import router as tables_router
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(tables_router)  # tables, one table of several runs
     app.include_router(runs_router)  # runs table, annotations, checkpoints
     app.include_router(console_router)  # captured stdout/stderr of a run
+    app.include_router(metrics_router)  # the series of several boards at once
     _add_error_handlers(app)
     if bundle is not None:
         _add_static_routes(app, bundle)

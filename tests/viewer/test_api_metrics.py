@@ -1,0 +1,37 @@
+"""``GET /api/metrics``: the series of several boards in one request (the Scalars page's
+"select all" asked once per board before)."""
+
+from __future__ import annotations
+
+from conftest import Boards
+from fastapi.testclient import TestClient
+
+from kohakuboard.viewer.routes_metrics import MAX_BOARDS
+
+
+def test_metrics_of_several_boards_match_the_per_board_route(
+    client: TestClient, boards: Boards
+) -> None:
+    response = client.get("/api/metrics", params={"board": [boards.alpha, boards.beta]})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["errors"] == {}
+    assert list(body["metrics"]) == [boards.alpha, boards.beta]
+    for board_id in (boards.alpha, boards.beta):
+        one = client.get(f"/api/boards/{board_id}/metrics").json()["metrics"]
+        assert body["metrics"][board_id] == one
+
+
+def test_an_unknown_board_is_reported_beside_the_others(client: TestClient, boards: Boards) -> None:
+    body = client.get("/api/metrics", params={"board": [boards.alpha, "nope", boards.alpha]}).json()
+    assert list(body["metrics"]) == [boards.alpha]  # repeats asked once
+    assert "no board 'nope'" in body["errors"]["nope"]
+
+
+def test_board_count_is_checked(client: TestClient) -> None:
+    none = client.get("/api/metrics")
+    assert none.status_code == 422 and "give at least one board id" in none.json()["detail"]
+    many = client.get("/api/metrics", params={"board": [f"b{i}" for i in range(MAX_BOARDS + 1)]})
+    assert many.status_code == 422
+    assert f"{MAX_BOARDS + 1} boards asked; accepted: at most {MAX_BOARDS}" in many.json()["detail"]
