@@ -123,12 +123,11 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         capture_console: bool | str | None = None,
     ) -> None:
         env = os.environ.get
-        self.capture_console = (
+        modes: dict[str, bool | str] = {"1": True, "true": True, "fd": "fd"}
+        self.capture_console: bool | str = (
             capture_console
             if capture_console is not None
-            else {"1": True, "true": True, "fd": "fd"}.get(
-                env("KOHAKUBOARD_CAPTURE_CONSOLE", ""), False
-            )
+            else modes.get(env("KOHAKUBOARD_CAPTURE_CONSOLE", ""), False)
         )
         self.name = name if name is not None else env("KOHAKUBOARD_NAME") or None
         self.project = project if project is not None else env("KOHAKUBOARD_PROJECT") or "default"
@@ -160,8 +159,8 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
 
     # -- pickling: settings only; a Board belongs to the process that created it ------------------
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("name", "project", "base_dir", "backend", "board_id", "log_histograms")
-        keep += ("capture_console",)
+        keep: tuple[str, ...] = ("name", "project", "base_dir", "backend", "board_id")
+        keep += ("log_histograms", "capture_console")
         state = {k: self.__dict__[k] for k in keep}
         state["histogram_steps"] = self.histogram_steps
         state["extra_config"] = self.extra_config
