@@ -189,3 +189,28 @@ def test_stress_short(base_dir: Path, capfd: pytest.CaptureFixture[str]) -> None
     for t in range(8):
         assert [int(m) for m in re.findall(rf"w{t} (\d+)", out)] == list(range(counts[t]))
     assert seen.err.count("\r") == n
+
+
+def test_forked_child_stops_recording(base_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A forked child (a DataLoader worker) has no thread storing its writes: it must not
+    queue them (memory), and its output still reaches the terminal."""
+    board = Board(base_dir=base_dir, capture_console=True)
+    capture = board._console
+    assert capture is not None
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            before = len(capture._queue)
+            for i in range(1000):
+                sys.stdout.write(f"child {i}\n")
+            sys.stdout.flush()
+            code = 0 if len(capture._queue) == before else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print("parent")
+    board.finish(wait=True)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "child 999\n" in capfd.readouterr().out
+    assert _stored(board.path, "stdout") == "parent\n"

@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -123,15 +124,19 @@ class ConsoleCapture:
                 )
                 reader.start()
                 self._fds.append((fd, saved, reader))
-                tee = _Tee(stream, sid, None if on_fd else self._queue, tty)
-                setattr(sys, name, tee)
-                self._tees.append((name, tee))
+                if stream is not None:
+                    tee = _Tee(stream, sid, None if on_fd else self._queue, tty)
+                    setattr(sys, name, tee)
+                    self._tees.append((name, tee))
         else:
             for name, sid in (("stdout", 1), ("stderr", 2)):
+                if getattr(sys, name) is None:  # pythonw: nothing to capture
+                    continue
                 tee = _Tee(getattr(sys, name), sid, self._queue)
                 setattr(sys, name, tee)
                 self._tees.append((name, tee))
         self._writer.start()
+        _ACTIVE.add(self)
         return self
 
     def _pump(self, r: int, saved: int, sid: int) -> None:
@@ -181,6 +186,7 @@ class ConsoleCapture:
             else:  # someone wrapped our tee: it stays in their chain, recording no more
                 tee.stop_recording()
         self._tees = []
+        _ACTIVE.discard(self)
         for fd, saved, reader in self._fds:
             for stream in (sys.stdout, sys.stderr):
                 try:
@@ -197,6 +203,22 @@ class ConsoleCapture:
             self._writer.join(timeout=5.0)
             self._flush()
             self._file.close()
+
+
+_ACTIVE: weakref.WeakSet[ConsoleCapture] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (a DataLoader worker) has no thread to store its writes: they would
+    # pile up in the queue. Its output still reaches the terminal (and, in fd mode, the
+    # parent's pipe, which stores it).
+    for capture in list(_ACTIVE):
+        for _name, tee in capture._tees:
+            tee.stop_recording()
+    _ACTIVE.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_mode(capture_console: Any, capture_output: Any) -> bool | str:
