@@ -144,7 +144,9 @@ class Access:
         if user.is_admin:
             role = "admin"
         if role is None:
-            # the same answer as an unknown project: names of others' projects stay private
+            # the same answers as for an unknown project or board: others' names stay private
+            if board is not None:
+                raise NotFoundError(f"no board {board.uid!r} on this server")
             raise NotFoundError(f"no project {name!r} here")
         if not allows(role, self.action):
             raise ForbiddenError(

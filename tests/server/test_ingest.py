@@ -262,7 +262,10 @@ def test_board_ids_belong_to_one_project(client, team) -> None:
     assert r.status_code == 409 and "another project" in r.json()["detail"]
     # and the other project's owner cannot write to it
     body = parquet_bytes(_scalars([("a", 0, 1.0)] * 3))
-    assert _put(client, team.headers("outsider"), body, uid="shared-id").status_code == 404
+    r = _put(client, team.headers("outsider"), body, uid="shared-id")
+    assert r.status_code == 404 and r.json()["detail"] == "no board 'shared-id' on this server"
+    r = _put(client, team.headers("outsider"), body, uid="never-made")
+    assert r.status_code == 404 and r.json()["detail"] == "no board 'never-made' on this server"
     assert _put(client, team.headers("viewer"), body, uid="shared-id").status_code == 403
 
 
