@@ -289,7 +289,8 @@ class FileSource(TableSource):
     def take(self, rows: np.ndarray) -> list[list[Any]]:
         rows = np.asarray(rows, dtype=np.int64)
         groups = np.unique(np.searchsorted(self._starts, rows, side="right") - 1)
-        if len(groups) > SCATTERED_GROUPS:
+        covered = int(np.sum(self._starts[groups + 1] - self._starts[groups]))
+        if len(groups) > SCATTERED_GROUPS and 4 * len(rows) < covered:
             # rows spread over many row groups (a sorted or filtered page): decoding each
             # group costs ~all of it, so pages come from an uncompressed copy once it exists
             copy = self._copy.ready(start=True)
