@@ -27,11 +27,15 @@ RETRY_MS = 3000
 
 
 def boards_signature(catalog: Catalog) -> str:
-    """Changes whenever a board appears, disappears or changes status/progress/annotations."""
-    parts = [
-        (b.id, b.status, b.steps, b.metrics, b.name, b.tags, b.notes, b.deleted)
-        for b in catalog.boards()
-    ]
+    """Changes whenever a board appears, disappears or changes status/annotations (not on
+    progress: see :func:`progress_signature`, which a page follows less often)."""
+    parts = [(b.id, b.status, b.name, b.tags, b.notes, b.deleted) for b in catalog.boards()]
+    return hashlib.sha1(json.dumps(parts).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def progress_signature(catalog: Catalog) -> str:
+    """Changes whenever a board's step or series count changes (every commit of a live run)."""
+    parts = [(b.id, b.steps, b.metrics) for b in catalog.boards()]
     return hashlib.sha1(json.dumps(parts).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
@@ -56,6 +60,7 @@ def snapshot(catalog: Catalog, board_ids: list[str]) -> dict[str, Any]:
     """The live state of ``board_ids`` plus the signature of the board list."""
     return {
         "boards_sig": boards_signature(catalog),
+        "progress_sig": progress_signature(catalog),
         "boards": {bid: board_state(catalog, bid) for bid in board_ids},
         "time": time.time(),
     }
@@ -79,9 +84,10 @@ def difference(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any
                 delta["metrics"] = changed
         if delta:
             boards[bid] = delta
-    if not boards and new["boards_sig"] == old["boards_sig"]:
+    sigs = {k: new[k] for k in ("boards_sig", "progress_sig")}
+    if not boards and all(old.get(k) == v for k, v in sigs.items()):
         return None
-    return {"boards_sig": new["boards_sig"], "boards": boards, "time": new["time"], "full": False}
+    return {**sigs, "boards": boards, "time": new["time"], "full": False}
 
 
 async def event_stream(

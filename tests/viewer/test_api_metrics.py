@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import Boards
+from conftest import N_ALPHA, Boards
 from fastapi.testclient import TestClient
 
 from kohakuboard.viewer.routes_metrics import MAX_BOARDS
@@ -17,6 +17,11 @@ def test_metrics_of_several_boards_match_the_per_board_route(
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body["errors"] == {}
+    assert body["global_steps"] == {
+        b: client.get("/api/state", params={"board": b}).json()["boards"][b]["global_step"]
+        for b in (boards.alpha, boards.beta)
+    }
+    assert body["global_steps"][boards.alpha] == N_ALPHA // 10
     assert list(body["metrics"]) == [boards.alpha, boards.beta]
     for board_id in (boards.alpha, boards.beta):
         one = client.get(f"/api/boards/{board_id}/metrics").json()["metrics"]

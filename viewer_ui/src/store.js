@@ -1,7 +1,7 @@
 // What the server told us: the board list, the series of each board and their live counts.
 import { computed, reactive, watch } from 'vue'
 import { auth } from './api.js'
-import { boardMetrics, info, listBoards } from './endpoints/boards.js'
+import { MAX_METRIC_BOARDS, boardsMetrics, info, listBoards } from './endpoints/boards.js'
 import { connectLive } from './endpoints/live.js'
 import { ready, view } from './state.js'
 
@@ -12,7 +12,8 @@ export const store = reactive({
   error: '',
   metrics: {}, // board id -> [{name, kind, count, last_step}]
   counts: {}, // `${board}\u0000${series}` -> count (bumped by live updates)
-  boardsSig: '',
+  boardsSig: '', // the board list's identity (ids, status, names, tags): refetched when it moves
+  progressSig: '', // every board's step count: moves on each commit of a live run
   globalSteps: {}, // board id -> its global_step (live state); see stepaxis.js
   liveLate: false, // no live state came within 2 s: the step axis stops waiting for it
 })
@@ -81,14 +82,30 @@ export async function refreshBoards() {
   store.loaded = true
 }
 
-async function loadMetrics(id) {
-  try {
-    const { metrics } = await boardMetrics(id)
-    store.metrics[id] = metrics
-    for (const m of metrics) store.counts[seriesKey(id, m.name)] = m.count
-  } catch (err) {
-    store.metrics[id] = []
-    store.error = `cannot read board ${id}: ${err.message}`
+function setMetrics(id, metrics) {
+  store.metrics[id] = metrics
+  for (const m of metrics) store.counts[seriesKey(id, m.name)] = m.count
+}
+
+// The series of the boards `ids`: one request per 64 boards (not one per board).
+async function loadMetrics(ids) {
+  for (let i = 0; i < ids.length; i += MAX_METRIC_BOARDS) {
+    const chunk = ids.slice(i, i + MAX_METRIC_BOARDS)
+    try {
+      const { metrics, global_steps: steps, errors } = await boardsMetrics(chunk)
+      for (const id of chunk) {
+        // the default x axis is known now, not when the live state comes (charts wait for it)
+        if (steps[id] !== undefined && store.globalSteps[id] === undefined) store.globalSteps[id] = steps[id]
+        if (metrics[id]) setMetrics(id, metrics[id])
+        else {
+          store.metrics[id] = []
+          store.error = `cannot read board ${id}: ${errors[id] || 'no answer'}`
+        }
+      }
+    } catch (err) {
+      for (const id of chunk) store.metrics[id] = []
+      store.error = `cannot read boards ${chunk.join(', ')}: ${err.message}`
+    }
   }
 }
 
@@ -100,11 +117,29 @@ async function boardsChanged() {
   if (fresh.length && !view.boards.length) view.boards = fresh.slice(-5)
 }
 
+// Steps of runs that are not selected (the list, the runs table) are refetched at most this
+// often; selected runs take theirs from the live state at once.
+const PROGRESS_REFRESH_MS = 10000
+let progressTimer = null
+
+function progressChanged() {
+  if (progressTimer) return
+  progressTimer = setTimeout(() => {
+    progressTimer = null
+    refreshBoards()
+  }, PROGRESS_REFRESH_MS)
+}
+
 function applyLive(delta) {
   if (delta.boards_sig && delta.boards_sig !== store.boardsSig) {
     const first = !store.boardsSig
     store.boardsSig = delta.boards_sig
     if (!first) boardsChanged()
+  }
+  if (delta.progress_sig && delta.progress_sig !== store.progressSig) {
+    const first = !store.progressSig
+    store.progressSig = delta.progress_sig
+    if (!first) progressChanged()
   }
   for (const [id, state] of Object.entries(delta.boards || {})) {
     const board = boardById.value[id]
@@ -139,9 +174,8 @@ export async function startStore(urlHadBoards) {
     () => selectedBoards.value.map((b) => b.id).join(','),
     (joined) => {
       const ids = joined ? joined.split(',') : []
-      for (const id of ids) {
-        if (!store.metrics[id]) loadMetrics(id)
-      }
+      const missing = ids.filter((id) => !store.metrics[id])
+      if (missing.length) loadMetrics(missing)
       disconnect()
       disconnect = connectLive(ids, applyLive)
     },

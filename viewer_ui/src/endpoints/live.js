@@ -77,5 +77,5 @@ function diff(old, next) {
     }
     if (Object.keys(delta).length) boards[id] = delta
   }
-  return { boards_sig: next.boards_sig, boards, full: false }
+  return { boards_sig: next.boards_sig, progress_sig: next.progress_sig, boards, full: false }
 }
