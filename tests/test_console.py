@@ -214,3 +214,28 @@ def test_forked_child_stops_recording(base_dir: Path, capfd: pytest.CaptureFixtu
     assert os.waitstatus_to_exitcode(status) == 0
     assert "child 999\n" in capfd.readouterr().out
     assert _stored(board.path, "stdout") == "parent\n"
+
+
+def test_console_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
+    from kohakuboard.console import ConsoleTail
+
+    path = tmp_path / CONSOLE_FILE
+    path.write_bytes(MAGIC + frame(1.0, 1, 0, b"one\ntw"))
+    tail = ConsoleTail(tmp_path)
+    assert [line.text for line in tail.update()] == ["one", "tw"]  # "tw" is unfinished
+    rec = frame(2.0, 1, 0, b"o\n") + frame(3.0, 2, 1, b"\rx\ry")
+    with open(path, "ab") as fh:
+        fh.write(rec[:5])  # a record being written: retried at the next update
+    assert [line.text for line in tail.update()] == ["one", "tw"]
+    assert tail.damaged is not None
+    with open(path, "ab") as fh:
+        fh.write(rec[5:])
+    lines = tail.update()
+    assert [(line.stream, line.rank, line.text) for line in lines] == [
+        ("stdout", 0, "one"),
+        ("stdout", 0, "two"),
+        ("stderr", 1, "\rx\ry"),
+    ]
+    assert tail.damaged is None and tail.ranks == [0, 1] and lines[-1].collapsed == "y"
+    path.write_bytes(MAGIC + frame(4.0, 1, 0, b"new\n"))  # replaced by a shorter file
+    assert [line.text for line in tail.update()] == ["new"]

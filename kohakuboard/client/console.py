@@ -34,6 +34,7 @@ from ..console import CONSOLE_FILE, MAGIC, frame
 logger = logging.getLogger(__name__)
 
 FLUSH_S = 0.2
+MERGE_S = 0.01
 MODES = (True, "python", "fd")
 _time = time.time
 
@@ -169,10 +170,21 @@ class ConsoleCapture:
             return
         out = bytearray()
         rank = self.rank
+        # Writes of one stream within MERGE_S of the first are one record (the first's
+        # time): a progress bar's 1,000 updates a second are a few records, not 1,000.
+        parts: list[str] = []
+        first_t, first_sid = 0.0, 0
         try:
             while q:
                 t, sid, text = q.popleft()
-                out += frame(t, sid, rank, str(text).encode("utf-8", "replace"))
+                if parts and (sid != first_sid or t - first_t > MERGE_S):
+                    out += frame(first_t, first_sid, rank, _utf8("".join(parts)))
+                    parts = []
+                if not parts:
+                    first_t, first_sid = t, sid
+                parts.append(text if isinstance(text, str) else str(text))
+            if parts:
+                out += frame(first_t, first_sid, rank, _utf8("".join(parts)))
             self._file.write(out)
             self._file.flush()
         except (OSError, ValueError):
@@ -231,6 +243,10 @@ def check_mode(capture_console: Any, capture_output: Any) -> bool | str:
     if value is True or value in ("python", "fd"):
         return value  # type: ignore[no-any-return]
     raise InvalidValueError(f"capture_console must be True, False, 'python' or 'fd', got {value!r}")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
 
 
 def _rank() -> int:

@@ -44,7 +44,9 @@ def test_api_console(console_server: ViewerThread, console_base: tuple[Path, str
         ("stderr", "train 20/20"),  # \r updates collapsed
         ("stdout", "epoch 1 done: loss 0.25"),
     ]
-    assert doc["total"] == 3 and doc["ranks"] == [0]
+    assert doc["total"] == 3 and doc["ranks"] == [0] and not doc["more"]
+    last = httpx.get(url, params={"board": board, "limit": 1}).json()
+    assert last["more"] and [r["text"] for r in last["lines"]] == ["epoch 1 done: loss 0.25"]
     raw = httpx.get(url, params={"board": board, "raw": "true", "stream": "stderr"}).json()
     assert raw["lines"][0]["text"].count("\r") == 20
     found = httpx.get(url, params={"board": board, "q": "LOSS"}).json()
