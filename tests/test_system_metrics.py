@@ -201,3 +201,26 @@ def test_example_console_and_system(tmp_path: Path) -> None:
     with open_board(board) as r:
         assert "system/memory_rss_mb" in r.metrics()
         assert r.scalars("loss").num_rows == 60
+
+
+def test_missing_packages_are_said_once_at_info(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.util
+
+    from kohakuboard import sysmetrics
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(sysmetrics, "has_nvidia_gpu", lambda: True)
+    monkeypatch.setattr(
+        sysmetrics.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("pynvml", "psutil") else real(name, *a),
+    )
+    monkeypatch.setattr(sysmetrics, "_advised", False)
+    with caplog.at_level("INFO", logger="kohakuboard.sysmetrics"):
+        assert sysmetrics.interval(True, 2.0) == 2.0
+        assert sysmetrics.interval(None, 1.0) in (0.0, 1.0)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [sysmetrics.PSUTIL_HINT, sysmetrics.GPU_HINT]
+    assert "pip install 'kohakuboard[system]'" in sysmetrics.GPU_HINT
