@@ -110,7 +110,10 @@ def stress(seconds: float) -> None:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(devnull)
+        t0 = time.perf_counter()
         log = read_console(path)
+        n_lines = len(log.lines())
+        read_s = time.perf_counter() - t0
         out = "".join(c.text for c in log.chunks if c.stream == "stdout")
         err = "".join(c.text for c in log.chunks if c.stream == "stderr")
         lost = 0
@@ -130,6 +133,8 @@ def stress(seconds: float) -> None:
         )
         print(f"  damaged                       {str(log.damaged):>10}")
         print(f"  finish() took                 {finish_s:>9.2f} s")
+        print(f"  records / lines read back     {len(log.chunks):>10} / {n_lines}")
+        print(f"  reading them back             {read_s:>9.2f} s")
 
 
 def main() -> None:
