@@ -1,11 +1,18 @@
 """``GET /api/metrics``: the series of several boards in one request (the Scalars page's
-"select all" asked once per board before)."""
+"select all" asked once per board before), and the live state's two signatures: the board
+list's (``boards_sig``, which the page refetches the list on) does not move on progress."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from conftest import N_ALPHA, Boards
 from fastapi.testclient import TestClient
+from helpers import wait_until
 
+from kohakuboard import Board
+from kohakuboard.viewer import create_app
 from kohakuboard.viewer.routes_metrics import MAX_BOARDS
 
 
@@ -40,3 +47,24 @@ def test_board_count_is_checked(client: TestClient) -> None:
     many = client.get("/api/metrics", params={"board": [f"b{i}" for i in range(MAX_BOARDS + 1)]})
     assert many.status_code == 422
     assert f"{MAX_BOARDS + 1} boards asked; accepted: at most {MAX_BOARDS}" in many.json()["detail"]
+
+
+def test_progress_moves_the_progress_signature_not_the_list_signature(live_base: Path) -> None:
+    board = Board(name="growing", base_dir=live_base)
+    try:
+        board.log(x=1.0)
+        app = create_app(live_base, static_dir=None)
+        with TestClient(app, base_url="http://127.0.0.1") as c:
+
+            def state() -> dict[str, Any]:
+                app.state.catalog.boards(fresh=True)
+                return c.get("/api/state").json()
+
+            wait_until(lambda: [b["steps"] for b in c.get("/api/boards").json()] == [1])
+            before = state()
+            for i in range(5):
+                board.log(x=float(i))
+            wait_until(lambda: state()["progress_sig"] != before["progress_sig"])
+            assert state()["boards_sig"] == before["boards_sig"]  # same boards, same status
+    finally:
+        board.finish()
