@@ -16,8 +16,8 @@ anything else. So missing values stay at the end in both directions. A column th
 kind sorts in Arrow; a mixed column (stored as JSON cells) in Python, one column at a time.
 
 The filter keeps the rows where some cell's text contains the needle, case-insensitively:
-strings, integers, ``true``/``false``, floats as Arrow prints them (shortest round-trip form:
-``2``, ``0.5``, ``1e-7``, ``nan``, ``inf``), and a media cell's caption and kind.
+strings, numbers as Python prints them (``2.0``, ``-0.0``, ``1e-05``, ``nan``, ``inf``),
+``true``/``false``, and a media cell's caption and kind.
 """
 
 from __future__ import annotations
@@ -648,6 +648,10 @@ def column_matches(values: pa.ChunkedArray, kind: str, needle: str, found: np.nd
         found |= np.fromiter((needle in cell_text(c).lower() for c in cells), bool, len(cells))
         return
     if not could_match(kind, needle):
+        return
+    if kind == "float":  # as Python prints it (2.0, -0.0, 1e-05): Arrow's text differs
+        cells = values.to_pylist()
+        found |= np.fromiter((c is not None and needle in str(c) for c in cells), bool, len(cells))
         return
     text = values if kind == "str" else pc.cast(values, pa.string())
     hits = pc.match_substring(pc.utf8_lower(text), needle)

@@ -183,6 +183,9 @@ def _num(cell: Any) -> Any:
         ("m3", lambda r: r[4] == "m3"),
         ("pic1", lambda r: False),  # media cells match their caption (checked below)
         ("4999", lambda r: r[0] == 4999),
+        ("nan", lambda r: r[1] == "NaN" or r[2] == "Banana"),  # floats as Python prints them
+        ("inf", lambda r: r[1] in ("Infinity", "-Infinity")),
+        ("2.5", lambda r: r[4] == 2.5 or "2.5" in str(r[1])),
     ],
 )
 def test_filter_finds_text_in_every_kind_of_cell(
