@@ -14,6 +14,7 @@ Construction (the logging thread) never waits for a device and never reads a val
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +41,7 @@ class _HostGroup:
             flat = [t.view(torch.uint8) for t in flat]
         if flat[0].device.type == "cpu":
             self.buffer = POOL.take(flat[0].dtype, sum(self.lengths))
-            torch.cat(flat, out=self.buffer)  # measured fastest of cat/copy_ loop/_foreach_copy_
+            _copy_into(self.buffer, flat)
             self.pooled = True
         else:
             self.buffer = torch.cat(flat)
@@ -57,6 +58,42 @@ class _HostGroup:
             POOL.give(self.buffer)
         self.buffer = None
         return stats
+
+
+def _copy_into(buffer: Any, flat: list[Any]) -> None:
+    """Copy the 1-D CPU tensors ``flat`` (one dtype, as many elements as ``buffer`` holds)
+    back to back into the contiguous ``buffer``, in this thread only.
+
+    ``torch.cat`` splits the copy over the intra-op threads; when other processes hold the
+    cores, one descheduled thread stalls the whole call (measured on a loaded 2-core box:
+    median 104 ms against 8 ms for a plain memcpy of the same 20 MB, minimum 1.4 vs 1.8 ms).
+    Contiguous tensors are copied with one ``memmove`` each (no value is read by Python);
+    a strided one with ``copy_``.
+    """
+    total = sum(t.numel() for t in flat)
+    if total != buffer.numel() or not buffer.is_contiguous():  # unreachable: the pool's own
+        raise RuntimeError(f"histogram buffer of {buffer.numel()} for {total} values")
+    size = buffer.element_size()
+    dst = buffer.data_ptr()
+    at = 0
+    for t in flat:
+        n = t.numel()
+        src = _address(t) if t.dtype == buffer.dtype and t.is_contiguous() else None
+        if src is not None:
+            ctypes.memmove(dst + at * size, src, n * size)
+        else:
+            buffer[at : at + n].copy_(t)
+        at += n
+
+
+def _address(t: Any) -> int | None:
+    """Address of a plain CPU tensor's first element, None where there is none to copy from
+    (a tensor subclass without storage)."""
+    try:
+        address: int = t.data_ptr()
+    except RuntimeError:
+        return None
+    return address if address else None
 
 
 class _DeviceGroup:

@@ -228,3 +228,32 @@ def test_compact_log_histogram_keeps_its_edges() -> None:
 def test_bad_log_arguments(kwargs: dict[str, Any], error: type[Exception], pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         Histogram(torch.ones(3), **kwargs)
+
+
+def test_cpu_snapshot_copies_every_layout_and_keeps_the_values_at_construction() -> None:
+    """The CPU snapshot copies contiguous tensors byte for byte (memmove) and strided ones
+    element-wise: views with offsets, transposes, expanded (stride 0) tensors, Parameters and
+    integer dtypes all bin their own values, and changing them in place afterwards changes
+    nothing."""
+    gen = torch.Generator().manual_seed(5)
+    base = torch.randn(40, 30, generator=gen)
+    tensors = [
+        base[3:9].reshape(-1),  # contiguous view with a storage offset
+        base.t(),  # transposed: strided
+        base[:, 2],  # 1-D with stride 30
+        torch.randn(1, generator=gen).expand(500),  # stride 0
+        base[7, 4:5],  # one element at an offset
+        torch.nn.Parameter(torch.randn(600, generator=gen)),
+        torch.randint(-5, 5, (600,), generator=gen, dtype=torch.int32),
+        torch.randint(0, 7, (600,), generator=gen, dtype=torch.uint8)[::2],
+        torch.randn(600, generator=gen) * 3,  # same size as the Parameter: one 2-D block
+    ]
+    expected = [t.detach().clone() for t in tensors]
+    batch = HistogramBatch(tensors, bins=16, range=None, scale="linear")
+    with torch.no_grad():
+        base.mul_(-7).add_(1000)  # every view of base, after the snapshot
+        for t in tensors[5:]:
+            t.fill_(3)
+    for i, values in enumerate(expected):
+        assert_matches_numpy(batch.stats(i), values)
+        assert batch.stats(i).max == float(values.to(torch.float64).max())
