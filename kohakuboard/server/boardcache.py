@@ -14,7 +14,6 @@ a file lock per board while they refresh it.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..locking import hold
 from ..metadata import BoardMeta, write_meta
 from ..storage.columnar import FOLDERS
 from ..storage.parts import STATE_FORMAT, STATE_VERSION, part_name, save_state
@@ -41,13 +41,11 @@ REFRESH_EVERY = 0.5  # seconds between two looks at the ledger of one project
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    """One builder of a board's cache folder at a time, across the workers (the OS lock is
+    :mod:`kohakuboard.locking`'s, the only module that touches them)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with hold(path, role="server cache build"):
+        yield
 
 
 class ProjectCache:
