@@ -23,7 +23,8 @@ BOTTOM = {
     "kohakuboard.metadata": {"kohakuboard.errors"},
     "kohakuboard.locking": {"kohakuboard.errors", "kohakuboard.ring"},
 }
-STORAGE_MAY_IMPORT = {"kohakuboard.errors"}
+# metadata: a backend that writes table files marks the board format version they need
+STORAGE_MAY_IMPORT = {"kohakuboard.errors", "kohakuboard.metadata"}
 
 
 def _module_name(path: Path) -> str:
