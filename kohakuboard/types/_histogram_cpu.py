@@ -148,9 +148,9 @@ def _rows(
     rows, n = block.shape
     cd = compute_dtype(block.dtype)
     x = block if block.dtype == cd else scratch["x"].view(rows, n).copy_(block)
-    # numpy's count is one single-threaded pass (torch's bool reductions are far slower here)
-    zeros = n - np.count_nonzero(x.numpy(), axis=1).astype(np.int64)
-    lo, hi = torch.stack([x.amin(1), x.amax(1)]).to(torch.float64).numpy()
+    nonzero = torch.stack([torch.count_nonzero(r) for r in block]).to(cd)
+    lo, hi, nonzero_h = torch.stack([x.amin(1), x.amax(1), nonzero]).to(torch.float64).numpy()
+    zeros = n - nonzero_h.astype(np.int64)
     # rows holding NaN/Inf (amin/amax propagate them): count them, find the finite range
     nan, posinf, neginf = (np.zeros(rows, dtype=np.int64) for _ in range(3))
     dirty = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
@@ -307,7 +307,7 @@ def _bincounts(
     torch.floor(pos, out=whole)
     # distance of the position to the nearest integer; NaN positions are never near
     pos.sub_(whole).sub_(0.5).abs_()
-    # numpy compares into a bool array ~8x faster than torch.gt here; the threshold is rounded
+    # numpy compares into a bool array ~3x faster than torch.gt here; the threshold is rounded
     # to x's dtype exactly as torch's .to() would
     with np.errstate(invalid="ignore"):
         near = np.where(safe, 0.5 - error, 1.0).astype(
