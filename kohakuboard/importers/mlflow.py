@@ -15,8 +15,9 @@ experiment, the tags and the run's status and times. The project is the experime
 unless ``--project`` names one. Deleted runs and experiments are skipped. NaN is read as
 MLflow reads it (the SQL store keeps ±Inf as ±1.797e308, and so does the import).
 
-``meta.yaml`` files are read as flat ``key: value`` lines (what MLflow writes); nothing in
-them is evaluated. A re-import reads each metric file from where the last one stopped; in a
+``meta.yaml`` files are read as flat ``key: value`` lines (what MLflow writes; a long value
+folded over several lines and quoted escapes are read as PyYAML reads them); nothing in them is
+evaluated. A re-import reads each metric file from where the last one stopped; in a
 SQLite store, the points of a metric after the latest (timestamp, step) imported.
 """
 
@@ -114,18 +115,119 @@ def _seconds(ms: Any) -> float | None:
 # -- file store ------------------------------------------------------------------------------
 def read_meta_yaml(path: Path) -> dict[str, str | None]:
     """The top-level ``key: value`` pairs of an MLflow ``meta.yaml`` (values as text, quotes
-    removed, ``null`` as None); nested blocks and lists are skipped, nothing is evaluated."""
-    text = _small_text(path)
+    and escapes resolved, ``null`` as None); nested blocks and lists are skipped, nothing is
+    evaluated. A value YAML folded over several lines (a name longer than 80 columns) is
+    joined back as YAML folds it."""
+    text = _small_text(path).replace("\r\n", "\n").replace("\r", "\n").replace("\x85", "\n")
+    lines = text.split("\n")
     out: dict[str, str | None] = {}
-    for line in text.splitlines():
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
         if not line or line[0] in " \t-#" or ":" not in line:
             continue
         key, _, value = line.partition(":")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1].replace("''", "'") if value[0] == "'" else value[1:-1]
-        out[key.strip()] = None if value in ("null", "~", "") else value
+        rest = [value]
+        while i < len(lines) and (not lines[i] or lines[i][0] in " \t\u2028\u2029"):
+            rest.append(lines[i])  # the value goes on (or a nested block, skipped below)
+            i += 1
+        value = value.strip(" \t")
+        if value and value[0] in "'\"":
+            out[key.strip(" \t")] = _quoted("\n".join(rest).strip(" \t"), value[0])
+        elif value in ("null", "~", ""):
+            out[key.strip(" \t")] = None
+        else:
+            out[key.strip(" \t")] = _fold("\n".join(rest).strip(" \t\n"))
     return out
+
+
+_ESCAPES = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
+    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
+    "_": "\xa0", "L": "\u2028", "P": "\u2029",
+}  # fmt: skip
+_HEX = {"x": 2, "u": 4, "U": 8}
+_BREAKS = "\n\u2028\u2029"  # after \r\n, \r and \x85 are read as \n
+
+
+def _fold(text: str) -> str:
+    """YAML's line folding of a plain scalar: one line break is a space, n blank lines are n
+    newlines, the spaces around a break go."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        i = _fold_spaces(text, i, out)
+    return "".join(out)
+
+
+def _fold_spaces(text: str, i: int, out: list[str], escaped: bool = False) -> int:
+    """At ``text[i]``: a run of blanks and line breaks folded into ``out`` as YAML folds it
+    (one ``\\n`` alone is a space, blank lines are kept, U+2028/U+2029 too; an ``escaped``
+    first break is dropped), or one other character copied; returns where to go on."""
+    j = i
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    if j == len(text) or text[j] not in _BREAKS:
+        out.append(text[i : max(j, i + 1)])
+        return max(j, i + 1)
+    first = text[j]
+    breaks = []
+    j += 1
+    while True:
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        if j < len(text) and text[j] in _BREAKS:
+            breaks.append(text[j])
+            j += 1
+        else:
+            if not escaped:
+                out.append(first if first != "\n" else "" if breaks else " ")
+            out.extend(breaks)
+            return j
+
+
+def _quoted(text: str, quote: str) -> str:
+    """The scalar quoted by ``quote`` at the start of ``text`` (folded, escapes resolved)."""
+    out: list[str] = []
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == quote:
+            if quote == "'" and text[i + 1 : i + 2] == "'":
+                out.append("'")
+                i += 2
+                continue
+            break
+        if quote == '"' and c == "\\" and i + 1 < len(text):
+            code = text[i + 1]
+            if code in _BREAKS:  # an escaped line break: no space, blank lines kept
+                i = _fold_spaces(text, i + 1, out, escaped=True)
+            elif code in _ESCAPES:
+                out.append(_ESCAPES[code])
+                i += 2
+            elif code in _HEX and _is_hex(text[i + 2 : i + 2 + _HEX[code]], _HEX[code]):
+                out.append(chr(int(text[i + 2 : i + 2 + _HEX[code]], 16)))
+                i += 2 + _HEX[code]
+            else:
+                out.append(c)
+                i += 1
+            continue
+        if c in " \t" or c in _BREAKS:
+            i = _fold_spaces(text, i, out)
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _is_hex(digits: str, width: int) -> bool:
+    return (
+        len(digits) == width
+        and all(d in "0123456789abcdefABCDEF" for d in digits)
+        and int(digits, 16) <= 0x10FFFF
+        and not 0xD800 <= int(digits, 16) <= 0xDFFF  # a lone surrogate is no character
+    )
 
 
 def _small_text(path: Path) -> str:
