@@ -22,10 +22,15 @@ from .listing import BoardInfo as BoardInfo
 from .listing import board_info as board_info
 from .listing import list_boards as list_boards
 from .metadata import BoardMeta, read_meta
-from .storage import open_reader
+from .storage import open_reader, table_store
 from .storage.base import DamagedFile, HistogramRow, MediaRow, MetricInfo, TableRow
 from .storage.checks import first_line
 from .storage.levels import LEVEL_GROUPS as LEVEL_GROUPS  # what scalars_view reads fast
+from .storage.table_store import TableFileError as TableFileError
+
+# The big-table file format (references, checked opening, cells), for readers that page
+# through a table from table_entries() instead of loading it whole (the viewer).
+table_files = table_store
 
 # The file that says what a board holds, per backend (reported when it cannot be read).
 _CATALOG_FILE = {"hybrid": "catalog.sqlite", "parquet": "state.json", "duckdb": "state.json"}

@@ -22,7 +22,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from ..storage.table_store import is_ref
+from ..reader import table_files
 from .catalog import Catalog, check_board_ids
 from .charts import jnum
 from .errors import BadParameterError, UnknownMetricError
@@ -67,7 +67,7 @@ def _tables(catalog: Catalog, board: str, name: str) -> TableSeries:
 
 def _content_key(entry: TableRow) -> str:
     """A table file's name is its content hash; inline rows are known by their record."""
-    if is_ref(entry.rows):
+    if table_files.is_ref(entry.rows):
         return str(entry.rows.get("file"))  # type: ignore[attr-defined]
     return f"inline:{entry.global_step}:{entry.wall_time!r}:{len(entry.rows)}"
 

@@ -41,8 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..storage import table_store
-from ..storage.table_store import TableFileError
+from ..reader import TableFileError, table_files
 from .charts import jnum
 from .errors import ViewerError
 
@@ -158,7 +157,7 @@ class TableSource:
         order = np.argsort(rows, kind="stable")
         got: list[list[Any]] = []
         for part in self._rows_at(rows[order]):
-            got.extend(table_store.rows_of(part, self.kinds))
+            got.extend(table_files.rows_of(part, self.kinds))
         out: list[list[Any]] = [[] for _ in range(len(rows))]
         for k, i in enumerate(order):
             out[i] = got[k]
@@ -181,7 +180,7 @@ class ArrowSource(TableSource):
         return self.table.column(j)
 
     def blocks(self, columns: list[int]) -> Iterator[tuple[int, pa.Table]]:
-        step = table_store.ROW_GROUP_ROWS * BLOCK_ROW_GROUPS
+        step = table_files.ROW_GROUP_ROWS * BLOCK_ROW_GROUPS
         for start in range(0, self.num_rows, step):
             yield start, self._count(self.table.slice(start, step).select(columns))
 
@@ -196,7 +195,7 @@ class FileSource(TableSource):
     def __init__(
         self,
         base: Path,
-        ref: table_store.TableRef,
+        ref: table_files.TableRef,
         columns: list[str],
         what: str = "table",
         scratch: Callable[[], Path] | None = None,
@@ -205,7 +204,7 @@ class FileSource(TableSource):
         self.base, self.ref, self.columns, self.what = base, ref, columns, what
         self._copy = RandomAccessCopy(self, scratch)
         self.num_rows = ref.num_rows
-        self.nbytes = 64 * max(len(columns), 1) * (1 + ref.num_rows // table_store.ROW_GROUP_ROWS)
+        self.nbytes = 64 * max(len(columns), 1) * (1 + ref.num_rows // table_files.ROW_GROUP_ROWS)
         self._lock = threading.Lock()
         self._opened: tuple[Any, list[str], np.ndarray] | None = None
 
@@ -214,7 +213,7 @@ class FileSource(TableSource):
         with self._lock:
             if self._opened is None:
                 base, ref, columns = self.base, self.ref, self.columns
-                pf, kinds = self._checked(lambda: table_store.open_table_file(base, ref, columns))
+                pf, kinds = self._checked(lambda: table_files.open_table_file(base, ref, columns))
                 meta = pf.metadata
                 pf.close()
                 sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
@@ -450,7 +449,7 @@ class RandomAccessCopy:
                 table = self._text
             picked_text = table.take(int64_array(rows))
             for k, j in enumerate(text):
-                columns[j] = table_store.cells_of(picked_text.column(k), kinds[j])
+                columns[j] = table_files.cells_of(picked_text.column(k), kinds[j])
         self.source.cells_read += len(rows) * len(columns)
         if not columns:
             return [[] for _ in range(len(rows))]
@@ -597,7 +596,7 @@ class PreparedTable:
             return hit
         values = self.source.column(col)
         if self.source.kinds[col] == "json":
-            group, value = sort_key(table_store.cells_of(values, "json"))
+            group, value = sort_key(table_files.cells_of(values, "json"))
             index = np.lexsort((-value if desc else value, group))
         else:
             # Arrow's sort is stable and puts NaN after the numbers and nulls last, both ways
@@ -644,7 +643,7 @@ def column_matches(values: pa.ChunkedArray, kind: str, needle: str, found: np.nd
                 found |= pc.fill_null(pc.equal(values, flag), False).to_numpy(zero_copy_only=False)
         return
     if kind == "json":
-        cells = table_store.cells_of(values, "json")
+        cells = table_files.cells_of(values, "json")
         found |= np.fromiter((needle in cell_text(c).lower() for c in cells), bool, len(cells))
         return
     if not could_match(kind, needle):
@@ -723,19 +722,19 @@ def prepare(entry: TableRow, board_dir: Path, scratch: Callable[[], Path]) -> Pr
     info = replace(entry, rows=[])
     columns = list(entry.columns)
     where = f"table {entry.name!r} at step {entry.step}"
-    if table_store.is_ref(entry.rows):
+    if table_files.is_ref(entry.rows):
         try:
-            ref = table_store.ref_of(entry.rows, where)
+            ref = table_files.ref_of(entry.rows, where)
         except TableFileError as exc:
             return PreparedTable(info, BrokenSource(f"{exc}{_VERIFY}"))
         return PreparedTable(info, FileSource(board_dir, ref, columns, where, scratch))
-    table = table_store.to_arrow(columns, entry.rows)
-    kinds = table_store.check_schema(table.schema, columns)
-    if table.num_rows * max(len(columns), 1) <= table_store.INLINE_MAX_CELLS or not columns:
+    table = table_files.to_arrow(columns, entry.rows)
+    kinds = table_files.check_schema(table.schema, columns)
+    if table.num_rows * max(len(columns), 1) <= table_files.INLINE_MAX_CELLS or not columns:
         return PreparedTable(info, ArrowSource(table, kinds))
     # a big table stored inline (a board written before table files): page it from disk
     folder = scratch()
-    ref = table_store.write_arrow_file(folder, table)
+    ref = table_files.write_arrow_file(folder, table)
     return PreparedTable(info, FileSource(folder, ref, columns, where, scratch))
 
 
