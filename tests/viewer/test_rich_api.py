@@ -427,6 +427,7 @@ def tampered(tmp_path: Path) -> tuple[TestClient, str, Path]:
             img=Media(np.zeros((4, 4, 3), np.uint8)),
             cells=Table([[Media(np.zeros((4, 4), np.uint8))]], columns=["m"]),
         )
+        board.finish(wait=True)  # stored before the files are edited (finish() may hand over)
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"\x89PNG secret")
     with sqlite3.connect(board.path / "catalog.sqlite") as db:
@@ -467,6 +468,7 @@ def test_an_unreadable_histogram_record_is_skipped(tmp_path: Path) -> None:
     with Board(name="bad", base_dir=tmp_path) as board:
         board.log(h=Histogram([1.0, 2.0]))
         board.log(h=Histogram([3.0, 4.0]))
+        board.finish(wait=True)  # stored before the file is edited (finish() may hand over)
     with sqlite3.connect(board.path / "catalog.sqlite") as db:
         db.execute(
             "UPDATE histograms SET data = ? WHERE step = 0",
