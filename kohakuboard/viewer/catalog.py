@@ -15,15 +15,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import BoardNotFoundError
 from ..listing import Entry, FolderIndex
 from ..reader import BoardInfo, Reader, board_info, open_board
-from .errors import BadParameterError, UnknownBoardError, UnknownMetricError, ViewerError
+from .errors import BadParameterError, UnknownBoardError, ViewerError
 from .series import Columns
+from .seriescache import SeriesCache, full_columns
 
 if TYPE_CHECKING:  # the Reader's result types; no storage code is imported at run time
     from ..storage.base import DamagedFile, MetricInfo
@@ -32,15 +32,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BOARD_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")
-DEFAULT_CACHE_BYTES = 512 << 20
-READ_AHEAD_POINTS = 2_000_000  # ~64 MB of columns
+DEFAULT_CACHE_BYTES = 192 << 20
 MAX_OPEN_READERS = 64
-
-
-@dataclass(frozen=True)
-class _Cached:
-    signature: tuple[str, int, int]  # (board uid, count, last step)
-    columns: Columns
 
 
 class DamagedBoardError(ViewerError):
@@ -87,7 +80,7 @@ class Catalog:
     Args:
         root: the folder given to ``kobo open``.
         list_ttl: seconds a listing is reused before the folder is scanned again.
-        cache_bytes: memory bound of the full-resolution series cache.
+        cache_bytes: memory bound of the series cache (:mod:`.seriescache`).
     """
 
     def __init__(
@@ -104,9 +97,7 @@ class Catalog:
         self._readers: OrderedDict[str, tuple[tuple[Path, str], Reader, threading.Lock]] = (
             OrderedDict()
         )
-        self._cache: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
-        self._cache_bytes = 0
-        self._cache_limit = cache_bytes
+        self._cache = SeriesCache(cache_bytes)  # series and chart answers (seriescache)
         self._stamps: dict[str, tuple[int, int] | None] = {}  # board.json as listed
         # Summaries and listing entries, updated by change time (see kohakuboard.listing).
         self._index = FolderIndex(self.root, single=self.single)
@@ -287,67 +278,8 @@ class Catalog:
             raise damaged_error(board_id, damage)
 
     def columns(self, board_id: str, metric: str, infos: list[MetricInfo] | None = None) -> Columns:
-        """Full-resolution points of one scalar series (cached until it grows).
-
-        A miss reads ahead: reading one series costs about as much as reading all of a
-        board's small series (one pass over its files), so the board's other uncached series
-        come along, up to :data:`READ_AHEAD_POINTS` points.
-        """
-        if infos is None:
-            infos = self.metric_infos(board_id)
-        info = next((m for m in infos if m.name == metric and m.kind == "scalar"), None)
-        if info is None:
-            raise UnknownMetricError(f"board {board_id!r} has no scalar series {metric!r}")
-        self.check_damage(board_id, "scalar")
-        uid = self.board(board_id).uid
-        hit = self._cached(board_id, uid, info)
-        if hit is not None:
-            return hit
-        reader, lock = self.reader(board_id)
-        uid = reader.uid  # the board the reader reads (its folder may have been made again)
-        with lock:
-            hit = self._cached(board_id, uid, info)  # a concurrent request may have read it
-            if hit is not None:
-                return hit
-            wanted = [info]
-            budget = READ_AHEAD_POINTS - info.count
-            for other in infos:
-                if other.kind != "scalar" or other.name == metric or other.count > budget:
-                    continue
-                if self._cached(board_id, uid, other) is None:
-                    wanted.append(other)
-                    budget -= other.count
-            tables = reader.scalars_many([m.name for m in wanted])
-            self.check_damage(board_id, "scalar", reader)  # what the read itself met
-        result = Columns.from_table(tables[metric])
-        self._remember((board_id, metric), _Cached((uid, info.count, info.last_step), result))
-        for m in wanted[1:]:
-            columns = Columns.from_table(tables[m.name])
-            self._remember((board_id, m.name), _Cached((uid, m.count, m.last_step), columns))
-        return result
-
-    def _cached(self, board_id: str, uid: str, info: MetricInfo) -> Columns | None:
-        key = (board_id, info.name)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is None or hit.signature != (uid, info.count, info.last_step):
-                return None
-            self._cache.move_to_end(key)
-            return hit.columns
-
-    def _remember(self, key: tuple[str, str], entry: _Cached) -> None:
-        size = entry.columns.nbytes
-        with self._lock:
-            old = self._cache.pop(key, None)
-            if old is not None:
-                self._cache_bytes -= old.columns.nbytes
-            if size > self._cache_limit:
-                return
-            self._cache[key] = entry
-            self._cache_bytes += size
-            while self._cache_bytes > self._cache_limit:
-                _, dropped = self._cache.popitem(last=False)
-                self._cache_bytes -= dropped.columns.nbytes
+        """Every point of one scalar series (cached; extended as it grows: seriescache)."""
+        return full_columns(self, board_id, metric, infos)
 
     def close(self) -> None:
         with self._lock:
@@ -355,7 +287,6 @@ class Catalog:
                 reader.close()
             self._readers.clear()
             self._cache.clear()
-            self._cache_bytes = 0
 
 
 def _meta_stamp(path: Path) -> tuple[int, int] | None:
