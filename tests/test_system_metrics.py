@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -37,8 +38,8 @@ def test_board_records_system_metrics_in_the_writer(base_dir: Path, backend: str
     board = Board(base_dir=base_dir, backend=backend, system_metrics=True, system_interval=0.1)
     try:
         board.log(loss=1.0)
-        # The training process runs no sampler: no thread of it, the module never imported.
-        assert "kohakuboard.writer.system" not in sys.modules
+        # The training process runs no sampler thread (that it never imports the sampler is
+        # checked in a fresh process below: other tests here import writer modules)
         assert not [t for t in threading.enumerate() if t.name == "kohakuboard-system"]
         wait_until(
             lambda: len(_system_keys(board.path)) >= 3, timeout=30, what="system metrics stored"
@@ -224,3 +225,21 @@ def test_missing_packages_are_said_once_at_info(
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [sysmetrics.PSUTIL_HINT, sysmetrics.GPU_HINT]
     assert "pip install 'kohakuboard[system]'" in sysmetrics.GPU_HINT
+
+
+def test_the_training_process_never_imports_the_sampler(tmp_path: Path) -> None:
+    """In a fresh process (this one may have imported writer modules for other tests)."""
+    script = (
+        "import sys\n"
+        "from kohakuboard import Board\n"
+        f"board = Board(base_dir={str(tmp_path)!r}, system_metrics=True, system_interval=0.05)\n"
+        "board.log(loss=1.0)\n"
+        "board.finish(wait=True)\n"
+        "print(sorted(m for m in sys.modules if m == 'kohakuboard.writer.system'))\n"
+    )
+    env = {**os.environ, "KOHAKUBOARD_SYSTEM_METRICS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "kohakuboard.writer.system" not in done.stdout, done.stdout

@@ -549,6 +549,8 @@ def create_server_app(
 ) -> FastAPI:
     """The team server's app. ``db`` must hold the current schema (see :mod:`.migrations`)."""
     from ..viewer.routes import router
+    from ..viewer.routes_console import router as console_router
+    from ..viewer.routes_metrics import router as metrics_router
     from ..viewer.routes_rich import router as rich_router
     from ..viewer.routes_runs import router as runs_router
     from ..viewer.routes_tables import router as tables_router
@@ -589,7 +591,7 @@ def create_server_app(
     app.include_router(sync_router)
     app.include_router(listing_router)  # before the viewer's routes: it answers /api/boards
     viewer = [Depends(ViewerAccess())]
-    for r in (router, rich_router, tables_router, runs_router):
+    for r in (router, metrics_router, rich_router, tables_router, runs_router, console_router):
         app.include_router(r, dependencies=viewer)
     _add_error_handlers(app)
     _add_static_routes(app, bundle)

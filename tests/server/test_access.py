@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
 from fastapi.testclient import TestClient
 from kit import upload_board
+from server_kit import PASSWORD
 
 from kohakuboard.server import accounts
 from kohakuboard.server.access import ROLE_ACTIONS

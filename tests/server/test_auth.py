@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import PASSWORD
 from fastapi.testclient import TestClient
+from server_kit import PASSWORD
 
 from kohakuboard.server import accounts
 from kohakuboard.server.access import SESSION_COOKIE
@@ -118,7 +118,7 @@ def test_no_default_admin_and_no_signup(tmp_path) -> None:
             assert tx.value("SELECT COUNT(*) FROM users") == 0
     finally:
         db.close()
-    from conftest import Team, client_for
+    from server_kit import Team, client_for
 
     with client_for(Team(str(tmp_path / "empty.sqlite"), tmp_path, {})) as c:
         assert _login(c, "admin", "admin").status_code == 401

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import PASSWORD, Team
 from kit import upload_board
+from server_kit import PASSWORD, Team
 
 from kohakuboard.server import accounts
 from kohakuboard.server.db import Database

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import client_for, make_team
 from kit import parquet_bytes, sha, upload_board
+from server_kit import client_for, make_team
 from test_ingest import _scalars
 
 from kohakuboard.reader import open_board

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import client_for
 from kit import upload_board
+from server_kit import client_for
 
 from kohakuboard.reader import open_board
 from kohakuboard.server.store import open_store
