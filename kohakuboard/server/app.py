@@ -49,7 +49,13 @@ from .access import (
 )
 from .boardcache import ProjectCache
 from .db import Database
-from .errors import ForbiddenError, NotAuthenticatedError, PayloadTooLargeError, ServerError
+from .errors import (
+    ForbiddenError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+)
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -243,17 +249,22 @@ def members(request: Request, granted: Admin) -> list[dict[str, str]]:
     return [{"name": r[0], "role": r[1]} for r in rows]
 
 
+def _project(granted: Granted) -> str:
+    """The project a project-scoped route was granted on (always named for such routes)."""
+    if granted.project is None:
+        raise NotFoundError("this route needs a project")
+    return granted.project
+
+
 @server_router.put("/projects/{project}/members/{user}")
 def set_member(request: Request, user: str, body: Member, granted: Admin) -> dict[str, str]:
-    assert granted.project is not None
-    accounts.grant(_server(request).db, granted.project, user, body.role)
+    accounts.grant(_server(request).db, _project(granted), user, body.role)
     return {"name": user, "role": body.role}
 
 
 @server_router.delete("/projects/{project}/members/{user}")
 def remove_member(request: Request, user: str, granted: Admin) -> dict[str, str]:
-    assert granted.project is not None
-    accounts.revoke_role(_server(request).db, granted.project, user)
+    accounts.revoke_role(_server(request).db, _project(granted), user)
     return {"removed": user}
 
 

@@ -75,28 +75,24 @@ class Tx:
             return sql.replace("%", "%%").replace("?", "%s")
         return sql
 
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        """Execute on this transaction's connection; a broken constraint is a ConflictError in
+        both dialects."""
+        try:
+            return self._conn.execute(self._sql(sql), tuple(params))
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+        except Exception as exc:
+            if _is_pg_integrity(exc):
+                raise ConflictError(str(exc).splitlines()[0]) from exc
+            raise
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""
-        try:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(str(exc)) from exc
-        except Exception as exc:
-            if _is_pg_integrity(exc):
-                raise ConflictError(str(exc).splitlines()[0]) from exc
-            raise
-        return int(cur.rowcount or 0)
+        return int(self._run(sql, params).rowcount or 0)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(str(exc)) from exc
-        except Exception as exc:
-            if _is_pg_integrity(exc):
-                raise ConflictError(str(exc).splitlines()[0]) from exc
-            raise
-        return [tuple(r) for r in cur.fetchall()]
+        return [tuple(r) for r in self._run(sql, params).fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = self.all(sql, params)

@@ -161,7 +161,8 @@ def board_state(db: Database, board: Board) -> dict[str, Any]:
     streams: dict[str, Any] = {s: {"rows": int(marks.get(s, 0)), "segments": []} for s in STREAMS}
     for stream, start, rows, sha in segs:
         streams[stream]["segments"].append({"start": int(start), "rows": int(rows), "sha256": sha})
-    assert meta is not None
+    if meta is None:  # deleted between the check of the request and this read
+        raise NotFoundError(f"no board {board.uid!r} on this server")
     return {
         "id": board.uid,
         "project": board.project,
