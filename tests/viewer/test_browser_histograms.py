@@ -210,8 +210,10 @@ def test_only_visible_cards_fetch(many_server: ViewerThread, tab: Page) -> None:
     ready(tab, "layers/l00", "heatmap")
     assert tab.page.locator(".hist-card").count() == 60
     asked = range_names(tab)
-    started = tab.page.locator('.hist-card:not([data-state="idle"])').count()
-    assert 1 <= len(asked) <= started < 60
+    assert tab.page.locator('.hist-card:not([data-state="idle"])').count() >= 1
+    # only cards near the viewport asked (a card that layout shifts push out of view while it
+    # loads cancels its request and counts as asked but idle, so compare with the page size)
+    assert 1 <= len(asked) <= 20
     assert "layers/l59" not in asked
     # each range request asks only for what the heatmap can draw
     ranges = [u for u in tab.requests if "/api/histograms/range" in u]
