@@ -297,3 +297,13 @@ def compute(reader: Any) -> dict[str, Any]:
         keys=keys,
         scalars=scalars,
     )
+
+
+def refresh(board_dir: Path) -> None:
+    """Recompute ``summary.json`` from the board's data (after a repair dropped rows, the
+    writer's summary describes data that is gone). Only for boards no writer serves."""
+    from .reader import Reader
+
+    with Reader(Path(board_dir)) as reader:
+        fresh = compute(reader)
+    write(Path(board_dir), fresh, sync=True)

@@ -126,6 +126,9 @@ def repair_board(path: str | os.PathLike[str]) -> RepairReport:
         body = {"board": meta.id, "repaired_at": time.time(), "files": report.files}
         out.write_text(json.dumps(body, indent=2), encoding="utf-8")
         report.report = out
+        from .summary import refresh
+
+        refresh(board)  # the listing must not show the rows the repair set aside
     return report
 
 

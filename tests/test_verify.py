@@ -15,7 +15,7 @@ import pytest
 from helpers import is_gone, live_writers_of_board, wait_until, writer_pids
 from typer.testing import CliRunner
 
-from kohakuboard import Board, open_board
+from kohakuboard import Board, open_board, summary
 from kohakuboard.cli import app
 from kohakuboard.errors import BoardBusyError, BoardDamagedError
 from kohakuboard.export import export_scalars
@@ -166,6 +166,8 @@ def test_repair_keeps_every_readable_row_of_a_torn_segment(script, base_dir: Pat
         assert np.array_equal(steps, np.arange(readable))  # every kept row, once
         assert np.array_equal(table.column("value").to_numpy(), steps.astype(float))
         assert reader.metric_infos()[0].count == readable
+    kept = summary.read(board)
+    assert kept is not None and kept["scalars"]["x"]["count"] == readable
     assert "nothing to repair" in CliRunner().invoke(app, ["repair", str(board)]).output
 
 
@@ -182,6 +184,9 @@ def test_repair_of_parts_and_database_backends(base_dir: Path, backend: str) -> 
     with open_board(board) as reader:
         assert not reader.damage() and not reader.info().damaged
         assert [m.count for m in reader.metric_infos()] == [0, 0] or not reader.metric_infos()
+    # the listing's summary follows the repair (the writer's one counted the lost rows)
+    kept = summary.read(board)
+    assert kept is not None and all(s["count"] == 0 for s in kept["scalars"].values())
 
 
 def test_repair_refuses_a_board_being_written(make_board) -> None:  # type: ignore[no-untyped-def]

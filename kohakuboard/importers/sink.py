@@ -38,6 +38,7 @@ from ..reader import Reader
 from ..storage import BACKENDS, open_writer
 from ..storage.base import HistogramRow, MediaRow, ScalarColumns, TableRow
 from ..storage.media_files import store_media_file
+from ..writer.summarize import tracked
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ class BoardSink:
                 write_meta(self.path, self.meta)
                 self.state = {}
                 self._created = True
-            self.writer = open_writer(self.path, self.meta.backend)
+            # tracked: every commit also keeps summary.json, so listings need not compute it
+            self.writer = tracked(self.path, open_writer(self.path, self.meta.backend))
         except BaseException:
             self.close()
             raise

@@ -135,3 +135,23 @@ def test_kobo_import_csv_command(tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "csv", str(tmp_path / "nope.csv"), "--to", "x"])
     assert result.exit_code == 1
     assert np.char.startswith(result.output.strip(), "kobo: error: csv source")
+
+
+def test_imported_boards_carry_a_summary_that_follows_reimports(tmp_path: Path) -> None:
+    from kohakuboard import summary
+
+    file = tmp_path / "run.csv"
+    pd.DataFrame({"step": [0, 1], "loss": [1.0, 0.5]}).to_csv(file, index=False)
+    (first,) = import_source("csv", [file], tmp_path / "out")
+    board = tmp_path / "out" / first.board_id
+    kept = summary.read(board)
+    assert kept is not None and kept["status"] == "finished"
+    assert kept["scalars"]["loss"]["count"] == 2 and kept["scalars"]["loss"]["last"] == 0.5
+    pd.DataFrame({"step": [0, 1, 2], "loss": [1.0, 0.5, 0.25]}).to_csv(file, index=False)
+    import_source("csv", [file], tmp_path / "out")
+    kept = summary.read(board)
+    assert kept is not None and kept["scalars"]["loss"]["count"] == 3
+    with Reader(board) as reader:
+        computed = summary.compute(reader)
+    for field in ("status", "next_step", "keys", "scalars", "config"):
+        assert kept[field] == computed[field], field
