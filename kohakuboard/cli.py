@@ -796,6 +796,13 @@ from .server.admin_cli import admin_app, serve_command  # noqa: E402
 app.add_typer(admin_app, name="admin")
 app.command("serve")(serve_command)
 
+# kobo sync / login / logout (kohakuboard/sync): its CLI module loads typer only
+from .sync.cli import login_command, logout_command, sync_command  # noqa: E402
+
+app.command("sync")(sync_command)
+app.command("login")(login_command)
+app.command("logout")(logout_command)
+
 
 @app.command(
     "import",

@@ -145,7 +145,9 @@ def register_board(
 
 
 def board_state(db: Database, board: Board) -> dict[str, Any]:
-    """What the server has of ``board``: per stream the committed rows and segments."""
+    """What the server has of ``board``: per stream the committed rows and segments, and
+    per metric of the stream its committed rows and largest step (``"metrics": {name:
+    {"rows", "last_step"}}``: where ``kobo sync`` goes on in each metric's own order)."""
     with db.transaction(write=False) as tx:
         marks = dict(tx.all("SELECT stream, rows FROM streams WHERE board_id = ?", (board.id,)))
         segs = tx.all(
@@ -153,14 +155,26 @@ def board_state(db: Database, board: Board) -> dict[str, Any]:
             "ORDER BY stream, start",
             (board.id,),
         )
-        meta = tx.one(
-            "SELECT name, status, next_step, global_step, updated_at, version, "
-            "(SELECT COUNT(*) FROM media m WHERE m.board_id = boards.id) FROM boards WHERE id = ?",
+        per_metric = tx.all(
+            "SELECT kind, name, count, last_step FROM board_metrics WHERE board_id = ? "
+            "ORDER BY kind, name",
             (board.id,),
         )
-    streams: dict[str, Any] = {s: {"rows": int(marks.get(s, 0)), "segments": []} for s in STREAMS}
+        meta = tx.one(
+            "SELECT name, status, next_step, global_step, updated_at, version, "
+            "(SELECT COUNT(*) FROM media m WHERE m.board_id = boards.id), config "
+            "FROM boards WHERE id = ?",
+            (board.id,),
+        )
+    streams: dict[str, Any] = {
+        s: {"rows": int(marks.get(s, 0)), "segments": [], "metrics": {}} for s in STREAMS
+    }
     for stream, start, rows, sha in segs:
         streams[stream]["segments"].append({"start": int(start), "rows": int(rows), "sha256": sha})
+    stream_of = {kind: stream for stream, kind in METRIC_KIND.items()}
+    for kind, name, count, last in per_metric:
+        if kind in stream_of:
+            streams[stream_of[kind]]["metrics"][name] = {"rows": int(count), "last_step": int(last)}
     if meta is None:  # deleted between the check of the request and this read
         raise NotFoundError(f"no board {board.uid!r} on this server")
     return {
@@ -173,6 +187,8 @@ def board_state(db: Database, board: Board) -> dict[str, Any]:
         "updated_at": meta[4],
         "version": int(meta[5]),
         "media_files": int(meta[6]),
+        # what the stored config hashes to (a client sends its config only when it differs)
+        "config_sha256": hashlib.sha256(meta[7].encode()).hexdigest() if meta[7] else None,
         "streams": streams,
     }
 
