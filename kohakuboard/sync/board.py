@@ -39,6 +39,7 @@ class RoundResult:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(R.STREAMS, 0))
     media_files: int = 0
     done: bool = False  # a final status, and everything read is on the server
+    status: str = ""
 
 
 class _Conflict(Exception):
@@ -113,6 +114,7 @@ class BoardSync:
         if sent or _meta_differs(local_meta, state):
             remote.patch_meta(uid, local_meta)
         result.done = info.status in FINAL
+        result.status = info.status
         return result
 
     def _local_meta(self, reader: Reader, info: Any) -> dict[str, Any]:

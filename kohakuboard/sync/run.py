@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 META_FILE = "board.json"
 RECHECK_ROUNDS = 60  # a finished board is looked at again at least every this many rounds
+# A board reads as "crashed" when no writer serves it, also for an instant while one starts:
+# with until_done it counts as ended once it stayed so this long.
+CRASH_GRACE = 5.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class _Follow:
     skipped: int = 0
     error: str | None = None
     synced: bool = False
+    crashed_since: float | None = None
 
 
 def sync_paths(
@@ -191,6 +195,12 @@ def sync_paths(
         follow.error = None
         follow.synced = True
         follow.done = result.done
+        if result.status == "crashed":
+            now = time.monotonic()
+            follow.crashed_since = follow.crashed_since or now
+            follow.done = now - follow.crashed_since >= CRASH_GRACE
+        else:
+            follow.crashed_since = None
         with lock:
             for stream, n in result.rows.items():
                 report.rows[stream] += n
@@ -226,7 +236,7 @@ def sync_paths(
                 future.result()
             if not watch or halt.is_set():
                 break
-            if until_done and all(f.done and f.error is None for f in follows.values()):
+            if until_done and follows and all(f.done and f.error is None for f in follows.values()):
                 break
             if halt.wait(interval):
                 break

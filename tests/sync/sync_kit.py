@@ -118,7 +118,8 @@ def rich_board(base: Path, name: str = "rich", *, steps: int = 50) -> Path:
     histograms."""
     from kohakuboard import Board, Histogram, Media, Table
 
-    with Board(name=name, config={"lr": 0.1, "nested": {"xs": [1, 2]}}, base_dir=base) as b:
+    b = Board(name=name, config={"lr": 0.1, "nested": {"xs": [1, 2]}}, base_dir=base)
+    try:
         for i in range(steps):
             value = [float("nan"), float("inf"), float("-inf")][i % 3] if i % 7 == 0 else i / 3
             b.log(**{"train/loss": 1.0 / (i + 1), "train/odd": value})
@@ -127,7 +128,9 @@ def rich_board(base: Path, name: str = "rich", *, steps: int = 50) -> Path:
             **{
                 "img/one": Media(np.full((8, 8, 3), 0.25)),
                 "img/many": [Media(np.full((4, 4, 3), k / 4)) for k in range(3)],
-                "tab/small": Table([[1, "a", 0.5], [2, "b", float("nan")]], columns=["n", "s", "x"]),
+                "tab/small": Table(
+                    [[1, "a", 0.5], [2, "b", float("nan")]], columns=["n", "s", "x"]
+                ),
                 "tab/big": Table(
                     [[i, f"row {i}", i * 0.5] for i in range(2000)], columns=["i", "s", "x"]
                 ),
@@ -136,6 +139,8 @@ def rich_board(base: Path, name: str = "rich", *, steps: int = 50) -> Path:
             }
         )
         b.log(**{"hist/w": Histogram(np.arange(50.0)), "train/loss": 0.0})
+    finally:
+        b.finish(wait=True)  # stored: every file in the folder
     return base / b.id
 
 
