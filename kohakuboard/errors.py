@@ -59,6 +59,11 @@ class ValueOutOfRangeError(KohakuBoardError, ValueError, OverflowError):
     a signed 64-bit int."""
 
 
+class InvalidRemoteError(KohakuBoardError, ValueError):
+    """``remote=``/``project=`` of a live-synced Board (or ``KOHAKUBOARD_REMOTE``/
+    ``KOHAKUBOARD_PROJECT``) is not a server URL and project name that sync can use."""
+
+
 ACCEPTED_TYPES = (
     "int, float, bool, a numpy number, a one-element numpy array or torch tensor, "
     "Media, Table, Histogram (or a list of Media)"

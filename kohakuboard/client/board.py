@@ -39,6 +39,7 @@ from .console import check_mode as check_console_mode
 from .directory import check_label, open_board_dir, resume_steps
 from .flusher import Deferred, Flusher, check_max_pending_bytes
 from .lane import LaneWriter, WriterUnavailable
+from .remote import resolve as resolve_remote
 from .supervisor import Supervisor, reap_compacting
 from .values import TENSOR_CLASSES, check_key, classify, snapshot_tensors
 
@@ -60,7 +61,8 @@ class Board:
         name: display name (default: the board id).
         config: hyperparameters; anything not JSON is stored as its ``repr``.
         base_dir: folder holding boards (created if missing).
-        project: project name the board belongs to.
+        project: project name the board belongs to (default ``KOHAKUBOARD_PROJECT``, else
+            ``"default"``); with ``remote``, the server project to sync into.
         backend: storage backend, ``"hybrid"`` (default), ``"duckdb"`` or ``"parquet"``.
         board_id: re-open this board to append (created with that id if it does not exist).
         ring_size: bytes per ring lane; bounds memory and how far the writer may fall behind.
@@ -72,6 +74,10 @@ class Board:
         system_interval: seconds between system metrics samples (default 1.0).
         capture_console: store stdout/stderr with the board (``True``, or ``"fd"`` to also
             catch C extensions and subprocesses); ``capture_output`` is the same option.
+        remote: URL of a ``kobo serve`` to sync the board to while it runs (default
+            ``KOHAKUBOARD_REMOTE``; token from ``KOHAKUBOARD_TOKEN`` or ``kobo login``). A process
+            the writer starts uploads; training never waits for it, ``finish()`` neither
+            (what is not sent yet stays on disk; ``kobo sync`` completes it). See docs/sync.md.
 
     Step semantics: every ``log()`` call advances ``step`` by one and all its values share
     it; ``global_step`` is the training step, advanced by :meth:`step` or set with a
@@ -83,10 +89,11 @@ class Board:
         name: str | None = None,
         config: dict[str, Any] | None = None,
         base_dir: str | os.PathLike[str] = "./kohakuboard",
-        project: str = "default",
+        project: str | None = None,
         backend: str = "hybrid",
         board_id: str | None = None,
         *,
+        remote: str | None = None,
         ring_size: int = DEFAULT_RING_SIZE,
         commit_interval: float = 0.2,
         max_pending_bytes: int | None = None,
@@ -102,6 +109,7 @@ class Board:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         check_label("name", name, optional=True)
         self._max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
+        self._remote, project = resolve_remote(remote, project)
         check_label("project", project, optional=False)
         if isinstance(board_id, str):
             check_label("board_id", board_id, optional=False)
@@ -160,6 +168,7 @@ class Board:
             label=label,
             board_id=meta.id,
             system_interval=self._system_interval,
+            remote=self._remote,
         )
         self._lane0 = LaneWriter(
             self._mm, ring.LANE_OWNER, capacity, check_writer=writer.check_writer, board_label=label

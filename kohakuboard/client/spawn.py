@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..writer.faults import make_reserve
+from .remote import Remote
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -37,9 +38,11 @@ def spawn_writer(
     commit_interval: float,
     env: dict[str, str] | None = None,
     system_interval: float = 0.0,
+    remote: Remote | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the writer of one session; ``env`` adds variables to its environment;
-    ``system_interval`` > 0: it samples system metrics that often (seconds)."""
+    ``system_interval`` > 0: it samples system metrics that often (seconds); ``remote``: it
+    starts a live-sync process (``kohakuboard.writer.livesync``) to that server."""
     make_reserve(board_dir)  # room for the writer to report a full disk in writer.log
     log = open(os.path.join(board_dir, "writer.log"), "ab")  # noqa: SIM115 - handed to the child
     try:
@@ -51,6 +54,7 @@ def spawn_writer(
                 "--commit-interval",
                 str(commit_interval),
                 *(["--system-interval", repr(system_interval)] if system_interval > 0 else []),
+                *(["--remote", remote.url, "--remote-project", remote.project] if remote else []),
             ),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -22,6 +22,7 @@ from .. import ring
 from ..quarantine import QUARANTINE_FILE
 from ..writer import faults
 from .lane import LaneWriter, WriterUnavailable
+from .remote import Remote
 from .spawn import spawn_writer
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Supervisor:
         label: the board's name, for messages.
         board_id: the board's id, for messages.
         system_interval: seconds between system metrics samples in the writer (0: none).
+        remote: where the writer's live-sync process uploads the board (None: nowhere).
     """
 
     def __init__(
@@ -85,7 +87,9 @@ class Supervisor:
         label: str,
         board_id: str,
         system_interval: float = 0.0,
+        remote: Remote | None = None,
     ) -> None:
+        self._remote = remote
         self._system_interval = system_interval  # 0: no system metrics (writer/system.py)
         self._path = path
         self._session = session
@@ -128,6 +132,7 @@ class Supervisor:
             self._session,
             commit_interval=self._commit_interval,
             system_interval=self._system_interval,
+            remote=self._remote,
         )
         try:
             ring.set_writer_pid(self._mm, proc.pid)  # readers wait for it (kohakuboard.handoff)

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import locking
 from ..metadata import read_meta
 from ..storage import open_writer
-from . import faults
+from . import faults, livesync
 from .process import LOCK_TIMEOUT_S, Writer, report_failure
 
 logger = logging.getLogger("kohakuboard.writer")
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--system-interval", type=float, default=0.0)  # 0: no system metrics
     # Started by the Board that holds the owner lock: every other ring is a dead session's.
     parser.add_argument("--owner", action="store_true")
+    # Live sync (Board(remote=)): a child process uploads the board while the session runs.
+    parser.add_argument("--remote")
+    parser.add_argument("--remote-project")
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.recover or not args.session:
                     writer.finalize()
                     return 0
+                if args.remote and args.remote_project:
+                    livesync.start(board_dir, args.remote, args.remote_project)
                 return writer.serve(args.session)
             finally:
                 writer.decoder.close()

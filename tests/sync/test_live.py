@@ -1,0 +1,143 @@
+"""Live sync: ``Board(remote=URL, project=P)`` against a real ``kobo serve`` subprocess, and a
+server that cannot be reached (training goes on as without one)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import wait_until  # noqa: E402
+from live_kit import (  # noqa: E402
+    PROJECT,
+    KoboServer,
+    Team,
+    compare,
+    free_port,
+    make_team,
+    server_copy,
+)
+
+from kohakuboard import Board  # noqa: E402
+from kohakuboard.errors import InvalidRemoteError  # noqa: E402
+from kohakuboard.locking import is_locked, read_holder  # noqa: E402
+from kohakuboard.reader import open_board  # noqa: E402
+from kohakuboard.writer.livesync import LOCK_FILE, LOG_FILE  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def team_template(tmp_path_factory: pytest.TempPathFactory) -> Team:
+    folder = tmp_path_factory.mktemp("team")
+    return make_team(str(folder / "server.sqlite"), folder)
+
+
+@pytest.fixture
+def kobo_server(tmp_path: Path, team_template: Team) -> Iterator[tuple[KoboServer, Team]]:
+    data = tmp_path / "server"
+    data.mkdir()
+    shutil.copy(team_template.db_url, data / "server.sqlite")
+    team = Team(str(data / "server.sqlite"), data, dict(team_template.tokens))
+    srv = KoboServer(data).start()
+    try:
+        yield srv, team
+    finally:
+        srv.stop()
+
+
+def _sync_child_gone(board_dir: Path) -> bool:
+    return not is_locked(board_dir / LOCK_FILE)
+
+
+@pytest.mark.parametrize(
+    ("remote", "match"),
+    [
+        ("kobo.example.com", "is not a server URL"),
+        ("ftp://kobo.example.com", "is not a server URL"),
+        ("https://ana:secret@kobo.example.com", "holds credentials"),
+        ("https://kobo.example.com/?token=x", "has a query or fragment"),
+        ("http://127.0.0.1:99999", "is not a URL"),
+        ("https://kobo example.com", "is not a URL"),
+        (42, "must be a str, got int"),
+    ],
+)
+def test_a_bad_remote_fails_at_the_call_site(tmp_path: Path, remote: object, match: str) -> None:
+    with pytest.raises(InvalidRemoteError, match=match):
+        Board(base_dir=tmp_path / "boards", remote=remote, project="vision")  # type: ignore[arg-type]
+    assert not (tmp_path / "boards").exists()  # nothing was made
+
+
+def test_a_remote_needs_a_valid_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOHAKUBOARD_PROJECT", raising=False)
+    with pytest.raises(InvalidRemoteError, match="needs a server project: pass project="):
+        Board(base_dir=tmp_path, remote="https://kobo.example.com")
+    with pytest.raises(InvalidRemoteError, match=r"project='a/b' is not a server project name"):
+        Board(base_dir=tmp_path, remote="https://kobo.example.com", project="a/b")
+    # the environment is checked the same way and named in the message
+    monkeypatch.setenv("KOHAKUBOARD_REMOTE", "kobo.example.com")
+    with pytest.raises(InvalidRemoteError, match="KOHAKUBOARD_REMOTE='kobo.example.com'"):
+        Board(base_dir=tmp_path, project="vision")
+    monkeypatch.setenv("KOHAKUBOARD_REMOTE", "https://kobo.example.com")
+    monkeypatch.setenv("KOHAKUBOARD_PROJECT", "../etc")
+    with pytest.raises(InvalidRemoteError, match="KOHAKUBOARD_PROJECT='../etc'"):
+        Board(base_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_server_never_slows_or_fails_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed port: the run logs and finishes as without a remote, finish() does not wait
+    for the sync, and the sync child gives up once nobody writes the board (the linger time),
+    saying how to send the rest."""
+    monkeypatch.setenv("KOHAKUBOARD_SYNC_LINGER", "1")
+    monkeypatch.setenv("KOHAKUBOARD_TOKEN", "not-needed-here")
+    closed = f"http://127.0.0.1:{free_port()}"
+    board = Board(base_dir=tmp_path, remote=closed, project="vision")
+    for i in range(2000):
+        board.log(loss=1.0 / (i + 1))
+    # the sync child runs (and fails to connect) while the run goes on
+    wait_until(lambda: is_locked(board.path / LOCK_FILE), timeout=60, what="the sync child")
+    child = read_holder(board.path / LOCK_FILE).pid
+    board.log(loss=0.0)
+    board.finish(wait=True)
+    # finish() returned while the sync child still tries: it did not wait for it
+    assert is_locked(board.path / LOCK_FILE) and read_holder(board.path / LOCK_FILE).pid == child
+    with open_board(board.path) as reader:
+        assert reader.scalars("loss").num_rows == 2001
+        assert reader.info().status == "finished"
+    wait_until(lambda: _sync_child_gone(board.path), timeout=60, what="the sync child to give up")
+    log = (board.path / LOG_FILE).read_text()
+    assert "live sync stops" in log and f"kobo sync {board.path}" in log
+    assert "not-needed-here" not in log  # the token never lands in a log or a command line
+
+
+def test_values_appear_on_the_server_while_the_run_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+) -> None:
+    srv, team = kobo_server
+    monkeypatch.setenv("KOHAKUBOARD_TOKEN", team.tokens["editor"])
+    board = Board(name="live", base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
+    for i in range(50):
+        board.log(loss=1.0 / (i + 1), acc=i / 100)
+
+    def seen() -> int:
+        doc = srv.series(team.tokens["viewer"], board.id, "loss")
+        return int(doc["total"]) if doc else 0
+
+    wait_until(lambda: seen() >= 50, timeout=60, what="the first values on the server")
+    assert not board.closed  # they came while the run goes on
+    for i in range(50, 120):
+        board.log(loss=1.0 / (i + 1), acc=i / 100)
+    wait_until(lambda: seen() >= 120, timeout=60, what="later values on the server")
+    board.finish()
+    wait_until(lambda: _sync_child_gone(board.path), timeout=60, what="the sync child to end")
+    copy = server_copy(team.db_url, srv.store, board.id, tmp_path / "check")
+    diffs, dups = compare(board.path, copy)
+    assert diffs == [] and dups == 0
+    with open_board(copy) as reader:
+        assert reader.info().status == "finished"
