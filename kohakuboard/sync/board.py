@@ -177,8 +177,8 @@ class BoardSync:
                 tables = R.scalar_segments(parts)
             else:
                 tables = R.row_segments(stream, [r for _, p in parts for r in p])
-            for table in tables:
-                mark = self._put(remote, uid, stream, mark, table)
+            for table, body, digest in R.bodies_ahead(tables):
+                mark = self._put(remote, uid, stream, mark, table, body, digest)
                 result.rows[stream] += table.num_rows
                 sent = True
         return sent
@@ -323,8 +323,16 @@ class BoardSync:
             sent += 1
         return sent
 
-    def _put(self, remote: Remote, uid: str, stream: str, start: int, table: Any) -> int:
-        body, digest = R.ipc_body(table)
+    def _put(
+        self,
+        remote: Remote,
+        uid: str,
+        stream: str,
+        start: int,
+        table: Any,
+        body: bytes,
+        digest: str,
+    ) -> int:
         if len(body) > R.MAX_BODY:
             raise SyncBoardError(
                 f"board {uid} ({self.path}): a {stream} row is {len(body)} bytes as sent, more "
