@@ -82,7 +82,42 @@ export function alignedData(traces, { logY, showRaw }) {
     tables.push(withMarkerXs(t, cols))
   }
   if (!tables.length) return [[]]
-  return tables.length === 1 ? tables[0] : uPlot.join(tables)
+  return tables.length === 1 ? tables[0] : joinSorted(tables)
+}
+
+// uPlot.join for tables whose x columns are sorted (every trace's are): one shared x column,
+// the union of theirs, and each other column spread onto it (undefined where a table has no
+// point; a null stays null). A sort and a merge instead of hashing every x.
+export function joinSorted(tables) {
+  let total = 0
+  for (const t of tables) total += t[0].length
+  const all = new Float64Array(total)
+  let at = 0
+  for (const t of tables) {
+    all.set(t[0], at)
+    at += t[0].length
+  }
+  all.sort()
+  let n = 0
+  for (let i = 0; i < total; i++) if (n === 0 || all[i] !== all[n - 1]) all[n++] = all[i]
+  const xs = all.slice(0, n)
+  const data = [xs]
+  for (const t of tables) {
+    const x = t[0]
+    const where = new Int32Array(x.length)
+    let j = 0
+    for (let i = 0; i < x.length; i++) {
+      while (xs[j] < x[i]) j++
+      where[i] = j
+    }
+    for (let c = 1; c < t.length; c++) {
+      const col = t[c]
+      const out = new Array(n).fill(undefined)
+      for (let i = 0; i < where.length; i++) out[where[i]] = col[i]
+      data.push(out)
+    }
+  }
+  return data
 }
 
 function quantile(sorted, q) {
@@ -141,9 +176,15 @@ const TINY = 1e-12
 export function tinyValues(traces) {
   let big = 0
   for (const t of traces) {
-    for (const arr of [t.y, t.smoothed]) for (const v of arr || []) big = Math.max(big, Math.abs(v))
+    for (const arr of [t.y, t.smoothed]) {
+      for (const v of arr || []) {
+        const a = Math.abs(v)
+        if (!(a < TINY)) return false // one value is enough to say no (NaN too, as before)
+        if (a > big) big = a
+      }
+    }
   }
-  return big > 0 && big < TINY
+  return big > 0
 }
 
 function tinyRange(u, min, max) {
@@ -182,16 +223,59 @@ function manualRange(y0, y1, log) {
   }
 }
 
+// The first index of sorted `xs` whose value is >= v (xs.length when none is)
+function lowerBound(xs, v) {
+  let lo = 0
+  let hi = xs.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (xs[mid] < v) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+// A line through one trace's own points (`xs` sorted, `ys` finite), for uPlot's `paths`.
+// uPlot's own line walks the chart's shared x column, which holds the x of every run (with
+// 30 runs, ~20x more entries than one run has points, nearly all of them gaps); this visits
+// the trace's points inside the x range, and one beyond each edge so the line runs on to it.
+// Log y: values <= 0 are left out (as the shared columns leave them out).
+export function ownLine(xs, ys, logY) {
+  return (u) => {
+    const stroke = new Path2D()
+    const n = xs.length
+    const { min, max } = u.scales.x
+    const from = Math.max(lowerBound(xs, min) - 1, 0)
+    const to = Math.min(lowerBound(xs, max) + 1, n)
+    let started = false
+    for (let i = from; i < to; i++) {
+      const y = ys[i]
+      if (logY && !(y > 0)) continue
+      const px = u.valToPos(xs[i], 'x', true)
+      const py = u.valToPos(y, 'y', true)
+      if (started) stroke.lineTo(px, py)
+      else {
+        stroke.moveTo(px, py)
+        started = true
+      }
+    }
+    return { stroke, fill: null, clip: null, band: null, gaps: null, flags: 0 }
+  }
+}
+
 export function chartOptions({ traces, settings, showRaw, theme, width, height, hooks }) {
   const series = [{ label: settings.x }]
   const bands = []
   for (const t of traces) {
     if (!t.count) continue
     const common = { spanGaps: true, points: { show: lonePoint(t) }, show: !t.hidden, dash: dashOf(t) }
+    // a group's band is filled between its edges' paths: uPlot's own lines there
+    const own = (ys) => (t.band ? {} : { paths: ownLine(t.x, ys, settings.logY) })
     if (t.smoothed && showRaw) {
-      series.push({ ...common, label: `${t.label} (raw)`, stroke: fade(t.color, 0.28), width: 1 })
+      series.push({ ...common, ...own(t.y), label: `${t.label} (raw)`, stroke: fade(t.color, 0.28), width: 1 })
     }
-    series.push({ ...common, label: t.label, stroke: t.color, width: t.smoothed || t.band ? 1.75 : 1.5 })
+    const main = t.smoothed || t.y
+    series.push({ ...common, ...own(main), label: t.label, stroke: t.color, width: t.smoothed || t.band ? 1.75 : 1.5 })
     if (t.band) {
       const edge = { show: !t.hidden, spanGaps: true, stroke: 'transparent', width: 0, points: { show: false } }
       series.push({ ...edge, label: `${t.label} +std` }, { ...edge, label: `${t.label} -std` })

@@ -87,12 +87,35 @@ function setMetrics(id, metrics) {
   for (const m of metrics) store.counts[seriesKey(id, m.name)] = m.count
 }
 
+// Answers of /api/metrics asked before the board list came (the runs of the page's URL):
+// board id -> the promise of the answer that holds it.
+const early = new Map()
+
+function askMetrics(chunk) {
+  const asked = chunk.every((id) => early.has(id)) ? early.get(chunk[0]) : null
+  const ok = asked && chunk.every((id) => early.get(id) === asked)
+  // used once: a run of the URL that did not exist then is asked again when it appears
+  for (const [id, answer] of [...early]) if (answer === asked || chunk.includes(id)) early.delete(id)
+  return ok ? asked : boardsMetrics(chunk)
+}
+
+// The series of the runs a page opens with (its URL's `b=`), asked at once, beside the board
+// list (the charts wait for both); the answer is used when the list says the runs exist.
+function prefetchMetrics(ids) {
+  for (let i = 0; i < ids.length; i += MAX_METRIC_BOARDS) {
+    const chunk = ids.slice(i, i + MAX_METRIC_BOARDS)
+    const answer = boardsMetrics(chunk)
+    answer.catch(() => {}) // a failure is met again (and reported) where it is used
+    for (const id of chunk) early.set(id, answer)
+  }
+}
+
 // The series of the boards `ids`: one request per 64 boards (not one per board).
 async function loadMetrics(ids) {
   for (let i = 0; i < ids.length; i += MAX_METRIC_BOARDS) {
     const chunk = ids.slice(i, i + MAX_METRIC_BOARDS)
     try {
-      const { metrics, global_steps: steps, errors } = await boardsMetrics(chunk)
+      const { metrics, global_steps: steps, errors } = await askMetrics(chunk)
       for (const id of chunk) {
         // the default x axis is known now, not when the live state comes (charts wait for it)
         if (steps[id] !== undefined && store.globalSteps[id] === undefined) store.globalSteps[id] = steps[id]
@@ -158,6 +181,7 @@ function applyLive(delta) {
 }
 
 export async function startStore(urlHadBoards) {
+  if (urlHadBoards && view.boards.length) prefetchMetrics(view.boards)
   const [meta] = await Promise.all([info().catch(() => ({})), refreshBoards()])
   store.title = meta.title || ''
   if (auth.needed) return // the page says where the token is; nothing else can load

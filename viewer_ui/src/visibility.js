@@ -1,27 +1,61 @@
 // Cards draw only near the viewport: `visible` is true while the element is in (or within
 // `margin` of) the viewport, `seen` once it has been (a card keeps its drawing from then on);
 // `onFirst` runs the first time it is seen. Call from a component's setup.
+//
+// One IntersectionObserver per margin serves every card, and each of its reports is handled
+// in page order: the cards a page opens with ask for their data top first (with an observer
+// each, Chromium reported them in no useful order, and the first chart came fifth or sixth).
 import { onBeforeUnmount, onMounted, ref } from 'vue'
 
-export function useNearViewport(el, { margin = '200px 0px', onFirst = null } = {}) {
-  const visible = ref(false)
-  const seen = ref(false)
-  let observer = null
-  onMounted(() => {
-    observer = new IntersectionObserver(
+const observers = new Map() // margin -> {observer, handlers: Map(element -> handler)}
+
+function pageOrder(a, b) {
+  if (a === b) return 0
+  return a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1
+}
+
+function shared(margin) {
+  let entry = observers.get(margin)
+  if (!entry) {
+    const handlers = new Map()
+    const observer = new IntersectionObserver(
       (entries) => {
-        visible.value = entries[entries.length - 1].isIntersecting
-        if (visible.value && !seen.value) {
-          seen.value = true
-          if (onFirst) onFirst()
+        const latest = new Map() // an element reported twice: its last report counts
+        for (const e of entries) latest.set(e.target, e.isIntersecting)
+        for (const el of [...latest.keys()].sort(pageOrder)) {
+          const handler = handlers.get(el)
+          if (handler) handler(latest.get(el))
         }
       },
       { rootMargin: margin },
     )
-    observer.observe(el.value)
+    entry = { observer, handlers }
+    observers.set(margin, entry)
+  }
+  return entry
+}
+
+export function useNearViewport(el, { margin = '200px 0px', onFirst = null } = {}) {
+  const visible = ref(false)
+  const seen = ref(false)
+  let target = null
+  onMounted(() => {
+    target = el.value
+    const { observer, handlers } = shared(margin)
+    handlers.set(target, (now) => {
+      visible.value = now
+      if (now && !seen.value) {
+        seen.value = true
+        if (onFirst) onFirst()
+      }
+    })
+    observer.observe(target)
   })
   onBeforeUnmount(() => {
-    if (observer) observer.disconnect()
+    if (!target) return
+    const { observer, handlers } = shared(margin)
+    observer.unobserve(target)
+    handlers.delete(target)
   })
   return { visible, seen }
 }
