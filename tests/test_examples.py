@@ -95,3 +95,21 @@ def test_read_long_series(tmp_path: Path) -> None:
     assert "NaN points: 1" in done.stdout
     assert "zoom 1000..1999: 1000 points at full resolution" in done.stdout
     assert "full read: 300,000 points; committed since: 0" in done.stdout
+
+
+def test_sync_local_server(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sync_local_server.py"), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "as ana (token stored in" in done.stdout
+    assert "second sync: kobo sync: 1 board(s) up to date" in done.stdout
+    assert "sent 0 rows, 0 media files, 0 bytes" in done.stdout
+    assert "after the resume: sent 100 rows" in done.stdout
+    assert "server: train/loss: 300 rows, last step 299" in done.stdout
+    assert len([p for p in (tmp_path / "boards").iterdir() if p.is_dir()]) == 1
+    assert (tmp_path / "client-config" / "credentials.json").stat().st_mode & 0o077 == 0
