@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kohakuboard import Board, Table
 from kohakuboard.client.directory import new_board_id
 from kohakuboard.client.histograms import histogram_mode, model_tensors
+from kohakuboard.client.remote import resolve as check_remote
 from kohakuboard.config import flatten_config
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ class KohakuBoardLogger(Logger):
     Args:
         save_dir: folder holding the boards (``kobo open`` it).
         name: display name of the board (default: its id).
-        project: project the board belongs to.
+        project: project the board belongs to (default ``KOHAKUBOARD_PROJECT``, else
+            ``"default"``); with ``remote``, the server project the board is synced into.
         version: board id to resume (an int ``n`` means ``"version_n"``); default: a new id.
         config: extra hyperparameters, flattened like those of ``log_hyperparams``.
         backend: storage backend (``"hybrid"``, ``"duckdb"`` or ``"parquet"``).
@@ -109,7 +111,8 @@ class KohakuBoardLogger(Logger):
             ``(s + 1) % n == 0``, the steps where ``log_every_n_steps=n`` logs metrics.
         prefix: put ``"{prefix}-"`` in front of every metric key (as Lightning's loggers do).
         **board_kwargs: passed to :class:`kohakuboard.Board` (``ring_size``, ``commit_interval``,
-            ``capture_console``, ``system_metrics``, ``system_interval``).
+            ``capture_console``, ``system_metrics``, ``system_interval``, ``remote``: live sync
+            to a ``kobo serve``, see docs/sync.md).
 
     Directories follow Lightning's conventions: ``root_dir == save_dir`` (boards sit side by
     side, so Lightning's experiment sub-folder ``name`` is ``""``), ``log_dir`` is the board
@@ -123,7 +126,7 @@ class KohakuBoardLogger(Logger):
         self,
         save_dir: str | os.PathLike[str] = "./kohakuboard",
         name: str | None = None,
-        project: str = "default",
+        project: str | None = None,
         version: int | str | None = None,
         config: Mapping[str, Any] | Namespace | None = None,
         backend: str = "hybrid",
@@ -136,6 +139,7 @@ class KohakuBoardLogger(Logger):
         histogram_mode(log_histograms, "log_histograms", off=(None,))
         _check_every(histogram_every_n_steps)
         _check_board_kwargs(board_kwargs)
+        check_remote(board_kwargs.get("remote"), project)  # a bad URL fails here, not at fit
         self._save_dir = os.path.expanduser(os.fspath(save_dir))
         self._board_name = name
         self._project = project

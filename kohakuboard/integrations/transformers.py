@@ -26,6 +26,7 @@ argument                   variable                               default
 ========================== ====================================== =========================
 ``base_dir``               ``KOHAKUBOARD_DIR``                    ``./kohakuboard``
 ``project``                ``KOHAKUBOARD_PROJECT``                ``default``
+``remote`` (live sync)     ``KOHAKUBOARD_REMOTE``                 none (local only)
 ``name``                   ``KOHAKUBOARD_NAME``                   ``args.run_name`` or the id
 ``board_id``               ``KOHAKUBOARD_BOARD_ID`` (append)      a new board
 ``backend``                ``KOHAKUBOARD_BACKEND``                ``hybrid``
@@ -55,6 +56,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from kohakuboard import Board
 from kohakuboard.client.histograms import HISTOGRAM_MODES, histogram_mode, model_tensors
+from kohakuboard.client.remote import resolve as check_remote
 
 try:
     # The class transformers' INTEGRATION_TO_CALLBACK["kohakuboard"] holds: the callbacks are
@@ -99,6 +101,9 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         config: extra values merged into the board's config.
         capture_console: store the process's stdout/stderr with the board (``True`` or
             ``"fd"``; default ``KOHAKUBOARD_CAPTURE_CONSOLE``, else off). See ``Board``.
+        remote: URL of a ``kobo serve`` the board is synced to while training runs (default
+            ``KOHAKUBOARD_REMOTE``, else none; the token from ``KOHAKUBOARD_TOKEN`` or ``kobo
+            login``). See docs/sync.md.
 
     Using it in ``callbacks=`` together with ``report_to="kohakuboard"`` writes one board, with
     this instance's settings. :attr:`board` is the board while it is open (on the world process
@@ -121,6 +126,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         histogram_steps: int | None = None,
         config: dict[str, Any] | None = None,
         capture_console: bool | str | None = None,
+        remote: str | None = None,
     ) -> None:
         env = os.environ.get
         modes: dict[str, bool | str] = {"1": True, "true": True, "fd": "fd"}
@@ -135,6 +141,9 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
             base_dir if base_dir is not None else env("KOHAKUBOARD_DIR") or "./kohakuboard"
         )
         self.backend = backend if backend is not None else env("KOHAKUBOARD_BACKEND") or "hybrid"
+        # checked now (a bad URL fails when the Trainer is built, not at the first log)
+        checked, _ = check_remote(remote, project)
+        self.remote = checked.url if checked is not None else None
         self.board_id = board_id if board_id is not None else env("KOHAKUBOARD_BOARD_ID") or None
         self.log_histograms = _histogram_mode(log_histograms)
         self.histogram_steps = _histogram_steps(histogram_steps)
@@ -262,6 +271,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
             backend=self.backend,
             board_id=self.board_id,
             capture_console=self.capture_console,
+            remote=self.remote,
         )
         self._board = board
         if self.board_id is None:

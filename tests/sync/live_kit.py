@@ -369,3 +369,32 @@ def kill_mid_sync(
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     return True
+
+
+def sync_child(board: Path, timeout: float = 60.0) -> int:
+    """The pid of the live-sync child the board's writer started (waiting for its start)."""
+    import re
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = re.findall(r"live sync to .*: pid (\d+)", (board / "writer.log").read_text())
+        except FileNotFoundError:
+            found = []
+        if found:
+            return int(found[-1])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no live-sync child was started for {board}")
+        time.sleep(0.05)
+
+
+def wait_sync_child_done(board: Path, timeout: float = 60.0) -> None:
+    """Wait until the board's live-sync child has exited."""
+    from helpers import is_gone
+
+    pid = sync_child(board, timeout)
+    deadline = time.monotonic() + timeout
+    while not is_gone(pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the live-sync child {pid} of {board} is still running")
+        time.sleep(0.05)

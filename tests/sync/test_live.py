@@ -21,6 +21,7 @@ from live_kit import (  # noqa: E402
     free_port,
     make_team,
     server_copy,
+    wait_sync_child_done,
 )
 
 from kohakuboard import Board  # noqa: E402
@@ -135,7 +136,7 @@ def test_values_appear_on_the_server_while_the_run_goes(
         board.log(loss=1.0 / (i + 1), acc=i / 100)
     wait_until(lambda: seen() >= 120, timeout=60, what="later values on the server")
     board.finish()
-    wait_until(lambda: _sync_child_gone(board.path), timeout=60, what="the sync child to end")
+    wait_sync_child_done(board.path)
     copy = server_copy(team.db_url, srv.store, board.id, tmp_path / "check")
     diffs, dups = compare(board.path, copy)
     assert diffs == [] and dups == 0
