@@ -107,10 +107,12 @@ def _last_point(cols: Columns, smoothed: np.ndarray | None) -> dict[str, Any] | 
 def chart_series(catalog: Catalog, board_id: str, metric: str, query: ChartQuery) -> ChartSeries:
     """One board's series for a chart; a missing series is data-less, not an error.
 
-    Answers are cached until the series grows. A long series drawn without smoothing is
-    read at a resolution (:func:`~.seriescache.series_view`: a stored level on a compacted
-    board), finer as the asked x range narrows; smoothing needs every point, so a smoothed
-    chart reads the full series (cached, and extended as it grows)."""
+    Answers are cached until the series grows. A long series is read at a resolution
+    (:func:`~.seriescache.series_view`: a stored level on a compacted board), finer as the
+    asked x range narrows, and a smoothed one then smooths the points drawn
+    (:func:`_smooth_drawn`); where every point is read anyway (a short series, a zoom down
+    to single points) every point is smoothed, from the first (a zoom cuts the smoothed line,
+    it does not start it again). The full series is cached and extended as it grows."""
     infos = catalog.metric_infos(board_id)
     try:
         info = scalar_info(infos, board_id, metric)
@@ -193,8 +195,11 @@ def _chart(
     group = pick_group(info.count, query.points)
     # A live series that fits the cache is kept whole and extended at each commit instead.
     live_whole = board.status == "running" and info.count * 32 <= catalog._cache.limit // 2
+    # A smoothed chart drawn from a level smooths the points it draws; one that needs every
+    # point anyway (a short series, a narrow zoom) smooths every point (see _smooth_drawn).
+    smoothed_whole = query.smoothing > 0 and group == 1
     if (
-        query.smoothing == 0
+        not smoothed_whole
         and query.x in BUILTIN_X
         and (group > 1 or _step_range(query) is not None)
         and not live_whole
@@ -210,7 +215,8 @@ def _chart(
             if group == 1 or enough_groups(points, group, query.points):
                 break
             group = finer(group)
-        return _view_series(board_id, info, view, x, keep, query)
+        if query.smoothing == 0 or group > 1:
+            return _view_series(board_id, info, view, x, keep, query)
     cols = catalog.columns(board_id, info.name, infos)
     x_metric = None
     if query.x not in BUILTIN_X:
@@ -260,7 +266,29 @@ def _view_series(
         data.nonfinite[kind].count = int(nonfinite[mask].sum())
     if view.group > 1 and data.buckets == 0 and data.total > len(data.x):
         data.buckets = len(data.x)  # fewer rows than points, but not every point: reduced
+    if query.smoothing > 0:
+        _smooth_drawn(data, query.smoothing, last)
     return ChartSeries(board_id, info.name, data, last)
+
+
+def _smooth_drawn(data: Downsampled, weight: float, last: dict[str, Any] | None) -> None:
+    """The smoothed line of a chart drawn from a level: the moving average of the points
+    drawn (as TensorBoard and W&B smooth the points they sampled), each of which stands for
+    ``k`` logged points on average, so the weight is ``weight ** k``: the line forgets at the
+    same rate per logged point as smoothing every point would. It differs from that within
+    the spread of the points a drawn point stands for (a level keeps each group's first, last,
+    smallest and largest value, not its mean)."""
+    if len(data.y) == 0:
+        data.smoothed = data.y.copy()
+    else:
+        k = max(1.0, data.total / len(data.y))
+        data.smoothed = smooth(data.y, min(weight**k, MAX_SMOOTHING))
+    if last is not None:
+        value = float(last["value"]) if not isinstance(last["value"], str) else math.nan
+        # the latest point drawn is the latest logged one when that is finite
+        last["smoothed"] = (
+            jnum(data.smoothed[-1]) if math.isfinite(value) and len(data.y) else last["value"]
+        )
 
 
 def _header(entry: ChartSeries) -> dict[str, Any]:
