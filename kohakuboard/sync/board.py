@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,11 @@ class BoardSync:
         local: dict[str, int],
         server: dict[str, tuple[int, int]],
     ) -> list[tuple[str, Any]]:
-        read = {"media": reader.media, "tables": reader.tables, "histograms": reader.histograms}
+        read: dict[str, Callable[[str], Sequence[Any]]] = {
+            "media": reader.media,
+            "tables": reader.tables,
+            "histograms": reader.histograms,
+        }
         plan = []
         for name in sorted(local):
             have, last = server.get(name, (0, -1))

@@ -102,9 +102,19 @@ class ScalarTail:
         if count > self.base:
             dropped = self.table.slice(0, count - self.base)
             self.prefix_max = max(self.prefix_max, int(to_numpy(dropped.column("step")).max()))
-            self.table = self.table.slice(count - self.base)
+            self.table = _own(self.table.slice(count - self.base))
             self.base = count
         return True
+
+
+def _own(table: pa.Table) -> pa.Table:
+    """A small slice copied out of the (maybe huge) first read, so that following a long
+    board does not keep that read in memory."""
+    if table.num_rows == 0:
+        return table.schema.empty_table()
+    if table.num_rows <= 1 << 16:
+        return table.take(int_array(np.arange(table.num_rows), pa.int64()))
+    return table
 
 
 def sorted_series(table: pa.Table) -> pa.Table:
