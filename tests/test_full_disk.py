@@ -115,7 +115,9 @@ def test_full_disk_at_finish_keeps_the_ring_for_the_next_open(small_disk: Path, 
     for i in range(1, 101):
         board.log(x=float(i))
     started = time.monotonic()
-    board.finish()  # the disk stays full: returns, says so, keeps the ring
+    # The disk stays full: returns, says so, keeps the ring. (Without wait=True finish()
+    # leaves the session to the writer, which says so in writer.log.)
+    board.finish(wait=True)
     assert time.monotonic() - started < HANG_S
     assert any("not finished" in r.getMessage() for r in caplog.records)
     assert list(board.path.glob("ring-*.kbr"))

@@ -136,3 +136,49 @@ def test_a_writer_killed_after_the_hand_over_leaves_the_ring_for_the_next_open(
     assert rows(reader, "x") == [(i, 0, float(i)) for i in range(6)]
     assert reader.status() == "finished"
     wait_until(lambda: not list(board.path.glob("ring-*.kbr")), what="the rings to be drained")
+
+
+TRAIN_SERVED = """
+import os, signal, sys, time
+from kohakuboard import Board, ring
+
+board = Board(name="served", base_dir=sys.argv[1])
+board.log(x=-1.0)
+deadline = time.monotonic() + 60
+while not ring.read_attached(board._mm) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("ATTACHED", ring.read_attached(board._mm), flush=True)
+for i in range(50_000):
+    board.log(x=float(i), y=2.0 * i)
+    board.step()
+board.finish()
+print(board.path, board._writer.handed_over, board._proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # nothing after finish() runs: no atexit, no flush
+"""
+
+
+def test_sigkill_right_after_finish_with_a_serving_writer_loses_nothing(
+    tmp_path: Path, base_dir: Path
+) -> None:
+    """A writer that already serves the session takes over what it has not drained yet:
+    finish() does not wait for its drain and final commit."""
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(TRAIN_SERVED))
+    out = subprocess.run(
+        [sys.executable, str(script), str(base_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    attached_line, last = out.stdout.splitlines()
+    assert attached_line == "ATTACHED True"
+    path_text, handed, _writer = last.split()
+    assert handed == "True"
+    path = Path(path_text)
+    reader = open_board(path)  # waits for the writer, which outlives its training process
+    assert reader.status() == "finished"
+    assert reader.scalars("y").num_rows == 50_000
+    assert rows(reader, "x")[-1] == (50_000, 49_999, 49_999.0)  # step() after log()
+    assert reader.progress().global_step == 50_000

@@ -14,7 +14,13 @@ from .. import ring
 logger = logging.getLogger(__name__)
 
 WARN_AFTER_S = 1.0
+# Every this many bytes written, a lane unmaps the pages it wrote from this process (see
+# LaneWriter._drop_written): they stay in the ring file, and the training process's resident
+# memory stays about this size per lane instead of growing to the lane's capacity.
+DROP_EVERY = 1 << 20
+_PAGE = mmap.PAGESIZE
 _WRAP_BODY = ring.pad_body(ring.KIND.pack(ring.K_WRAP))
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
 class WriterUnavailable(Exception):
@@ -38,6 +44,7 @@ class LaneWriter:
         "limit",
         "shift",
         "fast_end",
+        "_dropped",
         "_check_writer",
         "_label",
     )
@@ -59,6 +66,7 @@ class LaneWriter:
         self.limit = capacity  # pos may grow up to consumed + capacity
         self.shift = self.base
         self.fast_end = capacity
+        self._dropped = 0  # positions below this have been unmapped here (_drop_written)
         self._check_writer = check_writer
         self._label = board_label
 
@@ -156,9 +164,35 @@ class LaneWriter:
         return self.refresh_limit() - self.pos >= 2 * size + ring.MIN_TAIL
 
     def _update_fast_path(self) -> None:
+        if self.pos - self._dropped >= DROP_EVERY:
+            self._drop_written()
         lap_start = self.pos - self.pos % self.capacity
         self.shift = self.base - lap_start
-        self.fast_end = min(self.limit, lap_start + self.capacity)
+        # The fast path stops at the next drop point too, so that the hot path needs no check.
+        self.fast_end = min(self.limit, lap_start + self.capacity, self._dropped + DROP_EVERY)
+
+    def _drop_written(self) -> None:
+        """Unmap the pages this lane wrote since the last drop from this process
+        (``MADV_DONTNEED``). The map is shared with a file: the records stay in the page cache
+        and the file, the writer reads them as before, and a page written again is faulted
+        back in. Without it every page a lane ever wrote would count in the training
+        process's resident memory, up to the lane's capacity."""
+        cap = self.capacity
+        start, end = max(self._dropped, self.pos - cap), self.pos
+        self._dropped = end
+        if _DONTNEED is None:
+            return
+        while start < end:
+            off = start % cap
+            n = min(end - start, cap - off)
+            first = (self.base + off) & ~(_PAGE - 1)
+            last = (self.base + off + n) & ~(_PAGE - 1)  # the page being written stays
+            if last > first:
+                try:
+                    self.mm.madvise(_DONTNEED, first, last - first)
+                except (OSError, ValueError):
+                    return  # not here: the pages stay mapped, nothing else changes
+            start += n
 
     def refresh_limit(self) -> int:
         self.limit = ring.read_consumed(self.mm, self.lane) + self.capacity

@@ -5,8 +5,8 @@ A Board has one :class:`Supervisor`. It starts the writer; the flusher's watchdo
 that died is started again, at most ``MAX_RESPAWNS`` times after crashes. One that stopped on
 a disk fault (full disk, quota, file-size limit: see ``kohakuboard.writer.faults``) is said
 once, retried with growing pauses and never counted as a crash; meanwhile ``log()`` does not
-wait for ring space. At finish it waits until the writer has stored the session. Everything
-here logs; nothing raises into the training loop.
+wait for ring space. At finish it leaves the session to the writer (with ``wait=True``: waits
+until it is stored). Everything here logs; nothing raises into the training loop.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Supervisor:
         self._disk_backoff = DISK_RETRY_S
         self._disk_retry_at = 0.0
         self._drop_reported = False  # "values are not recorded" was said (or a fault said why)
-        self.handed_over = False  # finish() left the session to a writer still starting
+        self.handed_over = False  # finish() left the session to the writer
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
@@ -266,7 +266,7 @@ class Supervisor:
 
     def finish(self, lane: LaneWriter, record: bytes, *, wait: bool = False) -> None:
         """Put the finish ``record`` in the owner ``lane``. Unless ``wait``, leave the session
-        to a writer that has not started serving yet (:meth:`_hand_over`); else wait until
+        to the writer (:meth:`_hand_over`); else wait until
         the writer has stored the session and report the values it set aside. A writer
         that goes on (storing or compacting) stays referenced until it exits."""
         pending: bytes | None = record
@@ -283,16 +283,17 @@ class Supervisor:
             _COMPACTING.append(self._proc)  # still compacting; reaped later
 
     def _hand_over(self) -> bool:
-        """Whether the session is left to its writer: one that is alive, has met no fault and
-        has not mapped the ring yet, so waiting would cost its whole start-up. Everything,
-        the finish record included, is in the ring file already; the writer stores it
-        whether or not this process lives on, and readers wait for it (``handoff``)."""
+        """Whether the session is left to its writer: one that is alive and has met no
+        fault. Everything, the finish record included, is in the ring file already; the
+        writer stores it whether or not this process lives on (starting, or draining what
+        it has not read yet), and readers wait for it (``handoff``). Waiting here would cost
+        the writer's start-up, or its drain and final commit, for nothing that is not safe
+        already."""
         proc = self._proc
         if proc is None or self._failed or self._disk_fault is not None or proc.poll() is not None:
             return False
-        if ring.read_attached(self._mm):
-            return False  # serving: it stores the rest in about a commit interval
         ring.set_finishing(self._mm)
+        self.report_quarantine()  # what the writer set aside so far; the rest: writer.log
         _COMPACTING.append(proc)
         _HANDED.append((proc, self._label, self._path))
         self.handed_over = True

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
@@ -60,6 +59,8 @@ def read_parquet_where_in(
     if not keep:
         return empty_table(schema)
     table = pf.read_row_groups(keep)
+    import pyarrow.compute as pc  # not at import: ~8 MB that a writer process never needs
+
     mask = pc.is_in(table.column(column), value_set=int_array(values, schema.field(column).type))
     return table.filter(mask)
 

@@ -192,15 +192,17 @@ def level_rows(part: pa.Table) -> pa.Table:
         idx, nonfinite, span = reduce_groups(value, starts)
         keep = big[np.searchsorted(m_starts, idx, side="right") - 1]
         idx, nonfinite, span = idx[keep], nonfinite[keep], span[keep]
-        rows = scalars.take(int_array(idx, pa.int64()))
+        # numpy, not Table.take: that imports pyarrow.compute (~8 MB) into the writer; every
+        # scalar column is fixed-width (int_array takes any such type)
+        rows = [
+            int_array(to_numpy(scalars.column(i))[idx], f.type) for i, f in enumerate(SCALAR_SCHEMA)
+        ]
         head = [
             int_array(np.full(len(idx), group, dtype=np.int32), pa.int32()),
             int_array(metric[idx], pa.int32()),
         ]
         counts = [int_array(nonfinite, pa.int64()), int_array(span, pa.int64())]
-        pieces.append(
-            pa.Table.from_arrays([*head, *rows.columns, *counts], schema=LEVEL_FILE_SCHEMA)
-        )
+        pieces.append(pa.Table.from_arrays([*head, *rows, *counts], schema=LEVEL_FILE_SCHEMA))
     if not pieces:
         return empty_table(LEVEL_FILE_SCHEMA)
     return pa.concat_tables(pieces).combine_chunks()

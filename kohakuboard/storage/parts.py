@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import BoardDamagedError
@@ -440,6 +439,8 @@ def _name_mask(column: pa.ChunkedArray, name: str) -> np.ndarray:
             indices = chunk.indices.to_numpy(zero_copy_only=False)
             masks.append(indices == code if code >= 0 else np.zeros(len(chunk), dtype=bool))
         else:
+            import pyarrow.compute as pc  # not at import: ~8 MB the writer rarely needs
+
             masks.append(pc.equal(chunk, name).to_numpy(zero_copy_only=False))
     return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
 

@@ -10,6 +10,7 @@ training process dies, it drains what is left, marks the board ``crashed`` and e
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
 from pathlib import Path
@@ -51,6 +52,16 @@ def report_failure(board_dir: Path, exc: BaseException, what: str) -> int:
         faults.advice(board_dir),
     )
     return code
+
+
+def _drop_ring_pages(mm: object) -> None:
+    """Unmap the ring's pages from this process (after a commit, and before compaction):
+    they would count in its resident memory, up to two lanes of ``ring_size``. The map is
+    shared with the file, so nothing is lost: a later read faults a page in again."""
+    try:
+        mm.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):  # no madvise here, or the map is closed
+        pass
 
 
 class Writer:
@@ -132,6 +143,7 @@ class Writer:
         if mm is not None and session is not None:
             for lane in range(ring.LANES):
                 ring.write_consumed(mm, lane, self.cursors[(session, lane)])  # type: ignore[arg-type]
+            _drop_ring_pages(mm)  # what this process read of the ring: about a commit's worth
         for path in done.staged_files:
             try:
                 path.unlink()
@@ -224,7 +236,7 @@ class Writer:
         parent = os.getppid()
         producer = info.producer_pid
         ring.set_writer_error(mm, 0)
-        ring.set_attached(mm)  # from now on the Board's finish() waits for this writer
+        ring.set_attached(mm)  # the session is served (finish(wait=True) waits for us)
         lanes = self._lanes(session, mm, info)
         self.storage.set_status("running")
         self.commit(mm, session)
@@ -244,6 +256,7 @@ class Writer:
                     # finish() in the training process returns now; compaction is ours.
                     ring.set_done(mm)
                     path.unlink(missing_ok=True)
+                    _drop_ring_pages(mm)
                     self.finalize()
                     faults.free_reserve(self.board_dir)
                     break
@@ -296,6 +309,7 @@ class Writer:
         logger.warning("the training process is gone; board marked %s", status)
         self.storage.set_status(status)
         self.commit(mm, session)
+        _drop_ring_pages(mm)
         self.finalize()
         faults.free_reserve(self.board_dir)
 
