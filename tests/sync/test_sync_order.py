@@ -101,3 +101,49 @@ def test_python_m_kohakuboard_sync_watch_stops_cleanly_on_ctrl_c(
     assert proc.returncode == 0, err
     assert "1 board(s) up to date" in out and "Traceback" not in err
     assert_same_board(base / b.id, server.copy_of(b.id, "x"))
+
+
+def test_watch_rounds_read_only_what_was_committed_since(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import wait_until
+
+    from kohakuboard.reader import Reader, open_board
+    from kohakuboard.sync.board import BoardSync
+    from kohakuboard.sync.remote import Remote
+
+    calls = {"full": 0, "since": 0}
+    full, since = Reader.scalars_marked, Reader.scalars_after
+
+    def counted_full(self: Reader, names: list[str]) -> Any:
+        calls["full"] += 1
+        return full(self, names)
+
+    def counted_since(self: Reader, names: list[str], mark: Any) -> Any:
+        calls["since"] += 1
+        return since(self, names, mark)
+
+    monkeypatch.setattr(Reader, "scalars_marked", counted_full)
+    monkeypatch.setattr(Reader, "scalars_after", counted_since)
+    b = Board(name="follow", base_dir=tmp_path, commit_interval=0.05)
+    path = tmp_path / b.id
+    follower = BoardSync(path, "vision", keep_open=True)
+    remote = Remote(server.url, server.token("editor"))
+
+    def points() -> int:
+        with open_board(path) as r:
+            return int(r.scalars("loss").num_rows)
+
+    try:
+        for k in range(1, 6):
+            for i in range(100):
+                b.log(loss=float(i))
+            wait_until(lambda k=k: points() == 100 * k, what="the commit")
+            assert follower.round(remote).rows["scalars"] == 100
+    finally:
+        b.finish(wait=True)
+        follower.round(remote)
+        follower.close()
+        remote.close()
+    assert calls["full"] <= 2 and calls["since"] >= 4, calls  # (a compaction forces a full read)
+    assert_same_board(path, server.copy_of(b.id, "loss"))
