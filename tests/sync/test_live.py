@@ -142,3 +142,21 @@ def test_values_appear_on_the_server_while_the_run_goes(
     assert diffs == [] and dups == 0
     with open_board(copy) as reader:
         assert reader.info().status == "finished"
+
+
+def test_the_live_sync_example(tmp_path: Path) -> None:
+    import subprocess
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "live_sync.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "while the run goes on, the server has" in done.stdout
+    assert "after finish(): the server has all 300 points" in done.stdout
+    assert "sent 300 rows" in done.stdout
+    assert "the server now has 300 points of the offline run" in done.stdout
