@@ -7,9 +7,11 @@ ingest runs, and the cost of authenticating a request.
 1. Starts ``kobo serve`` (a subprocess, ``--workers``) on a fresh SQLite database (or ``--db``)
    and a local store; makes a user, a project and a token.
 2. Uploads ``--boards`` boards through the sync API (two scalar series of 200 points each).
-3. For ``--seconds``: ``--readers`` threads each loop over listing the runs (``/api/boards``)
-   and charting a random board's series (``/api/series``), while one thread keeps appending
-   segments to random boards. Prints p50/p99 per request kind and the errors (0 expected).
+3. For ``--seconds``: ``--readers`` threads each loop over listing the boards (``/api/boards``),
+   the runs page's table (``/api/runs``) and charting a random board's series
+   (``/api/series``), while one thread keeps appending segments to random boards. Prints
+   p50/p99 per request kind and the errors (0 expected).
+   Before the load, ``--idle`` rounds of one ``/api/boards`` and one ``/api/runs`` alone.
 4. Authentication cost: the median of an authenticated ``/api/server/me`` minus the median of
    an unauthenticated 404 of the same server (the floor, measured in the same run), and the
    token lookup itself in-process (``accounts.user_for_secret``).
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--db", default=None)
+    parser.add_argument("--idle", type=int, default=30, help="Listings alone, before the load.")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="kobo-bench-server-"))
@@ -143,8 +146,19 @@ def main() -> None:
         t0 = time.perf_counter()
         httpx.get(url + "/api/boards", headers=auth, timeout=600).raise_for_status()
         first_listing_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        httpx.get(url + "/api/runs", headers=auth, timeout=600).raise_for_status()
+        first_runs_s = time.perf_counter() - t0
+        # one client at a time, no ingest: what a listing costs without queueing
+        idle: dict[str, list[float]] = {"list": [], "runs": []}
+        with httpx.Client(base_url=url, headers=auth, timeout=600) as c:
+            for _ in range(args.idle):
+                for kind, path in (("list", "/api/boards"), ("runs", "/api/runs")):
+                    t = time.perf_counter()
+                    c.get(path).raise_for_status()
+                    idle[kind].append(time.perf_counter() - t)
 
-        lat: dict[str, list[float]] = {"list": [], "series": [], "ingest": []}
+        lat: dict[str, list[float]] = {"list": [], "runs": [], "series": [], "ingest": []}
         errors: list[str] = []
         stop = time.monotonic() + args.seconds
         lock = threading.Lock()
@@ -152,11 +166,13 @@ def main() -> None:
         def reader() -> None:
             with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
                 while time.monotonic() < stop:
-                    for kind in ("list", "series"):
+                    for kind in ("list", "runs", "series"):
                         t = time.perf_counter()
                         try:
                             if kind == "list":
                                 r = c.get("/api/boards")
+                            elif kind == "runs":
+                                r = c.get("/api/runs")
                             else:
                                 uid = f"board-{random.randrange(args.boards):05d}"
                                 r = c.get(
@@ -213,9 +229,14 @@ def main() -> None:
     ms = 1000.0
     print(f"boards: {args.boards}, readers: {args.readers}, workers: {args.workers}, "
           f"database: {'PostgreSQL' if args.db else 'SQLite'}, {args.seconds:.0f} s of load")  # fmt: skip
-    print(f"upload of {args.boards} boards: {upload_s:.1f} s; first listing (cache build): "
-          f"{first_listing_s:.1f} s")  # fmt: skip
-    print(f"{'request':<10} {'count':>7} {'p50 ms':>9} {'p99 ms':>9}")
+    print(f"upload of {args.boards} boards: {upload_s:.1f} s; first /api/boards: "
+          f"{first_listing_s:.2f} s; first /api/runs: {first_runs_s:.2f} s")  # fmt: skip
+    print(f"{'alone':<10} {'count':>7} {'p50 ms':>9} {'p99 ms':>9}")
+    for kind, values in idle.items():
+        print(
+            f"{kind:<10} {len(values):>7} {_pct(values, 0.5) * ms:>9.1f} {_pct(values, 0.99) * ms:>9.1f}"
+        )
+    print(f"{'under load':<10} {'count':>7} {'p50 ms':>9} {'p99 ms':>9}")
     for kind, values in lat.items():
         print(
             f"{kind:<10} {len(values):>7} {_pct(values, 0.5) * ms:>9.1f} {_pct(values, 0.99) * ms:>9.1f}"

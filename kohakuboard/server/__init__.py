@@ -9,7 +9,10 @@ Modules, one concept each:
   FastAPI dependency that applies it.
 * :mod:`.store` -- the object store (a local folder or ``s3://``), keys picked by the server;
   :mod:`.ingest` -- validation of uploaded segments and media, and the sync ledger;
-  :mod:`.boardcache` -- a read-only board folder rebuilt from the ledger for the Reader.
+  :mod:`.boardcache` -- a read-only board folder rebuilt from the ledger for the Reader;
+  :mod:`.gc` -- garbage collection of the store (and the pins that make it safe).
+* :mod:`.runs` -- a project's runs from the database: listings, runs table, live state, edits;
+  :mod:`.ratelimit` -- the per-caller rate limit, shared by the workers through the database.
 * :mod:`.app` -- the FastAPI application; :mod:`.serve` -- start-up checks and uvicorn workers;
   :mod:`.admin_cli` -- ``kobo admin`` and ``kobo serve``.
 

@@ -41,6 +41,19 @@ DataOpt = Annotated[
     Path,
     typer.Option("--data", envvar=DATA_ENV, help="The server's local folder (cache, SQLite)."),
 ]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="Object store: a local folder or s3://BUCKET/PREFIX (default: store/ in --data).",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+ProjectArg = Annotated[str, typer.Argument(help="The project.")]
+UserArg = Annotated[str, typer.Argument(help="The user.")]
 
 
 def _fail(message: str) -> None:
@@ -106,9 +119,7 @@ def migrate_command(db: DbOpt = None, data: DataOpt = DEFAULT_DATA) -> None:
 def create_user_command(
     name: Annotated[str, typer.Argument(help="The user name (letters, digits, _ . -).")],
     admin: Annotated[bool, typer.Option("--admin", help="A site admin (every project).")] = False,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdinOpt = False,
     no_password: Annotated[
         bool, typer.Option("--no-password", help="No password: the user signs in with tokens only.")
     ] = False,
@@ -126,16 +137,15 @@ def create_user_command(
 
 @admin_app.command("set-password")
 def set_password_command(
-    name: Annotated[str, typer.Argument(help="The user.")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    name: UserArg,
+    password_stdin: PasswordStdinOpt = False,
     db: DbOpt = None,
     data: DataOpt = DEFAULT_DATA,
 ) -> None:
     """Set a user's password (ends the user's browser sessions)."""
     from .accounts import set_password
 
-    password = _read_password(password_stdin, False)
-    assert password is not None
+    password = _read_password(password_stdin, False) or ""
     with _database(db, data) as database:
         set_password(database, name, password)
     typer.echo(f"password of {name} set")
@@ -188,7 +198,7 @@ def revoke_token_command(
 
 @admin_app.command("create-project")
 def create_project_command(
-    project: Annotated[str, typer.Argument(help="The project name.")],
+    project: ProjectArg,
     owner: Annotated[str, typer.Option("--owner", help="The user who owns it.")],
     db: DbOpt = None,
     data: DataOpt = DEFAULT_DATA,
@@ -203,8 +213,8 @@ def create_project_command(
 
 @admin_app.command("grant")
 def grant_command(
-    project: Annotated[str, typer.Argument(help="The project.")],
-    name: Annotated[str, typer.Argument(help="The user.")],
+    project: ProjectArg,
+    name: UserArg,
     role: Annotated[str, typer.Argument(help="viewer, editor or owner.")],
     db: DbOpt = None,
     data: DataOpt = DEFAULT_DATA,
@@ -219,8 +229,8 @@ def grant_command(
 
 @admin_app.command("revoke")
 def revoke_command(
-    project: Annotated[str, typer.Argument(help="The project.")],
-    name: Annotated[str, typer.Argument(help="The user.")],
+    project: ProjectArg,
+    name: UserArg,
     db: DbOpt = None,
     data: DataOpt = DEFAULT_DATA,
 ) -> None:
@@ -232,16 +242,53 @@ def revoke_command(
     typer.echo(f"{name} has no role in {project} any more")
 
 
+@admin_app.command("gc")
+def gc_command(
+    store: StoreOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
+    ] = False,
+    purge_after: Annotated[
+        float,
+        typer.Option(
+            "--purge-deleted-after",
+            min=0.0,
+            metavar="DAYS",
+            help="Purge the runs deleted (in the app) more than DAYS days ago; 0: every one.",
+        ),
+    ] = 30.0,
+    keep_deleted: Annotated[
+        bool, typer.Option("--keep-deleted", help="Purge no deleted run; only unused objects.")
+    ] = False,
+    db: DbOpt = None,
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Delete the store objects no board refers to any more (after purging old deleted runs).
+
+    Safe while the server runs and uploads go on: objects are shared between boards by
+    content, and an upload pins what it writes (see docs/server.md, "Garbage collection")."""
+    from .gc import DAY, collect
+    from .store import open_store
+
+    with _database(db, data) as database:
+        report = collect(
+            database,
+            open_store(store or str(data / "store")),
+            purge_after=None if keep_deleted else purge_after * DAY,
+            dry_run=dry_run,
+        )
+    verb = "would purge" if dry_run else "purged"
+    for name in report.purged_boards:
+        typer.echo(f"{verb} deleted run {name}")
+    typer.echo(
+        f"{len(report.deleted)} of {report.objects_seen} store objects "
+        f"{'would be deleted' if dry_run else 'deleted'} ({report.deleted_bytes} bytes)"
+    )
+
+
 def serve_command(
     db: DbOpt = None,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            "--store",
-            envvar=STORE_ENV,
-            help="Object store: a local folder or s3://BUCKET/PREFIX (default: store/ in --data).",
-        ),
-    ] = None,
+    store: StoreOpt = None,
     data: DataOpt = DEFAULT_DATA,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,

@@ -2,8 +2,10 @@
 
 * ``/api/server/...``: login/logout, the signed-in user, projects and members, tokens, users.
 * ``/api/sync/...``: the ingest protocol of :mod:`.ingest` (``kobo sync`` is its client).
-* ``/api/...``: the same read API as ``kobo open`` (the viewer's routers over the Reader),
-  scoped to one project, read from :mod:`.boardcache`'s folders.
+* ``/api/...``: the same API as ``kobo open``, scoped to one project: the listings, the runs
+  table, the live state and the run edits from the database (:mod:`.runs`); the rest (charts,
+  media, tables, console) through the viewer's routers over the Reader, from
+  :mod:`.boardcache`'s folders of the boards a request names.
 * everything else: the built web app (no data; the only anonymous answers besides login).
 
 Every route declares its action through :class:`.access.Access`; the middleware checks the
@@ -16,10 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import threading
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -56,6 +56,8 @@ from .errors import (
     PayloadTooLargeError,
     ServerError,
 )
+from .ratelimit import SharedRateLimiter
+from .runs import router as project_router
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -63,8 +65,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1 << 20  # every request but uploads
 MAX_UPLOAD = max(ingest.MAX_SEGMENT_BYTES, ingest.MAX_MEDIA_BYTES)
 UPLOAD_PATHS = ("/api/sync/boards/",)
-WATCH_EVERY = 0.5  # seconds between two refreshes of the boards live streams follow
-LIVE_SECONDS = 3600.0  # how long one event stream request keeps its boards followed
 CATALOG_TTL = 5.0  # seconds a project's folder listing is reused (reads see new data at once)
 
 
@@ -78,42 +78,11 @@ class ServerState:
     catalogs: dict[str, Catalog]
     lock: threading.Lock
 
-    watched: dict[tuple[int, str], dict[str, float]] = field(default_factory=dict)
-    watcher: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def watch(self, project_id: int, project: str, boards: list[str], seconds: float) -> None:
-        """Keep these boards' cache folders following the ledger for ``seconds`` (the live
-        event stream reads the folders; nobody else would refresh them while it runs)."""
-        until = time.monotonic() + seconds
-        with self.lock:
-            entry = self.watched.setdefault((project_id, project), {})
-            for uid in boards[:256]:
-                entry[uid] = until
-            if self.watcher is None:
-                self.watcher = threading.Thread(
-                    target=self._follow, name="kobo-serve-live", daemon=True
-                )
-                self.watcher.start()
-
-    def _follow(self) -> None:
-        while not self.stopping.wait(WATCH_EVERY):
-            now = time.monotonic()
-            with self.lock:
-                for key in list(self.watched):
-                    alive = {u: t for u, t in self.watched[key].items() if t > now}
-                    if alive:
-                        self.watched[key] = alive
-                    else:
-                        del self.watched[key]
-                jobs = [(key, list(uids)) for key, uids in self.watched.items()]
-            for (project_id, project), uids in jobs:
-                try:
-                    self.cache.refresh(project_id, project, boards=uids)
-                except Exception:  # noqa: BLE001 - logged; the next round tries again
-                    logger.exception("refreshing live boards of project %s failed", project)
-
-    def catalog(self, project_id: int, project: str, boards: list[str] | None = None) -> Catalog:
+    def catalog(self, project_id: int, project: str, boards: list[str]) -> Catalog:
+        """The project's catalog, with ``boards`` fetched up to the ledger (only those: the
+        listings come from the database, :mod:`.runs`)."""
         folder = self.cache.refresh(project_id, project, boards=boards)
         with self.lock:
             catalog = self.catalogs.get(project)
@@ -397,108 +366,6 @@ async def _in_thread(func: Any, *args: Any) -> Any:
     return await run_in_threadpool(func, *args)
 
 
-# -- the run list from the database (the listing route of the viewer's API) ------------------
-listing_router = APIRouter(prefix="/api")
-SUMMARY_KEYS = 8
-
-
-def config_summary(config: Any) -> dict[str, Any]:
-    """A few scalar hyperparameters, flattened (``opt.lr``), as the viewer's board list shows."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if len(out) >= SUMMARY_KEYS:
-            return
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}{key}.", item)
-        elif isinstance(value, bool | int | str) or value is None:
-            out[prefix[:-1]] = value if not isinstance(value, str) else value[:40]
-        elif isinstance(value, float):
-            out[prefix[:-1]] = value if math.isfinite(value) else str(value)
-
-    walk("", config)
-    return out
-
-
-def _counts(request: Request, project_id: int | None) -> tuple[int, int]:
-    with _server(request).db.transaction(write=False) as tx:
-        row = tx.one(
-            "SELECT COUNT(*), SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) FROM boards "
-            "WHERE project_id = ?",
-            (project_id,),
-        )
-    return (int(row[0]), int(row[1] or 0)) if row else (0, 0)
-
-
-@listing_router.get("/info")
-def project_info(request: Request, granted: Read) -> dict[str, Any]:
-    """What the app shows in its title bar (from the database, like the board list)."""
-    from .. import __version__
-
-    boards, _ = _counts(request, granted.project_id)
-    return {
-        "version": __version__,
-        "title": granted.project,
-        "single_board": False,
-        "boards": boards,
-        "read_only": True,
-        "project": granted.project,
-    }
-
-
-@listing_router.get("/projects")
-def project_counts(request: Request, granted: Read) -> list[dict[str, Any]]:
-    boards, running = _counts(request, granted.project_id)
-    return [{"name": granted.project, "boards": boards, "running": running}]
-
-
-@listing_router.get("/boards")
-def list_project_boards(
-    request: Request, granted: Read, include_deleted: bool = False, match: str = ""
-) -> list[dict[str, Any]]:
-    """The viewer's board list, answered from the run summaries in the database: listing a
-    project of thousands of boards reads no board file."""
-    from ..viewer.pattern import matcher
-
-    keep = matcher(match).test
-    with _server(request).db.transaction(write=False) as tx:
-        rows = tx.all(
-            "SELECT b.uid, b.name, b.status, b.created_at, b.updated_at, b.next_step, b.config, "
-            "(SELECT COUNT(*) FROM board_metrics m WHERE m.board_id = b.id) "
-            "FROM boards b WHERE b.project_id = ? ORDER BY b.created_at, b.id",
-            (granted.project_id,),
-        )
-    out = []
-    for index, (uid, name, status, created, updated, steps, config, metrics) in enumerate(rows):
-        if not (keep(name) or keep(uid)):
-            continue
-        try:
-            summary = config_summary(json.loads(config or "{}"))
-        except ValueError:
-            summary = {}
-        out.append(
-            {
-                "id": uid,
-                "name": name,
-                "project": granted.project,
-                "backend": "parquet",
-                "status": status or "running",
-                "damage": None,
-                "created_at": created,
-                "updated_at": updated,
-                "steps": int(steps),
-                "metrics": int(metrics),
-                "index": index,  # creation order: the app's stable colour per run
-                "config_summary": summary,
-                "tags": [],
-                "notes": "",
-                "deleted": False,
-            }
-        )
-    return out
-
-
 # -- the viewer's read API, per project -------------------------------------------------------
 _ACTION_OF_METHOD = {
     "GET": "read",
@@ -518,22 +385,20 @@ class ViewerAccess:
         granted = Access(action)(request, who)
         if action != "read":
             raise _ReadOnly()
-        assert granted.project_id is not None and granted.project is not None
+        if granted.project_id is None or granted.project is None:
+            raise NotFoundError("this route needs a project")
         named = _named_boards(request)
-        srv = _server(request)
-        if request.url.path == "/api/events" and named:
-            srv.watch(granted.project_id, granted.project, named, LIVE_SECONDS)
-        request.state.catalog = srv.catalog(granted.project_id, granted.project, named)
+        request.state.catalog = _server(request).catalog(granted.project_id, granted.project, named)
         return granted
 
 
-def _named_boards(request: Request) -> list[str] | None:
-    """The boards a viewer request reads (path ``board_id``, ``?board=``), or None when it
-    names none (it reads the whole project: /api/runs, /api/state, ...)."""
+def _named_boards(request: Request) -> list[str]:
+    """The boards a viewer request reads (path ``board_id``, ``?board=``): the only ones
+    fetched into the cache (the routes that read a whole project are :mod:`.runs`')."""
     named = request.query_params.getlist("board")
     if "board_id" in request.path_params:
         named.append(str(request.path_params["board_id"]))
-    return named or None
+    return named
 
 
 class _ReadOnly(ServerError):
@@ -541,7 +406,7 @@ class _ReadOnly(ServerError):
 
     def __init__(self) -> None:
         super().__init__(
-            "run edits (rename, notes, tags, delete) are not available on the team server yet"
+            "this change is not available on the team server (run edits: /api/runs/ID)"
         )
 
 
@@ -600,7 +465,9 @@ def create_server_app(
     app.state.stopping = state.stopping  # ends live event streams, and the follower
     app.include_router(server_router)
     app.include_router(sync_router)
-    app.include_router(listing_router)  # before the viewer's routes: it answers /api/boards
+    # before the viewer's routes: the listings, the live state and the run edits of the same
+    # paths are answered from the database
+    app.include_router(project_router)
     viewer = [Depends(ViewerAccess())]
     for r in (router, metrics_router, rich_router, tables_router, runs_router, console_router):
         app.include_router(r, dependencies=viewer)
@@ -611,6 +478,7 @@ def create_server_app(
         allowed_hosts=allowed_hosts,
         allow_ip_hosts=allow_ip_hosts,
         rate_limit=rate_limit,
+        db=db,
     )
     return app
 
@@ -671,31 +539,6 @@ def _add_static_routes(app: FastAPI, bundle: Path | None) -> None:
 
 
 # -- middleware -------------------------------------------------------------------------------
-class RateLimiter:
-    """A token bucket per caller (its credential, else its address), in this worker: ``rate``
-    requests a second on average, bursts of ``burst``. Approximate across workers (each has
-    its own buckets), which is what a limit against floods needs; correctness needs none."""
-
-    MAX_CALLERS = 10_000
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self._buckets: dict[bytes, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, caller: bytes) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.pop(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - then) * self.rate)
-            allowed = tokens >= 1.0
-            self._buckets[caller] = (tokens - 1.0 if allowed else tokens, now)
-            if len(self._buckets) > self.MAX_CALLERS:  # forget the longest idle caller
-                self._buckets.pop(next(iter(self._buckets)))
-        return allowed
-
-
 def _caller(scope: Scope, headers: dict[bytes, bytes]) -> bytes:
     secret = headers.get(b"authorization") or headers.get(b"cookie")
     if secret:
@@ -714,12 +557,15 @@ class ServerMiddleware:
         allowed_hosts: Iterable[str],
         allow_ip_hosts: bool,
         rate_limit: float = 0.0,
+        db: Database | None = None,
     ) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts}
         self.allow_ip_hosts = allow_ip_hosts
         self.limiter = (
-            RateLimiter(rate_limit, max(10, int(rate_limit * 5))) if rate_limit > 0 else None
+            SharedRateLimiter(db, rate_limit, max(10, int(rate_limit * 5)))
+            if rate_limit > 0
+            else None
         )
 
     def host_ok(self, header: str) -> bool:
@@ -749,7 +595,14 @@ class ServerMiddleware:
             return
         path = scope["path"]
         if self.limiter is not None and path.startswith("/api/"):
-            if not self.limiter.allow(_caller(scope, headers)):
+            caller = _caller(scope, headers)
+            if self.limiter.needs_settling(caller):  # a database write: off the event loop
+                from starlette.concurrency import run_in_threadpool
+
+                allowed = await run_in_threadpool(self.limiter.allow, caller)
+            else:
+                allowed = self.limiter.allow(caller)
+            if not allowed:
                 await _answer(send, 429, "too many requests: slow down", [(b"retry-after", b"1")])
                 return
         limit = MAX_UPLOAD if path.startswith(UPLOAD_PATHS) else MAX_BODY

@@ -31,6 +31,7 @@ from ..metadata import BoardMeta, write_meta
 from ..storage.columnar import FOLDERS
 from ..storage.parts import STATE_FORMAT, STATE_VERSION, part_name, save_state
 from .db import Database
+from .ingest import BOARD_UID
 from .store import Store, check_key
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class ProjectCache:
         """The project's folder, brought up to the ledger.
 
         ``boards``: only these board ids (a request that names its boards fetches just them,
-        always fresh); otherwise every board of the project, at most every REFRESH_EVERY s.
+        always fresh; the folders of ids the ledger no longer has go); otherwise every board
+        of the project, at most every REFRESH_EVERY s.
         """
         folder = self.folder(project)
         sql = "SELECT id, uid, name, created_at, nonce, version FROM boards WHERE project_id = ?"
@@ -94,11 +96,17 @@ class ProjectCache:
                 with _locked(folder / f".{uid}.lock"):
                     if _read_version(path) != (nonce, int(version)):
                         self._build(int(bid), uid, name, float(created_at), nonce, project, path)
+        present = {str(r[1]) for r in rows}
         if boards is None:  # boards removed from the project
-            present = {str(r[1]) for r in rows}
             for child in folder.iterdir():
                 if child.is_dir() and child.name not in present:
                     shutil.rmtree(child, ignore_errors=True)
+        else:  # named boards that were purged (kobo admin gc) must not be read from the cache
+            for uid in wanted_ids:
+                # a name the client sent: only a valid board id may name a folder
+                if uid not in present and BOARD_UID.fullmatch(uid) and (folder / uid).is_dir():
+                    with _locked(folder / f".{uid}.lock"):
+                        shutil.rmtree(folder / uid, ignore_errors=True)
         return folder
 
     def _build(

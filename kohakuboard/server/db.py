@@ -102,11 +102,13 @@ class Tx:
         row = self.one(sql, params)
         return row[0] if row else None
 
-    def lock(self, key: int) -> None:
-        """Serialise with other transactions taking the same key (PostgreSQL advisory lock;
-        SQLite's write transactions are serial already)."""
+    def lock(self, key: int, *, shared: bool = False) -> None:
+        """Serialise with other transactions taking the same key until this one ends
+        (PostgreSQL advisory lock; ``shared`` ones only exclude the exclusive ones). SQLite's
+        write transactions are serial already."""
         if self.dialect == POSTGRES:
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            kind = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            self._conn.execute(f"SELECT {kind}(%s)", (key,))
 
 
 def _is_pg_integrity(exc: Exception) -> bool:

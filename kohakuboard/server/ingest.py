@@ -48,6 +48,7 @@ from .errors import (
     UploadConflictError,
     UploadRejectedError,
 )
+from .gc import pin, unpin
 from .store import Store, content_key
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class SegmentFacts:
     # (metric name, metric kind) -> [count, last step]
     metrics: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     media: set[tuple[str, str]] = field(default_factory=set)  # (sha256, ext) referenced
+    # scalar name -> [last finite value, its step, min, max] (the runs table's statistics)
+    values: dict[str, list[float]] = field(default_factory=dict)
 
 
 # -- boards -----------------------------------------------------------------------------------
@@ -265,8 +268,10 @@ def store_media(
             f"media extension {ext!r} is not accepted; accepted: {', '.join(sorted(MEDIA_EXT))}"
         )
     key = content_key("media", sha256, ext)
+    pinned = pin(db, key)  # before the store is looked at: see gc.py
     store.put(key, body)
     with db.transaction() as tx:
+        unpin(tx, pinned)
         tx.execute(
             "INSERT INTO media (board_id, sha256, ext, bytes, store_key) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (board_id, sha256) DO NOTHING",
@@ -359,6 +364,8 @@ def _check_batch(stream: str, batch: pa.RecordBatch, facts: SegmentFacts) -> Non
         entry = facts.metrics.setdefault((name, kind), [0, -1])
         entry[0] += int(count)
         entry[1] = max(entry[1], int(last))
+    if stream == "scalars":
+        _value_stats(metric, steps, batch.column("value"), facts)
     for column in _JSON_COLUMNS.get(stream, ()):
         for text in batch.column(column).to_pylist():
             if text is None:
@@ -380,6 +387,36 @@ def _check_batch(stream: str, batch: pa.RecordBatch, facts: SegmentFacts) -> Non
                 )
             facts.media.add((found[2], found[3]))
     facts.rows += n
+
+
+def _value_stats(metric: pa.Array, steps: pa.Array, values: pa.Array, facts: SegmentFacts) -> None:
+    """Fold a batch's finite values into ``facts.values``: min, max, and the last value (the
+    one of the largest step; of equal steps, the later row)."""
+    import pyarrow.compute as pc
+
+    table = pa.table({"m": metric, "s": steps, "v": values, "i": pa.array(range(len(values)))})
+    table = table.filter(pc.is_finite(table.column("v")))
+    if table.num_rows == 0:
+        return
+    table = table.sort_by([("m", "ascending"), ("s", "ascending"), ("i", "ascending")])
+    grouped = table.group_by("m", use_threads=False).aggregate(
+        [("v", "min"), ("v", "max"), ("v", "last"), ("s", "last")]
+    )
+    for name, lo, hi, last, step in zip(
+        grouped.column("m").to_pylist(),
+        grouped.column("v_min").to_pylist(),
+        grouped.column("v_max").to_pylist(),
+        grouped.column("v_last").to_pylist(),
+        grouped.column("s_last").to_pylist(),
+        strict=True,
+    ):
+        have = facts.values.get(name)
+        if have is None:
+            facts.values[name] = [last, step, lo, hi]
+            continue
+        if step >= have[1]:
+            have[0], have[1] = last, step
+        have[2], have[3] = min(have[2], lo), max(have[3], hi)
 
 
 def rewrite_segment(stream: str, body: Path, out: Path) -> SegmentFacts:
@@ -497,6 +534,7 @@ def commit_segment(
         stored_hash = _file_sha256(out)
         key = content_key("segments", stored_hash, "parquet")
         nbytes = out.stat().st_size
+        pinned = pin(db, key)  # before the store is looked at: see gc.py
         store.put(key, out)
     finally:
         out.unlink(missing_ok=True)
@@ -509,6 +547,7 @@ def commit_segment(
             )
             if moved != 1:
                 raise ConflictError("the mark moved")
+            unpin(tx, pinned)
             tx.execute(
                 "INSERT INTO segments (board_id, stream, start, rows, sha256, store_key, bytes, "
                 "min_step, max_step, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -533,6 +572,10 @@ def commit_segment(
                     "excluded.last_step > board_metrics.last_step THEN excluded.last_step "
                     "ELSE board_metrics.last_step END",
                     (board.id, name_, kind, count, last),
+                )
+            for name_, (value, step, lo, hi) in facts.values.items():
+                tx.execute(
+                    _MERGE_VALUES, (step, value, step, step, lo, lo, hi, hi, board.id, name_)
                 )
             tx.execute(
                 "UPDATE boards SET version = version + 1, updated_at = ?, next_step = CASE WHEN "
@@ -565,6 +608,18 @@ def commit_segment(
         "committed": start + rows,
         "stored": True,
     }
+
+
+# The statistics of the runs table, merged in (a NULL is "no finite value yet"); parameters:
+# step, value, step, step, min, min, max, max, board id, metric name.
+_MERGE_VALUES = (
+    "UPDATE board_metrics SET "
+    "last_value = CASE WHEN value_step IS NULL OR ? >= value_step THEN ? ELSE last_value END, "
+    "value_step = CASE WHEN value_step IS NULL OR ? >= value_step THEN ? ELSE value_step END, "
+    "min_value = CASE WHEN min_value IS NULL OR ? < min_value THEN ? ELSE min_value END, "
+    "max_value = CASE WHEN max_value IS NULL OR ? > max_value THEN ? ELSE max_value END "
+    "WHERE board_id = ? AND name = ? AND kind = 'scalar'"
+)
 
 
 # -- progress, status, config -----------------------------------------------------------------

@@ -133,6 +133,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "run edits, value summaries, store object pins, shared rate limit",
+        (
+            # Run edits from the app: a display name (NULL: the name the board was synced
+            # with), notes, tags (a JSON list) and the soft deletion time.
+            "ALTER TABLE boards ADD COLUMN display_name TEXT",
+            "ALTER TABLE boards ADD COLUMN notes TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE boards ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE boards ADD COLUMN deleted_at DOUBLE PRECISION",
+            # The runs table's statistics of a scalar series over its finite values (NULL
+            # when it has none): last (and its step), min, max.
+            "ALTER TABLE board_metrics ADD COLUMN last_value DOUBLE PRECISION",
+            "ALTER TABLE board_metrics ADD COLUMN value_step BIGINT",
+            "ALTER TABLE board_metrics ADD COLUMN min_value DOUBLE PRECISION",
+            "ALTER TABLE board_metrics ADD COLUMN max_value DOUBLE PRECISION",
+            # Store objects an upload is writing before the ledger refers to them, one row
+            # per upload (its ledger commit deletes it): the garbage collector leaves them
+            # alone (until ``until``, should the upload never finish; see gc.py).
+            """CREATE TABLE object_pins (
+                id {id},
+                store_key TEXT NOT NULL,
+                until DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX object_pins_key ON object_pins (store_key)",
+            "CREATE INDEX segments_key ON segments (store_key)",
+            "CREATE INDEX media_key ON media (store_key)",
+            # The rate limit's token bucket per caller, shared by every worker.
+            """CREATE TABLE rate_buckets (
+                caller TEXT NOT NULL PRIMARY KEY,
+                tokens DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +49,15 @@ class Store(Protocol):
         """Copy the object to the file ``target`` (written to a temporary name, renamed)."""
 
     def exists(self, key: str) -> bool: ...
+
+    def keys(self) -> Iterator[str]:
+        """Every object's key (anything else under the location is skipped)."""
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes (0 if it is gone)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object (nothing if it is gone); only the garbage collector calls it."""
 
 
 def _copy_to(read: object, target: Path) -> None:
@@ -101,6 +111,22 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def keys(self) -> Iterator[str]:
+        for kind in ("segments", "media"):
+            for path in sorted((self.root / kind).glob("*/*")):
+                key = f"{kind}/{path.parent.name}/{path.name}"
+                if KEY.fullmatch(key) and path.is_file():
+                    yield key
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 class S3Store:
     """Objects in an S3 bucket under a prefix, through pyarrow's S3 file system."""
@@ -143,6 +169,31 @@ class S3Store:
         from pyarrow import fs
 
         return self.fs.get_file_info(self._path(key)).type != fs.FileType.NotFound
+
+    def keys(self) -> Iterator[str]:
+        from pyarrow import fs
+
+        for kind in ("segments", "media"):
+            selector = fs.FileSelector(f"{self._base}/{kind}", recursive=True, allow_not_found=True)
+            for info in sorted(self.fs.get_file_info(selector), key=lambda i: i.path):
+                key = info.path[len(self._base) + 1 :]
+                if info.is_file and KEY.fullmatch(key):
+                    yield key
+
+    def size(self, key: str) -> int:
+        info = self.fs.get_file_info(self._path(key))
+        return int(info.size or 0) if info.is_file else 0
+
+    def delete(self, key: str) -> None:
+        from pyarrow import fs
+
+        try:
+            self.fs.delete_file(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            if self.fs.get_file_info(self._path(key)).type != fs.FileType.NotFound:
+                raise
 
 
 def open_store(location: str) -> Store:

@@ -64,11 +64,12 @@ def test_serve_refuses_an_older_schema(tmp_path: Path, monkeypatch: pytest.Monke
     from kohakuboard.server import migrations
 
     assert kobo("admin", "migrate", "--data", str(tmp_path))[0] == 0
-    step = migrations.Migration(2, "next", ("CREATE TABLE later (x INTEGER)",))
+    n = migrations.LATEST
+    step = migrations.Migration(n + 1, "next", ("CREATE TABLE later (x INTEGER)",))
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, step))
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "LATEST", n + 1)
     code, out = kobo("serve", "--data", str(tmp_path), "--port", "0")
-    assert code == 1 and "schema version 1; this kohakuboard needs 2" in out
+    assert code == 1 and f"schema version {n}; this kohakuboard needs {n + 1}" in out
     assert "kobo admin migrate" in out
 
 

@@ -319,29 +319,3 @@ def test_a_first_fetch_never_shows_a_half_built_board(
     r = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
     assert r.status_code == 200, r.text
     assert seen and not any(seen)
-
-
-def test_followed_boards_get_new_segments_without_a_request(client, team) -> None:
-    """What a live event stream relies on: its boards' cache folders follow the ledger."""
-    import json
-    import time
-
-    h = team.headers("editor")
-    _register(client, h)
-    assert (
-        _put(client, h, parquet_bytes(_scalars([("a", i, 1.0) for i in range(3)]))).status_code
-        == 200
-    )
-    viewer = {**team.headers("viewer"), **VISION}
-    assert client.get("/api/boards/run-1/metrics", headers=viewer).status_code == 200
-    server = client.app.state.server
-    with server.db.transaction(write=False) as tx:
-        pid = tx.value("SELECT id FROM projects WHERE name = 'vision'")
-    server.watch(pid, "vision", ["run-1"], 60)
-    more = parquet_bytes(_scalars([("a", i, 2.0) for i in range(3, 6)]))
-    assert _put(client, h, more, start=3).status_code == 200
-    state = team.data / "cache" / "projects" / "vision" / "run-1" / "state.json"
-    deadline = time.monotonic() + 20
-    while sum(p["rows"] for p in json.loads(state.read_text())["parts"]) != 6:
-        assert time.monotonic() < deadline, "the followed board was not refreshed"
-        time.sleep(0.1)
