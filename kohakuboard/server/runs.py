@@ -349,30 +349,51 @@ def runs(
     granted: Read,
     include_deleted: bool = False,
     names: Metrics = [],  # noqa: B006
+    first_metrics: Annotated[
+        int | None,
+        Query(description="Summarise the first N series of metric_names too (with metric=)."),
+    ] = None,
 ) -> Response:
-    """Every run with its flattened config and the statistics of its scalar series."""
+    """Every run with its flattened config and the statistics of its scalar series, in the
+    viewer's contract: ``metric=`` (repeatable) and ``first_metrics=N`` choose the series
+    whose statistics are sent (``summarised`` names them; null: all); ``metric_names`` and
+    ``config_keys`` always cover every run."""
     metrics = list(dict.fromkeys(names)) or None
     if metrics is not None and len(metrics) > MAX_METRICS:
         raise BadParameterError(
             f"metric: {len(metrics)} series asked; accepted: at most {MAX_METRICS}"
         )
+    if first_metrics is not None and not 0 <= first_metrics <= MAX_METRICS:
+        raise BadParameterError(
+            f"first_metrics={first_metrics!r} is out of range; "
+            f"accepted: 0 <= first_metrics <= {MAX_METRICS}"
+        )
     pid = _project_id(granted)
     with _db(request).transaction(write=False) as tx:
         all_runs = project_runs(tx, pid)
-        stats = _scalar_stats(tx, "b.project_id = ?", (pid,), metrics)
-    out = []
+        stats = _scalar_stats(tx, "b.project_id = ?", (pid,), None)
+    shown = [run for run in all_runs if include_deleted or run.deleted_at is None]
     metric_names: dict[str, None] = {}
     config_keys: dict[str, None] = {}
-    for run in all_runs:
-        if run.deleted_at is not None and not include_deleted:
-            continue
+    for run in shown:
+        metric_names.update(dict.fromkeys(stats.get(run.id, {})))
+        config_keys.update(dict.fromkeys(_configs(run)[1]))
+    summarised = metrics
+    if first_metrics is not None:
+        summarised = list(dict.fromkeys([*(metrics or []), *list(metric_names)[:first_metrics]]))
+    out = []
+    for run in shown:
         mine = stats.get(run.id, {})
-        metric_names.update(dict.fromkeys(mine))
-        doc = run_json(run, granted.project, mine)
-        config_keys.update(dict.fromkeys(doc["config"]))
-        out.append(doc)
+        if summarised is not None:
+            mine = {name: mine[name] for name in summarised if name in mine}
+        out.append(run_json(run, granted.project, mine))
     return json_response(
-        {"runs": out, "metric_names": list(metric_names), "config_keys": list(config_keys)}
+        {
+            "runs": out,
+            "metric_names": list(metric_names),
+            "config_keys": list(config_keys),
+            "summarised": summarised,
+        }
     )
 
 

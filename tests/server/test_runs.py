@@ -57,8 +57,14 @@ def test_listings_read_no_board_until_a_chart_asks(client: TestClient, team) -> 
     }
     assert run["metrics"]["acc"]["last"] == "NaN" and run["metrics"]["acc"]["last_step"] is None
     assert table["metric_names"] == ["acc", "loss"]
+    assert table["summarised"] is None
     only = client.get("/api/runs", params={"metric": "loss"}, headers=viewer).json()
-    assert list(only["runs"][0]["metrics"]) == ["loss"]
+    assert list(only["runs"][0]["metrics"]) == ["loss"] and only["summarised"] == ["loss"]
+    assert only["metric_names"] == ["acc", "loss"]  # every run's names, whatever is sent
+    first = client.get("/api/runs", params={"first_metrics": 1}, headers=viewer).json()
+    assert first["summarised"] == ["acc"] and list(first["runs"][0]["metrics"]) == ["acc"]
+    bad = client.get("/api/runs", params={"first_metrics": -1}, headers=viewer)
+    assert bad.status_code == 422 and "first_metrics=-1" in bad.json()["detail"]
 
     r = client.get("/api/series", params={"board": "run-1", "metric": "loss"}, headers=viewer)
     assert r.status_code == 200, r.text
