@@ -121,3 +121,52 @@ def test_sign_in_switch_project_sign_out(served: str, tab: Page, local_board: Pa
     tab.page.click("[data-account] >> text=close")
     tab.page.click("[data-sign-out]")
     tab.page.wait_for_selector("[data-login]")
+
+
+def _runs_of(url: str, team: Team, **params: Any) -> list[dict[str, Any]]:
+    headers = {**team.headers("viewer"), "X-KohakuBoard-Project": "vision"}
+    runs: list[dict[str, Any]] = httpx.get(
+        url + "/api/runs", params=params, headers=headers
+    ).json()["runs"]
+    return runs
+
+
+def _wait(check: Any, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
+        time.sleep(0.1)
+
+
+def test_run_edits_in_the_app_follow_the_role(
+    served: str, tab: Page, local_board: Path, team: Team
+) -> None:
+    rid = local_board.name
+    _sign_in(tab, served, "viewer", PASSWORD)
+    tab.page.wait_for_selector("[data-projects]")
+    tab.page.goto(f"{served}/?p=runs")
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    detail = tab.page.locator(f".run-detail[data-run='{rid}']")
+    detail.wait_for()
+    assert tab.page.locator("[data-read-only='1']").count() == 1  # a viewer edits nothing
+    assert detail.locator(".rename-button").count() == 0 and detail.locator(".delete").count() == 0
+    tab.page.click("[data-sign-out]")
+    tab.page.wait_for_selector("[data-login]")
+
+    _sign_in(tab, served, "owner", PASSWORD)
+    tab.page.wait_for_selector("[data-projects]")
+    tab.page.select_option("[data-project-select]", "vision")
+    tab.page.wait_for_selector('text="resnet"')
+    tab.page.goto(f"{served}/?p=runs")
+    tab.page.click(f"tr[data-run='{rid}'] .open")
+    detail.locator(".rename-button").click()
+    detail.locator(".name-input").fill("resnet-v2")
+    detail.locator(".name-input").press("Enter")
+    detail.locator("h3.run-name", has_text="resnet-v2").wait_for()
+    _wait(lambda: _runs_of(served, team)[0]["name"] == "resnet-v2", "renamed in the database")
+    tab.shot("renamed")
+    detail.locator(".delete").click()
+    tab.page.locator(f".undo-toast[data-run='{rid}']").wait_for()
+    _wait(lambda: _runs_of(served, team) == [], "deleted for every reader")
+    (hidden,) = _runs_of(served, team, include_deleted=1)
+    assert hidden["deleted"] and hidden["name"] == "resnet-v2"
