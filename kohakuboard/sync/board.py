@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import KohakuBoardError
-from ..reader import Reader, open_board
+from ..reader import Reader, open_board, table_files
 from . import rows as R
 from .errors import SyncBoardError, SyncRejectedError
 from .remote import Remote, Stopped
@@ -275,7 +275,7 @@ class BoardSync:
     ) -> list[tuple[str, Any]]:
         read: dict[str, Callable[[str], Sequence[Any]]] = {
             "media": reader.media,
-            "tables": reader.tables,
+            "tables": reader.table_entries,  # big tables unread: only the rest is loaded
             "histograms": reader.histograms,
         }
         plan = []
@@ -294,8 +294,20 @@ class BoardSync:
             if have and max(r.step for r in rows[:have]) != last:
                 got = max(r.step for r in rows[:have])
                 self._warn_prefix(uid, stream, name, have, last, got)
-            plan.append((name, rows[have:]))
+            rest = rows[have:]
+            if stream == "tables":  # a damaged table file stops the board (kobo repair)
+                rest = [self._resolve(uid, r) for r in rest]
+            plan.append((name, rest))
         return plan
+
+    def _resolve(self, uid: str, row: Any) -> Any:
+        try:
+            return table_files.resolve(self.path, row)
+        except table_files.TableFileError as exc:
+            raise SyncBoardError(
+                f"board {uid}: table {row.name!r} at step {row.step}: {exc}; `kobo verify` "
+                "lists damaged files and `kobo repair` sets them aside"
+            ) from None
 
     # -- requests ---------------------------------------------------------------------------
     def _send_media(self, remote: Remote, reader: Reader, uid: str, files: dict[str, str]) -> int:

@@ -186,9 +186,8 @@ def sync_paths(
             raise
         except (KohakuBoardError, OSError, ValueError, RuntimeError) as exc:
             text = " ".join(str(exc).split()) or type(exc).__name__
-            follow.error = (
-                text if str(follow.board.path) in text else f"{follow.board.path}: {text}"
-            )
+            where = str(follow.board.path)
+            follow.error = text if text.startswith(where) else f"{where}: {text}"
             follow.synced = False
             logger.warning("%s", follow.error)
             return
@@ -218,9 +217,13 @@ def sync_paths(
         first = True
         while True:
             if first or watch:
-                for path in find_boards(roots):
+                found = find_boards(roots)
+                for path in found:
                     if path not in follows:
                         follows[path] = _Follow(BoardSync(path, project, keep_open=watch))
+                for path in set(follows) - set(found):  # removed while followed
+                    logger.info("%s is no longer a board folder; not followed any more", path)
+                    follows.pop(path).board.close()
             first = False
             due = []
             for follow in follows.values():

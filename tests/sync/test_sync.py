@@ -318,3 +318,19 @@ def test_kobo_login_stores_a_private_token_that_sync_uses(
     assert out.returncode == 0 and "Logged out" in out.stdout
     assert server.url not in json.loads(creds.read_text())["servers"]
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+
+
+def test_damaged_files_stop_their_board_with_a_clear_line(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    table_board = rich_board(tmp_path / "a")
+    (table_file,) = (table_board / "table_files").rglob("*.parquet")
+    table_file.write_bytes(table_file.read_bytes()[:100])
+    media_board = rich_board(tmp_path / "b")
+    image = sorted((media_board / "media").rglob("*.png"))[0]
+    image.write_bytes(b"not the image it was")
+    report = _sync(server, tmp_path, jobs=2)
+    assert report.boards == 0 and len(report.errors) == 2, report.errors
+    by_board = {line.split(":")[0]: line for line in report.errors}
+    assert "tab/big" in by_board[str(table_board)] and "kobo repair" in by_board[str(table_board)]
+    assert f"media file {image} does not hash to its name" in by_board[str(media_board)]
