@@ -64,6 +64,11 @@ class InvalidRemoteError(KohakuBoardError, ValueError):
     ``KOHAKUBOARD_PROJECT``) is not a server URL and project name that sync can use."""
 
 
+class TensorChangedError(KohakuBoardError, RuntimeError):
+    """A tensor handed to ``log_histograms(copy=False)`` was modified in place before the
+    background thread read it; its histogram is not stored."""
+
+
 ACCEPTED_TYPES = (
     "int, float, bool, a numpy number, a one-element numpy array or torch tensor, "
     "Media, Table, Histogram (or a list of Media)"

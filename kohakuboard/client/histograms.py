@@ -47,6 +47,7 @@ def log_histograms(
     precision: str = "exact",
     extra: Mapping[str, Any] | None = None,
     global_step: int | None = None,
+    copy: bool = True,
 ) -> list[str]:
     """Log a histogram of every tensor in ``named_tensors`` in one ``board.log()`` call.
 
@@ -61,6 +62,13 @@ def log_histograms(
             by all tensors of the call.
         extra: more values (e.g. ``{"loss": loss}``) logged in the same call, at the same step.
         global_step: passed to ``board.log()`` (default: the board's current global step).
+        copy: ``True`` (default): CPU tensors are copied before this returns, so the caller
+            may change them right after. ``False``: they are not copied here; the background
+            thread copies them when it bins them, later. Only for tensors nothing modifies in
+            place until then, e.g. gradients when ``optimizer.zero_grad()`` sets them to None
+            (torch's default). A tensor modified in place before it is read (its version
+            counter moved) is not stored, and the error is logged (``TensorChangedError``).
+            Device tensors are never copied (their work is queued on the device's stream).
 
     Returns:
         The keys that were logged.
@@ -70,9 +78,11 @@ def log_histograms(
     """
     if kind not in KINDS:
         raise ValueError(f"log_histograms kind must be one of {KINDS}, got {kind!r}")
+    if not isinstance(copy, bool):
+        raise TypeError(f"log_histograms copy must be True or False, got {copy!r}")
     options = _options(bins, range, scale, precision)
     keys, tensors = _collect(named_tensors, kind, prefix)
-    return _log(board, keys, tensors, options, extra, global_step)
+    return _log(board, keys, tensors, options, extra, global_step, copy=copy)
 
 
 def watch(
@@ -325,6 +335,8 @@ def _log(
     options: dict[str, Any],
     extra: Mapping[str, Any] | None,
     global_step: int | None,
+    *,
+    copy: bool = True,
 ) -> list[str]:
     from ..types._histogram_batch import HistogramBatch
 
@@ -334,7 +346,7 @@ def _log(
     shared = {k: options[k] for k in ("bins", "range", "scale")}
     precision = options["precision"]
     tensors = [i for i, v in enumerate(values) if is_torch_tensor(v)]
-    batch = HistogramBatch([values[i] for i in tensors], **shared) if tensors else None
+    batch = HistogramBatch([values[i] for i in tensors], **shared, copy=copy) if tensors else None
     of_batch = {i: j for j, i in enumerate(tensors)}
     logged: dict[str, Any] = {}
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):

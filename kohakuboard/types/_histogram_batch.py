@@ -37,9 +37,10 @@ _MEMMOVE: Any = (
 
 
 class _HostGroup:
-    """Tensors of one dtype on the CPU (or MPS), copied into one flat buffer."""
+    """Tensors of one dtype on the CPU (or MPS), copied into one flat buffer: at once, or
+    (``copy=False``, CPU only) by :meth:`compute` in the thread that bins them."""
 
-    def __init__(self, indices: list[int], tensors: list[Any]) -> None:
+    def __init__(self, indices: list[int], tensors: list[Any], copy: bool = True) -> None:
         import torch
 
         # equal sizes side by side: the CPU kernel bins each size as the rows of one 2-D view
@@ -50,7 +51,16 @@ class _HostGroup:
         flat = [t.reshape(-1) for t in tensors]
         if flat[0].dtype == torch.bool:  # same bytes; the CPU kernel bins uint8
             flat = [t.view(torch.uint8) for t in flat]
-        if flat[0].device.type == "cpu":
+        self.sources: list[Any] = []  # copy=False: the caller's tensors and their versions
+        self.versions: list[int] = []
+        self.flat: list[Any] = []
+        if flat[0].device.type == "cpu" and not copy:
+            self.buffer = None
+            self.flat = flat
+            self.sources = tensors
+            self.versions = [_version(t) for t in tensors]
+            self.pooled = True
+        elif flat[0].device.type == "cpu":
             self.buffer = POOL.take(flat[0].dtype, sum(self.lengths))
             _copy_into(self.buffer, flat)
             self.pooled = True
@@ -60,14 +70,26 @@ class _HostGroup:
 
     def compute(
         self, bins: int, rng: tuple[float, float] | None, scale: str
-    ) -> list[HistogramStats]:
+    ) -> list[HistogramStats | None]:
+        """The stats of each tensor, in ``indices`` order; None for a tensor given with
+        ``copy=False`` that was modified in place before it was copied here."""
         from kohakuboard.types._histogram_cpu import cpu_stats
 
+        if self.buffer is None:  # copy=False: the copy the caller did not pay for
+            self.buffer = POOL.take(self.flat[0].dtype, sum(self.lengths))
+            _copy_into(self.buffer, self.flat)
+            self.flat = []
         buffer = self.buffer if self.buffer.device.type == "cpu" else self.buffer.cpu()
-        stats = cpu_stats(buffer, self.lengths, bins, rng, scale)
+        stats: list[HistogramStats | None] = list(cpu_stats(buffer, self.lengths, bins, rng, scale))
         if self.pooled:
             POOL.give(self.buffer)
         self.buffer = None
+        # In-place ops bump a tensor's version when they end: one that ran (or ended) while
+        # the values were copied shows here, and that histogram may mix old and new values.
+        for j, (t, seen) in enumerate(zip(self.sources, self.versions, strict=True)):
+            if _version(t) != seen:
+                stats[j] = None
+        self.sources, self.versions = [], []
         return stats
 
 
@@ -95,6 +117,11 @@ def _copy_into(buffer: Any, flat: list[Any]) -> None:
         else:
             buffer[at : at + n].copy_(t)
         at += n
+
+
+def _version(t: Any) -> int:
+    """A tensor's version counter (bumped by every in-place op; -1 where there is none)."""
+    return int(getattr(t, "_version", -1))
 
 
 def _address(t: Any) -> int | None:
@@ -153,6 +180,7 @@ class HistogramBatch:
         bins: int,
         range: tuple[float, float] | None,  # shadows builtin: matches Histogram's argument
         scale: str,
+        copy: bool = True,
     ) -> None:
         import torch
 
@@ -163,6 +191,7 @@ class HistogramBatch:
         self._lock = threading.Lock()
         self._results: list[HistogramStats | None] = [None] * self.size
         self._error: BaseException | None = None
+        self._changed: set[int] = set()  # copy=False: modified in place before they were read
         host: dict[tuple[Any, Any], list[int]] = {}
         device: dict[Any, list[int]] = {}
         for i, t in enumerate(tensors):
@@ -173,7 +202,7 @@ class HistogramBatch:
             else:
                 device.setdefault(t.device, []).append(i)
         with torch.no_grad():
-            self._host = [_HostGroup(ix, [tensors[i] for i in ix]) for ix in host.values()]
+            self._host = [_HostGroup(ix, [tensors[i] for i in ix], copy) for ix in host.values()]
             self._device = [
                 _DeviceGroup(ix, [tensors[i] for i in ix], bins, range, scale)
                 for ix in device.values()
@@ -189,6 +218,14 @@ class HistogramBatch:
         with self._lock:
             self._run(fetch=True)
             result = self._results[index]
+        if index in self._changed:
+            from kohakuboard.errors import TensorChangedError
+
+            raise TensorChangedError(
+                "the tensor was modified in place after log_histograms(copy=False) returned "
+                "and before the background thread read it, so its histogram is not stored; "
+                "pass copy=True (the default) for tensors that change after the call"
+            )
         if result is None:  # unreachable: _run fills every slot or raises
             raise RuntimeError(f"no histogram was computed for tensor {index}")
         return result
@@ -201,6 +238,8 @@ class HistogramBatch:
                 host = self._host.pop()
                 computed = host.compute(self.bins, self.range, self.scale)
                 for i, stats in zip(host.indices, computed, strict=True):
+                    if stats is None:
+                        self._changed.add(i)
                     self._results[i] = stats
             while fetch and self._device:
                 device = self._device.pop()
