@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         w1_handed = sum(bool(r.get("handed_over")) for r in runs["w1"])
         pandas = sum(bool(r.get("pandas")) for r in runs["w5"])
         print(
-            f"finish() handed the session to a starting writer in {handed}/{args.reps} short "
+            f"finish() handed the session to the writer in {handed}/{args.reps} short "
             f"runs and {w1_handed}/{args.reps} W1 runs; W5 imported pandas in "
             f"{pandas}/{args.reps}; W1 writer peak RSS "
             f"{med(runs['w1'], 'writer_rss_mb'):.0f} MB"
