@@ -309,7 +309,8 @@ def serve_command(
         typer.Option(
             "--rate-limit",
             min=0.0,
-            help="API requests a second per caller (token, session or address) and worker; 0: none.",
+            help="API requests a second per caller (token, session or address), over all "
+            "workers (shared through the database); 0: none.",
         ),
     ] = 50.0,
 ) -> None:

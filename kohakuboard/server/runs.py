@@ -22,8 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -64,9 +63,9 @@ _COLUMNS = (
 _ORDER = "ORDER BY b.created_at, b.id"  # creation order: the app's stable colour per run
 
 
-@dataclass(frozen=True)
-class Run:
-    """One board's row: its summary and annotations."""
+class Run(NamedTuple):
+    """One board's row: its summary and annotations (a tuple: cheap to make, and a cache key
+    that changes with every commit, meta update and edit of the board)."""
 
     id: int
     uid: str
@@ -138,6 +137,36 @@ def one_run(tx: Tx, board_id: int) -> Run:
     return _run(row, int(index or 0))
 
 
+class _Lru(OrderedDict[Any, Any]):
+    """A small least-recently-used map, safe between the threads of a worker."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.lock = threading.Lock()
+
+    def find(self, key: Any) -> Any:
+        with self.lock:
+            found = self.get(key)
+            if found is not None:
+                self.move_to_end(key)
+            return found
+
+    def keep(self, key: Any, value: Any) -> Any:
+        with self.lock:
+            self[key] = value
+            while len(self) > self.size:
+                self.popitem(last=False)
+        return value
+
+
+# Per worker, what a listing makes of a board, keyed by what it is made from: the statistics
+# per (board, version) (a commit changes both), each run's JSON per (its row, the series
+# asked for). A listing of a project whose boards did not change encodes nothing again.
+_STATS = _Lru(20_000)
+_RUN_JSON = _Lru(20_000)
+_BOARD_JSON = _Lru(20_000)
+
 # Parsed and flattened configs, per (board, version): a board's config changes only with a
 # new version, so the runs table parses each config once per worker, not once per request.
 _CONFIGS: OrderedDict[tuple[int, int], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = (
@@ -169,10 +198,14 @@ def _configs(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return found
 
 
-def json_response(doc: Any) -> Response:
-    """Strict JSON (non-finite floats are strings already), encoded once: FastAPI's encoder
-    costs several times more for the thousands of values of a project's listing."""
-    body = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+def _dumps(doc: Any) -> str:
+    """Strict JSON (non-finite floats are strings already)."""
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+def _joined(body: str) -> Response:
+    """An answer made of JSON text (FastAPI's encoder would walk the thousands of values of
+    a project's listing again)."""
     return Response(body, media_type="application/json", headers=NO_STORE)
 
 
@@ -250,14 +283,18 @@ def list_boards(
     keep = matcher(match).test
     with _db(request).transaction(write=False) as tx:
         runs = project_runs(tx, _project_id(granted))
-    return json_response(
-        [
-            _board_json(run, granted.project)
-            for run in runs
-            if (include_deleted or run.deleted_at is None)
-            and (keep(run.name) or keep(run.uid) or any(keep(t) for t in run.tags))
-        ]
-    )
+    parts = []
+    for run in runs:
+        if run.deleted_at is not None and not include_deleted:
+            continue
+        if not (keep(run.name) or keep(run.uid) or any(keep(t) for t in run.tags)):
+            continue
+        key = (run, granted.project)
+        text = _BOARD_JSON.find(key)
+        if text is None:
+            text = _BOARD_JSON.keep(key, _dumps(_board_json(run, granted.project)))
+        parts.append(text)
+    return _joined("[" + ",".join(parts) + "]")
 
 
 @router.get("/boards/{board_id}")
@@ -371,30 +408,59 @@ def runs(
     pid = _project_id(granted)
     with _db(request).transaction(write=False) as tx:
         all_runs = project_runs(tx, pid)
-        stats = _scalar_stats(tx, "b.project_id = ?", (pid,), None)
-    shown = [run for run in all_runs if include_deleted or run.deleted_at is None]
+        shown = [run for run in all_runs if include_deleted or run.deleted_at is None]
+        stats = _stats_of(tx, pid, shown)
     metric_names: dict[str, None] = {}
     config_keys: dict[str, None] = {}
     for run in shown:
-        metric_names.update(dict.fromkeys(stats.get(run.id, {})))
+        metric_names.update(dict.fromkeys(stats[run.id]))
         config_keys.update(dict.fromkeys(_configs(run)[1]))
     summarised = metrics
     if first_metrics is not None:
         summarised = list(dict.fromkeys([*(metrics or []), *list(metric_names)[:first_metrics]]))
-    out = []
+    asked = None if summarised is None else tuple(summarised)
+    parts = []
     for run in shown:
-        mine = stats.get(run.id, {})
-        if summarised is not None:
-            mine = {name: mine[name] for name in summarised if name in mine}
-        out.append(run_json(run, granted.project, mine))
-    return json_response(
+        key = (run, granted.project, asked)
+        text = _RUN_JSON.find(key)
+        if text is None:
+            mine = stats[run.id]
+            if summarised is not None:
+                mine = {name: mine[name] for name in summarised if name in mine}
+            text = _RUN_JSON.keep(key, _dumps(run_json(run, granted.project, mine)))
+        parts.append(text)
+    tail = _dumps(
         {
-            "runs": out,
             "metric_names": list(metric_names),
             "config_keys": list(config_keys),
             "summarised": summarised,
         }
     )
+    return _joined('{"runs":[' + ",".join(parts) + "]," + tail[1:])
+
+
+def _stats_of(tx: Tx, project_id: int, runs: list[Run]) -> dict[int, dict[str, dict[str, Any]]]:
+    """The statistics of every scalar series of ``runs``, from the cache where the board's
+    version is the same, else from the database (one query for the whole project when many
+    boards changed)."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    missing: list[Run] = []
+    for run in runs:
+        found = _STATS.find((run.id, run.version))
+        if found is None:
+            missing.append(run)
+        else:
+            out[run.id] = found
+    if len(missing) > 200:
+        fresh = _scalar_stats(tx, "b.project_id = ?", (project_id,), None)
+    else:
+        fresh = {}
+        for i in range(0, len(missing), 200):
+            ids = tuple(run.id for run in missing[i : i + 200])
+            fresh.update(_scalar_stats(tx, f"b.id IN ({','.join('?' * len(ids))})", ids, None))
+    for run in missing:
+        out[run.id] = _STATS.keep((run.id, run.version), fresh.get(run.id, {}))
+    return out
 
 
 # -- run edits --------------------------------------------------------------------------------

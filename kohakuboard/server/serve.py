@@ -32,7 +32,7 @@ class ServeConfig:
     workers: int = 1
     public_hosts: tuple[str, ...] = ()
     secure_cookies: bool = False
-    rate_limit: float = 0.0  # API requests a second per caller and worker (0: no limit)
+    rate_limit: float = 0.0  # API requests a second per caller, all workers (0: no limit)
 
 
 def build_app(config: ServeConfig, *, create_schema: bool = True, **kwargs: Any) -> FastAPI:
