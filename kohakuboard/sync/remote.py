@@ -30,7 +30,7 @@ from .errors import (
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 300.0  # seconds to wait for one answer (a big segment is validated before it)
+TIMEOUT = 120.0  # seconds to wait for an answer (a big segment is validated before it)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
