@@ -243,9 +243,10 @@ class Remote:
             doc={"id": board_id, "name": name, "created_at": created_at},
         )
         if answer.status == 404:
-            raise SyncRejectedError(
-                f"board {board_id}: {self.url} has no project {project!r} that this token may "
-                f"see ({answer.detail}); `kobo admin create-project {project} --owner NAME`"
+            raise SyncSettingsError(
+                f"{self.url} has no project {project!r} that this token can use "
+                f"({answer.detail}): check --project, or ask an admin for it (`kobo admin "
+                f"create-project {project} --owner NAME`, `kobo admin grant {project} USER editor`)"
             )
         return _state_doc(self.check(answer, f"board {board_id}"), self.url)
 

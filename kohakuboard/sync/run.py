@@ -116,6 +116,29 @@ class _Follow:
     error: str | None = None
     synced: bool = False
     crashed_since: float | None = None
+    key: tuple[str, str] | None = None  # board.json's id and nonce
+    blocked: bool = False  # another board of the same id is followed: never sent
+
+
+def _check_unique(follows: dict[Path, _Follow], path: Path) -> None:
+    """Two folders holding boards of one id would be sent into one server board: the later
+    one found is refused (copies of one board, same id and nonce, are fine)."""
+    from ..metadata import read_meta
+
+    try:
+        meta = read_meta(path)
+    except (KohakuBoardError, OSError):
+        return  # the round reports it
+    follow = follows[path]
+    follow.key = (meta.id, meta.nonce)
+    for other, seen in follows.items():
+        if other != path and seen.key and seen.key[0] == meta.id and seen.key != follow.key:
+            follow.error = (
+                f"{path}: board id {meta.id} is also the id of another board, at {other}; a "
+                "board id names one board on a server: not synced"
+            )
+            follow.blocked = True
+            return
 
 
 def sync_paths(
@@ -181,8 +204,8 @@ def sync_paths(
             result: RoundResult = follow.board.round(connection())
         except Stopped:
             return
-        except (SyncAuthError, SyncForbiddenError):
-            halt.set()
+        except (SyncAuthError, SyncForbiddenError, SyncSettingsError):
+            halt.set()  # the same for every board: one message, not one per board
             raise
         except (KohakuBoardError, OSError, ValueError, RuntimeError) as exc:
             text = " ".join(str(exc).split()) or type(exc).__name__
@@ -221,12 +244,15 @@ def sync_paths(
                 for path in found:
                     if path not in follows:
                         follows[path] = _Follow(BoardSync(path, project, keep_open=watch))
+                        _check_unique(follows, path)
                 for path in set(follows) - set(found):  # removed while followed
                     logger.info("%s is no longer a board folder; not followed any more", path)
                     follows.pop(path).board.close()
             first = False
             due = []
             for follow in follows.values():
+                if follow.blocked:
+                    continue
                 if follow.done and follow.error is None:
                     sig = _signature(follow.board.path)
                     follow.skipped += 1
@@ -239,7 +265,11 @@ def sync_paths(
                 future.result()
             if not watch or halt.is_set():
                 break
-            if until_done and follows and all(f.done and f.error is None for f in follows.values()):
+            if (
+                until_done
+                and follows
+                and all((f.done and f.error is None) or f.blocked for f in follows.values())
+            ):
                 break
             if halt.wait(interval):
                 break

@@ -334,3 +334,22 @@ def test_damaged_files_stop_their_board_with_a_clear_line(
     by_board = {line.split(":")[0]: line for line in report.errors}
     assert "tab/big" in by_board[str(table_board)] and "kobo repair" in by_board[str(table_board)]
     assert f"media file {image} does not hash to its name" in by_board[str(media_board)]
+
+
+def test_two_boards_of_one_id_and_an_unknown_project_are_refused(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    for where in ("a", "b"):
+        with Board(name=where, board_id="same-id", base_dir=tmp_path / where) as b:
+            b.log(v=1.0)
+    report = _sync(server, tmp_path)
+    assert report.boards == 1 and len(report.errors) == 1, report.errors
+    assert report.errors[0].startswith(f"{tmp_path / 'b' / 'same-id'}: board id same-id is")
+    assert "a board id names one board on a server: not synced" in report.errors[0]
+    assert server.state("same-id")["name"] == "a"
+    with Board(name="c", base_dir=tmp_path / "c") as b:
+        b.log(v=1.0)
+    with pytest.raises(SyncSettingsError, match="has no project 'nope' that this token can use"):
+        sync_paths(
+            [tmp_path / "c"], remote=server.url, project="nope", token=server.token("editor")
+        )
