@@ -5,7 +5,6 @@ failing board on stderr), 2 = a usage error."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -155,4 +154,4 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] not in (["sync"], ["login"], ["logout"]):
         argv = ["sync", *argv]  # python -m kohakuboard.sync PATH ...
-    app(args=argv, prog_name=os.path.basename(sys.executable) + " -m kohakuboard.sync")
+    app(args=argv, prog_name="python -m kohakuboard.sync")
