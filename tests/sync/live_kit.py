@@ -348,13 +348,19 @@ def stored_objects(store: Path) -> int:
 
 
 def kill_mid_sync(
-    proc: subprocess.Popen[bytes], store: Path, rng: Any, *, kill: Any = None, most: float = 5.0
+    proc: subprocess.Popen[bytes],
+    store: Path,
+    rng: Any,
+    *,
+    kill: Any = None,
+    most: float = 5.0,
+    objects: int = 12,
 ) -> bool:
-    """Wait until the server has stored a random few more objects (so the kill lands inside a
-    sync) or a random time has passed, then kill -9 ``proc`` (or call ``kill``); whether that
+    """Wait until the server has stored 1 to ``objects`` more objects (so the kill lands inside
+    a sync) or a random time up to ``most`` seconds has passed, then kill -9 ``proc`` (or call ``kill``); whether that
     happened before ``proc`` ended by itself."""
     before = stored_objects(store)
-    more = rng.randint(1, 12)
+    more = rng.randint(1, objects)
     deadline = time.monotonic() + rng.uniform(1.0, most)
     while proc.poll() is None and time.monotonic() < deadline:
         if stored_objects(store) >= before + more:

@@ -31,7 +31,7 @@ from proxy import cut_proxy  # noqa: E402
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fault_board(tmp_path_factory.mktemp("boards"))
+    return fault_board(tmp_path_factory.mktemp("boards"), steps=5000, images=12)
 
 
 @pytest.fixture(scope="module")

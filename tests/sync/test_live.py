@@ -21,6 +21,7 @@ from live_kit import (  # noqa: E402
     free_port,
     make_team,
     server_copy,
+    sync_child,
     wait_sync_child_done,
 )
 
@@ -95,7 +96,7 @@ def test_an_unreachable_server_never_slows_or_fails_training(
     """A closed port: the run logs and finishes as without a remote, finish() does not wait
     for the sync, and the sync child gives up once nobody writes the board (the linger time),
     saying how to send the rest."""
-    monkeypatch.setenv("KOHAKUBOARD_SYNC_LINGER", "1")
+    monkeypatch.setenv("KOHAKUBOARD_SYNC_LINGER", "3")
     monkeypatch.setenv("KOHAKUBOARD_TOKEN", "not-needed-here")
     closed = f"http://127.0.0.1:{free_port()}"
     board = Board(base_dir=tmp_path, remote=closed, project="vision")
@@ -142,6 +143,40 @@ def test_values_appear_on_the_server_while_the_run_goes(
     assert diffs == [] and dups == 0
     with open_board(copy) as reader:
         assert reader.info().status == "finished"
+
+
+def test_a_restarted_writer_leaves_the_upload_to_the_first_sync_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+) -> None:
+    """kill -9 of the writer mid-run: the Board starts a new writer, which finds the board's
+    sync child alive (sync-live.lock) and starts no second one; everything still goes up."""
+    import os
+    import signal
+
+    from helpers import is_gone, the_writer
+
+    srv, team = kobo_server
+    monkeypatch.setenv("KOHAKUBOARD_TOKEN", team.tokens["editor"])
+    board = Board(name="respawn", base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
+    for i in range(100):
+        board.log(loss=float(i))
+    child = sync_child(board.path)
+    wait_until(lambda: is_locked(board.path / LOCK_FILE), timeout=60, what="the sync child")
+    first = the_writer(board.path)
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: is_gone(first), timeout=30, what="the killed writer")
+    for i in range(100, 200):
+        board.log(loss=float(i))
+    wait_until(lambda: board._respawns >= 1, timeout=60, what="a new writer")
+    board.finish(wait=True)
+    wait_sync_child_done(board.path)
+    log = (board.path / "writer.log").read_text()
+    assert log.count("live sync to") == 1 and sync_child(board.path) == child
+    copy = server_copy(team.db_url, srv.store, board.id, tmp_path / "check")
+    diffs, dups = compare(board.path, copy)
+    assert diffs == [] and dups == 0
+    with open_board(copy) as reader:
+        assert reader.scalars("loss").num_rows == 200
 
 
 def test_the_live_sync_example(tmp_path: Path) -> None:
