@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from ..annotations import update_annotations
@@ -23,7 +23,7 @@ from ..reader import BoardInfo
 from .catalog import Catalog, damage_text
 from .charts import jnum
 from .errors import BadParameterError, ViewerError
-from .routekit import catalog_of, json_response
+from .routekit import catalog_of
 
 router = APIRouter(prefix="/api")
 
@@ -208,7 +208,7 @@ def runs(
         int | None,
         Query(description="Summarise the first N series of metric_names too (with metric=)."),
     ] = None,
-) -> Response:
+) -> dict[str, Any]:
     """Every run with its flattened config and metric summaries, for the runs table.
 
     Without ``metric=`` and ``first_metrics``, every run carries the summaries of all its
@@ -246,15 +246,13 @@ def runs(
         for run in out:
             have = run["metrics"]
             run["metrics"] = {name: have[name] for name in summarised if name in have}
-    # json.dumps directly: FastAPI's encoder walked the 5.6 MB answer first (twice the time)
-    return json_response(
-        {
-            "runs": out,
-            "metric_names": list(metric_names),
-            "config_keys": list(config_keys),
-            "summarised": summarised,
-        }
-    )
+    # a dict: FastAPI serialises it through pydantic-core, ~2x faster here than json.dumps
+    return {
+        "runs": out,
+        "metric_names": list(metric_names),
+        "config_keys": list(config_keys),
+        "summarised": summarised,
+    }
 
 
 def _edited(request: Request, board_id: str, **changes: Any) -> dict[str, Any]:
