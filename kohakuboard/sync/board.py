@@ -11,12 +11,13 @@ remembers how far it read the scalars, so a growing board is not read again from
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ FINAL = frozenset({"finished", "interrupted", "failed", "crashed"})
 STATUSES = FINAL | {"running"}
 CONFLICT_TRIES = 4
 MAX_MEDIA = 64 << 20
+GROUP_ROWS = 2_000_000  # scalar points read at once by a one-off sync
 
 
 @dataclass
@@ -151,7 +153,6 @@ class BoardSync:
             if m.kind in R.STREAM_OF:
                 local[R.STREAM_OF[m.kind]][m.name] = int(m.count)
         plans: dict[str, list[tuple[str, Any]]] = {}
-        plans["scalars"] = self._scalar_plan(reader, uid, local["scalars"], server["scalars"])
         for stream in R.STREAMS[1:]:
             plans[stream] = self._row_plan(reader, uid, stream, local[stream], server[stream])
         # media files before the rows that refer to them
@@ -170,13 +171,15 @@ class BoardSync:
             result.media_files += self._send_media(remote, reader, uid, files)
         sent = False
         for stream in R.STREAMS:
-            parts = [(n, p) for n, p in plans[stream] if len(p)]
-            if not parts:
-                continue
             mark = int(state["streams"][stream]["rows"])
-            if stream == "scalars":
-                tables = R.scalar_segments(parts)
+            tables: Iterator[Any]
+            if stream == "scalars":  # read group by group: memory stays bounded
+                groups = self._scalar_groups(reader, uid, local[stream], server[stream])
+                tables = itertools.chain.from_iterable(R.scalar_segments(g) for g in groups)
             else:
+                parts = [(n, p) for n, p in plans[stream] if len(p)]
+                if not parts:
+                    continue
                 tables = R.row_segments(stream, [r for _, p in parts for r in p])
             for table, body, digest in R.bodies_ahead(tables):
                 mark = self._put(remote, uid, stream, mark, table, body, digest)
@@ -203,6 +206,49 @@ class BoardSync:
             have,
             got,
         )
+
+    def _scalar_groups(
+        self,
+        reader: Reader,
+        uid: str,
+        local: dict[str, int],
+        server: dict[str, tuple[int, int]],
+    ) -> Iterator[list[tuple[str, Any]]]:
+        """The scalar rows to send, as lists of (metric, rows). A one-off sync reads the
+        metrics the server lacks rows of in groups of about :data:`GROUP_ROWS` points (a
+        board of any size fits in memory); a followed board (``keep_open``) is read whole
+        once, then only what was committed since."""
+        if self.keep_open:
+            yield self._scalar_plan(reader, uid, local, server)
+            return
+        names = sorted(n for n, c in local.items() if c > server.get(n, (0, -1))[0])
+        group: list[str] = []
+        size = 0
+        for name in names:
+            if group and size + local[name] > GROUP_ROWS:
+                yield self._read_group(reader, uid, group, server)
+                group, size = [], 0
+            group.append(name)
+            size += local[name]
+        if group:
+            yield self._read_group(reader, uid, group, server)
+
+    def _read_group(
+        self, reader: Reader, uid: str, names: list[str], server: dict[str, tuple[int, int]]
+    ) -> list[tuple[str, Any]]:
+        tables = reader.scalars_many(names)
+        plan = []
+        for name in names:
+            tail = R.ScalarTail(0, R.sorted_series(tables.pop(name)))
+            have, last = server.get(name, (0, -1))
+            if not tail.trim(have):
+                self._warn_more(uid, name, have, tail.total)
+                continue
+            if have and tail.prefix_max != last:
+                self._warn_prefix(uid, "scalars", name, have, last, tail.prefix_max)
+            if tail.table.num_rows:
+                plan.append((name, tail.table))
+        return plan
 
     def _scalar_plan(
         self,

@@ -114,6 +114,7 @@ def test_an_interrupted_sync_goes_on_where_the_server_is(
             b.log(**{"a": float(i), "b": -float(i), "c": float(i % 5)})
     path = tmp_path / b.id
     monkeypatch.setattr(rows, "SEGMENT_BYTES", 100 * rows.SCALAR_ROW_BYTES)  # 100-row segments
+    monkeypatch.setattr(board_mod, "GROUP_ROWS", 500)  # read one metric at a time
     real_put = board_mod.BoardSync._put
     calls = {"n": 0}
 
