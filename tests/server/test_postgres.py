@@ -83,3 +83,19 @@ def test_concurrent_uploads_of_one_position_commit_once(postgres, tmp_path: Path
         state = client.get("/api/sync/boards/race", headers=h).json()
         assert state["streams"]["scalars"]["rows"] == 3
         assert len(state["streams"]["scalars"]["segments"]) == 1
+
+
+def test_runs_listings_and_edits_on_postgres(postgres, tmp_path: Path, local_board: Path) -> None:
+    """The runs table's statistics (merged by SQL at each commit), the live state and the run
+    edits of tests/server/test_runs.py, on PostgreSQL."""
+    from test_runs import (
+        test_edits_are_rows_of_the_database,
+        test_listings_read_no_board_until_a_chart_asks,
+    )
+
+    team = make_team(postgres.new_database(), tmp_path / "a")
+    with client_for(team) as client:
+        test_listings_read_no_board_until_a_chart_asks(client, team)
+    team = make_team(postgres.new_database(), tmp_path / "b")
+    with client_for(team) as client:
+        test_edits_are_rows_of_the_database(client, team, local_board)
