@@ -79,9 +79,10 @@ class Board:
         capture_console: store stdout/stderr with the board (``True``, or ``"fd"`` to also
             catch C extensions and subprocesses); ``capture_output`` is the same option.
         remote: URL of a ``kobo serve`` to sync the board to while it runs (default
-            ``KOHAKUBOARD_REMOTE``; token from ``KOHAKUBOARD_TOKEN`` or ``kobo login``). A process
-            the writer starts uploads; training never waits for it, ``finish()`` neither
-            (what is not sent yet stays on disk; ``kobo sync`` completes it). See docs/sync.md.
+            ``KOHAKUBOARD_REMOTE``; ``""``: none; token from ``KOHAKUBOARD_TOKEN`` or ``kobo
+            login``). A process the writer starts uploads; training never waits for it,
+            ``finish()`` neither (what is not sent yet stays on disk; ``kobo sync`` completes
+            it). See docs/sync.md.
 
     Step semantics: every ``log()`` call advances ``step`` by one and all its values share
     it; ``global_step`` is the training step, advanced by :meth:`step` or set with a

@@ -33,7 +33,8 @@ class Remote:
 def resolve(remote: str | None, project: str | None) -> tuple[Remote | None, str]:
     """The live-sync target and the board's project, from the arguments, else the environment.
 
-    ``remote`` None: ``KOHAKUBOARD_REMOTE`` (unset or empty: no live sync). ``project`` None:
+    ``remote`` None: ``KOHAKUBOARD_REMOTE`` (unset or empty: no live sync); ``""``: no live
+    sync, whatever the environment says. ``project`` None:
     ``KOHAKUBOARD_PROJECT``, else ``"default"``; with a remote a project must be named (the
     server has no default project).
     """
@@ -44,7 +45,7 @@ def resolve(remote: str | None, project: str | None) -> tuple[Remote | None, str
     if project is None and os.environ.get(PROJECT_ENV):
         project = os.environ[PROJECT_ENV]
         project_src = PROJECT_ENV
-    if remote is None:
+    if remote is None or remote == "":
         return None, DEFAULT_PROJECT if project is None else project
     url = check_url(remote, remote_src)
     if project is None:

@@ -26,7 +26,7 @@ argument                   variable                               default
 ========================== ====================================== =========================
 ``base_dir``               ``KOHAKUBOARD_DIR``                    ``./kohakuboard``
 ``project``                ``KOHAKUBOARD_PROJECT``                ``default``
-``remote`` (live sync)     ``KOHAKUBOARD_REMOTE``                 none (local only)
+``remote`` (live sync)     ``KOHAKUBOARD_REMOTE``                 none (``""``: off)
 ``name``                   ``KOHAKUBOARD_NAME``                   ``args.run_name`` or the id
 ``board_id``               ``KOHAKUBOARD_BOARD_ID`` (append)      a new board
 ``backend``                ``KOHAKUBOARD_BACKEND``                ``hybrid``
@@ -143,7 +143,7 @@ class KohakuBoardCallback(TrainerCallback, KohakuBoardReportTo):
         self.backend = backend if backend is not None else env("KOHAKUBOARD_BACKEND") or "hybrid"
         # checked now (a bad URL fails when the Trainer is built, not at the first log)
         checked, _ = check_remote(remote, project)
-        self.remote = checked.url if checked is not None else None
+        self.remote = checked.url if checked is not None else ""  # "": no live sync
         self.board_id = board_id if board_id is not None else env("KOHAKUBOARD_BOARD_ID") or None
         self.log_histograms = _histogram_mode(log_histograms)
         self.histogram_steps = _histogram_steps(histogram_steps)

@@ -90,6 +90,19 @@ def test_a_remote_needs_a_valid_project(tmp_path: Path, monkeypatch: pytest.Monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_remote_empty_turns_live_sync_off_whatever_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOHAKUBOARD_REMOTE", "not a url")
+    monkeypatch.setenv("KOHAKUBOARD_PROJECT", "vision")
+    board = Board(base_dir=tmp_path, remote="")
+    board.log(x=1.0)
+    board.finish(wait=True)  # the writer has served the session: its log is complete
+    assert board.project == "vision"  # the project still comes from the environment
+    assert "live sync" not in (board.path / "writer.log").read_text()
+    assert not (board.path / LOG_FILE).exists()
+
+
 def test_an_unreachable_server_never_slows_or_fails_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
