@@ -1,7 +1,7 @@
 """Sync benchmark: ``kobo sync`` and live sync against a real ``kobo serve`` on loopback.
 
     python benchmarks/bench_sync.py [--metrics 100] [--steps 100000] [--repeat 1] [--pg]
-                                    [--cycles 50] [--samples 100] [--only a,b,c,d,e]
+                                    [--cycles 50] [--samples 100] [--only a,b,c,d,e,f]
 
 (a) throughput: one board of ``--metrics`` x ``--steps`` scalar points (default 10M; built once
     and cached under /tmp/kohakuboard-bench), synced with ``kobo sync`` (a subprocess, its
@@ -18,6 +18,8 @@
     values logged 0.2 s apart (goal p95 <= 2 s).
 (e) ``finish()`` with an unreachable remote (a closed port) vs without a remote, median of 5
     (it must not wait for the sync).
+(f) what live sync costs the training loop: 200k ``log()`` calls with a sync child following
+    the run vs without a remote (wall and the calling thread's CPU, median of 3).
 
 Medians are printed; on a shared box the figures are a floor, not a capacity.
 """
@@ -358,6 +360,44 @@ def bench_finish(args: argparse.Namespace, root: Path, rows: list[tuple[str, ...
     )
 
 
+def bench_overhead(args: argparse.Namespace, root: Path, rows: list[tuple[str, ...]]) -> None:
+    """What live sync costs the training loop: 200k log() calls (4 values) with a remote that
+    follows the run vs none, alternating, median of 3 (wall and the calling thread's CPU)."""
+    server = Server(root)
+    os.environ["KOHAKUBOARD_TOKEN"] = server.token
+    out: dict[str, list[tuple[float, float]]] = {"none": [], "live": []}
+    try:
+        for _ in range(3):
+            for label, remote in (("none", None), ("live", server.srv.url)):
+                base = Path(tempfile.mkdtemp(prefix="cost-", dir=root))
+                b = Board(base_dir=base, remote=remote, project=PROJECT)
+                time.sleep(1.5)  # the writer (and the sync child) are running
+                w0, c0 = time.perf_counter(), time.thread_time()
+                for i in range(200_000):
+                    b.log(a=i * 0.5, b=1.0, c=2.0, d=3.0)
+                out[label].append((time.perf_counter() - w0, time.thread_time() - c0))
+                b.finish(wait=True)
+                if remote:
+                    wait_sync_child_done(b.path, timeout=300)
+    finally:
+        os.environ.pop("KOHAKUBOARD_TOKEN", None)
+        server.close()
+
+    def fmt(label: str) -> str:
+        wall = _median([w for w, _ in out[label]])
+        cpu = _median([c for _, c in out[label]])
+        return f"wall {wall * 1e3:.0f} ms, thread CPU {cpu * 1e3:.0f} ms"
+
+    rows.append(
+        (
+            "(f) 200k log() calls while live sync follows the run",
+            fmt("live"),
+            f"no remote: {fmt('none')}",
+            "no cost in the loop",
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--metrics", type=int, default=100)
@@ -368,7 +408,7 @@ def main() -> None:
     p.add_argument("--cycles", type=int, default=50)
     p.add_argument("--samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", default="a,b,c,d,e", help="which parts, comma-separated")
+    p.add_argument("--only", default="a,b,c,d,e,f", help="which parts, comma-separated")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = p.parse_args()
     if args.quick:
@@ -386,6 +426,8 @@ def main() -> None:
             bench_latency(args, root, rows)
         if "e" in args.only:
             bench_finish(args, root, rows)
+        if "f" in args.only:
+            bench_overhead(args, root, rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     head = ("measure", "result", "floor / baseline (same run)", "goal")
