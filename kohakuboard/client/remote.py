@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import InvalidRemoteError
 
@@ -18,7 +17,7 @@ REMOTE_ENV = "KOHAKUBOARD_REMOTE"
 PROJECT_ENV = "KOHAKUBOARD_PROJECT"
 DEFAULT_PROJECT = "default"
 # The server's rule for project names (kohakuboard.server.accounts.NAME).
-PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+PROJECT_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
 MAX_URL = 2048
 
 
@@ -59,6 +58,8 @@ def resolve(remote: str | None, project: str | None) -> tuple[Remote | None, str
 def check_url(value: object, what: str = "remote") -> str:
     """An http(s) URL of a server; credentials, queries and fragments are refused (a token goes
     in ``KOHAKUBOARD_TOKEN`` or ``kobo login``, never into a URL or a command line)."""
+    from urllib.parse import urlsplit  # only with a remote: `import kohakuboard` stays lean
+
     accepted = "an http:// or https:// server URL such as https://kobo.example.com"
     if not isinstance(value, str):
         raise InvalidRemoteError(
@@ -91,7 +92,7 @@ def check_url(value: object, what: str = "remote") -> str:
 
 
 def check_project(value: object, what: str = "project") -> str:
-    if not isinstance(value, str) or not PROJECT_NAME.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(PROJECT_NAME, value):
         raise InvalidRemoteError(
             f"{what}={value!r} is not a server project name; accepted: 1 to 64 characters of "
             "letters, digits, '_', '.', '-', starting with a letter or digit"
