@@ -65,7 +65,8 @@ def check_max_pending_bytes(value: Any) -> int:
 
 def snapshot_nbytes(item: Deferred) -> int:
     """Host bytes a deferred call keeps alive until the flusher has written it: the copies
-    of its histogram tensors (one batch per call, counted once), media arrays and tensors."""
+    of its histogram tensors (or, with ``copy=False``, the tensors themselves; one batch per
+    call, counted once), media arrays and tensors."""
     total = 0
     seen: set[int] = set()
     for value in item.rich.values():
@@ -85,7 +86,10 @@ def _value_nbytes(value: Any, seen: set[int]) -> int:
         seen.add(id(batch))
         groups = [*getattr(batch, "_host", ()), *getattr(batch, "_device", ())]
         return sum(
-            _array_nbytes(getattr(g, "buffer", None)) + _array_nbytes(getattr(g, "packed", None))
+            _array_nbytes(getattr(g, "buffer", None))
+            + _array_nbytes(getattr(g, "packed", None))
+            # log_histograms(copy=False): the caller's tensors, kept alive until binned
+            + sum(_array_nbytes(t) for t in getattr(g, "flat", ()))
             for g in groups
         )
     total = _array_nbytes(getattr(value, "_values", None))  # Histogram of host values
