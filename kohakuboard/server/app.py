@@ -288,8 +288,11 @@ def register(request: Request, body: NewBoard, granted: Write) -> dict[str, Any]
 
 
 @sync_router.get("/boards/{board_id}")
-def board_state(request: Request, board_id: str, granted: BoardRead) -> dict[str, Any]:
-    return ingest.board_state(_server(request).db, granted.board)
+def board_state(
+    request: Request, board_id: str, granted: BoardRead, segments: bool = True
+) -> dict[str, Any]:
+    # segments=false: the marks and per-metric counts only (kobo sync's every round)
+    return ingest.board_state(_server(request).db, granted.board, segments=segments)
 
 
 @sync_router.post("/boards/{board_id}/media/missing")

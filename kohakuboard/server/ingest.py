@@ -147,16 +147,21 @@ def register_board(
     raise UploadConflictError(f"board {uid!r} is being registered concurrently; try again")
 
 
-def board_state(db: Database, board: Board) -> dict[str, Any]:
+def board_state(db: Database, board: Board, *, segments: bool = True) -> dict[str, Any]:
     """What the server has of ``board``: per stream the committed rows and segments, and
     per metric of the stream its committed rows and largest step (``"metrics": {name:
-    {"rows", "last_step"}}``: where ``kobo sync`` goes on in each metric's own order)."""
+    {"rows", "last_step"}}``: where ``kobo sync`` goes on in each metric's own order).
+    ``segments=False`` leaves the segment lists out (they grow with every upload)."""
     with db.transaction(write=False) as tx:
         marks = dict(tx.all("SELECT stream, rows FROM streams WHERE board_id = ?", (board.id,)))
-        segs = tx.all(
-            "SELECT stream, start, rows, sha256 FROM segments WHERE board_id = ? "
-            "ORDER BY stream, start",
-            (board.id,),
+        segs = (
+            tx.all(
+                "SELECT stream, start, rows, sha256 FROM segments WHERE board_id = ? "
+                "ORDER BY stream, start",
+                (board.id,),
+            )
+            if segments
+            else []
         )
         per_metric = tx.all(
             "SELECT kind, name, count, last_step FROM board_metrics WHERE board_id = ? "
@@ -170,7 +175,8 @@ def board_state(db: Database, board: Board) -> dict[str, Any]:
             (board.id,),
         )
     streams: dict[str, Any] = {
-        s: {"rows": int(marks.get(s, 0)), "segments": [], "metrics": {}} for s in STREAMS
+        s: {"rows": int(marks.get(s, 0)), "metrics": {}, **({"segments": []} if segments else {})}
+        for s in STREAMS
     }
     for stream, start, rows, sha in segs:
         streams[stream]["segments"].append({"start": int(start), "rows": int(rows), "sha256": sha})

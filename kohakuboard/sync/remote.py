@@ -231,7 +231,9 @@ class Remote:
 
     def state(self, board_id: str) -> dict[str, Any] | None:
         """What the server has of the board; None when it has no such board."""
-        answer = self.request("GET", f"/api/sync/boards/{quote(board_id, safe='')}")
+        answer = self.request(  # the segment lists grow with every upload: not needed here
+            "GET", f"/api/sync/boards/{quote(board_id, safe='')}", params={"segments": "false"}
+        )
         if answer.status == 404:
             return None
         return _state_doc(self.check(answer, f"board {board_id}"), self.url)

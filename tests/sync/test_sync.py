@@ -75,6 +75,10 @@ def test_board_state_reports_rows_and_last_step_per_metric(
     assert set(state["streams"]["tables"]["metrics"]) == {"tab/small", "tab/big", "tab/media"}
     assert state["streams"]["histograms"]["metrics"]["hist/w"] == {"rows": 2, "last_step": 51}
     assert isinstance(state["config_sha256"], str) and len(state["config_sha256"]) == 64
+    assert [s["start"] for s in scalars["segments"]] == [0]
+    lean = server.get(f"/api/sync/boards/{board.name}", segments="false").json()
+    assert "segments" not in lean["streams"]["scalars"]  # what kobo sync asks each round
+    assert lean["streams"]["scalars"]["metrics"] == scalars["metrics"]
 
 
 # -- round trips ------------------------------------------------------------------------------
