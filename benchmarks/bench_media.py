@@ -9,8 +9,10 @@ Run ``python benchmarks/bench_media.py`` (``--images N``, default 200; ``--size 
 2. floor: the same pixels encoded to PNG with Pillow in one thread and written to files, one
    fsync each (what any tracker that stores PNGs durably does at least).
 
-Issue 15's target is <= 0.5x W&B's total (W&B quiet: 3.2 s for 200 images); W&B is not run
-here (it needs its service process); the floor is the reference measured in the same run.
+3. W&B (when ``wandb`` is importable; ``--no-wandb`` skips it): ``wandb.init(mode="offline")``,
+   N x ``run.log({"img": wandb.Image(pixels)})``, ``run.finish()``; its caller cost per call too.
+
+Issue 15's target is <= 0.5x W&B's total, measured in the same run.
 """
 
 from __future__ import annotations
@@ -61,13 +63,33 @@ def floor(base: Path, images: list[np.ndarray]) -> float:
     return time.perf_counter() - t0
 
 
+def wandb_peer(base: Path, images: list[np.ndarray]) -> tuple[float, float]:
+    """W&B offline: init to finish, and the caller's median cost per ``log``."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    t0 = time.perf_counter()
+    run = wandb.init(mode="offline", dir=str(base), project="bench-media")
+    calls = []
+    for pixels in images:
+        c = time.perf_counter()
+        run.log({"img": wandb.Image(pixels)})
+        calls.append(time.perf_counter() - c)
+    run.finish()
+    return time.perf_counter() - t0, statistics.median(calls)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-wandb", action="store_true", help="do not run the W&B peer")
     args = parser.parse_args(argv)
+    import importlib.util
+
+    peer = not args.no_wandb and importlib.util.find_spec("wandb") is not None
     rng = np.random.default_rng(0)
     # Smooth gradients plus noise: compresses like a photo, not like random bytes.
     yy, xx = np.mgrid[0 : args.size, 0 : args.size]
@@ -76,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         base = (xx * rng.uniform(0.2, 1) + yy * rng.uniform(0.2, 1))[..., None] * [1, 0.7, 0.4]
         noise = rng.normal(0, 8, (args.size, args.size, 3))
         images.append(np.clip(base % 256 + noise, 0, 255).astype(np.uint8))
-    totals, calls, floors = [], [], []
+    totals, calls, floors, wb_totals, wb_calls = [], [], [], [], []
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         for _ in range(args.reps):
             t, c = ours(Path(tmp), images)
             totals.append(t)
             calls.append(c)
             floors.append(floor(Path(tmp), images))
+            if peer:
+                wt, wc = wandb_peer(Path(tmp), images)
+                wb_totals.append(wt)
+                wb_calls.append(wc)
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     t, f, c = statistics.median(totals), statistics.median(floors), statistics.median(calls)
     print(
@@ -95,9 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"floor, Pillow PNG + write + fsync, one thread: {f:.2f} s (ratio {t / f:.2f})")
     print(f"caller per log(img=Media(...)): {c * 1e3:.3f} ms (target <= 0.1 ms)")
+    if wb_totals:
+        wt, wc = statistics.median(wb_totals), statistics.median(wb_calls)
+        print(
+            f"W&B offline, init to finish: {wt:.2f} s (reps {[round(x, 2) for x in wb_totals]}); "
+            f"ours / W&B = {t / wt:.2f} (target <= 0.5); W&B caller per log: {wc * 1e3:.2f} ms"
+        )
+    else:
+        print("W&B: not run (not installed, or --no-wandb)")
     if args.json:
         args.json.write_text(
-            json.dumps({"load": load, "ours_s": totals, "floor_s": floors, "call_s": calls})
+            json.dumps(
+                {
+                    "load": load,
+                    "ours_s": totals,
+                    "floor_s": floors,
+                    "call_s": calls,
+                    "wandb_s": wb_totals,
+                    "wandb_call_s": wb_calls,
+                }
+            )
         )
     return 0
 

@@ -55,6 +55,9 @@ class EncodedMedia:
     caption: str | None = None
 
 
+PNG_LEVEL = 1  # zlib level of stored PNGs (lossless at every level)
+
+
 def encode_media(payload: Mapping[str, Any]) -> EncodedMedia:
     """Encode a payload from :meth:`Media.to_payload`.
 
@@ -85,7 +88,9 @@ def _encode_png(array: np.ndarray, caption: str | None) -> EncodedMedia:
 
     pixels = _frame_pixels(to_uint8(array), "image")
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    # zlib level 1 instead of Pillow's 6: ~1.7x faster to encode (the writer's media threads
+    # spend most of their time here), files ~7% larger on photo-like images (issue 15, W4)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_LEVEL)
     height, width = pixels.shape[:2]
     return EncodedMedia(
         buffer.getvalue(), "png", "image/png", "image", width, height, caption=caption
