@@ -114,7 +114,7 @@ class BoardSync:
                 f"board {uid} ({self.path}): the server's row count kept moving under this "
                 f"client ({CONFLICT_TRIES} tries): is another `kobo sync` sending it? Run again"
             )
-        if sent or _meta_differs(local_meta, state):
+        if sent or any(result.rows.values()) or _meta_differs(local_meta, state):
             remote.patch_meta(uid, local_meta)
         result.done = info.status in FINAL
         result.status = info.status
@@ -160,8 +160,12 @@ class BoardSync:
         for stream in ("media", "tables"):
             rows = [r for _, part in plans[stream] for r in part]
             refs = R.media_refs(stream, rows)
-            if stream == "media" and len(refs) < len({r.file for r in rows}):
-                bad = next(r.file for r in rows if R.MEDIA_FILE.fullmatch(r.file) is None)
+            bad = (
+                next((r.file for r in rows if not R.media_file_ok(r.file)), None)
+                if stream == "media"
+                else None
+            )
+            if bad is not None:
                 raise SyncBoardError(
                     f"board {uid} ({self.path}): media file name {bad!r} is not "
                     "media/<aa>/<sha256>.<ext>; the server accepts only those"

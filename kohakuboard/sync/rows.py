@@ -203,15 +203,21 @@ def row_segments(
         yield build(batch)
 
 
+def media_file_ok(file: Any) -> bool:
+    """``media/<aa>/<sha256>.<ext>`` with ``aa`` the hash's first two digits and an
+    extension the server accepts (the only media file names it takes)."""
+    hit = MEDIA_FILE.fullmatch(file) if isinstance(file, str) else None
+    return hit is not None and hit[1] == hit[2][:2] and hit[3] in MEDIA_EXT
+
+
 def media_refs(stream: str, rows: list[Any]) -> dict[str, str]:
     """The media files that ``rows`` refer to, ``sha256 -> relative path``: the media index's
     files, and the media cells of tables (``{"__media__": {"file": ...}}``)."""
     found: dict[str, str] = {}
 
     def add(file: Any) -> None:
-        hit = MEDIA_FILE.fullmatch(file) if isinstance(file, str) else None
-        if hit is not None and hit[1] == hit[2][:2] and hit[3] in MEDIA_EXT:
-            found[hit[2]] = file
+        if media_file_ok(file):
+            found[file.rsplit("/", 1)[1].split(".", 1)[0]] = file
 
     if stream == "media":
         for row in rows:
