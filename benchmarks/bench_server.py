@@ -24,6 +24,7 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -225,6 +226,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)  # the database, store and cache of this run
 
     ms = 1000.0
     print(f"boards: {args.boards}, readers: {args.readers}, workers: {args.workers}, "
