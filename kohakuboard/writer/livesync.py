@@ -169,8 +169,8 @@ def _follow(board_dir: Path, remote: str, project: str, interval: float) -> int:
                 stop=stop,
             )
             errors = len(report.errors)
-        except Exception:
-            logger.exception("live sync failed")
+        except Exception as exc:  # a refused token, bad settings: said, then tried again
+            logger.error("live sync failed: %s: %s", type(exc).__name__, exc)
             errors += 1
             stop.wait(5.0)  # then again, within the linger time
         if stop.is_set():

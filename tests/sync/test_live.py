@@ -158,6 +158,29 @@ def test_values_appear_on_the_server_while_the_run_goes(
         assert reader.info().status == "finished"
 
 
+def test_a_refused_token_is_said_in_sync_log_and_training_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+) -> None:
+    srv, _team = kobo_server
+    monkeypatch.setenv("KOHAKUBOARD_TOKEN", "kb_not-a-token")
+    monkeypatch.setenv("KOHAKUBOARD_SYNC_LINGER", "1")
+    board = Board(base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
+    for i in range(100):
+        board.log(loss=float(i))
+    log = board.path / LOG_FILE
+    wait_until(
+        lambda: log.exists() and "live sync failed: SyncAuthError" in log.read_text(),
+        timeout=60,
+        what="the refusal in sync.log",
+    )
+    board.log(loss=100.0)
+    board.finish(wait=True)
+    wait_sync_child_done(board.path)
+    with open_board(board.path) as reader:
+        assert reader.scalars("loss").num_rows == 101
+    assert "kb_not-a-token" not in log.read_text()
+
+
 def test_a_restarted_writer_leaves_the_upload_to_the_first_sync_child(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
 ) -> None:
