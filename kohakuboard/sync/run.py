@@ -207,7 +207,10 @@ def sync_paths(
         except (SyncAuthError, SyncForbiddenError, SyncSettingsError):
             halt.set()  # the same for every board: one message, not one per board
             raise
-        except (KohakuBoardError, OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one board's failure (a damaged catalog's
+            # sqlite3 error included) is that board's line; the other boards go on
+            if not isinstance(exc, KohakuBoardError | OSError):
+                logger.debug("%s: round failed", follow.board.path, exc_info=exc)
             text = " ".join(str(exc).split()) or type(exc).__name__
             where = str(follow.board.path)
             follow.error = text if text.startswith(where) else f"{where}: {text}"
