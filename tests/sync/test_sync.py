@@ -358,3 +358,27 @@ def test_two_boards_of_one_id_and_an_unknown_project_are_refused(
         sync_paths(
             [tmp_path / "c"], remote=server.url, project="nope", token=server.token("editor")
         )
+
+
+def test_an_unexpected_failure_of_one_board_leaves_the_others_going(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from kohakuboard.reader import Reader
+
+    for where in ("bad", "good"):
+        with Board(name=where, base_dir=tmp_path / where) as b:
+            b.log(v=1.0)
+    real = Reader.metric_infos
+
+    def infos(self: Reader) -> Any:
+        if self.path.parent.name == "bad":
+            raise sqlite3.DatabaseError("file is not a database")
+        return real(self)
+
+    monkeypatch.setattr(Reader, "metric_infos", infos)
+    report = _sync(server, tmp_path, jobs=2)
+    assert report.boards == 1 and report.rows["scalars"] == 1
+    (line,) = report.errors
+    assert line.startswith(str(tmp_path / "bad")) and line.endswith(": file is not a database")
