@@ -37,6 +37,7 @@ from ..viewer.live import HEARTBEAT_S, RETRY_MS, difference
 from ..viewer.pattern import matcher
 from ..viewer.routekit import NO_STORE
 from ..viewer.routes import _summary as config_summary
+from ..viewer.routes_metrics import MAX_BOARDS
 from ..viewer.routes_runs import MAX_METRICS, RunEdit, flatten_config
 from .access import Access, Granted, allows
 from .db import Database, Tx
@@ -317,6 +318,59 @@ def board(request: Request, board_id: str, granted: BoardRead) -> dict[str, Any]
         series_by_kind={str(k): int(v) for k, v in kinds.items()},
     )
     return out
+
+
+# -- series lists ---------------------------------------------------------------------------
+def _series_of(tx: Tx, board_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {bid: [] for bid in board_ids}
+    for i in range(0, len(board_ids), 200):
+        chunk = board_ids[i : i + 200]
+        for bid, name, kind, count, last in tx.all(
+            "SELECT board_id, name, kind, count, last_step FROM board_metrics WHERE board_id "
+            f"IN ({','.join('?' * len(chunk))}) ORDER BY board_id, name, kind",
+            tuple(chunk),
+        ):
+            out[int(bid)].append(
+                {"name": name, "kind": kind, "count": int(count), "last_step": int(last)}
+            )
+    return out
+
+
+@router.get("/boards/{board_id}/metrics")
+def board_metrics(
+    request: Request, board_id: str, granted: BoardRead, match: str = ""
+) -> dict[str, Any]:
+    """A board's series (name, kind, count, last step), from the ledger's counts."""
+    keep = matcher(match).test
+    with _db(request).transaction(write=False) as tx:
+        series = _series_of(tx, [granted.board.id])[granted.board.id]
+    return {"board": granted.board.uid, "metrics": [m for m in series if keep(m["name"])]}
+
+
+@router.get("/metrics")
+def metrics_of_boards(request: Request, granted: Read, board_ids: BoardIds = []) -> Response:  # noqa: B006
+    """The series of several boards (the viewer's answer: ``metrics``, ``global_steps``,
+    ``errors`` for ids this project has no board of), from the database."""
+    ids = check_board_ids(board_ids, limit=MAX_BOARDS)
+    found: dict[str, Any] = {}
+    steps: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    if ids:
+        with _db(request).transaction(write=False) as tx:
+            rows = tx.all(
+                "SELECT id, uid, global_step FROM boards WHERE project_id = ? AND uid IN "
+                f"({','.join('?' * len(ids))})",
+                (_project_id(granted), *ids),
+            )
+            known = {str(r[1]): (int(r[0]), int(r[2])) for r in rows}
+            series = _series_of(tx, [bid for bid, _ in known.values()])
+        for uid in ids:
+            if uid not in known:
+                errors[uid] = f"no board {uid!r} in this project"
+                continue
+            bid, steps[uid] = known[uid]
+            found[uid] = series[bid]
+    return _joined(_dumps({"metrics": found, "global_steps": steps, "errors": errors}))
 
 
 # -- the runs table ---------------------------------------------------------------------------

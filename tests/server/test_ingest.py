@@ -316,6 +316,8 @@ def test_a_first_fetch_never_shows_a_half_built_board(
 
     monkeypatch.setattr(store, "get", get)
     viewer = {**team.headers("viewer"), **VISION}
-    r = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+    r = client.get(
+        "/api/series", params={"board": local_board.name, "metric": "train/loss"}, headers=viewer
+    )
     assert r.status_code == 200, r.text
     assert seen and not any(seen)

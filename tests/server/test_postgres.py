@@ -41,7 +41,11 @@ def test_upload_and_read_on_postgres(postgres, tmp_path: Path, local_board: Path
         assert [b["id"] for b in client.get("/api/boards", headers=viewer).json()] == [
             local_board.name
         ]
-        metrics = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+        metrics = client.get(
+            "/api/series",
+            params={"board": local_board.name, "metric": "train/loss"},
+            headers=viewer,
+        )
         assert metrics.status_code == 200, metrics.text
         assert (
             client.get(

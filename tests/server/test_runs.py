@@ -37,6 +37,22 @@ def test_listings_read_no_board_until_a_chart_asks(client: TestClient, team) -> 
     viewer = {**team.headers("viewer"), **VISION}
     for path in ("/api/boards", "/api/runs", "/api/info", "/api/projects", "/api/state"):
         assert client.get(path, headers=viewer).status_code == 200, path
+    series = client.get(
+        "/api/metrics", params={"board": ["run-1", "run-2", "nope"]}, headers=viewer
+    )
+    assert series.json() == {
+        "metrics": {
+            "run-1": [
+                {"name": "acc", "kind": "scalar", "count": 1, "last_step": 0},
+                {"name": "loss", "kind": "scalar", "count": 7, "last_step": 6},
+            ],
+            "run-2": [],
+        },
+        "global_steps": {"run-1": 0, "run-2": 0},
+        "errors": {"nope": "no board 'nope' in this project"},
+    }
+    one = client.get("/api/boards/run-1/metrics", params={"match": "lo"}, headers=viewer).json()
+    assert one == {"board": "run-1", "metrics": series.json()["metrics"]["run-1"][1:]}
     assert client.get("/api/boards/run-1", headers=viewer).json()["series_by_kind"] == {"scalar": 2}
     r = client.get("/api/state", params={"board": "run-1"}, headers=viewer)
     assert r.json()["boards"]["run-1"]["metrics"] == {
@@ -71,6 +87,11 @@ def test_listings_read_no_board_until_a_chart_asks(client: TestClient, team) -> 
     assert _cache(team, "run-1").is_dir() and not _cache(team, "run-2").exists()
     with open_board(_cache(team, "run-1")) as reader:
         values = reader.scalars("loss").column("value").to_pylist()
+        infos = [
+            {"name": m.name, "kind": m.kind, "count": m.count, "last_step": m.last_step}
+            for m in reader.metric_infos()
+        ]
+    assert infos == series.json()["metrics"]["run-1"]  # the database says what the board has
     assert values[:3] == [3.0, values[1], 1.0] and math.isnan(values[1]) and math.isinf(values[3])
 
 
@@ -157,7 +178,8 @@ def test_a_purged_board_leaves_the_cache(client: TestClient, team, local_board: 
     upload_board(client, team.headers("editor"), "vision", local_board)
     uid = local_board.name
     viewer = {**team.headers("viewer"), **VISION}
-    assert client.get(f"/api/boards/{uid}/metrics", headers=viewer).status_code == 200
+    r = client.get("/api/series", params={"board": uid, "metric": "train/loss"}, headers=viewer)
+    assert r.status_code == 200
     assert _cache(team, uid).is_dir()
     with client.app.state.server.db.transaction() as tx:
         tx.execute("DELETE FROM boards WHERE uid = ?", (uid,))

@@ -24,7 +24,11 @@ def test_boards_go_to_s3_and_read_back(
             local_board.name
         ]
         # the first read of the board fetches it from the store into this worker's cache
-        metrics = client.get(f"/api/boards/{local_board.name}/metrics", headers=viewer)
+        metrics = client.get(
+            "/api/series",
+            params={"board": local_board.name, "metric": "train/loss"},
+            headers=viewer,
+        )
         assert metrics.status_code == 200, metrics.text
     assert not (team.data / "store").exists()  # nothing went to a local folder
     store = open_store("s3://kobo/team-a")
