@@ -86,3 +86,23 @@ def test_a_row_logged_before_the_last_one_sent_is_refused_by_append() -> None:
     assert not rows.append_rows(tail, _table([2], [5.0]))  # a clock that went back
     assert rows.append_rows(tail, _table([2, 3], [11.0, 12.0]))
     assert tail.table.column("step").to_pylist() == [0, 1, 2, 3]
+
+
+def test_the_sync_client_reads_boards_only_through_the_reader_and_talks_http_only() -> None:
+    from pathlib import Path
+
+    from test_layers import PACKAGE, kohakuboard_imports
+
+    allowed = ("kohakuboard.sync", "kohakuboard.reader", "kohakuboard.errors")
+    allowed += ("kohakuboard.metadata", "kohakuboard.storage")
+    for path in sorted(Path(PACKAGE / "sync").glob("*.py")):
+        found = kohakuboard_imports(path) - {"kohakuboard", "kohakuboard.__version__"}
+        bad = {m for m in found if not any(m == a or m.startswith(a + ".") for a in allowed)}
+        assert not bad, f"{path.name} imports {sorted(bad)}"  # no server/, viewer/, writer/
+        storage = {m for m in found if m.startswith("kohakuboard.storage")}
+        # the columnar layouts and lean Arrow helpers, never a backend
+        assert storage <= {
+            "kohakuboard.storage.arrow_lean",
+            "kohakuboard.storage.base",
+            "kohakuboard.storage.columnar",
+        }, (path.name, storage)
