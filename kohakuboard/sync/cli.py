@@ -43,7 +43,7 @@ def sync_command(
     interval: Annotated[
         float, typer.Option("--interval", min=0.05, help="Seconds between rounds (--watch).")
     ] = 1.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
 ) -> None:
     """Send boards to a team server: only what it lacks; safe to stop and run again.
 
