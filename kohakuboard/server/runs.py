@@ -1,5 +1,6 @@
 """A project's runs, answered from the database: the board list, the runs table, one board's
-header, the live state, and the run edits (rename, notes, tags, delete, restore).
+header and series lists, the live state, and the run edits (rename, notes, tags, delete,
+restore).
 
 These routes answer the same paths and shapes as the viewer's (``kobo open``), from the run
 summaries the ledger keeps (``boards``, ``board_metrics``): listing a project of thousands of
@@ -83,7 +84,7 @@ class Run(NamedTuple):
     deleted_at: float | None
     version: int
     metrics: int
-    index: int
+    position: int  # creation order among all boards of the project (the colour index)
 
     @property
     def name(self) -> str:
@@ -117,7 +118,7 @@ def _run(row: tuple[Any, ...], index: int) -> Run:
         deleted_at=None if row[12] is None else float(row[12]),
         version=int(row[13]),
         metrics=int(row[14]),
-        index=index,
+        position=index,
     )
 
 
@@ -234,7 +235,7 @@ def _board_json(run: Run, project: str | None) -> dict[str, Any]:
         "updated_at": run.updated_at,
         "steps": run.steps,
         "metrics": run.metrics,
-        "index": run.index,
+        "index": run.position,
         "config_summary": dict(_configs(run)[2]),
         "tags": list(run.tags),
         "notes": run.notes,
@@ -405,7 +406,7 @@ def run_json(run: Run, project: str | None, stats: dict[str, dict[str, Any]]) ->
         "duration": duration,
         "steps": run.steps,
         "global_step": run.global_step,
-        "index": run.index,
+        "index": run.position,
         "tags": list(run.tags),
         "notes": run.notes,
         "deleted": run.deleted_at is not None,
