@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from .files import write_atomic
@@ -11,8 +12,6 @@ MEDIA_DIR = "media"
 
 def store_media_file(board_dir: Path, data: bytes, ext: str) -> str:
     """Write ``data`` once under its sha256; return the path relative to the board."""
-    import hashlib  # not at import: OpenSSL (~4 MB) in a writer that stores no media
-
     digest = hashlib.sha256(data).hexdigest()
     safe_ext = "".join(c for c in ext.lower() if c.isalnum())[:8] or "bin"
     rel = f"{MEDIA_DIR}/{digest[:2]}/{digest}.{safe_ext}"
