@@ -32,6 +32,13 @@ logger = logging.getLogger(__name__)
 
 TIMEOUT = 120.0  # seconds to wait for an answer (a big segment is validated before it)
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# what a request on a keep-alive connection the server has closed meanwhile fails with
+_STALE = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
 
 
 class StopFlag(Protocol):
@@ -163,9 +170,12 @@ class Remote:
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         delay = 0.25
         last = ""
-        for attempt in range(self.attempts):
+        stale_ok = True
+        attempt = 0
+        while attempt < self.attempts:
             if self.stop is not None and self.stop.is_set():
                 raise Stopped  # between requests: the round is abandoned (safe to re-run)
+            reused = self._conn is not None
             try:
                 conn = self._connection()
                 self.requests += 1
@@ -178,6 +188,9 @@ class Remote:
                     self.close()
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
+                if reused and stale_ok and isinstance(exc, _STALE):
+                    stale_ok = False  # the server closed an idle keep-alive connection:
+                    continue  # a new connection at once, not counted as a try
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 logger.info("%s %s: %s (try %d)", method, path, last, attempt + 1)
             else:
@@ -192,7 +205,8 @@ class Remote:
                 retry_after = response.getheader("Retry-After")
                 if retry_after and retry_after.isdigit():
                     delay = max(delay, min(float(retry_after), self.max_delay))
-            if attempt + 1 < self.attempts:
+            attempt += 1
+            if attempt < self.attempts:
                 self._wait(delay)
                 delay = min(delay * 2, self.max_delay)
         raise SyncConnectionError(

@@ -6,6 +6,7 @@ unique), so tests do not see each other's data."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -382,3 +383,23 @@ def test_an_unexpected_failure_of_one_board_leaves_the_others_going(
     assert report.boards == 1 and report.rows["scalars"] == 1
     (line,) = report.errors
     assert line.startswith(str(tmp_path / "bad")) and line.endswith(": file is not a database")
+
+
+def test_a_keep_alive_connection_the_server_closed_is_replaced_at_once(
+    server: LiveServer, caplog: Any
+) -> None:
+    import socket
+
+    from kohakuboard.sync.remote import Remote
+
+    remote = Remote(server.url, server.token("editor"))
+    try:
+        assert remote.me()["name"] == "editor"
+        conn = remote._conn
+        assert conn is not None and conn.sock is not None
+        conn.sock.shutdown(socket.SHUT_RDWR)  # what an idle timeout of the server leaves
+        with caplog.at_level(logging.INFO, logger="kohakuboard.sync"):
+            assert remote.me()["name"] == "editor"
+        assert not [r for r in caplog.records if "try" in r.getMessage()]  # no retry, no wait
+    finally:
+        remote.close()
