@@ -31,7 +31,7 @@ def main() -> None:
 
     with open_board(board.path) as reader:
         # Every 1,024 points -> their first/last, min/max, last point and first NaN/Inf.
-        view = reader.scalars_view("loss", group=LEVEL_GROUPS[1])
+        view = reader.scalars_view("loss", group=LEVEL_GROUPS[-2])  # 1024
         span = view.column("span").to_numpy()
         print(f"level 1024: {view.num_rows:,} rows stand for {int(span.sum()):,} points")
         print(f"  its largest value {np.nanmax(view.column('value').to_numpy())} (the spike)")

@@ -104,6 +104,7 @@ class Catalog:
         self._dirnames: dict[str, str] = {}  # board id -> its entry in the index
         self._derived: dict[tuple[str, str], tuple[object, Any]] = {}  # see derived()
         self._infos: dict[str, tuple[Entry, BoardInfo]] = {}  # see _info_of()
+        self._metrics: dict[str, tuple[tuple[Any, ...], list[MetricInfo]]] = {}  # metric_infos
 
     @staticmethod
     def _is_board(path: Path) -> bool:
@@ -258,10 +259,24 @@ class Catalog:
                     lock.release()
 
     def metric_infos(self, board_id: str) -> list[MetricInfo]:
+        """The board's series and their counts. Every chart asks (its cache signature holds
+        the count); a board whose metric catalog has not changed for a while is answered
+        from memory (a SQLite query of 200 metrics costs ~1 ms; a chart ~4)."""
         reader, lock = self.reader(board_id)
+        stamp = _catalog_stamp(self.board(board_id).path)
+        if stamp is not None:
+            stamp = (reader.uid, *stamp)
+            hit = self._metrics.get(board_id)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
         with lock:
             try:
-                return reader.metric_infos()
+                infos = reader.metric_infos()
+                if stamp is not None:
+                    if len(self._metrics) >= 4 * MAX_OPEN_READERS:
+                        self._metrics.clear()
+                    self._metrics[board_id] = (stamp, infos)
+                return infos
             except Exception:
                 damage = list(self.board(board_id).damage)
                 if damage:  # an unreadable catalog: say so instead of a bare 500
@@ -297,6 +312,35 @@ def _meta_stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns)
+
+
+CATALOG_FILES = ("catalog.sqlite", "catalog.sqlite-wal")
+QUIET_NS = 2_000_000_000
+
+
+def _catalog_stamp(path: Path) -> tuple[Any, ...] | None:
+    """(inode, size, mtime) of a ``hybrid`` board's catalog files, or None (no stamp: ask
+    the reader) when the board has none or they changed in the last 2 s: a file's mtime moves
+    in coarse ticks, so two commits close together can leave the same stamp; a catalog quiet
+    for longer than a tick has its latest commit in the stamp."""
+    out: list[Any] = []
+    newest = 0
+    for name in CATALOG_FILES:
+        try:
+            st = os.stat(path / name)
+        except FileNotFoundError:
+            out.append(None)
+            continue
+        except OSError:
+            return None
+        if st.st_size == 0:  # an empty WAL (a reader opening the catalog makes one)
+            out.append(0)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        newest = max(newest, st.st_mtime_ns)
+    if out[0] is None or time.time_ns() - newest < QUIET_NS:
+        return None
+    return tuple(out)
 
 
 def check_board_ids(ids: list[str], *, limit: int = 64, allow_none: bool = False) -> list[str]:

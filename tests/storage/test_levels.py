@@ -167,14 +167,14 @@ def test_compaction_stores_levels_and_reads_use_them(tmp_path: Path, monkeypatch
     from kohakuboard.storage import hybrid_series
 
     calls: list[int] = []
-    real = hybrid_series.read_level
+    real = hybrid_series.LevelFile.read
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
         calls.append(-1 if out is None else out.num_rows)
         return out
 
-    monkeypatch.setattr(hybrid_series, "read_level", spy)
+    monkeypatch.setattr(hybrid_series.LevelFile, "read", spy)
     with open_board(path) as reader:
         view = reader.scalars_view("loss", group=64)
     assert calls == [view.num_rows] and 0 < view.num_rows < 2000  # from the level, not the part
@@ -296,3 +296,102 @@ def test_a_damaged_part_is_read_the_checked_way(tmp_path: Path) -> None:
         view = reader.scalars_view("loss", group=64)
         assert view.num_rows <= 9_000 // 64 * 8
         assert [d.file for d in reader.damage()] == [f"scalars/{part.name}"]
+
+
+def _part(lengths: list[int], seed: int = 3) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for mid, n in enumerate(lengths, start=1):
+        step = np.arange(n)
+        value = rng.standard_normal(n)
+        value[rng.random(n) < 0.01] = math.nan
+        pieces.append(
+            pa.table(
+                {
+                    "metric": pa.array(np.full(n, mid, np.int32)),
+                    "step": pa.array(step, pa.int64()),
+                    "global_step": pa.array(step * 2, pa.int64()),
+                    "wall_time": pa.array(step / 10.0),
+                    "value": pa.array(value),
+                }
+            )
+        )
+    return pa.concat_tables(pieces)
+
+
+def test_a_levels_file_is_cut_at_metrics_and_every_level_reads_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Row groups end where (group, metric) changes once they hold MIN_ROW_GROUP rows, so one
+    metric's level is read from about its own rows; the binary search over row groups finds
+    every (group, metric), whatever its neighbours, and the rows equal the reduction."""
+    from kohakuboard.storage import levels
+
+    monkeypatch.setattr(levels, "MIN_ROW_GROUP", 50)
+    monkeypatch.setattr(levels, "LEVEL_ROW_GROUP", 300)
+    lengths = [2_000, 100, 9_000, 0, 1_500, 20_000, 130]
+    part = _part([n for n in lengths if n])
+    lengths = [n for n in lengths if n]
+    target = levels.write_levels(part, tmp_path, "part-1.parquet")
+    assert target is not None
+    pf = pq.ParquetFile(target)
+    assert pf.metadata.num_row_groups > 20
+    for i in range(pf.metadata.num_row_groups):
+        rg = pf.read_row_group(i)
+        pairs = set(zip(rg["group"].to_pylist(), rg["metric"].to_pylist(), strict=True))
+        assert rg.num_rows <= 300
+        assert len(pairs) == 1 or rg.num_rows >= 50  # several metrics only in a full group
+    opened = levels.LevelFile(target, "part-1.parquet", part.num_rows)
+    for group in LEVEL_GROUPS:
+        for mid, n in enumerate(lengths, start=1):
+            got = opened.read(group, mid, None)
+            assert got is not None
+            if n < MIN_GROUPS * group:
+                assert got.num_rows == 0
+                continue
+            series = part.filter(pa.compute.equal(part["metric"], mid)).drop_columns(["metric"])
+            assert _same(got, reduce_series(series, group)), (group, mid)
+            # a step range: the rows of the reduction in it
+            lo, hi = n // 3, n // 2
+            ranged = opened.read(group, mid, (lo, hi))
+            want = reduce_series(series, group)
+            keep = pa.compute.and_(
+                pa.compute.greater_equal(want["step"], lo), pa.compute.less_equal(want["step"], hi)
+            )
+            assert _same(ranged, want.filter(keep)), (group, mid, "steps")
+    assert opened.read(16, 99, None).num_rows == 0  # no such metric
+
+
+def test_an_older_levels_file_serves_its_levels_and_not_group_16(tmp_path: Path) -> None:
+    """A levels file written before group 16 (groups 64, 1024, 16384) is still read for the
+    levels it holds; group 16 then comes from the part's rows, reduced (equal results)."""
+    import json
+
+    from kohakuboard.storage import levels
+
+    path = _write(tmp_path, "hybrid")
+    stored = next((path / "scalars" / LEVELS_DIR).iterdir())
+    table = pq.read_table(stored)
+    keep = pa.compute.not_equal(table["group"], 16)
+    meta = dict(table.schema.metadata)
+    doc = json.loads(meta[levels.LEVELS_KEY])
+    assert doc["groups"] == list(LEVEL_GROUPS)
+    doc["groups"] = [64, 1024, 16384]
+    meta[levels.LEVELS_KEY] = json.dumps(doc).encode()
+    old = table.filter(keep).replace_schema_metadata(meta)
+    pq.write_table(old, stored, write_page_checksum=True, row_group_size=1 << 14)
+    opened = levels.LevelFile(stored, stored.name, doc["rows"])
+    assert opened.groups == (64, 1024, 16384)
+    with open_board(path) as reader:
+        mid = reader._store._metric("loss", "scalar")
+        assert opened.read(16, mid, None) is None  # not in the file: read the part
+        assert opened.read(64, mid, None).num_rows > 0
+        full = reader.scalars("loss")
+        for group in (16, 64):
+            assert _same(reader.scalars_view("loss", group=group), reduce_series(full, group))
+        assert reader.damage() == []
+    doc["groups"] = [32, 64]  # groups no version wrote: not trusted
+    meta[levels.LEVELS_KEY] = json.dumps(doc).encode()
+    pq.write_table(old.replace_schema_metadata(meta), stored, write_page_checksum=True)
+    with pytest.raises(ValueError, match="groups="):
+        levels.LevelFile(stored, stored.name, doc["rows"])

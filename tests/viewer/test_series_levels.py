@@ -108,6 +108,32 @@ def test_a_long_chart_reads_a_level_not_the_series(
         assert reads["view/1024"] == 1
 
 
+def test_a_chart_of_a_point_per_12_logged_reads_group_16(
+    long_board: tuple[Path, str], reads: Counter[str]
+) -> None:
+    """30 runs x 20k steps in ~1,600 points asks a point per ~12 logged ones: group 16 (a
+    quarter of the rows) draws it, not every point; the drawn points are logged ones, the
+    extremes, the latest point and the NaN/Inf counts those of the full data."""
+    base, board_id = long_board
+    values = _long_values()
+    with TestClient(create_app(base), base_url=BASE_URL) as client:
+        for smoothing in (0.0, 0.6):
+            entry = _get(client, board=board_id, metric="loss", points=12_000, smoothing=smoothing)
+            x, y = entry["arrays"]["x"], entry["arrays"]["y"]
+            assert len(x) <= 12_000 and entry["total"] == N_LONG
+            assert np.array_equal(y, values[x.astype(np.int64)])  # every drawn point is logged
+            finite = values[np.isfinite(values)]
+            assert y.max() == SPIKE and x[np.argmax(y)] == SPIKE_AT
+            assert y.min() == finite.min() and x[-1] == N_LONG - 1 and y[-1] == values[-1]
+            counts = {k: v["count"] for k, v in entry["nonfinite"].items()}
+            assert counts == {"nan": 4, "posinf": 1, "neginf": 1}
+            if smoothing:
+                assert len(entry["arrays"]["smoothed"]) == len(y)
+                assert entry["last"]["smoothed"] == entry["arrays"]["smoothed"][-1]
+    assert reads["view/16"] == 1  # one level read; the smoothed chart draws the same rows
+    assert reads["scalars"] == reads["scalars_many"] == reads["scalars_marked"] == 0
+
+
 def test_a_zoomed_range_is_drawn_at_full_resolution(
     long_board: tuple[Path, str], reads: Counter[str]
 ) -> None:

@@ -96,8 +96,9 @@ def test_a_short_or_zoomed_smoothed_chart_smooths_every_point(
     base, board_id = board_20k
     values = _values()
     with TestClient(create_app(base), base_url=BASE_URL) as client:
-        # 2,000 points of 20,000 need groups of <= 20: every point is read and smoothed
-        whole = _get(client, board=board_id, metric="loss", points=2000, smoothing=0.6)
+        # 3,000 points of 20,000 need groups of <= 13 (two per bucket of 4 points), finer
+        # than the finest level (16): every point is read and smoothed
+        whole = _get(client, board=board_id, metric="loss", points=3000, smoothing=0.6)
         want = smooth(values, 0.6)
         np.testing.assert_allclose(
             whole["arrays"]["smoothed"], want[whole["arrays"]["x"].astype(int)], rtol=1e-12
