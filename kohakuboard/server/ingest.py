@@ -400,11 +400,11 @@ def _value_stats(metric: pa.Array, steps: pa.Array, values: pa.Array, facts: Seg
     one of the largest step; of equal steps, the later row)."""
     import pyarrow.compute as pc
 
-    table = pa.table({"m": metric, "s": steps, "v": values, "i": pa.array(range(len(values)))})
+    table = pa.table({"m": metric, "s": steps, "v": values})
     table = table.filter(pc.is_finite(table.column("v")))
     if table.num_rows == 0:
         return
-    table = table.sort_by([("m", "ascending"), ("s", "ascending"), ("i", "ascending")])
+    table = table.sort_by([("m", "ascending"), ("s", "ascending")])  # stable: rows keep order
     grouped = table.group_by("m", use_threads=False).aggregate(
         [("v", "min"), ("v", "max"), ("v", "last"), ("s", "last")]
     )

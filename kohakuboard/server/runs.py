@@ -60,7 +60,7 @@ Metrics = Annotated[
 _COLUMNS = (
     "b.id, b.uid, b.name, b.display_name, b.status, b.created_at, b.updated_at, b.next_step, "
     "b.global_step, b.config, b.notes, b.tags, b.deleted_at, b.version, "
-    "(SELECT COUNT(*) FROM board_metrics m WHERE m.board_id = b.id)"
+    "(SELECT COUNT(*) FROM board_metrics m WHERE m.board_id = b.id), b.nonce"
 )
 _ORDER = "ORDER BY b.created_at, b.id"  # creation order: the app's stable colour per run
 
@@ -85,6 +85,7 @@ class Run(NamedTuple):
     version: int
     metrics: int
     position: int  # creation order among all boards of the project (the colour index)
+    nonce: str  # random per board: with id and version, a key no other database shares
 
     @property
     def name(self) -> str:
@@ -119,6 +120,7 @@ def _run(row: tuple[Any, ...], index: int) -> Run:
         version=int(row[13]),
         metrics=int(row[14]),
         position=index,
+        nonce=str(row[15]),
     )
 
 
@@ -163,24 +165,24 @@ class _Lru(OrderedDict[Any, Any]):
 
 
 # Per worker, what a listing makes of a board, keyed by what it is made from: the statistics
-# per (board, version) (a commit changes both), each run's JSON per (its row, the series
+# per (board, nonce, version) (a commit changes both), each run's JSON per (its row, the series
 # asked for). A listing of a project whose boards did not change encodes nothing again.
 _STATS = _Lru(20_000)
 _RUN_JSON = _Lru(20_000)
 _BOARD_JSON = _Lru(20_000)
 
-# Parsed and flattened configs, per (board, version): a board's config changes only with a
+# Parsed and flattened configs, per (board, nonce, version): a board's config changes only with a
 # new version, so the runs table parses each config once per worker, not once per request.
-_CONFIGS: OrderedDict[tuple[int, int], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = (
-    OrderedDict()
-)
+_CONFIGS: OrderedDict[
+    tuple[int, str, int], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+] = OrderedDict()
 _CONFIGS_LOCK = threading.Lock()
 _CONFIGS_MAX = 8192
 
 
 def _configs(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """``(the config, flattened for the runs table, summarised for the board list)``."""
-    key = (run.id, run.version)
+    key = (run.id, run.nonce, run.version)
     with _CONFIGS_LOCK:
         found = _CONFIGS.get(key)
         if found is not None:
@@ -501,7 +503,7 @@ def _stats_of(tx: Tx, project_id: int, runs: list[Run]) -> dict[int, dict[str, d
     out: dict[int, dict[str, dict[str, Any]]] = {}
     missing: list[Run] = []
     for run in runs:
-        found = _STATS.find((run.id, run.version))
+        found = _STATS.find((run.id, run.nonce, run.version))
         if found is None:
             missing.append(run)
         else:
@@ -514,7 +516,7 @@ def _stats_of(tx: Tx, project_id: int, runs: list[Run]) -> dict[int, dict[str, d
             ids = tuple(run.id for run in missing[i : i + 200])
             fresh.update(_scalar_stats(tx, f"b.id IN ({','.join('?' * len(ids))})", ids, None))
     for run in missing:
-        out[run.id] = _STATS.keep((run.id, run.version), fresh.get(run.id, {}))
+        out[run.id] = _STATS.keep((run.id, run.nonce, run.version), fresh.get(run.id, {}))
     return out
 
 

@@ -186,3 +186,16 @@ def test_a_purged_board_leaves_the_cache(client: TestClient, team, local_board: 
     r = client.get("/api/series", params={"board": uid, "metric": "train/loss"}, headers=viewer)
     assert r.status_code == 404
     assert not _cache(team, uid).exists()
+
+
+def test_last_value_is_the_one_of_the_largest_step(client: TestClient, team) -> None:
+    """Of equal steps the later row; a later segment of smaller steps moves min/max only."""
+    h = team.headers("editor")
+    _register(client, h)
+    first = parquet_bytes(_scalars([("x", 5, 1.0), ("x", 5, 2.0), ("x", 4, -1.0)]))
+    assert _put(client, h, first, rows=3).status_code == 200
+    later = parquet_bytes(_scalars([("x", 3, 9.0)]))
+    assert _put(client, h, later, start=3, rows=1).status_code == 200
+    viewer = {**team.headers("viewer"), **VISION}
+    (run,) = client.get("/api/runs", headers=viewer).json()["runs"]
+    assert run["metrics"]["x"] == {"last": 2.0, "min": -1.0, "max": 9.0, "count": 4, "last_step": 5}
