@@ -329,16 +329,16 @@ def _catalog_stamp(path: Path) -> tuple[Any, ...] | None:
         try:
             st = os.stat(path / name)
         except FileNotFoundError:
-            out.append(None)
+            out.append(0)
             continue
         except OSError:
             return None
-        if st.st_size == 0:  # an empty WAL (a reader opening the catalog makes one)
+        if st.st_size == 0:  # no WAL, or an empty one (a reader's first query makes one)
             out.append(0)
             continue
         out.append((st.st_ino, st.st_size, st.st_mtime_ns))
         newest = max(newest, st.st_mtime_ns)
-    if out[0] is None or time.time_ns() - newest < QUIET_NS:
+    if out[0] == 0 or time.time_ns() - newest < QUIET_NS:
         return None
     return tuple(out)
 
