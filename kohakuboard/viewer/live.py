@@ -45,7 +45,7 @@ def board_state(catalog: Catalog, board_id: str) -> dict[str, Any]:
         with lock:
             status = reader.status()
             progress = reader.progress()
-            infos = reader.metric_infos()
+        infos = catalog.metric_infos(board_id)  # from memory while the board is quiet
     except UnknownBoardError:
         return {"missing": True}
     return {

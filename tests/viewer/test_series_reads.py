@@ -83,3 +83,19 @@ def test_a_part_footer_is_parsed_once_for_its_check_and_its_reads(
             assert reader.scalars_view(metric, group=1).num_rows == 3_000
         assert reader.damage() == []
     assert opened.count("scalars") == 1  # the part: once (not once for the check, once read)
+
+
+def test_the_live_state_of_quiet_boards_reuses_their_metric_catalog(
+    tmp_path: Path, asked: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event stream snapshots every listed board once a second; a finished board's
+    series list comes from memory then (the counts still change with a commit: see above)."""
+    from kohakuboard.viewer.live import snapshot
+
+    board_id = _board(tmp_path, metrics=("a",))
+    monkeypatch.setattr(catalog_module, "QUIET_NS", 0)
+    catalog = Catalog(tmp_path)
+    states = [snapshot(catalog, [board_id])["boards"][board_id] for _ in range(5)]
+    assert len(asked) == 1
+    assert all(s["metrics"] == {"a": ["scalar", 3_000, 2_999]} for s in states)
+    catalog.close()
