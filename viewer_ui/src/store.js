@@ -1,6 +1,6 @@
 // What the server told us: the board list, the series of each board and their live counts.
 import { computed, reactive, watch } from 'vue'
-import { auth } from './api.js'
+import { auth, check } from './api.js'
 import { MAX_METRIC_BOARDS, boardsMetrics, info, listBoards } from './endpoints/boards.js'
 import { connectLive } from './endpoints/live.js'
 import { ready, view } from './state.js'
@@ -72,9 +72,31 @@ export function sectionsOf(keys, search) {
   return [...groups].map(([ns, cards]) => ({ ns, cards }))
 }
 
+// Answers asked by the page's <head> before this code ran (public/early.js): path -> the
+// promise of its response. Each is taken once, by the call that asks exactly that path; a
+// network failure there is asked again here.
+const headStart = (typeof window !== 'undefined' && window.__kohakuboardEarly) || {}
+
+async function earlyOr(path, ask) {
+  const answer = headStart[path]
+  if (!answer) return ask()
+  delete headStart[path]
+  let response
+  try {
+    response = await answer
+  } catch {
+    return ask()
+  }
+  return (await check(response)).json()
+}
+
+// the path boardsMetrics asks (endpoints/boards.js), to find the head's answer
+const metricsPath = (ids) =>
+  `/api/metrics?${ids.map((id) => `board=${encodeURIComponent(id)}`).join('&')}`
+
 export async function refreshBoards() {
   try {
-    store.boards = await listBoards()
+    store.boards = await earlyOr('/api/boards', listBoards)
     store.error = ''
   } catch (err) {
     store.error = `cannot list boards: ${err.message}`
@@ -104,7 +126,7 @@ function askMetrics(chunk) {
 function prefetchMetrics(ids) {
   for (let i = 0; i < ids.length; i += MAX_METRIC_BOARDS) {
     const chunk = ids.slice(i, i + MAX_METRIC_BOARDS)
-    const answer = boardsMetrics(chunk)
+    const answer = earlyOr(metricsPath(chunk), () => boardsMetrics(chunk))
     answer.catch(() => {}) // a failure is met again (and reported) where it is used
     for (const id of chunk) early.set(id, answer)
   }
@@ -182,8 +204,11 @@ function applyLive(delta) {
 
 export async function startStore(urlHadBoards) {
   if (urlHadBoards && view.boards.length) prefetchMetrics(view.boards)
-  const [meta] = await Promise.all([info().catch(() => ({})), refreshBoards()])
-  store.title = meta.title || ''
+  // the title comes when it comes: the charts wait for the board list only
+  info()
+    .then((meta) => (store.title = meta.title || ''))
+    .catch(() => {})
+  await refreshBoards()
   if (auth.needed) return // the page says where the token is; nothing else can load
   if (!urlHadBoards) {
     // default: the five newest runs
