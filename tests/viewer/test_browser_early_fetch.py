@@ -9,6 +9,7 @@ on a state of the page, never on a fixed time.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -70,9 +71,21 @@ def test_a_load_with_runs_in_the_url_asks_the_lists_once_from_the_head(
 ) -> None:
     senders = _senders(tab)
     ids = _ids(runs)
+    seen: list[tuple[str, str]] = []
+    tab.page.on("request", lambda r: seen.append(("sent", urlparse(r.url).path)))
+    tab.page.on("requestfinished", lambda r: seen.append(("answered", urlparse(r.url).path)))
+
+    def slow_lists(route: Any) -> None:
+        time.sleep(1.0)  # a cold server: the live stream must not be asked before this answer
+        route.continue_()
+
     with ViewerThread(runs, static_dir=TEST_STATIC) as viewer:
+        tab.page.route("**/api/metrics?*", slow_lists)
         tab.page.goto(f"{viewer.url}?p=scalars&b={','.join(ids)}")
         tab.ready("train/loss")
+        tab.page.wait_for_selector('.live[data-live="stream"]')
+        # the live stream's first snapshot (the same catalogs) waits for the series lists
+        assert seen.index(("answered", "/api/metrics")) < seen.index(("sent", "/api/events"))
         assert tab.card("train/loss").get_attribute("data-series") == str(N_RUNS)
         # one request each (before, the app asked them itself once its bundle ran), sent by
         # the head's script, and the app took both answers

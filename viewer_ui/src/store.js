@@ -217,6 +217,10 @@ export async function startStore(urlHadBoards) {
   ready.value = true
   setTimeout(() => (store.liveLate = true), 2000)
   let disconnect = () => {}
+  let turn = 0
+  // the first live stream waits for the first series lists: on a cold server its snapshot
+  // (the same catalogs) delayed the lists the charts wait for; later ones start at once
+  let before = null
   // the selected runs that exist: an id of a run removed since (an old link) would make the
   // server refuse the whole stream; a board created after the page loaded joins when it appears
   watch(
@@ -224,9 +228,14 @@ export async function startStore(urlHadBoards) {
     (joined) => {
       const ids = joined ? joined.split(',') : []
       const missing = ids.filter((id) => !store.metrics[id])
-      if (missing.length) loadMetrics(missing)
-      disconnect()
-      disconnect = connectLive(ids, applyLive)
+      const lists = missing.length ? loadMetrics(missing) : Promise.resolve()
+      if (!before) before = lists
+      const mine = ++turn
+      before.then(() => {
+        if (mine !== turn) return // a later selection connects instead
+        disconnect()
+        disconnect = connectLive(ids, applyLive)
+      })
     },
     { immediate: true },
   )
