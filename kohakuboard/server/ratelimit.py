@@ -108,7 +108,8 @@ class SharedRateLimiter:
 
     def _settle(self, caller: bytes, spent: int, now: float) -> float | None:
         """Refill the shared bucket, take off ``spent``; its new level (None: no database)."""
-        assert self.db is not None
+        if self.db is None:
+            return None
         key = caller.hex()
         try:
             with self.db.transaction() as tx:

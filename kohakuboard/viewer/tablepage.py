@@ -348,7 +348,8 @@ class RandomAccessCopy:
         return self.ready()
 
     def _build(self) -> None:
-        assert self.scratch is not None
+        if self.scratch is None:  # state "off": ready() never builds; a caller bypassing it
+            raise RuntimeError("a random-access table copy needs the viewer's scratch folder")
         src = self.source
         tmp: Path | None = None
         try:
