@@ -6,7 +6,6 @@ the server's copy equals the local board, every row once. SQLite, and one case o
 from __future__ import annotations
 
 import random
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,26 +31,6 @@ from proxy import cut_proxy  # noqa: E402
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fault_board(tmp_path_factory.mktemp("boards"), steps=5000, images=12)
-
-
-@pytest.fixture(scope="module")
-def team_template(tmp_path_factory: pytest.TempPathFactory) -> Team:
-    folder = tmp_path_factory.mktemp("team")
-    return make_team(str(folder / "server.sqlite"), folder)
-
-
-@pytest.fixture
-def kobo(tmp_path: Path, team_template: Team) -> Iterator[tuple[KoboServer, Team]]:
-    """A fresh ``kobo serve`` (SQLite) with the server tests' team."""
-    data = tmp_path / "server"
-    data.mkdir()
-    shutil.copy(team_template.db_url, data / "server.sqlite")
-    team = Team(str(data / "server.sqlite"), data, dict(team_template.tokens))
-    srv = KoboServer(data).start()
-    try:
-        yield srv, team
-    finally:
-        srv.stop()
 
 
 def _kill_clients(srv: KoboServer, token: str, board: Path, rng: random.Random, n: int) -> int:

@@ -3,9 +3,7 @@ server that cannot be reached (training goes on as without one)."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from live_kit import (  # noqa: E402
     Team,
     compare,
     free_port,
-    make_team,
     server_copy,
     sync_child,
     wait_sync_child_done,
@@ -30,25 +27,6 @@ from kohakuboard.errors import InvalidRemoteError  # noqa: E402
 from kohakuboard.locking import is_locked, read_holder  # noqa: E402
 from kohakuboard.reader import open_board  # noqa: E402
 from kohakuboard.writer.livesync import LOCK_FILE, LOG_FILE  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def team_template(tmp_path_factory: pytest.TempPathFactory) -> Team:
-    folder = tmp_path_factory.mktemp("team")
-    return make_team(str(folder / "server.sqlite"), folder)
-
-
-@pytest.fixture
-def kobo_server(tmp_path: Path, team_template: Team) -> Iterator[tuple[KoboServer, Team]]:
-    data = tmp_path / "server"
-    data.mkdir()
-    shutil.copy(team_template.db_url, data / "server.sqlite")
-    team = Team(str(data / "server.sqlite"), data, dict(team_template.tokens))
-    srv = KoboServer(data).start()
-    try:
-        yield srv, team
-    finally:
-        srv.stop()
 
 
 def _sync_child_gone(board_dir: Path) -> bool:
@@ -132,9 +110,9 @@ def test_an_unreachable_server_never_slows_or_fails_training(
 
 
 def test_values_appear_on_the_server_while_the_run_goes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo: tuple[KoboServer, Team]
 ) -> None:
-    srv, team = kobo_server
+    srv, team = kobo
     monkeypatch.setenv("KOHAKUBOARD_TOKEN", team.tokens["editor"])
     board = Board(name="live", base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
     for i in range(50):
@@ -159,9 +137,9 @@ def test_values_appear_on_the_server_while_the_run_goes(
 
 
 def test_a_refused_token_is_said_in_sync_log_and_training_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo: tuple[KoboServer, Team]
 ) -> None:
-    srv, _team = kobo_server
+    srv, _team = kobo
     monkeypatch.setenv("KOHAKUBOARD_TOKEN", "kb_not-a-token")
     monkeypatch.setenv("KOHAKUBOARD_SYNC_LINGER", "1")
     board = Board(base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
@@ -182,7 +160,7 @@ def test_a_refused_token_is_said_in_sync_log_and_training_goes_on(
 
 
 def test_a_restarted_writer_leaves_the_upload_to_the_first_sync_child(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo_server: tuple[KoboServer, Team]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kobo: tuple[KoboServer, Team]
 ) -> None:
     """kill -9 of the writer mid-run: the Board starts a new writer, which finds the board's
     sync child alive (sync-live.lock) and starts no second one; everything still goes up."""
@@ -191,7 +169,7 @@ def test_a_restarted_writer_leaves_the_upload_to_the_first_sync_child(
 
     from helpers import is_gone, the_writer
 
-    srv, team = kobo_server
+    srv, team = kobo
     monkeypatch.setenv("KOHAKUBOARD_TOKEN", team.tokens["editor"])
     board = Board(name="respawn", base_dir=tmp_path / "boards", remote=srv.url, project=PROJECT)
     for i in range(100):

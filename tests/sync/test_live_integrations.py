@@ -5,9 +5,7 @@ callback is made."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,31 +18,11 @@ from live_kit import (  # noqa: E402
     KoboServer,
     Team,
     compare,
-    make_team,
     server_copy,
     wait_sync_child_done,
 )
 
 from kohakuboard.errors import InvalidRemoteError  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def team_template(tmp_path_factory: pytest.TempPathFactory) -> Team:
-    folder = tmp_path_factory.mktemp("team")
-    return make_team(str(folder / "server.sqlite"), folder)
-
-
-@pytest.fixture
-def kobo(tmp_path: Path, team_template: Team) -> Iterator[tuple[KoboServer, Team]]:
-    data = tmp_path / "server"
-    data.mkdir()
-    shutil.copy(team_template.db_url, data / "server.sqlite")
-    team = Team(str(data / "server.sqlite"), data, dict(team_template.tokens))
-    srv = KoboServer(data).start()
-    try:
-        yield srv, team
-    finally:
-        srv.stop()
 
 
 def _synced(board: Path, srv: KoboServer, team: Team, into: Path) -> None:
