@@ -42,6 +42,14 @@ BROWSER_ONLY = [
 ]
 
 
+# for page.wait_for_function: every chart card on screen has drawn its data
+ON_SCREEN_READY = """() => {
+  const cards = [...document.querySelectorAll('.chart-card')].filter((c) => {
+    const r = c.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight })
+  return cards.length > 0 && cards.every((c) => c.dataset.state === 'ready')
+}"""
+
+
 class Page:
     """A browser tab that records console errors (CSP violations show up there)."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_kit import BROWSER_ONLY, Page
+from browser_kit import BROWSER_ONLY, ON_SCREEN_READY, Page
 from conftest import TEST_STATIC
 
 from kohakuboard import Board
@@ -22,12 +22,6 @@ pytestmark = BROWSER_ONLY
 
 N_RUNS = 12
 N_METRICS = 16
-
-ON_SCREEN_READY = """() => {
-  const cards = [...document.querySelectorAll('.chart-card')].filter((c) => {
-    const r = c.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight })
-  return cards.length > 0 && cards.every((c) => c.dataset.state === 'ready')
-}"""
 
 
 @pytest.fixture(scope="module")
