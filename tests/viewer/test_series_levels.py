@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import live_writers_of_board, wait_until
+from series_kit import count_reads, get_series
 
 from kohakuboard import Board, open_board
-from kohakuboard.reader import Reader
 from kohakuboard.viewer import create_app
 from kohakuboard.viewer.catalog import Catalog
-from kohakuboard.viewer.charts import decode_binary
 from kohakuboard.viewer.series import Columns, smooth
 from kohakuboard.viewer.seriescache import SeriesCache, extend
 
@@ -49,31 +48,7 @@ def long_board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts the Reader's series reads by kind (full reads, views by group size, tails)."""
-    seen: Counter[str] = Counter()
-    for name in ("scalars", "scalars_many", "scalars_marked", "scalars_after"):
-        real = getattr(Reader, name)
-
-        def spy(self: Reader, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
-            out = _real(self, *args, **kw)
-            seen[_name if _name != "scalars_after" or out is not None else "after_refused"] += 1
-            return out
-
-        monkeypatch.setattr(Reader, name, spy)
-    real_view = Reader.scalars_view
-
-    def view_spy(self: Reader, name: str, **kw: Any) -> Any:
-        seen[f"view/{kw.get('group', 1)}"] += 1
-        return real_view(self, name, **kw)
-
-    monkeypatch.setattr(Reader, "scalars_view", view_spy)
-    return seen
-
-
-def _get(client: TestClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/series", params={"format": "bin", **params})
-    assert response.status_code == 200, response.text
-    return decode_binary(response.content)["series"][0]
+    return count_reads(monkeypatch)
 
 
 def test_a_long_chart_reads_a_level_not_the_series(
@@ -82,7 +57,7 @@ def test_a_long_chart_reads_a_level_not_the_series(
     base, board_id = long_board
     values = _long_values()
     with TestClient(create_app(base), base_url=BASE_URL) as client:
-        entry = _get(client, board=board_id, metric="loss", points=2000)
+        entry = get_series(client, board=board_id, metric="loss", points=2000)
         assert reads["view/64"] == 1  # 200k points / 64 = 3,125 groups >= 2,000 points
         assert reads["scalars"] == reads["scalars_many"] == reads["scalars_marked"] == 0
         x, y = entry["arrays"]["x"], entry["arrays"]["y"]
@@ -100,11 +75,11 @@ def test_a_long_chart_reads_a_level_not_the_series(
         assert entry["last"]["step"] == N_LONG - 1
         # asking again is a cache hit: no read at all
         before = sum(reads.values())
-        again = _get(client, board=board_id, metric="loss", points=2000)
+        again = get_series(client, board=board_id, metric="loss", points=2000)
         assert sum(reads.values()) == before
         assert np.array_equal(again["arrays"]["y"], y)
         # a coarser chart reads a coarser level
-        _get(client, board=board_id, metric="loss", points=150)
+        get_series(client, board=board_id, metric="loss", points=150)
         assert reads["view/1024"] == 1
 
 
@@ -118,7 +93,9 @@ def test_a_chart_of_a_point_per_12_logged_reads_group_16(
     values = _long_values()
     with TestClient(create_app(base), base_url=BASE_URL) as client:
         for smoothing in (0.0, 0.6):
-            entry = _get(client, board=board_id, metric="loss", points=12_000, smoothing=smoothing)
+            entry = get_series(
+                client, board=board_id, metric="loss", points=12_000, smoothing=smoothing
+            )
             x, y = entry["arrays"]["x"], entry["arrays"]["y"]
             assert len(x) <= 12_000 and entry["total"] == N_LONG
             assert np.array_equal(y, values[x.astype(np.int64)])  # every drawn point is logged
@@ -140,7 +117,7 @@ def test_a_zoomed_range_is_drawn_at_full_resolution(
     base, board_id = long_board
     values = _long_values()
     with TestClient(create_app(base), base_url=BASE_URL) as client:
-        entry = _get(
+        entry = get_series(
             client, board=board_id, metric="loss", points=2000, x_min=100_000, x_max=101_499
         )
         steps = np.arange(100_000, 101_500)
@@ -149,12 +126,14 @@ def test_a_zoomed_range_is_drawn_at_full_resolution(
         assert np.array_equal(entry["arrays"]["y"], values[steps])
         assert reads["view/1"] == 1 and reads["scalars_marked"] == 0  # only the range was read
         # a middle zoom: a finer level than the whole chart, still every extreme
-        mid = _get(client, board=board_id, metric="loss", points=500, x_min=60_000, x_max=180_000)
+        mid = get_series(
+            client, board=board_id, metric="loss", points=500, x_min=60_000, x_max=180_000
+        )
         assert mid["arrays"]["y"].max() == SPIKE
         assert mid["arrays"]["x"].min() >= 60_000 and mid["arrays"]["x"].max() <= 180_000
         assert mid["total"] <= 120_001 + 1024
         # smoothing needs every point: computed on the full series, then cut to the range
-        sm = _get(
+        sm = get_series(
             client, board=board_id, metric="loss", points=4000, smoothing=0.9, x_min=5, x_max=2004
         )
         assert reads["scalars_marked"] == 1
@@ -182,7 +161,7 @@ def test_a_chart_is_the_same_with_or_without_its_level_file(
     base, board_id = long_board
     params = {"board": board_id, "metric": "loss", "points": 3000}
     with TestClient(create_app(base), base_url=BASE_URL) as client:
-        with_level = _get(client, **params)
+        with_level = get_series(client, **params)
     copy = tmp_path / "copy"
     import shutil
 
@@ -190,7 +169,7 @@ def test_a_chart_is_the_same_with_or_without_its_level_file(
     levels = next((copy / board_id / "scalars" / "levels").iterdir())
     levels.write_bytes(levels.read_bytes()[:100])  # cut: unusable
     with TestClient(create_app(copy), base_url=BASE_URL) as client:
-        without = _get(client, **params)
+        without = get_series(client, **params)
         assert client.get("/api/boards").json()[0]["status"] == "finished"  # not damage
     for name in ("x", "y"):
         assert np.array_equal(with_level["arrays"][name], without["arrays"][name])

@@ -8,17 +8,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import live_writers_of_board, wait_until
+from series_kit import count_reads, get_series
 
 from kohakuboard import Board
-from kohakuboard.reader import Reader
 from kohakuboard.viewer import create_app
-from kohakuboard.viewer.charts import decode_binary
 from kohakuboard.viewer.series import smooth
 
 N = 20_000
@@ -44,28 +42,7 @@ def board_20k(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    real_marked = Reader.scalars_marked
-
-    def marked(self: Reader, *args: Any, **kw: Any) -> Any:
-        seen["full"] += 1
-        return real_marked(self, *args, **kw)
-
-    real_view = Reader.scalars_view
-
-    def view(self: Reader, name: str, **kw: Any) -> Any:
-        seen[f"view/{kw.get('group', 1)}"] += 1
-        return real_view(self, name, **kw)
-
-    monkeypatch.setattr(Reader, "scalars_marked", marked)
-    monkeypatch.setattr(Reader, "scalars_view", view)
-    return seen
-
-
-def _get(client: TestClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/series", params={"format": "bin", **params})
-    assert response.status_code == 200, response.text
-    return decode_binary(response.content)["series"][0]
+    return count_reads(monkeypatch)
 
 
 def test_a_smoothed_long_chart_reads_a_level_and_smooths_what_it_draws(
@@ -75,7 +52,7 @@ def test_a_smoothed_long_chart_reads_a_level_and_smooths_what_it_draws(
     values = _values()
     weight = 0.99
     with TestClient(create_app(base), base_url=BASE_URL) as client:
-        entry = _get(client, board=board_id, metric="loss", points=400, smoothing=weight)
+        entry = get_series(client, board=board_id, metric="loss", points=400, smoothing=weight)
     # 20,000 points / 64 = 312 groups >= 400 / 2: the level, never every point
     assert reads == Counter({"view/64": 1})
     x, y, sm = entry["arrays"]["x"], entry["arrays"]["y"], entry["arrays"]["smoothed"]
@@ -98,20 +75,20 @@ def test_a_short_or_zoomed_smoothed_chart_smooths_every_point(
     with TestClient(create_app(base), base_url=BASE_URL) as client:
         # 3,000 points of 20,000 need groups of <= 13 (two per bucket of 4 points), finer
         # than the finest level (16): every point is read and smoothed
-        whole = _get(client, board=board_id, metric="loss", points=3000, smoothing=0.6)
+        whole = get_series(client, board=board_id, metric="loss", points=3000, smoothing=0.6)
         want = smooth(values, 0.6)
         np.testing.assert_allclose(
             whole["arrays"]["smoothed"], want[whole["arrays"]["x"].astype(int)], rtol=1e-12
         )
         assert whole["last"]["smoothed"] == pytest.approx(want[-1], rel=1e-12)
         # a zoom down to single points: smoothed from the first point, then cut to the range
-        zoom = _get(
+        zoom = get_series(
             client, board=board_id, metric="loss", points=4000, smoothing=0.9, x_min=100, x_max=599
         )
         np.testing.assert_allclose(
             zoom["arrays"]["smoothed"], smooth(values, 0.9)[100:600], rtol=1e-12
         )
-    assert reads["full"] >= 1
+    assert reads["scalars_marked"] >= 1
 
 
 def test_smoothing_zero_and_a_nan_last_value_on_a_level(tmp_path: Path) -> None:
@@ -122,8 +99,8 @@ def test_smoothing_zero_and_a_nan_last_value_on_a_level(tmp_path: Path) -> None:
             board.log(loss=v)
     wait_until(lambda: not live_writers_of_board(board.path), timeout=60, what="the writer")
     with TestClient(create_app(tmp_path), base_url=BASE_URL) as client:
-        plain = _get(client, board=board.id, metric="loss", points=400)
+        plain = get_series(client, board=board.id, metric="loss", points=400)
         assert "smoothed" not in plain["arrays"] and plain["last"]["smoothed"] is None
-        entry = _get(client, board=board.id, metric="loss", points=400, smoothing=0.9)
+        entry = get_series(client, board=board.id, metric="loss", points=400, smoothing=0.9)
     assert entry["last"]["value"] == "NaN" and entry["last"]["smoothed"] == "NaN"
     assert np.isfinite(entry["arrays"]["smoothed"]).all()
