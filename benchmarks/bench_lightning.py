@@ -80,7 +80,9 @@ class MLP(L.LightningModule):
 class TensorBoardHistograms(Callback):
     """The TensorBoard counterpart of KohakuBoard's histogram callback."""
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
+    ) -> None:
         step = trainer.global_step
         if (step + 1) % HISTOGRAM_EVERY or not trainer.is_global_zero:
             return
@@ -117,14 +119,18 @@ def make_logger(config: str, root: Path) -> tuple[Any, list[Callback]]:
         return CSVLogger(root / "csv"), []
     if config == "tensorboard":
         return TensorBoardLogger(root / "tb"), [TensorBoardHistograms()]
-    return KohakuBoardLogger(root / "kb", log_histograms="gradients", histogram_every_n_steps=HISTOGRAM_EVERY), []
+    return KohakuBoardLogger(
+        root / "kb", log_histograms="gradients", histogram_every_n_steps=HISTOGRAM_EVERY
+    ), []
 
 
 def run_once(size: str, config: str, *, steps: int, warmup: int, device: str, root: Path) -> float:
     features, hidden, layers = SIZES[size]
     g = torch.Generator().manual_seed(0)
     n = 64 * 32
-    data = TensorDataset(torch.randn(n, features, generator=g), torch.randint(0, 10, (n,), generator=g))
+    data = TensorDataset(
+        torch.randn(n, features, generator=g), torch.randint(0, 10, (n,), generator=g)
+    )
     logger, callbacks = make_logger(config, root)
     timer = StepTimer(warmup)
     trainer = L.Trainer(
@@ -160,7 +166,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     parser.add_argument("--steps", type=int, default=None, help="measured steps per run")
     parser.add_argument("--repeats", type=int, default=None, help="runs per configuration")
-    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated subset of " + ",".join(SIZES))
+    parser.add_argument(
+        "--sizes", default=",".join(SIZES), help="comma-separated subset of " + ",".join(SIZES)
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -186,12 +194,23 @@ def main() -> None:
                 for config in order:
                     root = Path(tmp) / f"{size}-{config}-{rep}"
                     times[config].append(
-                        run_once(size, config, steps=steps, warmup=warmup, device=args.device, root=root)
+                        run_once(
+                            size, config, steps=steps, warmup=warmup, device=args.device, root=root
+                        )
                     )
             base = statistics.median(times["none"])
             for config in CONFIGS:
                 med = statistics.median(times[config])
-                rows.append(Row(size, config, med * 1e3, (med - base) * 1e3, 100 * (med - base) / base, times[config]))
+                rows.append(
+                    Row(
+                        size,
+                        config,
+                        med * 1e3,
+                        (med - base) * 1e3,
+                        100 * (med - base) / base,
+                        times[config],
+                    )
+                )
             print(f"  done: {size}", flush=True)
 
     print()
@@ -212,7 +231,9 @@ def main() -> None:
             versus = ""
             if config not in ("none", "tensorboard") and tb_added > 0:
                 versus = f"{r.added_ms / tb_added:.2f}x"
-            print(f"{size:<7} {config:<12} {r.step_ms:>9.3f} {r.added_ms:>9.3f} {r.added_pct:>7.1f}% {versus:>12}")
+            print(
+                f"{size:<7} {config:<12} {r.step_ms:>9.3f} {r.added_ms:>9.3f} {r.added_pct:>7.1f}% {versus:>12}"
+            )
     print()
     missed = 0
     for size in sizes:
@@ -220,7 +241,9 @@ def main() -> None:
         kb, tb, none = of_size["kohakuboard"], of_size["tensorboard"], of_size["none"]
         checks = [(f"{size}: added below TensorBoardLogger's", kb.added_ms < tb.added_ms)]
         if none.step_ms >= 10:
-            checks.append((f"{size}: within 2% of logger=False (step >= 10 ms)", kb.added_pct <= 2.0))
+            checks.append(
+                (f"{size}: within 2% of logger=False (step >= 10 ms)", kb.added_pct <= 2.0)
+            )
         for what, ok in checks:
             missed += not ok
             print(f"{'pass' if ok else 'MISS'}  {what}")

@@ -40,15 +40,22 @@ class DigitClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()  # arrives in the board's config, flattened with "/"
         self.net = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * channels * 7 * 7, 10),
+            nn.Conv2d(1, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * channels * 7 * 7, 10),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = nn.functional.cross_entropy(logits, y)
@@ -63,13 +70,17 @@ class DigitClassifier(L.LightningModule):
         self.log("val/acc", (logits.argmax(1) == y).float().mean())
         if batch_idx == 0:
             # Anything else goes through the Board (a no-op object on ranks other than 0).
-            images = [Media(img, caption=f"label {int(t)}") for img, t in zip(x[:4], y[:4], strict=True)]
+            images = [
+                Media(img, caption=f"label {int(t)}") for img, t in zip(x[:4], y[:4], strict=True)
+            ]
             self.logger.experiment.log(**{"val/samples": images})
 
     def configure_optimizers(self) -> dict:
         momentum = (self.hparams.optimizer or {}).get("momentum", 0.0)
         opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=momentum)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=self.trainer.estimated_stepping_batches
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

@@ -92,7 +92,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 values["tiny"] = Histogram(rng.normal(0, 1e-300, 300), bins=16)
                 values["narrow"] = Histogram(1e7 + rng.normal(0, 0.01, 300), bins=16)
             if step < 2:
-                values["huge"] = Histogram([[1.7e308, -1e308, 0.0], [-1e308, 1.7e308]][step], bins=4)
+                values["huge"] = Histogram(
+                    [[1.7e308, -1e308, 0.0], [-1e308, 1.7e308]][step], bins=4
+                )
             board.log(**values)
     with TestClient(create_app(base), base_url="http://127.0.0.1") as client:
         yield Served(client, board.id)
