@@ -16,14 +16,19 @@ protocol for build sub-commands (``setuptools.command.build.SubCommand``):
   (where it installs everything that is not editable), so the file goes there.
 
 tests/test_packaging.py builds both kinds, installs them into fresh virtual environments and
-checks ``report_to="kohakuboard"`` there. Everything else about the project is in pyproject.toml.
+checks ``report_to="kohakuboard"`` there.
+
+It also declares the optional C fast path of ``Board.log()`` (``kohakuboard/client/_fastlog.c``,
+see ``kohakuboard/client/fastboard.py``): ``optional=True``, so that without a compiler or Python
+headers the build goes on without it and the pure-Python path runs. Everything else about the
+project is in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import os
 
-from setuptools import Command, setup
+from setuptools import Command, Extension, setup
 from setuptools.command.build import build
 
 PTH = "kohakuboard_hf_hook.pth"
@@ -70,4 +75,9 @@ class build_with_hf_hook(build):
     sub_commands = [*build.sub_commands, ("build_hf_hook", None)]
 
 
-setup(cmdclass={"build": build_with_hf_hook, "build_hf_hook": build_hf_hook})
+FASTLOG = Extension("kohakuboard.client._fastlog", ["kohakuboard/client/_fastlog.c"], optional=True)
+
+setup(
+    cmdclass={"build": build_with_hf_hook, "build_hf_hook": build_hf_hook},
+    ext_modules=[FASTLOG],
+)

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,15 @@ class Board:
     it; ``global_step`` is the training step, advanced by :meth:`step` or set with a
     ``global_step=`` keyword to ``log()``.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Board:
+        # A plain Board() is a FastBoard when the C fast path is built and not switched off
+        # (kohakuboard.client.fastboard); subclasses of Board keep the Python path.
+        if cls is Board:
+            from .fastboard import board_class
+
+            cls = board_class()
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -175,9 +185,7 @@ class Board:
             system_interval=self._system_interval,
             remote=self._remote,
         )
-        self._lane0 = LaneWriter(
-            self._mm, ring.LANE_OWNER, capacity, check_writer=writer.check_writer, board_label=label
-        )
+        self._lane0 = self._owner_lane(capacity, writer.check_writer, label)
         lane1 = LaneWriter(
             self._mm,
             ring.LANE_SHARED,
@@ -205,6 +213,17 @@ class Board:
         _LIVE.add(self)
         if self._console_mode:
             self._console = ConsoleCapture(path, self._console_mode).start()
+
+    def _owner_lane(
+        self, capacity: int, check_writer: Callable[[], None], label: str
+    ) -> LaneWriter:
+        """The owner thread's lane (FastBoard's shares its position with the C fast path)."""
+        return LaneWriter(
+            self._mm, ring.LANE_OWNER, capacity, check_writer=check_writer, board_label=label
+        )
+
+    def _release_map(self) -> None:
+        """Before the ring map is closed: FastBoard lets go of its buffer on it."""
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -553,6 +572,7 @@ class Board:
                 self._lane0, ring.blob_body(ring.K_CONTROL, wire.encode(control)), wait=wait
             )
             _LIVE.discard(self)
+            self._release_map()
             try:
                 self._mm.close()
             finally:

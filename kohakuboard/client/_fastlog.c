@@ -1,0 +1,586 @@
+/* The optional C fast path of Board.log() and Board.step() (see fastboard.py).
+ *
+ * A FastLog object is set as a board's ``log`` attribute: calling it receives the keyword
+ * names as a tuple (vectorcall), so a call of plain numbers under a key set seen before
+ * builds no dict. It writes one scalar record into the owner lane of the ring map exactly as
+ * board.py's Python fast path does (ring.py: body first, header last) and returns. Anything
+ * else (another thread, a new key set, a value that is not exactly int or float, an int
+ * beyond float64, no room before fast_end, a released map) calls the Python Board.log with
+ * the same arguments, so errors and behaviour are those of the Python code.
+ *
+ * State that both paths use (step, global_step, owner thread, lane pos/shift/fast_end) lives
+ * here only; the Python code reads and writes it through Field descriptors, which run no
+ * Python code (no thread switch between a read and a write, as with plain attributes).
+ *
+ * Memory: the object holds a Py_buffer on the ring's mmap between attach() and release()
+ * (while a buffer is held the mmap cannot be closed); every write is checked against the
+ * lane's bytes inside that buffer; without a buffer every call takes the Python path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#define HEADER_SIZE 16 /* u32 length, u32 reserved, u64 pos */
+#define PREFIX_SIZE 32 /* u32 sid, u32 pad, i64 step, i64 global_step, f64 wall time */
+#define MAX_FAST 64    /* wider calls take the Python path */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    /* state shared with the Python code (Field descriptors) */
+    int64_t step;
+    int64_t global_step;
+    unsigned long owner;
+    int has_owner;
+    int64_t pos;
+    int64_t shift;
+    int64_t fast_end;
+    /* the ring */
+    Py_buffer view;
+    int attached;
+    Py_ssize_t lane_lo, lane_hi; /* bytes of the view the owner lane may write */
+    PyObject *schemas;           /* dict: key tuple -> (pack_into, pack, sid, size) */
+    PyObject *last_keys;         /* key tuple of the last fast call (held: identity cache) */
+    uint32_t last_sid;
+    Py_ssize_t last_size;
+    /* the Python code */
+    PyObject *board;
+    PyObject *py_log;
+    PyObject *py_step;
+} FastLog;
+
+static PyTypeObject FastLog_Type;
+
+static double
+wall_time(void)
+{
+    /* time.time() of CPython 3.11-3.13: CLOCK_REALTIME in ns, then to seconds */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        return -1.0;
+    }
+    int64_t ns = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+    volatile double d;
+    if (ns % 1000000000 == 0) {
+        d = (double)(ns / 1000000000);
+    }
+    else {
+        d = (double)ns;
+        d /= 1e9;
+    }
+    return d;
+}
+
+static void
+release_view(FastLog *self)
+{
+    if (self->attached) {
+        self->attached = 0;
+        PyBuffer_Release(&self->view);
+    }
+}
+
+/* Calls func(board, *args, **kwargs) with the arguments of a vectorcall. */
+static PyObject *
+call_python(FastLog *self, PyObject *func, PyObject *const *args, size_t nargsf,
+            PyObject *kwnames)
+{
+    if (self->board == NULL || func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "kohakuboard: this log/step object is cleared");
+        return NULL;
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *small[16];
+    PyObject **stack = small;
+    if (total + 1 > 16) {
+        stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *board = self->board;
+    Py_INCREF(board);
+    stack[0] = board;
+    if (total > 0) {
+        memcpy(stack + 1, args, (size_t)total * sizeof(PyObject *));
+    }
+    PyObject *result = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    Py_DECREF(board);
+    if (stack != small) {
+        PyMem_Free(stack);
+    }
+    return result;
+}
+
+/* The schema of a key tuple (fills last_*); 0 when there is none or it is not usable. */
+static int
+find_schema(FastLog *self, PyObject *kwnames, Py_ssize_t n)
+{
+    PyObject *schema = PyDict_GetItemWithError(self->schemas, kwnames);
+    if (schema == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyTuple_CheckExact(schema) || PyTuple_GET_SIZE(schema) != 4) {
+        return 0;
+    }
+    PyObject *sid_obj = PyTuple_GET_ITEM(schema, 2);
+    PyObject *size_obj = PyTuple_GET_ITEM(schema, 3);
+    if (!PyLong_CheckExact(sid_obj) || !PyLong_CheckExact(size_obj)) {
+        return 0;
+    }
+    long long sid = PyLong_AsLongLong(sid_obj);
+    long long size = PyLong_AsLongLong(size_obj);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (sid < 0 || sid > 0xFFFFFFFFLL || size != HEADER_SIZE + PREFIX_SIZE + 8 * (long long)n) {
+        return 0;
+    }
+    Py_INCREF(kwnames);
+    Py_XSETREF(self->last_keys, kwnames);
+    self->last_sid = (uint32_t)sid;
+    self->last_size = (Py_ssize_t)size;
+    return 1;
+}
+
+static PyObject *
+fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    FastLog *self = (FastLog *)callable;
+    double values[MAX_FAST];
+    Py_ssize_t n, i;
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL || !self->attached ||
+        !self->has_owner || self->schemas == NULL) {
+        goto python;
+    }
+    n = PyTuple_GET_SIZE(kwnames);
+    if (n == 0 || n > MAX_FAST || PyThread_get_thread_ident() != self->owner) {
+        goto python;
+    }
+    if (kwnames != self->last_keys && !find_schema(self, kwnames, n)) {
+        goto python;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *v = args[i];
+        if (PyFloat_CheckExact(v)) {
+            values[i] = PyFloat_AS_DOUBLE(v);
+        }
+        else if (PyLong_CheckExact(v)) {
+            /* what struct's "d" does with an int; beyond float64 it raises OverflowError,
+               which the Python path reports naming the key */
+            double d = PyLong_AsDouble(v);
+            if (d == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto python;
+            }
+            values[i] = d;
+        }
+        else {
+            goto python;
+        }
+    }
+    Py_ssize_t size = self->last_size;
+    int64_t pos = self->pos;
+    if (pos + size > self->fast_end || self->step == INT64_MAX) {
+        goto python; /* wrap-around, a full ring or a drop point: the careful path */
+    }
+    int64_t start = pos + self->shift;
+    if (start < self->lane_lo || start + size > self->lane_hi ||
+        self->lane_hi > self->view.len) {
+        goto python;
+    }
+    int64_t step = self->step;
+    self->step = step + 1;
+    double now = wall_time();
+    char *rec = (char *)self->view.buf + start;
+    char *body = rec + HEADER_SIZE;
+    uint32_t sid = self->last_sid, zero = 0;
+    memcpy(body, &sid, 4);
+    memcpy(body + 4, &zero, 4);
+    memcpy(body + 8, &step, 8);
+    memcpy(body + 16, &self->global_step, 8);
+    memcpy(body + 24, &now, 8);
+    memcpy(body + PREFIX_SIZE, values, (size_t)n * 8);
+    /* body first, header last: a visible header proves a complete record (ring.py) */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    uint32_t length = (uint32_t)size;
+    uint64_t upos = (uint64_t)pos;
+    memcpy(rec, &length, 4);
+    memcpy(rec + 4, &zero, 4);
+    memcpy(rec + 8, &upos, 8);
+    self->pos = pos + size;
+    Py_RETURN_NONE;
+python:
+    return call_python(self, self->py_log, args, nargsf, kwnames);
+}
+
+static PyObject *
+fastlog_step(FastLog *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) {
+        long long increment = 1;
+        int64_t value;
+        if (nargs == 1 && PyLong_CheckExact(args[0])) {
+            int overflow = 0;
+            increment = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+            if (increment == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto python;
+            }
+            if (overflow) {
+                goto python;
+            }
+        }
+        else if (nargs != 0) {
+            goto python;
+        }
+        if (!__builtin_add_overflow(self->global_step, (int64_t)increment, &value)) {
+            self->global_step = value;
+            return PyLong_FromLongLong(value);
+        }
+    }
+python:
+    return call_python(self, self->py_step, args, (size_t)nargsf, kwnames);
+}
+
+static PyObject *
+fastlog_attach(FastLog *self, PyObject *args)
+{
+    PyObject *mm, *schemas;
+    Py_ssize_t lo, hi;
+    if (!PyArg_ParseTuple(args, "OO!nn:attach", &mm, &PyDict_Type, &schemas, &lo, &hi)) {
+        return NULL;
+    }
+    if (self->attached) {
+        PyErr_SetString(PyExc_RuntimeError, "attach(): already attached to a ring");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(mm, &view, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    if (lo < 0 || hi <= lo || hi > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "attach(): lane bytes %zd..%zd outside a map of %zd",
+                     lo, hi, view.len);
+        return NULL;
+    }
+    self->view = view;
+    self->attached = 1;
+    self->lane_lo = lo;
+    self->lane_hi = hi;
+    Py_INCREF(schemas);
+    Py_XSETREF(self->schemas, schemas);
+    Py_CLEAR(self->last_keys);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+fastlog_release(FastLog *self, PyObject *Py_UNUSED(ignored))
+{
+    release_view(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+fastlog_attached(FastLog *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->attached);
+}
+
+static int
+fastlog_traverse(FastLog *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->schemas);
+    Py_VISIT(self->last_keys);
+    Py_VISIT(self->board);
+    Py_VISIT(self->py_log);
+    Py_VISIT(self->py_step);
+    if (self->attached) {
+        Py_VISIT(self->view.obj);
+    }
+    return 0;
+}
+
+static int
+fastlog_clear(FastLog *self)
+{
+    release_view(self);
+    Py_CLEAR(self->schemas);
+    Py_CLEAR(self->last_keys);
+    Py_CLEAR(self->board);
+    Py_CLEAR(self->py_log);
+    Py_CLEAR(self->py_step);
+    return 0;
+}
+
+static void
+fastlog_dealloc(FastLog *self)
+{
+    PyObject_GC_UnTrack(self);
+    fastlog_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *board, *py_log, *py_step;
+    static char *kwlist[] = {"board", "log", "step", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:FastLog", kwlist, &board, &py_log,
+                                     &py_step)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(py_log) || !PyCallable_Check(py_step)) {
+        PyErr_SetString(PyExc_TypeError, "FastLog(board, log, step): log and step must be callable");
+        return NULL;
+    }
+    FastLog *self = (FastLog *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = fastlog_vectorcall;
+    Py_INCREF(board);
+    self->board = board;
+    Py_INCREF(py_log);
+    self->py_log = py_log;
+    Py_INCREF(py_step);
+    self->py_step = py_step;
+    return (PyObject *)self;
+}
+
+static PyMethodDef fastlog_methods[] = {
+    {"step", (PyCFunction)(void (*)(void))fastlog_step, METH_FASTCALL | METH_KEYWORDS,
+     "Board.step(increment=1, *, to=None), in C for an int increment."},
+    {"attach", (PyCFunction)fastlog_attach, METH_VARARGS,
+     "attach(mm, schemas, lane_lo, lane_hi): hold a buffer on the ring map."},
+    {"release", (PyCFunction)fastlog_release, METH_NOARGS,
+     "Let go of the ring map; later calls take the Python path. Idempotent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef fastlog_getset[] = {
+    {"attached", (getter)fastlog_attached, NULL, "whether a buffer on the ring map is held",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject FastLog_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kohakuboard.client._fastlog.FastLog",
+    .tp_basicsize = sizeof(FastLog),
+    .tp_dealloc = (destructor)fastlog_dealloc,
+    .tp_vectorcall_offset = offsetof(FastLog, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Board.log(**values) with its fast path in C (see Board.log).",
+    .tp_traverse = (traverseproc)fastlog_traverse,
+    .tp_clear = (inquiry)fastlog_clear,
+    .tp_methods = fastlog_methods,
+    .tp_getset = fastlog_getset,
+    .tp_new = fastlog_new,
+};
+
+/* -- Field: a descriptor for one piece of FastLog state, on the Python classes ---------- */
+
+enum { F_STEP, F_GLOBAL_STEP, F_OWNER, F_POS, F_SHIFT, F_FAST_END, F_COUNT };
+static const char *field_names[F_COUNT] = {"step", "global_step", "owner",
+                                           "pos",  "shift",       "fast_end"};
+
+typedef struct {
+    PyObject_HEAD
+    int which;
+} Field;
+
+static PyObject *str_fast; /* "_fast" */
+
+static FastLog *
+state_of(PyObject *obj)
+{
+    PyObject *fast = PyObject_GetAttr(obj, str_fast);
+    if (fast == NULL) {
+        return NULL;
+    }
+    if (!Py_IS_TYPE(fast, &FastLog_Type)) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_TypeError, "_fast is not a FastLog");
+        return NULL;
+    }
+    return (FastLog *)fast; /* a new reference */
+}
+
+static PyObject *
+field_get(Field *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return (PyObject *)self;
+    }
+    FastLog *fast = state_of(obj);
+    if (fast == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    switch (self->which) {
+    case F_STEP:
+        result = PyLong_FromLongLong(fast->step);
+        break;
+    case F_GLOBAL_STEP:
+        result = PyLong_FromLongLong(fast->global_step);
+        break;
+    case F_OWNER:
+        result = fast->has_owner ? PyLong_FromUnsignedLong(fast->owner) : PyLong_FromLong(-1);
+        break;
+    case F_POS:
+        result = PyLong_FromLongLong(fast->pos);
+        break;
+    case F_SHIFT:
+        result = PyLong_FromLongLong(fast->shift);
+        break;
+    case F_FAST_END:
+        result = PyLong_FromLongLong(fast->fast_end);
+        break;
+    }
+    Py_DECREF(fast);
+    return result;
+}
+
+static int
+field_set(Field *self, PyObject *obj, PyObject *value)
+{
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete %s", field_names[self->which]);
+        return -1;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, got %.100s",
+                     field_names[self->which], Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    FastLog *fast = state_of(obj);
+    if (fast == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    if (self->which == F_OWNER) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && !overflow && !PyErr_Occurred()) {
+            fast->has_owner = 0;
+        }
+        else {
+            PyErr_Clear();
+            unsigned long ident = PyLong_AsUnsignedLong(value);
+            if (ident == (unsigned long)-1 && PyErr_Occurred()) {
+                rc = -1;
+            }
+            else {
+                fast->owner = ident;
+                fast->has_owner = 1;
+            }
+        }
+    }
+    else {
+        long long v = PyLong_AsLongLong(value);
+        if (v == -1 && PyErr_Occurred()) {
+            rc = -1;
+        }
+        else {
+            switch (self->which) {
+            case F_STEP:
+                fast->step = v;
+                break;
+            case F_GLOBAL_STEP:
+                fast->global_step = v;
+                break;
+            case F_POS:
+                fast->pos = v;
+                break;
+            case F_SHIFT:
+                fast->shift = v;
+                break;
+            case F_FAST_END:
+                fast->fast_end = v;
+                break;
+            }
+        }
+    }
+    Py_DECREF(fast);
+    return rc;
+}
+
+static PyObject *
+field_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    const char *name;
+    static char *kwlist[] = {"name", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s:Field", kwlist, &name)) {
+        return NULL;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        if (strcmp(name, field_names[i]) == 0) {
+            Field *self = (Field *)type->tp_alloc(type, 0);
+            if (self != NULL) {
+                self->which = i;
+            }
+            return (PyObject *)self;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "unknown FastLog field %R", PyTuple_GET_ITEM(args, 0));
+    return NULL;
+}
+
+static PyTypeObject Field_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kohakuboard.client._fastlog.Field",
+    .tp_basicsize = sizeof(Field),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Field(name): an attribute stored in the instance's FastLog (its _fast).",
+    .tp_descr_get = (descrgetfunc)field_get,
+    .tp_descr_set = (descrsetfunc)field_set,
+    .tp_new = field_new,
+};
+
+static struct PyModuleDef fastlog_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "kohakuboard.client._fastlog",
+    .m_doc = "The optional C fast path of Board.log() and Board.step().",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__fastlog(void)
+{
+    if (PyType_Ready(&FastLog_Type) < 0 || PyType_Ready(&Field_Type) < 0) {
+        return NULL;
+    }
+    str_fast = PyUnicode_InternFromString("_fast");
+    if (str_fast == NULL) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&fastlog_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&FastLog_Type);
+    if (PyModule_AddObject(m, "FastLog", (PyObject *)&FastLog_Type) < 0) {
+        Py_DECREF(&FastLog_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&Field_Type);
+    if (PyModule_AddObject(m, "Field", (PyObject *)&Field_Type) < 0) {
+        Py_DECREF(&Field_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
