@@ -39,6 +39,17 @@ ON_SCREEN_READY = """() => {
 }"""
 
 
+def resummarize(base: Path) -> None:
+    """Recompute the summaries of cached fixture boards written before summaries kept each
+    series' highest step (``max_step``): without it the viewer reads their catalogs instead."""
+    from kohakuboard import summary as summaries
+
+    for board in sorted(p for p in base.iterdir() if p.is_dir()):
+        found = summaries.read(board)
+        if found is None or any(s["max_step"] is None for s in found["scalars"].values()):
+            summaries.refresh(board)
+
+
 def measure(
     browser: Any, base: Path, ids: list[str], repeats: int, static: Path | None = None
 ) -> list[tuple[str, float]]:
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: no Chromium at {CHROMIUM}")
         return 0
     base = _sweep(cache_dir() / "wide", RUNS, STEPS, WIDE_METRICS)
+    resummarize(base)
     ids = sorted(p.name for p in base.iterdir() if p.is_dir())
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)

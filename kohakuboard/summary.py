@@ -10,12 +10,14 @@ records (or one folder index, see :mod:`kohakuboard.listing`), never their serie
      "keys": {"scalar": [names in first-logged order], "media": [...], "table": [...],
               "histogram": [...]},
      "scalars": {"train/loss": {"count": 500, "last": 0.1, "min": 0.09, "max": 2.3,
-                                "last_step": 499}}}
+                                "last_step": 499, "max_step": 499}}}
 
 ``last``/``min``/``max`` are over the finite values only (NaN and ±Inf are data, but a
 table cell wants the last real number); ``last_step`` is the step of that last finite value
 and ``count`` counts every point, NaN included. A series without a finite value has
-``last``/``min``/``max``/``last_step`` null. ``config`` is null when its JSON is larger than
+``last``/``min``/``max``/``last_step`` null. ``max_step`` is the highest step of any point
+(NaN included: the catalog's ``last_step``, so the viewer's series lists can come from here);
+null in summaries written before it existed, and kept null when a writer continues one. ``config`` is null when its JSON is larger than
 :data:`MAX_CONFIG_BYTES` (a listing then reads it from the board).
 
 The writer replaces the file atomically (temporary file + rename) after the storage commit,
@@ -59,6 +61,7 @@ class Stats:
     last_step: int | None = None
     min: float | None = None
     max: float | None = None
+    max_step: int | None = None  # the highest step of any point; None: unknown (see above)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,11 +70,18 @@ class Stats:
             "min": self.min,
             "max": self.max,
             "last_step": self.last_step,
+            "max_step": self.max_step,
         }
 
     def add(self, step: np.ndarray, value: np.ndarray) -> None:
         """Fold in points (any order); the last finite value is the one at the highest step
         (of equal steps, the one given last)."""
+        if len(step):
+            top = int(np.max(step))
+            if self.count == 0:
+                self.max_step = top
+            elif self.max_step is not None:  # unknown stays unknown
+                self.max_step = max(self.max_step, top)
         self.count += len(value)
         finite = np.isfinite(value)
         if not finite.any():
@@ -214,6 +224,7 @@ def _stats(name: str, raw: Any) -> dict[str, Any]:
     out["last_step"] = _int(raw, "last_step", optional=True)
     if (out["last"] is None) != (out["last_step"] is None):
         raise ValueError(f"scalars[{name!r}]: last and last_step must both be set or null")
+    out["max_step"] = _int(raw, "max_step", optional=True)
     return out
 
 

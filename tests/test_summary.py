@@ -92,7 +92,8 @@ def test_the_writer_s_summary_matches_the_series(boards: dict[str, Path], backen
         assert _as_api(summary["scalars"][name]) == expected, name
     assert summary["scalars"]["loss"]["last"] == 0.25  # the last finite value, not the last
     assert summary["scalars"]["dead"] == {
-        "count": len(LOSS), "last": None, "min": None, "max": None, "last_step": None
+        "count": len(LOSS), "last": None, "min": None, "max": None, "last_step": None,
+        "max_step": len(LOSS) - 1,
     }  # fmt: skip
     with open_board(path) as reader:
         progress, meta = reader.progress(), reader._store.meta()
@@ -405,7 +406,7 @@ def test_values_set_aside_at_commit_are_not_in_the_summary(tmp_path: Path, backe
     summary = _valid_summary(tmp_path)
     assert summary["keys"]["scalar"] == ["good"]
     assert summary["scalars"]["good"] == {
-        "count": 5, "last": 4.0, "min": 0.0, "max": 4.0, "last_step": 4
+        "count": 5, "last": 4.0, "min": 0.0, "max": 4.0, "last_step": 4, "max_step": 4
     }  # fmt: skip
     store = open_reader(tmp_path, backend)
     assert [m.name for m in store.metrics() if m.kind == "scalar"] == ["good"]

@@ -80,7 +80,7 @@ class SummarizingWriter(StorageWriter):
             self._keys[kind] = dict.fromkeys(old["keys"][kind])
         for name, raw in old["scalars"].items():
             self._stats[name] = fmt.Stats(
-                raw["count"], raw["last"], raw["last_step"], raw["min"], raw["max"]
+                raw["count"], raw["last"], raw["last_step"], raw["min"], raw["max"], raw["max_step"]
             )
         self._first_wall, self._last_wall = old["first_wall_time"], old["last_wall_time"]
 
