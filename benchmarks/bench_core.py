@@ -361,6 +361,79 @@ def bench_floats(base: Path, calls: int) -> list[Row]:
     ]
 
 
+# -- 2b. the C fast path against the pure-Python one ---------------------------------------------
+
+
+def timed_chunks_step(board: Any, calls: int, chunk: int) -> Chunks:
+    """Like :func:`timed_chunks`, with a ``board.step()`` after each ``log()`` (W1's loop)."""
+    a, b, c, d = VALUES
+    log, step = board.log, board.step
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    rng = range(chunk)
+    wall, cpu = [], []
+    for _ in range(calls // chunk):
+        c0 = cpu_clock()
+        t0 = clock()
+        for _ in rng:
+            log(a=a, b=b, c=c, d=d)
+            step()
+        t1 = clock()
+        c1 = cpu_clock()
+        wall.append(t1 - t0)
+        cpu.append(c1 - c0)
+    return Chunks(wall, cpu)
+
+
+def bench_paths(base: Path, calls: int) -> list[Row]:
+    """Per call, the C fast path (kohakuboard.client._fastlog) and the pure-Python path
+    (``KOHAKUBOARD_PURE_PYTHON=1``) in turns, ``log()`` alone and ``log()`` + ``step()``."""
+    from kohakuboard.client import fastboard
+
+    env = fastboard.ENV_PURE
+    saved = os.environ.get(env)
+    got: dict[tuple[str, str], list[float]] = {}
+    kinds: dict[str, str] = {}
+    try:
+        for rnd in range(2):  # two rounds in turns, so that load hits both paths alike
+            for path in ("c", "pure"):
+                if path == "pure":
+                    os.environ[env] = "1"
+                else:
+                    os.environ.pop(env, None)
+                board = new_board(base, f"path-{path}-{rnd}")
+                kinds[path] = type(board).__name__
+                gc.collect()
+                alone = timed_chunks(board.log, calls, CHUNK, VALUES)
+                with_step = timed_chunks_step(board, calls, CHUNK)
+                board.finish()
+                wait_writer_exit(board)
+                for what, ch in (("log", alone), ("log+step", with_step)):
+                    got.setdefault((path, what + " wall"), []).extend(ch.wall)
+                    got.setdefault((path, what + " cpu"), []).extend(ch.cpu)
+    finally:
+        if saved is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = saved
+    rows = []
+    for path, label in (("c", "C fast path"), ("pure", "pure-Python path")):
+        for what in ("log", "log+step"):
+            call = "log(4 floats)" if what == "log" else "log(4 floats) + step()"
+            for clock, vs in (("wall", "wall"), ("cpu", "cpu")):
+                st = per_call_us(got[(path, f"{what} {clock}")], CHUNK)
+                rows.append(
+                    Row(
+                        f"{call}, {label} ({kinds[path]}): per call, {clock}",
+                        st["median_us"],
+                        "us/call",
+                        note=f"2 x {calls:,} calls; fastest chunk {st['min_us']:.3f} us",
+                        extra=st,
+                        vs_floor=vs,
+                    )
+                )
+    return rows
+
+
 # -- 7. disk ---------------------------------------------------------------------------------
 
 
@@ -799,6 +872,9 @@ def machine() -> dict[str, Any]:
             info[mod] = __import__(mod).__version__
         except Exception:
             info[mod] = None
+    from kohakuboard.client import fastboard
+
+    info["log_path"] = fastboard.status()  # which path Board() takes (C or pure Python)
     return info
 
 
@@ -825,6 +901,7 @@ def print_table(rows: list[Row], info: dict[str, Any], title: str) -> None:
         f"python {info['python']}, {info.get('cpu', '?')}, {info['cpus']} CPUs, "
         f"torch {info['torch']}, pyarrow {info['pyarrow']}; load average {load} -> {load_end}"
     )
+    print(f"Board.log() path: {info.get('log_path', '?')}")
     print(line)
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print(line)
@@ -890,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
 
         floors = floor_reps(200_000, (n_floor + 1) // 2)
         rows = bench_floats(base, float_calls)
+        rows += bench_paths(base, 100_000 if quick else 200_000)
         rows += bench_tensors(base, tensor_calls)
         rows.append(bench_finish(base, 100_000, finish_reps))
         rows += bench_rss(base, 250_000)

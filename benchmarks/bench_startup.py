@@ -20,7 +20,9 @@ Rows (targets of issue 15):
 4. W1: ``Board()`` + 100k x (``log`` of 4 floats + ``step()``) + ``finish()`` (import
    excluded; <= 2x the floor), and the peak RSS of the process tree, training process plus
    writer (VmHWM of each; <= 150 MB); floor: a method taking the same 4 keyword floats that
-   appends them to a list, plus a step counter, and its process's peak RSS.
+   appends them to a list, plus a step counter, and its process's peak RSS. W1 runs twice:
+   with the C fast path (kohakuboard.client._fastlog, when built) and with the pure-Python
+   path (``KOHAKUBOARD_PURE_PYTHON=1``), in turns.
 
 Python here is run as an installed package runs: byte-code caching on (the sources' .pyc go
 to a temporary ``PYTHONPYCACHEPREFIX``, warmed before timing), whatever
@@ -109,7 +111,8 @@ CHILD = {
         ms = (time.perf_counter() - t0) * 1e3
         print(json.dumps({"ms": ms, "cpu_ms": (time.process_time() - c0) * 1e3,
                           "handed_over": board._writer.handed_over,
-                          "writer": board._proc.pid, "path": str(board.path)}), flush=True)
+                          "writer": board._proc.pid, "path": str(board.path),
+                          "class": type(board).__name__}), flush=True)
         sys.stdin.read()  # the parent reads our peak RSS (VmHWM) before we exit
     """,
     "w1_floor": """
@@ -287,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                 "w5",
                 "w5_floor",
                 "w1",
+                "w1_pure",
                 "w1_floor",
             )
         }
+        pure = {**environ, "KOHAKUBOARD_PURE_PYTHON": "1"}
         for rep in range(args.reps + 1):  # the first round warms the byte-code cache
             got = {
                 "python_pass": whole_process([sys.executable, "-c", "pass"], environ),
@@ -300,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 "w5": child("w5", [str(w5_path), str(W5_POINTS)], environ),
                 "w5_floor": child("w5_floor", w5_parts, environ),
                 "w1": rss_child("w1", [str(base), str(W1_STEPS)], environ),
+                "w1_pure": rss_child("w1", [str(base), str(W1_STEPS)], pure),
                 "w1_floor": rss_child("w1_floor", [str(base), str(W1_STEPS)], environ),
             }
             if rep:
@@ -334,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
                 "w1_floor",
                 "<= 2x floor",
             ),
+            row(
+                "W1, pure-Python path (KOHAKUBOARD_PURE_PYTHON=1)",
+                "w1_pure",
+                "w1_floor",
+                "(the path without the C extension)",
+            ),
         ]
         rss = (med(runs["w1"], "rss_mb"), med(runs["w1_floor"], "rss_mb"))
         load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
@@ -361,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{'W1 peak RSS, training + writer (MB; floor: the list)':<58} {rss[0]:7.1f} "
             f"{rss[1]:7.1f} {rss[0] / rss[1]:6.2f}  <= 150 MB"
         )
+        classes = sorted({str(r.get("class")) for r in runs["w1"]})
+        print(f"W1 boards were {', '.join(classes)}; the pure-Python row's: Board")
         handed = sum(bool(r.get("handed_over")) for r in runs["short_run"])
         w1_handed = sum(bool(r.get("handed_over")) for r in runs["w1"])
         pandas = sum(bool(r.get("pandas")) for r in runs["w5"])

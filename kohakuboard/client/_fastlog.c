@@ -105,11 +105,13 @@ call_python(FastLog *self, PyObject *func, PyObject *const *args, size_t nargsf,
     }
     PyObject *board = self->board;
     Py_INCREF(board);
+    Py_INCREF(func);
     stack[0] = board;
     if (total > 0) {
         memcpy(stack + 1, args, (size_t)total * sizeof(PyObject *));
     }
     PyObject *result = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    Py_DECREF(func);
     Py_DECREF(board);
     if (stack != small) {
         PyMem_Free(stack);
@@ -164,8 +166,15 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
     if (n == 0 || n > MAX_FAST || PyThread_get_thread_ident() != self->owner) {
         goto python;
     }
-    if (kwnames != self->last_keys && !find_schema(self, kwnames, n)) {
-        goto python;
+    if (kwnames != self->last_keys) {
+        if (!find_schema(self, kwnames, n)) {
+            goto python;
+        }
+        /* hashing keys of a str subclass may have run Python code (and let another thread
+           finish the board): look again */
+        if (!self->attached || !self->has_owner) {
+            goto python;
+        }
     }
     for (i = 0; i < n; i++) {
         PyObject *v = args[i];

@@ -22,6 +22,7 @@ a write is as free of thread switches as with plain attributes.
 
 from __future__ import annotations
 
+import importlib
 import mmap
 import os
 from collections.abc import Callable
@@ -31,11 +32,12 @@ from .. import ring
 from .board import Board
 from .lane import LaneWriter
 
+_fastlog: Any  # a compiled module: no stub for mypy
 try:
-    from . import _fastlog
+    _fastlog = importlib.import_module(f"{__package__}._fastlog")
 except ImportError as exc:  # not built: the Python path
-    _fastlog: Any = None
-    _IMPORT_ERROR: str = str(exc)
+    _fastlog = None
+    _IMPORT_ERROR = str(exc)
 else:
     _IMPORT_ERROR = ""
 
@@ -48,8 +50,8 @@ def _pure_requested() -> bool:
 
 def board_class() -> type[Board]:
     """The class ``Board()`` instantiates now."""
-    if _fastlog is None or _pure_requested() or os.environ.get("KOHAKUBOARD_FASTLOG") != "1":
-        return Board  # DEV GATE: removed once the tests pass
+    if _fastlog is None or _pure_requested():
+        return Board
     return FastBoard
 
 
@@ -79,6 +81,7 @@ if _fastlog is not None:
     class FastBoard(Board):
         """A Board whose ``log()``/``step()`` fast paths run in C (see the module)."""
 
+        _fast: Any  # the C object: state and the two callables
         _step = _fastlog.Field("step")
         _global_step = _fastlog.Field("global_step")
         _owner = _fastlog.Field("owner")
