@@ -395,3 +395,33 @@ def test_a_forked_child_neither_writes_nor_keeps_the_map(make_board: Callable[..
     _finish(board)
     with open_board(board.path) as reader:
         assert rows(reader, "a") == [(0, 0, 1.0), (1, 0, 3.0)]
+
+
+class _KeyFinishing(str):
+    """A key whose second hash finishes the board: Python code runs inside the C path's
+    schema lookup (hashing a str subclass), after the C path looked at the board's state."""
+
+    board: Board | None = None
+    hashes = 0
+
+    def __hash__(self) -> int:
+        type(self).hashes += 1
+        if type(self).hashes == 2 and self.board is not None:
+            self.board.finish()
+        return str.__hash__(self)
+
+
+@needs_c
+def test_a_board_finished_during_the_key_lookup_is_not_written(
+    make_board: Callable[..., Board],
+) -> None:
+    board = _c_board(make_board)
+    board.log(a=1.0)  # registers ("a",)
+    _KeyFinishing.board = board
+    values = {_KeyFinishing("a"): 2.0}  # the first hash
+    with pytest.raises(BoardClosedError, match="is finished"):
+        board.log(**values)  # the second hash, in the lookup, finishes (unmaps) the ring
+    assert _KeyFinishing.hashes >= 2 and not board._fast.attached
+    _finish(board)
+    with open_board(board.path) as reader:
+        assert rows(reader, "a") == [(0, 0, 1.0)]
