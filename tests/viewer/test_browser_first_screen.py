@@ -68,7 +68,7 @@ def test_the_first_screen_of_cards_is_built_before_the_rest(long_page: Path, tab
         )  # the page keeps its length
         # the rest is built soon after, placeholders replaced, page order kept
         tab.page.wait_for_function(
-            f"document.querySelectorAll('.chart-card').length === {N_METRICS}"
+            f"() => document.querySelectorAll('.chart-card').length === {N_METRICS}"
         )
         assert tab.page.locator(".chart-slot").count() == 0
         order = tab.page.evaluate(
@@ -106,7 +106,7 @@ def test_cards_built_on_screen_ask_without_waiting_for_the_observer(
         tab.ready("train/m00")
         tab.page.wait_for_function(ON_SCREEN_READY)
         tab.page.wait_for_function(
-            f"document.querySelectorAll('.chart-card').length === {N_METRICS}"
+            f"() => document.querySelectorAll('.chart-card').length === {N_METRICS}"
         )
         # cards far below the screen wait for the observer (which here never reports)
         states = tab.page.evaluate(

@@ -1,5 +1,5 @@
 // What the server told us: the board list, the series of each board and their live counts.
-import { computed, reactive, watch } from 'vue'
+import { computed, reactive, toRaw, watch } from 'vue'
 import { auth, check } from './api.js'
 import { MAX_METRIC_BOARDS, boardsMetrics, info, listBoards } from './endpoints/boards.js'
 import { connectLive } from './endpoints/live.js'
@@ -104,9 +104,15 @@ export async function refreshBoards() {
   store.loaded = true
 }
 
-function setMetrics(id, metrics) {
-  store.metrics[id] = metrics
-  for (const m of metrics) store.counts[seriesKey(id, m.name)] = m.count
+// The series lists of several boards: the counts go in as one new object, one change for Vue
+// instead of one per series (6,000 for 30 runs of 200 series: ~40 ms before the first card).
+function setMetrics(lists) {
+  const counts = { ...toRaw(store.counts) }
+  for (const [id, metrics] of lists) {
+    for (const m of metrics) counts[seriesKey(id, m.name)] = m.count
+  }
+  for (const [id, metrics] of lists) store.metrics[id] = metrics
+  store.counts = counts
 }
 
 // Answers of /api/metrics asked before the board list came (the runs of the page's URL):
@@ -138,15 +144,17 @@ async function loadMetrics(ids) {
     const chunk = ids.slice(i, i + MAX_METRIC_BOARDS)
     try {
       const { metrics, global_steps: steps, errors } = await askMetrics(chunk)
+      const lists = []
       for (const id of chunk) {
         // the default x axis is known now, not when the live state comes (charts wait for it)
         if (steps[id] !== undefined && store.globalSteps[id] === undefined) store.globalSteps[id] = steps[id]
-        if (metrics[id]) setMetrics(id, metrics[id])
+        if (metrics[id]) lists.push([id, metrics[id]])
         else {
           store.metrics[id] = []
           store.error = `cannot read board ${id}: ${errors[id] || 'no answer'}`
         }
       }
+      setMetrics(lists)
     } catch (err) {
       for (const id of chunk) store.metrics[id] = []
       store.error = `cannot read boards ${chunk.join(', ')}: ${err.message}`
@@ -193,11 +201,19 @@ function applyLive(delta) {
     if (state.global_step !== undefined) store.globalSteps[id] = state.global_step
     if (!state.metrics) continue
     const list = store.metrics[id] || (store.metrics[id] = [])
-    const byName = Object.fromEntries(list.map((m) => [m.name, m]))
+    // looked up and compared unwrapped: the first state repeats the 6,000 counts of 30 runs'
+    // lists, each a change through Vue's proxies before (~80 ms); only changes go through them
+    const at = new Map(toRaw(list).map((m, i) => [m.name, i]))
+    const counts = toRaw(store.counts)
     for (const [name, [kind, count, lastStep]] of Object.entries(state.metrics)) {
-      if (byName[name]) Object.assign(byName[name], { count, last_step: lastStep })
-      else list.push({ name, kind, count, last_step: lastStep })
-      store.counts[seriesKey(id, name)] = count
+      const i = at.get(name)
+      if (i === undefined) list.push({ name, kind, count, last_step: lastStep })
+      else {
+        const old = toRaw(list)[i]
+        if (old.count !== count || old.last_step !== lastStep) Object.assign(list[i], { count, last_step: lastStep })
+      }
+      const key = seriesKey(id, name)
+      if (counts[key] !== count) store.counts[key] = count
     }
   }
 }
