@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from helpers import live_writers_of_board, wait_until
+from series_kit import count_reads, get_series
 
 from kohakuboard import Board, Histogram
 from kohakuboard import summary as summaries
@@ -203,14 +204,25 @@ def _arr(values: list[float]) -> np.ndarray:
     return np.asarray(values)
 
 
-def test_the_first_chart_finds_the_levels_open(
-    finished: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def long_board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A finished hybrid board of 20,000 steps (its charts read a stored level)."""
+    base = tmp_path_factory.mktemp("metrics-long")
+    with Board(name="long", base_dir=base) as board:
+        for i in range(20_000):
+            board.log(**{"train/loss": 1.0 / (i + 1), "train/acc": i / 20_000})
+    path = Path(board.path)
+    wait_until(lambda: not live_writers_of_board(path), what="the writer to exit")
+    assert any(path.glob(f"scalars/{LEVELS_DIR}/*.parquet"))  # levels stored at compaction
+    return base, board.id
+
+
+def test_the_first_chart_is_read_after_the_answer(
+    long_board: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import kohakuboard.storage.hybrid_series as hybrid_series
 
-    base, ids = finished
-    board_id = ids["hybrid"]
-    assert any(base.glob(f"*/scalars/{LEVELS_DIR}/*.parquet"))  # the board has stored levels
+    base, board_id = long_board
     opened: list[str] = []
     real = hybrid_series.LevelFile
 
@@ -219,13 +231,17 @@ def test_the_first_chart_finds_the_levels_open(
         return real(path, *args)
 
     monkeypatch.setattr(hybrid_series, "LevelFile", counting)
+    reads = count_reads(monkeypatch)
     app = create_app(base, static_dir=None)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/metrics", params={"board": board_id}).status_code == 200
-        assert len(opened) == 1  # after the answer
-        chart = client.get(
-            "/api/series",
-            params={"board": board_id, "metric": "train/loss", "points": 400, "format": "json"},
-        )
-        assert chart.status_code == 200, chart.text
-        assert len(opened) == 1  # the chart's read found it open
+        # after the answer: the levels file opened, the first series read at a level
+        assert len(opened) == 1
+        assert reads == {"view/16": 1}
+        # the page's first chart (the app asks ~3 points a pixel, smoothed) reads nothing
+        first = get_series(client, board=board_id, metric="train/loss", points=1600, smoothing=0.6)
+        assert first["count"] > 0
+        assert reads == {"view/16": 1} and len(opened) == 1
+        # the next chart reads its own rows from the open file
+        get_series(client, board=board_id, metric="train/acc", points=1600, smoothing=0.6)
+        assert reads == {"view/16": 2} and len(opened) == 1
