@@ -117,7 +117,10 @@ def test_a_live_board_is_read_from_its_catalog(tmp_path: Path) -> None:
             board.log(loss=float(i), last_nan=math.nan if i == 4 else 1.0)
         catalog = Catalog(tmp_path)
         wait_until(lambda: summaries.read(Path(board.path)) is not None, what="a summary")
-        wait_until(lambda: len(_reference(tmp_path, board.id)[0]) == 2, what="the catalog")
+        wait_until(  # all committed: the two reads below see the same catalog
+            lambda: [m["count"] for m in _reference(tmp_path, board.id)[0]] == [5, 5],
+            what="the five points in the catalog",
+        )
         assert catalog.board(board.id).status == "running"
         assert listed_metrics(catalog, board.id) is None
         _check_same(tmp_path, [board.id])
