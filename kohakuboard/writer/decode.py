@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ring, wire
 from ..storage.base import HistogramRow, MediaRow, ScalarColumns, TableRow
-from ..storage.media_files import store_media_file
+from ..storage.media_files import publish_media_files, stage_media_file, store_media_file
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,11 @@ class Pending:
     loose: list[tuple[str, int, int, float, float]] = field(default_factory=list)
     media: list[MediaRow] = field(default_factory=list)
     # media being encoded and stored by the media threads, in log order (see settle_media)
-    media_jobs: list[tuple[str, int, int, float, int, Future[tuple[str, Any]]]] = field(
-        default_factory=list
+    media_jobs: list[tuple[str, int, int, float, int, Future[tuple[str, Any, Path | None]]]] = (
+        field(default_factory=list)
     )
+    # media files written and fsynced under temporary names, named at commit
+    media_staged: list[tuple[str, Path]] = field(default_factory=list)
     tables: list[TableRow] = field(default_factory=list)
     histograms: list[HistogramRow] = field(default_factory=list)
     staged_files: list[Path] = field(default_factory=list)
@@ -192,12 +194,16 @@ class Decoder:
 
     def settle_media(self, keep: int = 0) -> None:
         """Wait for the media being encoded, oldest first, until ``keep`` are left, and add
-        their rows in log order (one that failed is logged and skipped, as before)."""
+        their rows in log order (one that failed is logged and skipped, as before). With
+        ``keep=0`` (before a commit) the files are then given their names and their folders
+        fsynced (see :func:`publish_media_files`)."""
         p = self.pending
         done = len(p.media_jobs) - keep
         for key, step, gstep, wall, index, job in p.media_jobs[:done]:
             try:
-                rel, enc = job.result()
+                rel, enc, tmp = job.result()
+                if tmp is not None:
+                    p.media_staged.append((rel, tmp))
             except Exception as exc:
                 logger.error(
                     "media %r at step %d could not be encoded; skipped",
@@ -208,6 +214,14 @@ class Decoder:
                 continue
             p.media.append(_media_row(key, step, gstep, wall, index, rel, enc))
         del p.media_jobs[:done]
+        if keep == 0 and p.media_staged:
+            staged, p.media_staged = p.media_staged, []
+            publish_media_files(self.board_dir, staged, self._in_pool)
+
+    def _in_pool(self, fn: Any, items: list[Path]) -> None:
+        """``fn(item)`` for every item in the media threads (the first error is raised)."""
+        for future in [self._pool().submit(fn, item) for item in items]:
+            future.result()
 
     def close(self) -> None:
         """Stop the media threads (after the last commit)."""
@@ -215,7 +229,14 @@ class Decoder:
             self._media_pool.shutdown(wait=True)
             self._media_pool = None
 
-    def _encode(self, payload: dict[str, Any]) -> tuple[str, Any]:
+    def _encode(self, payload: dict[str, Any]) -> tuple[str, Any, Path | None]:
+        from ..types import encode_media
+
+        enc = encode_media(payload)
+        rel, tmp = stage_media_file(self.board_dir, enc.data, enc.ext)
+        return rel, enc, tmp
+
+    def _store_now(self, payload: dict[str, Any]) -> tuple[str, Any]:
         from ..types import encode_media
 
         enc = encode_media(payload)
@@ -223,7 +244,7 @@ class Decoder:
 
     def _cell(self, cell: Any) -> Any:
         if isinstance(cell, dict) and "__media__" in cell:
-            rel, enc = self._encode(cell["__media__"])
+            rel, enc = self._store_now(cell["__media__"])
             return {
                 "__media__": {
                     "file": rel,
