@@ -442,33 +442,52 @@ def _linear_rows(
             m = mask[:size].reshape(shape)
             np.subtract(xs, start_c[r0:r1, None], out=p)
             np.multiply(p, factor_c[r0:r1, None], out=p)
-            np.floor(p, out=wh)  # (numpy's modf is ~25x slower)
-            np.subtract(p, wh, out=fr)
-            # distance of the position to the nearest integer; NaN positions are never near
-            np.subtract(fr, npd(0.5), out=fr)
-            np.abs(fr, out=fr)
-            np.greater(fr, near_c[r0:r1, None], out=m)
-            hits = np.flatnonzero(m)  # numpy scans a sparse mask fast
-            if not plain:
-                wh[np.isnan(wh)] = -1  # NaN to underflow; the clamp sends +-Inf to its side
-                np.clip(wh, npd(-1), npd(bins), out=wh)
-                np.add(wh, npd(1), out=wh)
-            if hits.size:
-                width_c = c1 - c0
-                row_of = r0 + hits // width_c
-                at = row_of * n + c0 + hits % width_c
-                fixes.append((row_of, at, wh.reshape(-1)[hits].astype(np.int64) + shift))
-            if r1 - r0 == 1:
-                idx = (index.view(np.uint8) if small else index)[:size]
-                np.copyto(idx, wh.reshape(-1), casting="unsafe")
-                counts[r0, shift:] += _bincount(idx, width)
+            total = None
+            if plain and small and r1 - r0 == 1:
+                # the common case, two passes fewer: the uint8 cast truncates p >= 0 to its
+                # floor, and the sum of the positions is that of the floors (from the counts,
+                # exactly) plus that of the fractions (in [0, 1): a float32 total suffices)
+                idx = index.view(np.uint8)[:size]
+                np.copyto(idx, p.reshape(-1), casting="unsafe")
+                np.subtract(p.reshape(-1), idx, out=fr.reshape(-1))
+                fractions = float(fr.sum(dtype=npd))
+                np.subtract(fr, npd(0.5), out=fr)
+                np.abs(fr, out=fr)
+                np.greater(fr, near_c[r0:r1, None], out=m)
+                hits = np.flatnonzero(m)
+                if hits.size:
+                    at = r0 * n + c0 + hits
+                    fixes.append((np.full(hits.size, r0), at, idx[hits].astype(np.int64) + 1))
+                tally = _bincount(idx, width)
+                counts[r0, 1:] += tally
+                total = np.array([float(tally @ np.arange(width)) + fractions])
             else:
-                idx2 = index[:size].reshape(shape)
-                np.copyto(idx2, wh, casting="unsafe")
-                idx2 += (np.arange(r1 - r0, dtype=np.int32) * width)[:, None]
-                counts[r0:r1, shift:] += _bincount(idx2.reshape(-1), (r1 - r0) * width).reshape(
-                    r1 - r0, width
-                )
+                np.floor(p, out=wh)  # (numpy's modf is ~25x slower)
+                np.subtract(p, wh, out=fr)
+                # distance of the position to the nearest integer; NaN positions never near
+                np.subtract(fr, npd(0.5), out=fr)
+                np.abs(fr, out=fr)
+                np.greater(fr, near_c[r0:r1, None], out=m)
+                hits = np.flatnonzero(m)  # numpy scans a sparse mask fast
+                if not plain:
+                    wh[np.isnan(wh)] = -1  # NaN to underflow; the clamp sends +-Inf to its side
+                    np.clip(wh, npd(-1), npd(bins), out=wh)
+                    np.add(wh, npd(1), out=wh)
+                if hits.size:
+                    width_c = c1 - c0
+                    row_of = r0 + hits // width_c
+                    at = row_of * n + c0 + hits % width_c
+                    fixes.append((row_of, at, wh.reshape(-1)[hits].astype(np.int64) + shift))
+                if r1 - r0 == 1:
+                    idx = (index.view(np.uint8) if small else index)[:size]
+                    np.copyto(idx, wh.reshape(-1), casting="unsafe")
+                    counts[r0, shift:] += _bincount(idx, width)
+                else:
+                    idx2 = index[:size].reshape(shape)
+                    np.copyto(idx2, wh, casting="unsafe")
+                    idx2 += (np.arange(r1 - r0, dtype=np.int32) * width)[:, None]
+                    tally2 = _bincount(idx2.reshape(-1), (r1 - r0) * width)
+                    counts[r0:r1, shift:] += tally2.reshape(r1 - r0, width)
             # sums of the positions (non-finite values left out)
             ok = None
             if dirty_rows[r0:r1].any():
@@ -477,7 +496,8 @@ def _linear_rows(
                 got = np.count_nonzero(ok, axis=1)
             else:
                 got = np.full(r1 - r0, c1 - c0)
-            total = p.sum(axis=1, dtype=np.float64)  # a float32 total keeps ~7 digits
+            if total is None:  # a float32 total of the positions keeps ~7 digits: float64
+                total = p.sum(axis=1, dtype=np.float64)
             local = np.divide(total, got, out=np.zeros(r1 - r0), where=got > 0)
             np.subtract(p, local.astype(npd)[:, None], out=p)
             if ok is not None:
