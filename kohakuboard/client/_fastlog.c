@@ -368,7 +368,9 @@ fastlog_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyMethodDef fastlog_methods[] = {
     {"step", (PyCFunction)(void (*)(void))fastlog_step, METH_FASTCALL | METH_KEYWORDS,
-     "Board.step(increment=1, *, to=None), in C for an int increment."},
+     "step($self, /, increment=1, *, to=None)\n--\n\n"
+     "Advance the training step (global_step) and return it (Board.step, in C for an int "
+     "increment)."},
     {"attach", (PyCFunction)fastlog_attach, METH_VARARGS,
      "attach(mm, schemas, lane_lo, lane_hi): hold a buffer on the ring map."},
     {"release", (PyCFunction)fastlog_release, METH_NOARGS,
@@ -376,9 +378,22 @@ static PyMethodDef fastlog_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Board.log bound to the board: inspect.signature() and help() follow __wrapped__, so
+   they show log(**values) and its docs as on the Python path. */
+static PyObject *
+fastlog_wrapped(FastLog *self, void *Py_UNUSED(closure))
+{
+    if (self->board == NULL || self->py_log == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "__wrapped__");
+        return NULL;
+    }
+    return PyMethod_New(self->py_log, self->board);
+}
+
 static PyGetSetDef fastlog_getset[] = {
     {"attached", (getter)fastlog_attached, NULL, "whether a buffer on the ring map is held",
      NULL},
+    {"__wrapped__", (getter)fastlog_wrapped, NULL, "Board.log, bound to this board", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -316,6 +316,23 @@ def test_state_is_shared_with_the_python_code(make_board: Callable[..., Board]) 
 
 
 @needs_c
+def test_signatures_and_docs_match_the_python_path(make_board: Callable[..., Board]) -> None:
+    """help(board.log) / inspect.signature show what the Python methods show."""
+    import inspect
+
+    board = _c_board(make_board)
+    try:
+        python_log = inspect.signature(Board.log)
+        assert inspect.signature(board.log).parameters.keys() == {"values"}
+        assert inspect.signature(board.log).parameters["values"] == python_log.parameters["values"]
+        assert str(inspect.signature(board.step)) == "(increment=1, *, to=None)"
+        assert inspect.getdoc(board.log.__wrapped__) == inspect.getdoc(Board.log)
+        assert "training step" in (inspect.getdoc(board.step) or "")
+    finally:
+        _finish(board)
+
+
+@needs_c
 def test_log_held_by_a_variable_keeps_the_board_alive(base_dir: Path) -> None:
     """``log = Board().log`` keeps the board alive, as a bound method does."""
     log = Board(base_dir=base_dir).log
