@@ -13,15 +13,12 @@ costs nothing, so rare cases (NaN/Inf, ranges float32 cannot resolve) are handle
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import dataclasses
-import itertools
 import math
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -102,89 +99,27 @@ def cpu_stats(
     flat: Any, lengths: Sequence[int], bins: int, rng: tuple[float, float] | None, scale: str
 ) -> list[HistogramStats]:
     """Bins and statistics of consecutive tensors of ``lengths`` (each > 0) in the 1-D CPU
-    tensor ``flat``.
+    tensor ``flat``, block by block, in this thread.
 
-    Linear bins are computed block by block in this thread and, when there is more than one
-    block and more than one CPU, in one helper thread too (numpy lets go of the GIL inside
-    each op): the flusher then bins on two cores, or gets two shares of a busy box.
+    (A helper thread binning every other block was tried: on the shared 2-core box it never
+    shortened a call and cost 30-45% more CPU, the GIL passing between the two threads
+    dozens of times per row.)
     """
     import torch
 
-    blocks: list[tuple[int, int, int]] = []  # (offset, rows, n)
+    out: list[HistogramStats] = []
     start = 0
-    for n, rows in _runs(lengths):
-        step = max(1, SCRATCH // n)
-        for first in range(0, rows, step):
-            blocks.append((start + first * n, min(step, rows - first), n))
-        start += n * rows
-
-    def job(index: int) -> list[HistogramStats]:
-        offset, rows, n = blocks[index]
-        block = flat[offset : offset + rows * n].view(rows, n)
-        with (
-            torch.no_grad(),
-            _scratch(rows * n, compute_dtype(block.dtype), block.dtype, scale) as s,
-        ):
-            return _rows(block, s, bins, rng, scale)
-
-    done = _in_parallel(job, len(blocks)) if scale == "linear" else map(job, range(len(blocks)))
-    return [stats for part in done for stats in part]
-
-
-_T = TypeVar("_T")
-_HELPERS = 1  # threads beside the caller that bin blocks of one call
-_executor: concurrent.futures.ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _helpers() -> concurrent.futures.ThreadPoolExecutor | None:
-    """The helper threads (started on first use), or None on a single CPU."""
-    global _executor
-    if _executor is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        if (cpus or 1) < 2:
-            return None
-        with _executor_lock:
-            if _executor is None:
-                _executor = concurrent.futures.ThreadPoolExecutor(
-                    _HELPERS, thread_name_prefix="kohakuboard-histograms"
-                )
-    return _executor
-
-
-def _forget_helpers() -> None:  # a forked child has the executor's state but not its threads
-    global _executor
-    _executor = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_helpers)
-
-
-def _in_parallel(job: Callable[[int], _T], count: int) -> list[_T]:
-    """``[job(0), ..., job(count - 1)]``, the jobs taken in turn by this thread and the
-    helpers (each job runs once; the first exception is raised here)."""
-    pool = _helpers() if count > 1 else None
-    if pool is None:
-        return [job(i) for i in range(count)]
-    results: list[Any] = [None] * count
-    turns = itertools.count()  # next() on a count is atomic under the GIL
-
-    def work() -> None:
-        for i in iter(turns.__next__, None):
-            if i >= count:
-                return
-            results[i] = job(i)
-
-    futures = [pool.submit(work) for _ in range(min(_HELPERS, count - 1))]
-    try:
-        work()
-    finally:
-        for future in futures:  # wait for every helper (they use the caller's buffers)
-            exc = future.exception()
-            if exc is not None:
-                raise exc
-    return results
+    with torch.no_grad():
+        for n, rows in _runs(lengths):
+            step = max(1, SCRATCH // n)
+            for first in range(0, rows, step):
+                count = min(step, rows - first)
+                block = flat[start + first * n : start + (first + count) * n].view(count, n)
+                dtype = compute_dtype(block.dtype)
+                with _scratch(count * n, dtype, block.dtype, scale) as scratch:
+                    out.extend(_rows(block, scratch, bins, rng, scale))
+            start += n * rows
+    return out
 
 
 def _runs(lengths: Sequence[int]) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Property tests of the CPU kernel for linear bins (numpy, chunked, two threads) against a
+"""Property tests of the CPU kernel for linear bins (numpy, in chunks) against a
 straightforward float64 reference: every count exactly, min/max exactly, mean/std closely,
 on random and adversarial inputs (all-equal values, NaN/Inf, subnormals, huge ranges,
 values exactly on edges and next to them), with chunks, blocks and bincount pieces made
@@ -147,11 +147,11 @@ def test_linear_kernel_matches_the_reference(values: np.ndarray, bins: int, rng:
     bins=st.sampled_from([2, 64, 300]),
     rng=RANGES,
 )
-def test_a_batch_binned_by_two_threads_matches_the_reference(
+def test_a_batch_in_many_blocks_matches_the_reference(
     batch: list[np.ndarray], bins: int, rng: Any
 ) -> None:
-    """Tensors of equal size share blocks; many blocks are shared by this thread and the
-    helper; each tensor's result stays in its place."""
+    """Tensors of equal size share blocks and chunks; each tensor's result stays in its
+    place."""
     given_tensors = [torch.from_numpy(v.copy()) for v in batch]  # float32 and float64 groups
     given_tensors += [t.clone() for t in given_tensors]  # equal sizes: rows of one block
     with small_pieces():
@@ -175,22 +175,3 @@ def test_low_precision_and_integer_tensors_in_pieces() -> None:
         for tensor in cases:
             stats = _histogram_cpu.cpu_stats(tensor, [tensor.numel()], 64, None, "linear")[0]
             check(stats, tensor.to(torch.float64).numpy(), 64, None)
-
-
-def test_helper_errors_reach_the_caller() -> None:
-    """A job that fails in the helper thread raises in the caller; no result is mixed up."""
-    calls: list[int] = []
-
-    def job(i: int) -> int:
-        calls.append(i)
-        if i == 3:
-            raise ValueError("job 3 failed")
-        return i * 2
-
-    try:
-        _histogram_cpu._in_parallel(job, 8)
-    except ValueError as exc:
-        assert str(exc) == "job 3 failed"
-    else:
-        raise AssertionError("the job's error was lost")
-    assert _histogram_cpu._in_parallel(lambda i: i * i, 9) == [i * i for i in range(9)]
