@@ -27,6 +27,7 @@
 #define HEADER_SIZE 16 /* u32 length, u32 reserved, u64 pos */
 #define PREFIX_SIZE 32 /* u32 sid, u32 pad, i64 step, i64 global_step, f64 wall time */
 #define MAX_FAST 64    /* wider calls take the Python path */
+#define FASTLOG_API 1  /* what fastboard.py checks (a stale build is not used) */
 
 typedef struct {
     PyObject_HEAD
@@ -55,13 +56,23 @@ typedef struct {
 
 static PyTypeObject FastLog_Type;
 
-static double
-wall_time(void)
+/* time.time(): 0 and the seconds in *out, or -1 (no exception set) when the clock fails. */
+static int
+wall_time(double *out)
 {
-    /* time.time() of CPython 3.11-3.13: CLOCK_REALTIME in ns, then to seconds */
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    if (PyTime_TimeRaw(&t) < 0) { /* sets no exception */
+        return -1;
+    }
+    *out = PyTime_AsSecondsDouble(t);
+    return 0;
+#else
+    /* What time.time() of CPython 3.10-3.12 computes: CLOCK_REALTIME in ns, then to seconds
+       (_PyTime_AsSecondsDouble). */
     struct timespec ts;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
-        return -1.0;
+        return -1;
     }
     int64_t ns = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
     volatile double d;
@@ -72,7 +83,9 @@ wall_time(void)
         d = (double)ns;
         d /= 1e9;
     }
-    return d;
+    *out = d;
+    return 0;
+#endif
 }
 
 static void
@@ -119,37 +132,54 @@ call_python(FastLog *self, PyObject *func, PyObject *const *args, size_t nargsf,
     return result;
 }
 
-/* The schema of a key tuple (fills last_*); 0 when there is none or it is not usable. */
+/* The schema of a key tuple: 1 (last_* now describe kwnames), 0 when there is none or it
+ * is not usable, -1 with an exception when the lookup raised (as the Python path's lookup
+ * would). Hashing or comparing keys of a str subclass runs Python code, which may do
+ * anything to this object: the caller checks the state again afterwards. */
 static int
 find_schema(FastLog *self, PyObject *kwnames, Py_ssize_t n)
 {
-    PyObject *schema = PyDict_GetItemWithError(self->schemas, kwnames);
+    PyObject *schemas = self->schemas;
+    Py_INCREF(schemas); /* Python code in the lookup may attach() another dict */
+    PyObject *schema = PyDict_GetItemWithError(schemas, kwnames);
+    Py_XINCREF(schema);
+    Py_DECREF(schemas);
     if (schema == NULL) {
-        PyErr_Clear();
-        return 0;
+        return PyErr_Occurred() ? -1 : 0;
     }
-    if (!PyTuple_CheckExact(schema) || PyTuple_GET_SIZE(schema) != 4) {
-        return 0;
+    int found = 0;
+    if (PyTuple_CheckExact(schema) && PyTuple_GET_SIZE(schema) == 4) {
+        PyObject *sid_obj = PyTuple_GET_ITEM(schema, 2);
+        PyObject *size_obj = PyTuple_GET_ITEM(schema, 3);
+        if (PyLong_CheckExact(sid_obj) && PyLong_CheckExact(size_obj)) {
+            int o1 = 0, o2 = 0;
+            long long sid = PyLong_AsLongLongAndOverflow(sid_obj, &o1);
+            long long size = PyLong_AsLongLongAndOverflow(size_obj, &o2);
+            if (!o1 && !o2 && sid >= 0 && sid <= 0xFFFFFFFFLL &&
+                size == HEADER_SIZE + PREFIX_SIZE + 8 * (long long)n) {
+                /* The cache is switched whole before the old key tuple is let go: its
+                   deallocation may run Python code (a key's __del__) that logs and uses
+                   the cache itself. */
+                PyObject *old = self->last_keys;
+                Py_INCREF(kwnames);
+                self->last_keys = kwnames;
+                self->last_sid = (uint32_t)sid;
+                self->last_size = (Py_ssize_t)size;
+                Py_XDECREF(old);
+                found = 1;
+            }
+        }
     }
-    PyObject *sid_obj = PyTuple_GET_ITEM(schema, 2);
-    PyObject *size_obj = PyTuple_GET_ITEM(schema, 3);
-    if (!PyLong_CheckExact(sid_obj) || !PyLong_CheckExact(size_obj)) {
-        return 0;
-    }
-    long long sid = PyLong_AsLongLong(sid_obj);
-    long long size = PyLong_AsLongLong(size_obj);
-    if (PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (sid < 0 || sid > 0xFFFFFFFFLL || size != HEADER_SIZE + PREFIX_SIZE + 8 * (long long)n) {
-        return 0;
-    }
-    Py_INCREF(kwnames);
-    Py_XSETREF(self->last_keys, kwnames);
-    self->last_sid = (uint32_t)sid;
-    self->last_size = (Py_ssize_t)size;
-    return 1;
+    Py_DECREF(schema);
+    return found;
+}
+
+/* Whether the C path may write now (the state may change whenever Python code runs). */
+static int
+may_write(FastLog *self)
+{
+    return self->attached && self->has_owner && self->schemas != NULL &&
+           PyThread_get_thread_ident() == self->owner;
 }
 
 static PyObject *
@@ -158,21 +188,19 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
     FastLog *self = (FastLog *)callable;
     double values[MAX_FAST];
     Py_ssize_t n, i;
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL || !self->attached ||
-        !self->has_owner || self->schemas == NULL) {
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames == NULL || !may_write(self)) {
         goto python;
     }
     n = PyTuple_GET_SIZE(kwnames);
-    if (n == 0 || n > MAX_FAST || PyThread_get_thread_ident() != self->owner) {
+    if (n == 0 || n > MAX_FAST) {
         goto python;
     }
     if (kwnames != self->last_keys) {
-        if (!find_schema(self, kwnames, n)) {
-            goto python;
+        int found = find_schema(self, kwnames, n);
+        if (found < 0) {
+            return NULL;
         }
-        /* hashing keys of a str subclass may have run Python code (and let another thread
-           finish the board): look again */
-        if (!self->attached || !self->has_owner) {
+        if (!found || kwnames != self->last_keys || !may_write(self)) {
             goto python;
         }
     }
@@ -182,8 +210,8 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
             values[i] = PyFloat_AS_DOUBLE(v);
         }
         else if (PyLong_CheckExact(v)) {
-            /* what struct's "d" does with an int; beyond float64 it raises OverflowError,
-               which the Python path reports naming the key */
+            /* what struct's "d" does with an int (int.__float__); beyond float64 it raises
+               OverflowError, which the Python path reports naming the key */
             double d = PyLong_AsDouble(v);
             if (d == -1.0 && PyErr_Occurred()) {
                 PyErr_Clear();
@@ -195,20 +223,28 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
             goto python;
         }
     }
+    /* From here on no Python code runs: the state read below stays as it is. */
     Py_ssize_t size = self->last_size;
-    int64_t pos = self->pos;
-    if (pos + size > self->fast_end || self->step == INT64_MAX) {
+    int64_t pos = self->pos, end, start, start_end;
+    if (size != HEADER_SIZE + PREFIX_SIZE + 8 * n || self->step == INT64_MAX ||
+        __builtin_add_overflow(pos, (int64_t)size, &end) || end > self->fast_end) {
         goto python; /* wrap-around, a full ring or a drop point: the careful path */
     }
-    int64_t start = pos + self->shift;
-    if (start < self->lane_lo || start + size > self->lane_hi ||
-        self->lane_hi > self->view.len) {
+    if (__builtin_add_overflow(pos, self->shift, &start) ||
+        __builtin_add_overflow(start, (int64_t)size, &start_end) || start < self->lane_lo ||
+        start_end > self->lane_hi || self->lane_hi > self->view.len) {
         goto python;
+    }
+    char *rec = (char *)self->view.buf + start;
+    if (((uintptr_t)rec & 7) != 0) {
+        goto python; /* the header's pos is stored as one aligned 8-byte word */
+    }
+    double now;
+    if (wall_time(&now) < 0) {
+        goto python; /* time.time() raises there */
     }
     int64_t step = self->step;
     self->step = step + 1;
-    double now = wall_time();
-    char *rec = (char *)self->view.buf + start;
     char *body = rec + HEADER_SIZE;
     uint32_t sid = self->last_sid, zero = 0;
     memcpy(body, &sid, 4);
@@ -217,14 +253,14 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
     memcpy(body + 16, &self->global_step, 8);
     memcpy(body + 24, &now, 8);
     memcpy(body + PREFIX_SIZE, values, (size_t)n * 8);
-    /* body first, header last: a visible header proves a complete record (ring.py) */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    uint32_t length = (uint32_t)size;
-    uint64_t upos = (uint64_t)pos;
-    memcpy(rec, &length, 4);
-    memcpy(rec + 4, &zero, 4);
-    memcpy(rec + 8, &upos, 8);
-    self->pos = pos + size;
+    /* Body first, header last (ring.py): the reader takes a header whose pos is its cursor
+       as proof of a complete record, so pos is stored last, as one aligned word, with
+       release order (every store above is visible before it: a compiler barrier on x86,
+       stlr on aarch64). */
+    uint64_t length_word = (uint64_t)(uint32_t)size; /* u32 length, u32 reserved = 0 */
+    memcpy(rec, &length_word, 8);
+    __atomic_store_n((uint64_t *)(void *)(rec + 8), (uint64_t)pos, __ATOMIC_RELEASE);
+    self->pos = end;
     Py_RETURN_NONE;
 python:
     return call_python(self, self->py_log, args, nargsf, kwnames);
@@ -252,8 +288,11 @@ fastlog_step(FastLog *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
             goto python;
         }
         if (!__builtin_add_overflow(self->global_step, (int64_t)increment, &value)) {
-            self->global_step = value;
-            return PyLong_FromLongLong(value);
+            PyObject *result = PyLong_FromLongLong(value);
+            if (result != NULL) {
+                self->global_step = value; /* only once the call cannot fail any more */
+            }
+            return result;
         }
     }
 python:
@@ -282,13 +321,17 @@ fastlog_attach(FastLog *self, PyObject *args)
                      lo, hi, view.len);
         return NULL;
     }
+    /* The whole new state first: letting go of the old objects may run Python code. */
+    PyObject *old_schemas = self->schemas, *old_keys = self->last_keys;
+    Py_INCREF(schemas);
+    self->schemas = schemas;
+    self->last_keys = NULL;
     self->view = view;
-    self->attached = 1;
     self->lane_lo = lo;
     self->lane_hi = hi;
-    Py_INCREF(schemas);
-    Py_XSETREF(self->schemas, schemas);
-    Py_CLEAR(self->last_keys);
+    self->attached = 1;
+    Py_XDECREF(old_schemas);
+    Py_XDECREF(old_keys);
     Py_RETURN_NONE;
 }
 
@@ -583,6 +626,11 @@ static struct PyModuleDef fastlog_module = {
 PyMODINIT_FUNC
 PyInit__fastlog(void)
 {
+#if PY_BIG_ENDIAN
+    /* Records are little endian and written here in the machine's order. */
+    PyErr_SetString(PyExc_ImportError, "kohakuboard's C fast path needs a little-endian CPU");
+    return NULL;
+#endif
     if (PyType_Ready(&FastLog_Type) < 0 || PyType_Ready(&Field_Type) < 0) {
         return NULL;
     }
@@ -603,6 +651,11 @@ PyInit__fastlog(void)
     Py_INCREF(&Field_Type);
     if (PyModule_AddObject(m, "Field", (PyObject *)&Field_Type) < 0) {
         Py_DECREF(&Field_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    /* fastboard.py uses this module only if it says the API it was written for */
+    if (PyModule_AddIntConstant(m, "API", FASTLOG_API) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -32,14 +32,27 @@ from .. import ring
 from .board import Board
 from .lane import LaneWriter
 
+# The API version of _fastlog.c this module is written for: a build of another version (a
+# stale in-place build next to newer sources) is not used.
+_API = 1
+
+
+def _load() -> tuple[Any, str]:
+    """The extension module, or None and why not. Never raises: a missing, broken or stale
+    build (any error while importing it, e.g. a .so built for another Python) leaves the
+    Python path, and ``import kohakuboard`` works as without it."""
+    try:
+        module = importlib.import_module(f"{__package__}._fastlog")
+    except Exception as exc:  # noqa: BLE001 - not built, or not loadable here
+        return None, f"{type(exc).__name__}: {exc}"
+    api = getattr(module, "API", None)
+    if api != _API or not all(hasattr(module, name) for name in ("FastLog", "Field")):
+        return None, f"{module.__file__} is a build of another version (API {api!r}, needs {_API})"
+    return module, ""
+
+
 _fastlog: Any  # a compiled module: no stub for mypy
-try:
-    _fastlog = importlib.import_module(f"{__package__}._fastlog")
-except ImportError as exc:  # not built: the Python path
-    _fastlog = None
-    _IMPORT_ERROR = str(exc)
-else:
-    _IMPORT_ERROR = ""
+_fastlog, _IMPORT_ERROR = _load()
 
 ENV_PURE = "KOHAKUBOARD_PURE_PYTHON"
 
@@ -58,7 +71,7 @@ def board_class() -> type[Board]:
 def status() -> str:
     """Which path a ``Board()`` created now takes, and why (for bug reports)."""
     if _fastlog is None:
-        return f"python (the C extension is not built: {_IMPORT_ERROR})"
+        return f"python (the C extension is not built or not usable: {_IMPORT_ERROR})"
     if _pure_requested():
         return f"python ({ENV_PURE} is set)"
     return "c (kohakuboard.client._fastlog)"
