@@ -324,16 +324,18 @@ def _linear_rows(
         x = scratch["x"].view(rows, n).numpy()
         np.copyto(x, block.numpy(), casting="unsafe")
     pos, frac, whole, mask, index = _work(npd)
-    lo = np.full(rows, np.inf)
-    hi = np.full(rows, -np.inf)
     zeros = np.zeros(rows, dtype=np.int64)
     with np.errstate(all="ignore"):
-        for r0, r1, c0, c1 in _chunks(rows, n):  # NaN and +-Inf propagate into lo/hi
+        lo = x.min(axis=1).astype(np.float64)  # NaN and +-Inf propagate, as in amin/amax
+        hi = x.max(axis=1).astype(np.float64)
+        for r0, r1, c0, c1 in _chunks(rows, n):
             xs = x[r0:r1, c0:c1]
-            np.minimum(lo[r0:r1], xs.min(axis=1), out=lo[r0:r1])
-            np.maximum(hi[r0:r1], xs.max(axis=1), out=hi[r0:r1])
-            m = mask[: xs.size].reshape(xs.shape)
-            zeros[r0:r1] += _count_rows(np.equal(xs, 0, out=m))
+            if r1 - r0 == 1:
+                zeros[r0] += np.count_nonzero(
+                    np.equal(xs, 0, out=mask[: xs.size].reshape(xs.shape))
+                )
+            else:
+                zeros[r0:r1] += _count_rows(np.equal(xs, 0, out=mask[: xs.size].reshape(xs.shape)))
         nan, posinf, neginf = (np.zeros(rows, dtype=np.int64) for _ in range(3))
         dirty = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
         for j in dirty.tolist():
@@ -367,62 +369,71 @@ def _linear_rows(
         counts = np.zeros((rows, buckets), dtype=np.int64)
         # per-chunk sums for mean and std, combined per row below: count, sum of positions
         # and sum of squared deviations from the chunk's mean (accurate for any spread)
-        parts: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
+        parts: list[tuple[int, int, Any, Any, Any]] = []
         fixes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         small = width <= 256
+        ramp = np.arange(width)
         for r0, r1, c0, c1 in _chunks(rows, n, (1 << 20) // width):  # counters <= 1M
-            xs = x[r0:r1, c0:c1]
-            shape, size = xs.shape, xs.size
-            p, fr, wh = (b[:size].reshape(shape) for b in (pos, frac, whole))
-            m = mask[:size].reshape(shape)
-            np.subtract(xs, start_c[r0:r1, None], out=p)
-            np.multiply(p, factor_c[r0:r1, None], out=p)
-            total = None
             if plain and small and r1 - r0 == 1:
-                # the common case, two passes fewer: the uint8 cast truncates p >= 0 to its
-                # floor, and the sum of the positions is that of the floors (from the counts,
-                # exactly) plus that of the fractions (in [0, 1): a float32 total suffices)
+                # the common case, in 1-D and with two passes fewer: the uint8 cast truncates
+                # p >= 0 to its floor, and the sum of the positions is that of the floors
+                # (from the counts, exactly) plus that of the fractions (in [0, 1): a float32
+                # total suffices)
+                size = c1 - c0
+                p, fr, m = pos[:size], frac[:size], mask[:size]
+                np.subtract(x[r0, c0:c1], start_c[r0], out=p)
+                np.multiply(p, factor_c[r0], out=p)
                 idx = index.view(np.uint8)[:size]
-                np.copyto(idx, p.reshape(-1), casting="unsafe")
-                np.subtract(p.reshape(-1), idx, out=fr.reshape(-1))
-                fractions = float(fr.sum(dtype=npd))
+                np.copyto(idx, p, casting="unsafe")
+                np.subtract(p, idx, out=fr)
+                fractions = float(fr.sum())
                 np.subtract(fr, npd(0.5), out=fr)
                 np.abs(fr, out=fr)
-                np.greater(fr, near_c[r0:r1, None], out=m)
+                np.greater(fr, near_c[r0], out=m)
                 hits = np.flatnonzero(m)
                 if hits.size:
                     at = r0 * n + c0 + hits
                     fixes.append((np.full(hits.size, r0), at, idx[hits].astype(np.int64) + 1))
                 tally = _bincount(idx, width)
                 counts[r0, 1:] += tally
-                total = np.array([float(tally @ np.arange(width)) + fractions])
+                total = float(tally @ ramp) + fractions
+                local = total / size
+                np.subtract(p, npd(local), out=p)
+                squares = float(np.multiply(p, p, out=p).sum())
+                parts.append((r0, r1, size, total, squares))
+                continue
+            xs = x[r0:r1, c0:c1]
+            shape, size = xs.shape, xs.size
+            p, fr, wh = (b[:size].reshape(shape) for b in (pos, frac, whole))
+            m = mask[:size].reshape(shape)
+            np.subtract(xs, start_c[r0:r1, None], out=p)
+            np.multiply(p, factor_c[r0:r1, None], out=p)
+            np.floor(p, out=wh)  # (numpy's modf is ~25x slower)
+            np.subtract(p, wh, out=fr)
+            # distance of the position to the nearest integer; NaN positions never near
+            np.subtract(fr, npd(0.5), out=fr)
+            np.abs(fr, out=fr)
+            np.greater(fr, near_c[r0:r1, None], out=m)
+            hits = np.flatnonzero(m)  # numpy scans a sparse mask fast
+            if not plain:
+                wh[np.isnan(wh)] = -1  # NaN to underflow; the clamp sends +-Inf to its side
+                np.clip(wh, npd(-1), npd(bins), out=wh)
+                np.add(wh, npd(1), out=wh)
+            if hits.size:
+                width_c = c1 - c0
+                row_of = r0 + hits // width_c
+                at = row_of * n + c0 + hits % width_c
+                fixes.append((row_of, at, wh.reshape(-1)[hits].astype(np.int64) + shift))
+            if r1 - r0 == 1:
+                idx = (index.view(np.uint8) if small else index)[:size]
+                np.copyto(idx, wh.reshape(-1), casting="unsafe")
+                counts[r0, shift:] += _bincount(idx, width)
             else:
-                np.floor(p, out=wh)  # (numpy's modf is ~25x slower)
-                np.subtract(p, wh, out=fr)
-                # distance of the position to the nearest integer; NaN positions never near
-                np.subtract(fr, npd(0.5), out=fr)
-                np.abs(fr, out=fr)
-                np.greater(fr, near_c[r0:r1, None], out=m)
-                hits = np.flatnonzero(m)  # numpy scans a sparse mask fast
-                if not plain:
-                    wh[np.isnan(wh)] = -1  # NaN to underflow; the clamp sends +-Inf to its side
-                    np.clip(wh, npd(-1), npd(bins), out=wh)
-                    np.add(wh, npd(1), out=wh)
-                if hits.size:
-                    width_c = c1 - c0
-                    row_of = r0 + hits // width_c
-                    at = row_of * n + c0 + hits % width_c
-                    fixes.append((row_of, at, wh.reshape(-1)[hits].astype(np.int64) + shift))
-                if r1 - r0 == 1:
-                    idx = (index.view(np.uint8) if small else index)[:size]
-                    np.copyto(idx, wh.reshape(-1), casting="unsafe")
-                    counts[r0, shift:] += _bincount(idx, width)
-                else:
-                    idx2 = index[:size].reshape(shape)
-                    np.copyto(idx2, wh, casting="unsafe")
-                    idx2 += (np.arange(r1 - r0, dtype=np.int32) * width)[:, None]
-                    tally2 = _bincount(idx2.reshape(-1), (r1 - r0) * width)
-                    counts[r0:r1, shift:] += tally2.reshape(r1 - r0, width)
+                idx2 = index[:size].reshape(shape)
+                np.copyto(idx2, wh, casting="unsafe")
+                idx2 += (np.arange(r1 - r0, dtype=np.int32) * width)[:, None]
+                tally2 = _bincount(idx2.reshape(-1), (r1 - r0) * width)
+                counts[r0:r1, shift:] += tally2.reshape(r1 - r0, width)
             # sums of the positions (non-finite values left out)
             ok = None
             if dirty_rows[r0:r1].any():
@@ -431,8 +442,7 @@ def _linear_rows(
                 got = np.count_nonzero(ok, axis=1)
             else:
                 got = np.full(r1 - r0, c1 - c0)
-            if total is None:  # a float32 total of the positions keeps ~7 digits: float64
-                total = p.sum(axis=1, dtype=np.float64)
+            total = p.sum(axis=1, dtype=np.float64)  # a float32 total keeps ~7 digits
             local = np.divide(total, got, out=np.zeros(r1 - r0), where=got > 0)
             np.subtract(p, local.astype(npd)[:, None], out=p)
             if ok is not None:
@@ -481,7 +491,7 @@ def _count_rows(mask: np.ndarray) -> np.ndarray:
 
 
 def _combine(
-    parts: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]],
+    parts: list[tuple[int, int, Any, Any, Any]],
     rows: int,
     start: np.ndarray,
     factor: np.ndarray,
@@ -491,13 +501,14 @@ def _combine(
     mean rounded to x's dtype (Chan et al.'s pairwise combination, in float64)."""
     got = np.zeros(rows)
     total = np.zeros(rows)
-    for r0, r1, g, t, _ in parts:
+    for r0, r1, g, t, _ in parts:  # arrays of r1 - r0, or numbers for one row
         got[r0:r1] += g
         total[r0:r1] += t
     with np.errstate(all="ignore"):
         mean_p = np.divide(total, got, out=np.zeros(rows), where=got > 0)
         m2 = np.zeros(rows)
         for r0, r1, g, t, squares in parts:
+            g, t = np.asarray(g, dtype=np.float64), np.asarray(t, dtype=np.float64)
             local = np.divide(t, g, out=np.zeros(r1 - r0), where=g > 0)
             rounded = local.astype(start.dtype).astype(np.float64)
             m2[r0:r1] += np.maximum(squares - g * (local - rounded) ** 2, 0.0)
@@ -675,12 +686,10 @@ def _bincount(index: np.ndarray, length: int) -> np.ndarray:
     or int32), each below ``length``; torch's bincount in pieces that run in this thread."""
     import torch
 
-    counts = np.zeros(length, dtype=np.int64)
-    for first in range(0, index.size, _SERIAL):
-        tally = torch.bincount(torch.from_numpy(index[first : first + _SERIAL]), minlength=length)
-        if tally.numel() > length:  # unreachable: the callers clamp every bucket
-            raise RuntimeError(f"histogram bucket {tally.numel() - 1} of {length}")
-        counts += tally.numpy()
+    pieces = [torch.bincount(p, minlength=length) for p in torch.from_numpy(index).split(_SERIAL)]
+    if any(tally.numel() > length for tally in pieces):  # unreachable: buckets are clamped
+        raise RuntimeError(f"histogram bucket {max(t.numel() for t in pieces) - 1} of {length}")
+    counts: np.ndarray = (pieces[0] if len(pieces) == 1 else torch.stack(pieces).sum(0)).numpy()
     return counts
 
 
