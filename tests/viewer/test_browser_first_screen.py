@@ -39,13 +39,15 @@ def _url(viewer: ViewerThread, base: Path) -> str:
     return f"{viewer.url}?p=scalars&b={','.join(ids)}"
 
 
-# the cards built when the page asks for its first chart
+# the cards built when the first card asks for its data (the page's head may have asked the
+# first chart before any card was built: that one is not a card's)
 FIRST_ASK = """
 window.__cardsAtFirstAsk = null
 const realFetch = window.fetch
 window.fetch = function (input, init) {
   const url = String(input && input.url ? input.url : input)
-  if (url.includes('/api/series') && window.__cardsAtFirstAsk === null) {
+  const built = document.querySelectorAll('.chart-card').length
+  if (url.includes('/api/series') && built && window.__cardsAtFirstAsk === null) {
     window.__cardsAtFirstAsk = {
       cards: document.querySelectorAll('.chart-card').length,
       slots: document.querySelectorAll('.chart-slot').length,

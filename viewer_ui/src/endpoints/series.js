@@ -1,6 +1,6 @@
 // The scalar series routes: one metric of several boards in the binary KBS1 form (smoothed
 // and downsampled by the server), and the full-resolution CSV download.
-import { getBinary, query } from '../api.js'
+import { check, getBinary, query } from '../api.js'
 
 export function csvUrl(boards, metric, smoothing) {
   return '/api/series.csv?' + query({ board: boards, metric, smoothing })
@@ -30,3 +30,34 @@ export async function fetchSeries({ boards, metric, x, points, smoothing, xMin, 
   return decodeSeries(await getBinary(url, signal))
 }
 
+
+// The first chart's answer asked by the page's head (public/early.js) before the app ran, or
+// null. Taken by the first chart that asks; used if that chart's request is the one asked (same
+// runs, series, x axis and smoothing, no zoom) but for its points, which the head guessed from
+// the window's width (within a quarter: a scrollbar, a resized window).
+const head = (typeof window !== 'undefined' && window.__kohakuboardEarly) || {}
+
+const sameList = (a, b) => a.length === b.length && a.every((v, i) => v === b[i])
+
+export async function earlySeries({ boards, metric, x, points, smoothing, xMin, xMax }) {
+  const early = head.chart
+  if (!early) return null
+  delete head.chart
+  try {
+    const want = await early.want
+    const fits =
+      want &&
+      xMin === undefined &&
+      xMax === undefined &&
+      sameList(boards, want.boards) &&
+      sameList(metric, [want.metric]) &&
+      x === want.x &&
+      smoothing === want.smoothing &&
+      Math.abs(points - want.points) <= points / 4
+    if (!fits) return null
+    const response = await early.answer
+    return response ? decodeSeries(await (await check(response)).arrayBuffer()) : null
+  } catch {
+    return null // asked again by the chart
+  }
+}
