@@ -1,6 +1,6 @@
 """The page's head (``viewer_ui/public/early.js``) asks the Scalars page's first chart as soon
 as the series lists come, before the app has built its cards, and the first card draws that
-answer instead of asking again; a page whose first chart is another one (pinned charts, a
+answer instead of asking again (if it was sent before the card asked: a late one is not sent); a page whose first chart is another one (pinned charts, a
 search) asks nothing early.
 
 Chromium driven by Playwright against ``kobo open`` on a real port (see browser_kit.py); which
@@ -9,6 +9,7 @@ script sent a request is read from Chromium's own network events (its initiator)
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -66,7 +67,13 @@ def test_the_first_chart_is_asked_by_the_head_and_drawn_from_that_answer(
     sent = _series_senders(tab)
     ids = _ids(runs)
     extra = f"&s={smoothing}" if smoothing else ""
+
+    def slow_app(route: Any) -> None:
+        time.sleep(0.5)  # the head's request goes first (on a loaded machine it may not)
+        route.continue_()
+
     with ViewerThread(runs, static_dir=TEST_STATIC) as viewer:
+        tab.page.route("**/assets/index-*.js", slow_app)
         tab.page.goto(f"{viewer.url}?p=scalars&b={','.join(ids)}{extra}")
         card = tab.ready("train/loss")
         assert card.get_attribute("data-series") == str(N_RUNS)

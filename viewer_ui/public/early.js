@@ -30,8 +30,9 @@
   // least 440 px, 3 points a pixel). Only for a page whose first chart is that one (no pinned
   // charts, tab, search, per-chart settings or full-screen chart in the URL). ChartCard.vue
   // takes the answer once, if its own request is this one but for a few points (the
-  // window's scrollbar); any other request is asked as before. `early.chart`: promises of
-  // what was asked ({boards, metric, x, points, smoothing}, or null) and of its response.
+  // window's scrollbar) and it was sent before that card asked; any other request is asked
+  // as before. `early.chart`: promises of what is asked ({boards, metric, x, points,
+  // smoothing}, or null) and of its response; `sent`; `taken` (by the app: not sent after).
   function firstChart(params, ids) {
     const page = params.get('p') || 'scalars'
     if (page !== 'scalars' || ['pin', 'tab', 'q', 'c', 'fs'].some((k) => params.get(k))) return
@@ -58,8 +59,11 @@
         const x = params.get('x') || (ids.some((id) => doc.global_steps[id] > 0) ? 'global_step' : 'step')
         return { boards: ids, metric, x, points, smoothing }
       })
+    const chart = { want, answer: null, sent: false, taken: false }
     const answer = want.then((w) => {
-      if (!w) return null
+      // a card that asked first (a page slow to parse the lists here) asked for itself
+      if (!w || chart.taken) return null
+      chart.sent = true
       const query = new URLSearchParams()
       for (const id of w.boards) query.append('board', id)
       query.append('metric', w.metric)
@@ -70,6 +74,7 @@
     })
     want.catch(() => {}) // the chart asks itself
     answer.catch(() => {})
-    early.chart = { want, answer }
+    chart.answer = answer
+    early.chart = chart
   }
 })()

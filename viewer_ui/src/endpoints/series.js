@@ -32,9 +32,9 @@ export async function fetchSeries({ boards, metric, x, points, smoothing, xMin, 
 
 
 // The first chart's answer asked by the page's head (public/early.js) before the app ran, or
-// null. Taken by the first chart that asks; used if that chart's request is the one asked (same
-// runs, series, x axis and smoothing, no zoom) but for its points, which the head guessed from
-// the window's width (within a quarter: a scrollbar, a resized window).
+// null. Taken by the first chart that asks; used if it was sent by then and that chart's request
+// is the one asked (same runs, series, x axis and smoothing, no zoom) but for its points, which
+// the head guessed from the window's width (within a quarter: a scrollbar, a resized window).
 const head = (typeof window !== 'undefined' && window.__kohakuboardEarly) || {}
 
 const sameList = (a, b) => a.length === b.length && a.every((v, i) => v === b[i])
@@ -43,6 +43,8 @@ export async function earlySeries({ boards, metric, x, points, smoothing, xMin, 
   const early = head.chart
   if (!early) return null
   delete head.chart
+  early.taken = true // not sent after this: a late answer would come after the card's own
+  if (!early.sent) return null
   try {
     const want = await early.want
     const fits =
