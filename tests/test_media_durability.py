@@ -88,3 +88,39 @@ def test_media_files_are_fsynced_before_their_names_and_folders_once(
         with Image.open(tmp_path / r.file) as image:
             np.testing.assert_array_equal(np.asarray(image), images[r.index])
     assert len(by_file) == 24
+
+
+def test_a_file_found_already_stored_gets_its_folder_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed after naming a file and before fsyncing its folder leaves a name that
+    may not be on disk: the next commit that uses the file fsyncs its folder again."""
+    import hashlib
+
+    from kohakuboard.types import encode_media
+
+    image = np.full((4, 4, 3), 7, dtype=np.uint8)
+    data = encode_media(Media(image).to_payload()).data
+    digest = hashlib.sha256(data).hexdigest()
+    left = tmp_path / "media" / digest[:2] / f"{digest}.png"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(data)  # named, its folder never fsynced
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy_fsync(fd: Any) -> None:
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        real_fsync(fd)
+        synced.append(os.path.realpath(os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    decoder = Decoder(tmp_path, {})
+    try:
+        decoder._rich(_record(0, [image]))
+        decoder.settle_media()
+        rows = list(decoder.pending.media)
+    finally:
+        decoder.close()
+    assert [r.file for r in rows] == [f"media/{digest[:2]}/{digest}.png"]
+    assert os.path.realpath(left.parent) in synced
+    assert os.path.realpath(tmp_path / "media") in synced

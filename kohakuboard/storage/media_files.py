@@ -54,15 +54,18 @@ def publish_media_files(
     board_dir: Path,
     staged: Iterable[tuple[str, Path]],
     run: Callable[[Callable[[Path], None], list[Path]], None] | None = None,
+    existing: Iterable[str] = (),
 ) -> None:
     """Give each staged file (``(rel, tmp)`` from :func:`stage_media_file`) its name, then
     fsync every folder that gained a name, each once, and ``media/`` itself (it may have
-    gained a folder): after this, a commit that names the files may be written.
+    gained a folder): after this, a commit that names the files may be written. The folders
+    of ``existing`` files (found already stored) are fsynced too: a writer that crashed after
+    naming a file and before fsyncing its folder left a name that may not be on disk yet.
 
     ``run(fsync_dir, folders)`` fsyncs the folders (e.g. in parallel: concurrent fsyncs share
     the file system's journal commits); by default one after the other.
     """
-    folders: set[Path] = set()
+    folders: set[Path] = {(Path(board_dir) / rel).parent for rel in existing}
     named: set[str] = set()
     for rel, tmp in staged:
         if rel in named:  # the same content staged twice before its first was named

@@ -41,8 +41,10 @@ class Pending:
     media_jobs: list[tuple[str, int, int, float, int, Future[tuple[str, Any, Path | None]]]] = (
         field(default_factory=list)
     )
-    # media files written and fsynced under temporary names, named at commit
+    # media files written and fsynced under temporary names, named at commit; files of this
+    # commit found already stored (their folders are fsynced at commit too)
     media_staged: list[tuple[str, Path]] = field(default_factory=list)
+    media_existing: set[str] = field(default_factory=set)
     tables: list[TableRow] = field(default_factory=list)
     histograms: list[HistogramRow] = field(default_factory=list)
     staged_files: list[Path] = field(default_factory=list)
@@ -204,6 +206,8 @@ class Decoder:
                 rel, enc, tmp = job.result()
                 if tmp is not None:
                     p.media_staged.append((rel, tmp))
+                else:
+                    p.media_existing.add(rel)
             except Exception as exc:
                 logger.error(
                     "media %r at step %d could not be encoded; skipped",
@@ -214,9 +218,10 @@ class Decoder:
                 continue
             p.media.append(_media_row(key, step, gstep, wall, index, rel, enc))
         del p.media_jobs[:done]
-        if keep == 0 and p.media_staged:
+        if keep == 0 and (p.media_staged or p.media_existing):
             staged, p.media_staged = p.media_staged, []
-            publish_media_files(self.board_dir, staged, self._in_pool)
+            existing, p.media_existing = p.media_existing, set()
+            publish_media_files(self.board_dir, staged, self._in_pool, existing)
 
     def _in_pool(self, fn: Any, items: list[Path]) -> None:
         """``fn(item)`` for every item in the media threads (the first error is raised)."""
