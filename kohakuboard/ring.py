@@ -362,7 +362,12 @@ class LaneReader:
                 continue
             start = self.base + off
             length, _reserved, pos = REC_HEADER.unpack_from(self.mm, start)
-            if pos != self.pos or length < REC_HEADER.size + 4 or length > cap - off or length % 8:
+            if pos != self.pos:
+                return None
+            # The length again, read after the pos that proves it: read before, it may be an
+            # earlier lap's (the producer stores the length, then the pos).
+            length = KIND.unpack_from(self.mm, start)[0]
+            if length < REC_HEADER.size + 4 or length > cap - off or length % 8:
                 return None
             if self.lag and self.pos + length > self.safe_end:
                 return None

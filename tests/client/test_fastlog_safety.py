@@ -359,6 +359,50 @@ def test_a_cycle_through_the_board_is_collected_and_lets_go_of_the_buffer() -> N
     assert calls.log == []
 
 
+DAEMON_AT_EXIT = """
+    import sys, threading, time
+    from kohakuboard import Board
+    from kohakuboard.client import fastboard
+
+    ready = threading.Event()
+
+    def train():
+        board = Board(name="daemon", base_dir=sys.argv[1])
+        assert type(board) is fastboard.FastBoard, fastboard.status()
+        print("READY", board.path, flush=True)
+        i = 0
+        try:
+            while True:
+                board.log(x=float(i))
+                i += 1
+                if i == 1000:
+                    ready.set()
+        except Exception as exc:
+            print("STOPPED", type(exc).__name__, i, flush=True)
+
+    threading.Thread(target=train, daemon=True).start()
+    ready.wait()
+    time.sleep(0.1)
+    print("EXITING", flush=True)
+"""
+
+
+@needs_c
+def test_interpreter_exit_while_a_daemon_thread_logs(script: Any, base_dir: Path) -> None:
+    """atexit finishes the board from the main thread while its owner, a daemon thread,
+    is still in log(): the C path lets go of the map first and falls back to the Python
+    code, which refuses; no crash, and the board reads back whole."""
+    proc = script(DAEMON_AT_EXIT, str(base_dir))
+    path = Path(proc.expect("READY "))
+    proc.expect("EXITING")
+    assert proc.wait() == 0, proc.stderr()
+    assert "Fatal Python error" not in proc.stderr() and "Segmentation" not in proc.stderr()
+    with open_board(path) as reader:
+        assert reader.status() == "finished"
+        got = rows(reader, "x")
+        assert len(got) >= 1000 and got == [(i, 0, float(i)) for i in range(len(got))]
+
+
 # -- references ---------------------------------------------------------------------------------
 class _StrKey(str):
     __hash__ = str.__hash__
@@ -423,6 +467,7 @@ def test_no_reference_is_kept_on_any_branch(make_board: Callable[..., Board]) ->
             board.log(a=value)
     gc.collect()
     assert [sys.getrefcount(o) for o in objects] == before
+    assert board._proc.wait(timeout=60) == 0
 
 
 # -- values --------------------------------------------------------------------------------------
