@@ -18,6 +18,7 @@ never keeps a larger Arrow buffer alive). An entry larger than half the budget i
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -191,7 +192,9 @@ def series_view(
     group: int,
     steps: tuple[int, int] | None,
 ) -> View:
-    """One series reduced to groups of ``group`` points (cached until the series grows)."""
+    """One series reduced to groups of ``group`` points (cached until the series grows).
+    Asked again while it is being read (the first chart's request beside the reads that
+    ``/api/metrics`` starts for it), the second caller waits for the first one's answer."""
     catalog.check_damage(board_id, "scalar")
     key = ("view", board_id, info.name, group, steps)
     uid = catalog.board(board_id).uid
@@ -199,14 +202,25 @@ def series_view(
     hit = catalog._cache.get(key)
     if hit is not None and hit.signature == signature:
         return hit.value  # type: ignore[no-any-return]
-    reader, lock = catalog.reader(board_id)
-    with lock:
-        table = reader.scalars_view(info.name, group=group, steps=steps)
-    view = View(
-        Columns.from_table(table),
-        np.array(column_values(table.column("nonfinite")), dtype=np.int64),
-        np.array(column_values(table.column("span")), dtype=np.int64),
-        group,
-    )
-    catalog._cache.put(key, Entry((reader.uid, info.count, info.last_step), view, view.nbytes))
+    with _reading_lock:
+        reading = _reading.setdefault((id(catalog), key), threading.Lock())
+    with reading:
+        hit = catalog._cache.get(key)
+        if hit is not None and hit.signature == signature:
+            return hit.value  # type: ignore[no-any-return]
+        reader, lock = catalog.reader(board_id)
+        with lock:
+            table = reader.scalars_view(info.name, group=group, steps=steps)
+        view = View(
+            Columns.from_table(table),
+            np.array(column_values(table.column("nonfinite")), dtype=np.int64),
+            np.array(column_values(table.column("span")), dtype=np.int64),
+            group,
+        )
+        catalog._cache.put(key, Entry((reader.uid, info.count, info.last_step), view, view.nbytes))
     return view
+
+
+# views being read: (catalog, key) -> the lock its reader holds (gone when nobody holds it)
+_reading: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
+_reading_lock = threading.Lock()

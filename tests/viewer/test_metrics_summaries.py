@@ -248,3 +248,40 @@ def test_the_first_chart_is_read_after_the_answer(
         # the next chart reads its own rows from the open file
         get_series(client, board=board_id, metric="train/acc", points=1600, smoothing=0.6)
         assert reads == {"view/16": 2} and len(opened) == 1
+
+
+def test_a_series_asked_again_while_it_is_read_is_read_once(
+    long_board: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first chart's request beside the read that /api/metrics started for it."""
+    import threading
+    import time
+
+    from kohakuboard.reader import Reader
+    from kohakuboard.viewer.seriescache import scalar_info, series_view
+
+    base, board_id = long_board
+    real = Reader.scalars_view
+    reads: list[str] = []
+
+    def slow(self: Reader, name: str, **kw: Any) -> Any:
+        reads.append(name)
+        time.sleep(0.3)  # the second caller comes while this read runs
+        return real(self, name, **kw)
+
+    monkeypatch.setattr(Reader, "scalars_view", slow)
+    catalog = Catalog(base)
+    info = scalar_info(catalog.metric_infos(board_id), board_id, "train/loss")
+    views: list[Any] = []
+    threads = [
+        threading.Thread(
+            target=lambda: views.append(series_view(catalog, board_id, info, 16, None))
+        )
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reads == ["train/loss"]
+    assert len(views) == 3 and views[0] is views[1] is views[2]
