@@ -1,14 +1,15 @@
 """Histograms of CPU tensors (the flusher thread runs this on its own snapshot).
 
-Tensors of equal size are processed together as the rows of one 2-D view, so the number of
-torch ops grows with the number of distinct sizes, not of tensors (each op then runs over
-many values, which keeps intra-op threads busy). Per row: ``amin``/``amax`` find the range
-(and whether NaN/Inf are present at all); the bin of each value is computed arithmetically
-in float32 (float64 for float64 and integer input); one ``bincount`` counts every row; only
+Tensors of equal size are processed together as the rows of one 2-D block, so the Python
+overhead grows with the number of distinct sizes, not of tensors. Per row: min/max find the
+range (and whether NaN/Inf are present at all); the bin of each value is computed
+arithmetically in float32 (float64 for float64 and integer input); ``bincount`` counts; only
 values within rounding distance of an edge are placed again by an exact float64 search, so
 counts equal ``numpy.histogram`` over the returned edges. On the CPU a data-dependent branch
 costs nothing, so rare cases (NaN/Inf, ranges float32 cannot resolve) are handled per row.
-"""
+
+Linear bins (``_linear_rows``) use numpy, chunk by chunk, in the calling thread only; log
+bins (``_rows``) use torch ops over the whole block."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from kohakuboard.types._histogram_math import (
 _MAX_ERROR = 0.25
 _NORMAL32 = 2.0**-126
 _MAX32 = float(np.finfo(np.float32).max)
-SCRATCH = 1 << 20  # values binned per step: bounds the scratch memory (~18 bytes each)
+SCRATCH = 1 << 20  # values per block: bounds the scratch memory of log bins (~18 B each)
 
 
 _POOL_MIN_BYTES = 1 << 18  # smaller buffers come cheaply from malloc
