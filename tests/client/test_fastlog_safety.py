@@ -359,6 +359,33 @@ def test_a_cycle_through_the_board_is_collected_and_lets_go_of_the_buffer() -> N
     assert calls.log == []
 
 
+@needs_c
+def test_a_board_whose_start_fails_half_way_lets_go_of_the_map(
+    base_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Board() raising after the C object attached to the ring (here: the writer does not
+    start): nothing writes to that map again, the collector lets go of it, and the board
+    can be created again."""
+    from kohakuboard.client import board as board_module
+
+    def refuse(self: Any) -> None:
+        raise RuntimeError("no writer today")
+
+    with monkeypatch.context() as m:
+        m.setattr(board_module.Supervisor, "start", refuse)
+        with pytest.raises(RuntimeError, match="no writer today"):
+            Board(name="half", board_id="half", base_dir=base_dir)
+    gc.collect()
+    held = [o for o in gc.get_objects() if type(o) is _fastlog.FastLog and o.attached]
+    assert held == []
+    board = Board(name="half", board_id="half", base_dir=base_dir)
+    board.log(a=1.0)
+    board.log(a=2.0)
+    _finish(board)
+    with open_board(board.path) as reader:
+        assert rows(reader, "a") == [(0, 0, 1.0), (1, 0, 2.0)]
+
+
 DAEMON_AT_EXIT = """
     import sys, threading, time
     from kohakuboard import Board
