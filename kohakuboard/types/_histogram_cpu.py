@@ -31,6 +31,7 @@ from kohakuboard.types._histogram_math import (
     exact_buckets,
     log_edges,
     log_sides,
+    percentile_rows,
     summary,
     uniform_edges,
 )
@@ -240,10 +241,14 @@ def _assemble(
     underflow, bins, overflow); min/max/mean/std are None for a row without finite values,
     and the mean is clamped into [min, max]."""
     finite = n - nan - posinf - neginf
+    with np.errstate(invalid="ignore"):
+        ranked = percentile_rows(counts, edges, lo, hi).tolist()
     out: list[HistogramStats] = []
     for i in range(len(means)):
         low = high = mean = std = None
+        ranks = None
         if finite[i] > 0:
+            ranks = tuple(ranked[i])
             low, high = float(lo[i]), float(hi[i])
             mean = min(max(float(means[i]), low), high)  # type: ignore[arg-type]
             std = float(stds[i])  # type: ignore[arg-type]
@@ -262,6 +267,7 @@ def _assemble(
                 max=high,
                 mean=mean,
                 std=std,
+                ranked=ranks,
             )
         )
     return out
@@ -547,6 +553,7 @@ def _exact_row(
         overflow=int(counts[-1]),
         mean=mean,
         std=std,
+        ranked=None,  # computed again from the new counts when asked
     )
 
 

@@ -6,6 +6,7 @@ small so that every split of the work is exercised."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterator
@@ -21,7 +22,12 @@ from hypothesis.extra import numpy as hnp
 
 from kohakuboard.types import _histogram_cpu
 from kohakuboard.types._histogram_batch import HistogramBatch
-from kohakuboard.types._histogram_math import HistogramStats, auto_range, uniform_edges
+from kohakuboard.types._histogram_math import (
+    HistogramStats,
+    auto_range,
+    percentiles,
+    uniform_edges,
+)
 
 
 def reference(values: np.ndarray, bins: int, rng: tuple[float, float] | None) -> dict[str, Any]:
@@ -177,3 +183,19 @@ def test_low_precision_and_integer_tensors_in_pieces() -> None:
         for tensor in cases:
             stats = _histogram_cpu.cpu_stats(tensor, [tensor.numel()], 64, None, "linear")[0]
             check(stats, tensor.to(torch.float64).numpy(), 64, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(tensors(), min_size=1, max_size=6), bins=st.sampled_from([1, 3, 64]))
+def test_percentiles_of_a_batch_equal_the_one_by_one_rule(
+    batch: list[np.ndarray], bins: int
+) -> None:
+    """The CPU kernel ranks every tensor of a block at once; each result is exactly what
+    ``percentiles`` reads from that tensor's counts alone."""
+    tensors_ = [torch.from_numpy(v.copy()) for v in batch]
+    result = HistogramBatch(tensors_, bins=bins, range=None, scale="linear")
+    for i in range(len(tensors_)):
+        one = result.stats(i)
+        alone = dataclasses.replace(one, ranked=None)
+        assert percentiles(one) == percentiles(alone)
+        assert (one.ranked is None) == (percentiles(alone) is None) or one.ranked is None
