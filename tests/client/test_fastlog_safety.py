@@ -8,6 +8,7 @@ extension that cannot be used (stale or broken) falling back to the Python path.
 
 from __future__ import annotations
 
+import enum
 import gc
 import math
 import os
@@ -527,6 +528,72 @@ def test_values_keep_their_bits_as_on_the_python_path(
     f_bits = got[0][0][1 : 1 + len(floats)]
     assert f_bits == [struct.pack("<d", f) for f in floats]
     assert [struct.unpack("<d", b)[0] for b in got[0][1][-len(ints) :]] == [float(i) for i in ints]
+
+
+class _OddFloat(float):
+    def __float__(self) -> float:
+        return 42.0
+
+
+class _OddInt(int):
+    def __float__(self) -> float:
+        return 43.0
+
+    def __index__(self) -> int:
+        return 44
+
+
+class _Color(enum.IntEnum):
+    RED = 7
+
+
+class _LyingFloat(float):
+    """Says it is a float: the Python path's exact-type check sees float."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # type: ignore[override]
+        return float
+
+
+@needs_c
+def test_subclasses_and_numpy_numbers_are_stored_as_on_the_python_path(
+    make_board: Callable[..., Board], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only exact int and float are read in C; anything else (subclasses whose conversions
+    say otherwise, enums, bools, numpy numbers) gets what the Python code does with it."""
+    values: list[Any] = [
+        _OddFloat(1.5),
+        _OddInt(2),
+        _Color.RED,
+        True,
+        False,
+        np.float64(-0.0),
+        np.float32(0.1),
+        np.int64(2**62 + 1),
+        np.uint64(2**64 - 1),
+        np.bool_(True),
+        _LyingFloat(3.25),
+    ]
+    boards = [_c_board(make_board), _pure_board(make_board, monkeypatch)]
+    outcomes = []
+    for board in boards:
+        board.log(v=0.0, w=0.0)
+        got = []
+        for v in values:
+            try:
+                board.log(v=v, w=1.0)
+                got.append("ok")
+            except Exception as exc:  # noqa: BLE001 - compared between the two paths
+                got.append(f"{type(exc).__name__}: {exc}")
+        outcomes.append(got)
+    assert outcomes[0] == outcomes[1]
+    _finish(*boards)
+    read = []
+    for board in boards:
+        with open_board(board.path) as reader:
+            read.append([(r[0], r[1], struct.pack("<d", r[2])) for r in rows(reader, "v")])
+    assert read[0] == read[1]
+    assert len(read[0]) > len(values) // 2
 
 
 # -- an extension that cannot be used ----------------------------------------------------------
