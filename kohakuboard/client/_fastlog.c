@@ -654,8 +654,10 @@ PyInit__fastlog(void)
         Py_DECREF(m);
         return NULL;
     }
-    /* fastboard.py uses this module only if it says the API it was written for */
-    if (PyModule_AddIntConstant(m, "API", FASTLOG_API) < 0) {
+    /* fastboard.py uses this module only if it says the API it was written for, and the
+       Python version it was built for is the one running (a file renamed by hand) */
+    if (PyModule_AddIntConstant(m, "API", FASTLOG_API) < 0 ||
+        PyModule_AddIntConstant(m, "BUILT_FOR", PY_VERSION_HEX >> 16) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import mmap
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,9 @@ def _load() -> tuple[Any, str]:
     api = getattr(module, "API", None)
     if api != _API or not all(hasattr(module, name) for name in ("FastLog", "Field")):
         return None, f"{module.__file__} is a build of another version (API {api!r}, needs {_API})"
+    built_for = getattr(module, "BUILT_FOR", None)
+    if built_for != sys.hexversion >> 16:
+        return None, f"{module.__file__} was built for another Python ({built_for!r})"
     return module, ""
 
 

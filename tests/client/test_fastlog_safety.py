@@ -617,6 +617,11 @@ BROKEN = {
     "garbage .so": ("_fastlog" + EXTENSION_SUFFIXES[0], b"\x7fELF not really"),
     # an older build: the module imports, but lacks what fastboard needs
     "stale module": ("_fastlog.py", b"class FastLog:\n    pass\n"),
+    # a build for another Python, renamed by hand (the loader does not check)
+    "other python": (
+        "_fastlog.py",
+        b"API = 1\nBUILT_FOR = 0x30A\nclass FastLog: pass\nclass Field: pass\n",
+    ),
     # the module's initialisation fails with something other than ImportError
     "failing init": ("_fastlog.py", b"raise SystemError('initialization failed')\n"),
 }
