@@ -168,8 +168,9 @@ def percentiles(stats: HistogramStats, ranks: Sequence[float] = PERCENTILES) -> 
     before = cum[index] - inside
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(inside > 0, (targets - before) / inside, 0.0)
-    values = lefts[index] + (rights[index] - lefts[index]) * np.clip(frac, 0.0, 1.0)
-    values = np.clip(values, lo_v, hi_v)
+    with np.errstate(over="ignore", invalid="ignore"):  # spans near the largest float
+        values = lefts[index] + (rights[index] - lefts[index]) * np.clip(frac, 0.0, 1.0)
+        values = np.clip(values, lo_v, hi_v)
     values[targets <= 0] = lo_v
     values[targets >= total] = hi_v
     return [float(v) for v in values]
