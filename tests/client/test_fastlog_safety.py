@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -279,6 +280,50 @@ def test_an_error_raised_inside_the_key_lookup_propagates_as_on_the_python_path(
     for board in boards:
         with open_board(board.path) as reader:
             assert rows(reader, "a") == [(0, 0, 1.0), (1, 0, 3.0)]
+
+
+class _KeySignalling(str):
+    """A key whose comparison raises a signal: its handler runs right there, inside the C
+    path's key lookup."""
+
+    armed = False
+
+    def __eq__(self, other: object) -> bool:
+        if type(self).armed:
+            type(self).armed = False
+            signal.raise_signal(signal.SIGUSR1)
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+@needs_c
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_a_signal_handler_that_logs_inside_a_log_call(make_board: Callable[..., Board]) -> None:
+    """The handler's log() (and step()) run in the middle of the interrupted call, in the
+    same thread: each call gets its own step and record, the interrupted one is written
+    after the handler's at the lane position the handler left."""
+    board = _c_board(make_board)
+    board.log(a=0.0)
+    board.log(h=0.0)
+
+    def handler(signum: int, frame: Any) -> None:
+        board.log(h=float(signum))
+        board.step()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        for i in range(1, 4):
+            _KeySignalling.armed = True
+            board.log(**{_KeySignalling("a"): float(i)})
+            assert not _KeySignalling.armed
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    _finish(board)
+    sig = float(signal.SIGUSR1)
+    with open_board(board.path) as reader:
+        assert rows(reader, "h") == [(1, 0, 0.0), (2, 0, sig), (4, 1, sig), (6, 2, sig)]
+        assert rows(reader, "a") == [(0, 0, 0.0), (3, 1, 1.0), (5, 2, 2.0), (7, 3, 3.0)]
 
 
 class _KeyFinishingInEq(str):
