@@ -124,3 +124,35 @@ def test_a_file_found_already_stored_gets_its_folder_fsynced(
     assert [r.file for r in rows] == [f"media/{digest[:2]}/{digest}.png"]
     assert os.path.realpath(left.parent) in synced
     assert os.path.realpath(tmp_path / "media") in synced
+
+
+def test_a_killed_writers_staged_files_are_deleted_at_the_next_finish(tmp_path: Path) -> None:
+    """A writer killed between staging a media file and its commit leaves a temporary file
+    that no commit names; the next session's writer deletes it when it finishes, and leaves
+    the staged files of processes that still live."""
+    import subprocess
+    import sys
+
+    from kohakuboard import Board
+
+    board = Board(base_dir=tmp_path, name="media")
+    board.log(img=Media(np.zeros((4, 4, 3), np.uint8)))
+    board.finish(wait=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = board.path / "media" / "ab"
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = "ab" + "0" * 62
+    stale = folder / f".{digest}.png.{dead.pid}.140000.tmp"
+    live = folder / f".{digest}.png.{os.getpid()}.140000.tmp"
+    other = folder / ".notes.tmp"  # not a staged name: not ours to delete
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+
+    again = Board(base_dir=tmp_path, name="media", board_id=board.id)
+    again.log(img=Media(np.ones((4, 4, 3), np.uint8)))
+    again.finish(wait=True)
+    proc = again._proc
+    assert proc is not None and proc.wait(timeout=60) == 0  # the writer compacts after finish
+    assert not stale.exists()
+    assert live.exists() and other.exists()

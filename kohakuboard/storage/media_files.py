@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -11,6 +13,11 @@ from pathlib import Path
 from .files import fsync_dir, write_atomic
 
 MEDIA_DIR = "media"
+
+logger = logging.getLogger(__name__)
+
+# stage_media_file's temporary names: .<sha>.<ext>.<pid>.<thread>.tmp
+_STAGED = re.compile(r"^\.[0-9a-f]{64}\.[a-z0-9]{1,8}\.(\d{1,10})\.\d{1,24}\.tmp$")
 
 
 def store_media_file(board_dir: Path, data: bytes, ext: str) -> str:
@@ -85,3 +92,38 @@ def publish_media_files(
     else:
         run(fsync_dir, ordered)
     fsync_dir(Path(board_dir) / MEDIA_DIR)
+
+
+def sweep_staged_leftovers(board_dir: Path, pid_alive: Callable[[int], bool]) -> int:
+    """Delete temporary media files that a writer killed before its commit left behind (no
+    commit refers to them). Only files of processes that ``pid_alive`` says no longer exist
+    are touched, so a live writer's staged files stay; returns how many were deleted."""
+    media = Path(board_dir) / MEDIA_DIR
+    removed = 0
+    alive: dict[int, bool] = {}
+    try:
+        folders = [e for e in os.scandir(media) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for folder in folders:
+        try:
+            names = [e.name for e in os.scandir(folder.path) if e.name.startswith(".")]
+        except OSError:
+            continue
+        for name in names:
+            match = _STAGED.match(name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid():
+                continue  # this writer's own files are named or removed at its commits
+            if pid not in alive:
+                alive[pid] = pid_alive(pid)
+            if alive[pid]:
+                continue
+            try:
+                os.unlink(os.path.join(folder.path, name))
+                removed += 1
+            except OSError as exc:
+                logger.warning("cannot delete leftover media file %s: %s", name, exc)
+    return removed

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import quarantine, ring
 from ..locking import pid_alive
 from ..storage.base import StorageWriter
+from ..storage.media_files import sweep_staged_leftovers
 from . import faults, summarize, system
 from .decode import Decoder
 from .screen import Batch, escape_schemas, is_fault, screen
@@ -320,3 +321,10 @@ class Writer:
             self.storage.finalize()
         except Exception:
             logger.exception("compaction at finish failed; data stays in uncompacted segments")
+        try:
+            swept = sweep_staged_leftovers(self.board_dir, pid_alive)
+        except Exception:  # a cleanup: never fails the finish
+            logger.exception("sweeping leftover media files failed")
+        else:
+            if swept:
+                logger.info("deleted %d media files left unnamed by a killed writer", swept)
