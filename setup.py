@@ -20,13 +20,15 @@ checks ``report_to="kohakuboard"`` there.
 
 It also declares the optional C fast path of ``Board.log()`` (``kohakuboard/client/_fastlog.c``,
 see ``kohakuboard/client/fastboard.py``): ``optional=True``, so that without a compiler or Python
-headers the build goes on without it and the pure-Python path runs. Everything else about the
-project is in pyproject.toml.
+headers the build goes on without it and the pure-Python path runs; likewise the optional C
+kernel of linear-bin histograms (``kohakuboard/types/_histkernel.c``, see
+``kohakuboard/types/_histogram_cpu.py``). Everything else about the project is in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from setuptools import Command, Extension, setup
 from setuptools.command.build import build
@@ -76,8 +78,17 @@ class build_with_hf_hook(build):
 
 
 FASTLOG = Extension("kohakuboard.client._fastlog", ["kohakuboard/client/_fastlog.c"], optional=True)
+# The optional C kernel of linear-bin histograms (kohakuboard/types/_histkernel.c, used by
+# kohakuboard/types/_histogram_cpu.py). Its float32 arithmetic must not be contracted into FMAs
+# (the counts equal the numpy path's); on MSVC the flags are not known: the build is skipped.
+HISTKERNEL = Extension(
+    "kohakuboard.types._histkernel",
+    ["kohakuboard/types/_histkernel.c"],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O3", "-ffp-contract=off"],
+    optional=True,
+)
 
 setup(
     cmdclass={"build": build_with_hf_hook, "build_hf_hook": build_hf_hook},
-    ext_modules=[FASTLOG],
+    ext_modules=[FASTLOG, HISTKERNEL],
 )

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import math
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -330,6 +333,9 @@ def _linear_rows(
     else:  # integers (and bool as uint8): float64 holds every int32, rounds larger ones
         x = scratch["x"].view(rows, n).numpy()
         np.copyto(x, block.numpy(), casting="unsafe")
+    kernel = _kernel() if npd is np.float32 else None
+    if kernel is not None and bins <= kernel.MAX_BINS:
+        return _linear_rows_c(kernel, np.ascontiguousarray(x), bins, rng)
     pos, frac, whole, mask, index = _work(npd)
     zeros = np.zeros(rows, dtype=np.int64)
     with np.errstate(all="ignore"):
@@ -486,6 +492,78 @@ def _linear_rows(
     out = _assemble(n, edges, counts, nan, posinf, neginf, zeros, lo, hi, mean, std)
     for i in np.flatnonzero(again).tolist():
         out[i] = _exact_row(x[i].astype(np.float64), edges[i], out[i], exact_rows[i], bins)
+    return out
+
+
+# The optional C kernel (_histkernel.c): linear bins of float32 rows, the same counts as the
+# numpy code above. KOHAKUBOARD_PURE_PYTHON=1 (the switch of the log() fast path,
+# kohakuboard.client.fastboard.ENV_PURE; read at each call) keeps the numpy code.
+_KERNEL_API = 1
+ENV_PURE = "KOHAKUBOARD_PURE_PYTHON"
+
+
+def _load_kernel() -> tuple[Any, str]:
+    """The compiled kernel, or None and why not; never raises (a missing, broken or stale
+    build leaves the numpy path)."""
+    try:
+        module = importlib.import_module("kohakuboard.types._histkernel")
+    except Exception as exc:  # noqa: BLE001 - not built, or not loadable here
+        return None, f"{type(exc).__name__}: {exc}"
+    if getattr(module, "API", None) != _KERNEL_API or not hasattr(module, "bin"):
+        return None, f"{module.__file__} is a build of another version (needs API {_KERNEL_API})"
+    if getattr(module, "BUILT_FOR", None) != sys.hexversion >> 16:
+        return None, f"{module.__file__} was built for another Python"
+    return module, ""
+
+
+_KERNEL, _KERNEL_ERROR = _load_kernel()
+
+
+def _kernel() -> Any:
+    if _KERNEL is None or os.environ.get(ENV_PURE, "").strip() not in ("", "0"):
+        return None
+    return _KERNEL
+
+
+def kernel_status() -> str:
+    """Which code bins linear float32 histograms now, and why."""
+    if _KERNEL is None:
+        return f"numpy (the C kernel is not built or not usable: {_KERNEL_ERROR})"
+    if _kernel() is None:
+        return f"numpy ({ENV_PURE} is set)"
+    return "c (kohakuboard.types._histkernel)"
+
+
+def _linear_rows_c(
+    kernel: Any, x: np.ndarray, bins: int, rng: tuple[float, float] | None
+) -> list[HistogramStats]:
+    """``_linear_rows`` of a float32 (rows, n) array by the C kernel: the same layout, edges,
+    near-edge rule and exact rows; counts from ``kernel.bin``; mean and std from float64 sums
+    of the values themselves (per block of 256: deviations from the block's first value)."""
+    rows, n = x.shape
+    lo, hi = np.empty(rows), np.empty(rows)
+    zeros, nan, posinf, neginf = (np.empty(rows, dtype=np.int64) for _ in range(4))
+    kernel.scan(x, rows, n, lo, hi, zeros, nan, posinf, neginf)
+    finite = n - nan - posinf - neginf
+    has = finite > 0
+    with np.errstate(all="ignore"):
+        edges, start, factor, error, narrow = _layout(None, has, lo, hi, None, bins, rng, "linear")
+        error = error * 2.0**-24
+        exact_rows = ~(error < _MAX_ERROR) | ~has | ~narrow
+        safe = ~exact_rows
+        start_c = np.where(safe, start, 0.0).astype(np.float32)
+        factor_c = np.where(safe, factor, 0.0).astype(np.float32)
+        near_c = np.where(safe, 0.5 - error, 1.0).astype(np.float32)
+    counts = np.zeros((rows, bins + 2), dtype=np.int64)
+    mean, std = np.zeros(rows), np.zeros(rows)
+    edges = np.ascontiguousarray(edges, dtype=np.float64)
+    kernel.bin(x, rows, n, bins, safe, start_c, factor_c, near_c, edges, counts, mean, std)
+    same = has & (lo == hi)  # all finite values equal: the mean is that value, the std 0
+    mean = np.where(same, lo, mean)
+    std = np.where(same, 0.0, std)
+    out = _assemble(n, edges, counts, nan, posinf, neginf, zeros, lo, hi, mean, std)
+    for i in np.flatnonzero(exact_rows).tolist():  # counted by exact search, in float64
+        out[i] = _exact_row(x[i].astype(np.float64), edges[i], out[i], True, bins)
     return out
 
 
