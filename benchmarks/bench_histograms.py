@@ -20,6 +20,11 @@ hits all rows alike:
    ``board.finish()``, per step, minus the same loop logging one scalar per step (payloads
    stored, checked through the Reader).
 
+``--kernel`` measures only the binning of the flusher thread (``_histogram_cpu.cpu_stats`` of
+the P x N block, linear bins, on the CPU): the C kernel (``kohakuboard.types._histkernel``,
+when built) and the numpy path called in turns, with ``numpy.histogram`` of every tensor as the
+floor; thread CPU time per step, medians.
+
 Targets (issue 4, CPU): calling thread <= 2 ms per step; total (2 + 3) <= 2x the floor.
 Ratios and pass/fail use medians; the minimum is printed too, since a loaded machine inflates
 medians (the load average is in the header).
@@ -176,6 +181,56 @@ def run(tensors: int, size: int, steps: int, device: str) -> list[dict[str, Any]
     ]
 
 
+def kernel_turns(tensors: int, size: int, steps: int) -> int:
+    """The binning alone: the C kernel and the numpy path in turns (thread CPU time)."""
+    import numpy as np
+    import torch
+
+    from kohakuboard.types import _histogram_cpu
+
+    gen = torch.Generator().manual_seed(0)
+    block = torch.cat([torch.randn(size, generator=gen) * (i + 1) * 1e-3 for i in range(tensors)])
+    arrays = [block[i * size : (i + 1) * size].numpy() for i in range(tensors)]
+    kernel = _histogram_cpu._KERNEL
+    times: dict[str, list[float]] = {"c kernel": [], "numpy path": [], "np.histogram floor": []}
+
+    def binning(module: Any) -> None:
+        _histogram_cpu._KERNEL = module
+        try:
+            _histogram_cpu.cpu_stats(block, [size] * tensors, BINS, None, "linear")
+        finally:
+            _histogram_cpu._KERNEL = kernel
+
+    work = {
+        "c kernel": lambda: binning(kernel),
+        "numpy path": lambda: binning(None),
+        "np.histogram floor": lambda: [np.histogram(a, BINS) for a in arrays],
+    }
+    if kernel is None:
+        del work["c kernel"], times["c kernel"]
+    for fn in work.values():  # warm-up
+        fn()
+    for _ in range(steps):
+        for name, fn in work.items():
+            t0 = time.thread_time()
+            fn()
+            times[name].append(time.thread_time() - t0)
+    print(
+        f"# binning alone: {tensors} x {size} float32, {BINS} linear bins, {steps} turns, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"{_histogram_cpu.kernel_status()}"
+    )
+    floor = statistics.median(times["np.histogram floor"])
+    print(f"{'what':20s} {'CPU ms median':>14s} {'min':>8s} {'ns/value':>9s} {'x floor':>8s}")
+    for name, got in times.items():
+        mid = statistics.median(got)
+        print(
+            f"{name:20s} {mid * 1e3:14.2f} {min(got) * 1e3:8.2f} "
+            f"{mid / (tensors * size) * 1e9:9.2f} {mid / floor:8.2f}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps")
@@ -185,8 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", default=None, help="also write the table here")
+    parser.add_argument("--kernel", action="store_true", help="the binning alone: C vs numpy")
     args = parser.parse_args(argv)
     import torch
+
+    if args.kernel:
+        return kernel_turns(args.tensors, args.size, args.steps or 20)
 
     if args.threads:
         torch.set_num_threads(args.threads)

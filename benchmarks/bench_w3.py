@@ -11,6 +11,9 @@ histogrammed with 64 bins:
 1. ours: ``Board()``, N x (``board.log_histograms(named)`` + ``board.step()``),
    ``board.finish(wait=True)`` (every histogram stored and committed by the writer);
 2. ours, ``copy=False`` (the flusher copies each tensor when it bins it);
+   ``ours_numpy`` (not run unless named in ``--only``): 1 with the C histogram kernel
+   (``kohakuboard.types._histkernel``) turned off in that process, so that the numpy path
+   can be compared in the same run;
 3. W&B (when ``wandb`` is importable): ``wandb.init(mode="offline")``,
    N x ``run.log({key: wandb.Histogram(t) ...})``, ``run.finish()``;
 4. floor: ``numpy.histogram(t, 64)`` of every tensor, in one thread, nothing stored
@@ -36,6 +39,7 @@ from typing import Any
 
 BINS = 64
 CONTENDERS = ("ours", "ours_nocopy", "wandb", "floor")
+EXTRA = ("ours_numpy",)
 
 
 def _tensors(count: int, size: int) -> dict[str, Any]:
@@ -52,11 +56,15 @@ def one(name: str, steps: int, count: int, size: int, base: str) -> dict[str, An
     named = _tensors(count, size)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    if name in ("ours", "ours_nocopy"):
+    if name in ("ours", "ours_nocopy", "ours_numpy"):
         from kohakuboard import Board, open_board
+        from kohakuboard.types import _histogram_cpu
+
+        if name == "ours_numpy":
+            _histogram_cpu._KERNEL = None  # the numpy path, in this process only
 
         board = Board(name="w3", base_dir=base)
-        copy = name == "ours"
+        copy = name != "ours_nocopy"
         for _ in range(steps):
             board.log_histograms(named, prefix="grad/", copy=copy)
             board.step()
@@ -83,7 +91,8 @@ def one(name: str, steps: int, count: int, size: int, base: str) -> dict[str, An
                 np.histogram(a, BINS)
         total = time.perf_counter() - t0
     else:
-        raise SystemExit(f"unknown contender {name!r}; accepted: {', '.join(CONTENDERS)}")
+        accepted = ", ".join(CONTENDERS + EXTRA)
+        raise SystemExit(f"unknown contender {name!r}; accepted: {accepted}")
     self_ru = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -149,11 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                 os.makedirs(base)
                 results[name].append(spawn(name, args, base))
     load1 = os.getloadavg()
+    from kohakuboard.types._histogram_cpu import kernel_status
+
     print(
         f"# W3: {args.steps} steps x {args.tensors} x {args.size} float32, {BINS} bins, "
         f"median of {args.reps}; Python {platform.python_version()}, {os.cpu_count()} CPUs; "
         f"load average before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
-        f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}"
+        f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}; linear bins: {kernel_status()}"
     )
 
     def med(name: str, key: str) -> float:
