@@ -294,8 +294,8 @@ bin_clean(const float *x, Py_ssize_t n, Py_ssize_t bins, float start, float fact
         uint32_t any = 0;
         for (Py_ssize_t i = 0; i < len; i++) {
             float p = (xb[i] - start) * factor;
-            p = p < low ? low : p;
-            p = p > high ? high : p;
+            p = p >= low ? p : low; /* a NaN position (never from a safe row) to underflow */
+            p = p <= high ? p : high;
             int32_t t = (int32_t)p; /* truncation; floor below */
             float tf = (float)t;
             int32_t fl = t - (tf > p);
@@ -385,8 +385,8 @@ bin_dirty(const float *x, Py_ssize_t n, Py_ssize_t bins, float start, float fact
             if (!(fabsf(v) <= FLT_MAX))
                 continue;
             float p = (v - start) * factor;
-            p = p < low ? low : p;
-            p = p > high ? high : p;
+            p = p >= low ? p : low; /* a NaN position (never from a safe row) to underflow */
+            p = p <= high ? p : high;
             int32_t t = (int32_t)p;
             int32_t fl = t - ((float)t > p);
             float fr = fabsf((p - (float)fl) - 0.5f);

@@ -239,6 +239,26 @@ def test_empty_rows_and_rows_left_to_the_caller() -> None:
     assert a["counts"][[0, 2]].sum(axis=1).tolist() == [5, 5]
 
 
+def test_the_kernel_writes_only_the_rows_it_is_given() -> None:
+    """counts, mean and std as views into larger arrays: the sentinels around them stay; and
+    hostile parameters (NaN or infinite factors, NaN edges) still give buckets in range."""
+    a = _arrays(3, 1001, 8)
+    room = np.full(3 * 10 + 40, -7, dtype=np.int64)
+    a["counts"] = room[20:-20].reshape(3, 10)
+    sides = np.full(3 + 4, 5.0)
+    a["mean"], a["std"] = sides[2:-2], np.full(3 + 4, 5.0)[2:-2]
+    a["factor"][1] = np.nan
+    a["factor"][2] = np.inf
+    a["edges"][2, 3] = np.nan
+    a["near"][:] = -1.0  # every value "near an edge": the exact search for all of them
+    _bin(a, 3, 1001, 8)
+    assert (room[:20] == -7).all() and (room[-20:] == -7).all()
+    assert (sides[:2] == 5).all() and (sides[-2:] == 5).all()
+    assert a["counts"].sum(axis=1).tolist() == [1001, 1001, 1001]
+    want = np.histogram(a["x"][:1001], a["edges"][0])[0].tolist()
+    assert a["counts"][0].tolist() == [0, *want, 0]
+
+
 @pytest.mark.parametrize(
     ("name", "bad", "error", "match"),
     [
