@@ -9,7 +9,9 @@ counts equal ``numpy.histogram`` over the returned edges. On the CPU a data-depe
 costs nothing, so rare cases (NaN/Inf, ranges float32 cannot resolve) are handled per row.
 
 Linear bins (``_linear_rows``) use numpy, chunk by chunk, in the calling thread only; log
-bins (``_rows``) use torch ops over the whole block."""
+bins (``_rows``) use torch ops over the whole block. Linear bins of float32 rows go to the
+optional C kernel (``_histkernel.c``, ``_linear_rows_c``) when it is built: the same counts,
+mean and std from float64 sums."""
 
 from __future__ import annotations
 
