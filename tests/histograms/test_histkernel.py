@@ -311,3 +311,17 @@ def test_threads_bin_at_once_with_the_same_result() -> None:
         for g, w in zip(got, want, strict=True):
             same_bins(g, w)
             assert (g.mean, g.std) == (w.mean, w.std)
+
+
+def test_blocks_of_rows_give_the_same_results_as_one_block() -> None:
+    """float32 rows go to the kernel in blocks of _KERNEL_BLOCK values (a view, no scratch):
+    small blocks and one block give the same results, each row in its place."""
+    gen = torch.Generator().manual_seed(4)
+    flat = torch.randn(37 * 100, generator=gen) * torch.arange(1, 3701) * 1e-3
+    flat[555] = float("nan")
+    whole = kernel_path(flat, [100] * 37, 16, None)
+    with mock.patch.object(_histogram_cpu, "_KERNEL_BLOCK", 256):
+        pieces = kernel_path(flat, [100] * 37, 16, None)
+    for g, w in zip(pieces, whole, strict=True):
+        same_bins(g, w)
+        assert (g.mean, g.std) == (w.mean, w.std)
