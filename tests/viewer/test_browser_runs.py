@@ -189,6 +189,11 @@ def test_plot_axes_have_round_ticks_and_a_log_scale(demo_server: ViewerThread, t
 
     # the demo's learning rates run from 0.02 to 0.4: a linear axis over round bounds
     assert x_ticks() == ["0", "0.1", "0.2", "0.3", "0.4"]
+    # the axis can be drawn before every run's point is (a loaded machine showed it)
+    wait_until(
+        lambda: tab.page.locator(".scatter circle.point").count() == len(runs),
+        what="a point per run",
+    )
     x = x_of_lr()
     assert x[0.4] - x[0.2] == pytest.approx(2 * (x[0.2] - x[0.1]), abs=1)
     tab.page.locator(".scatter input.log-x").check()
