@@ -18,6 +18,24 @@ from .remote import Remote
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
+def _quiet(*_args: object, **_kwargs: object) -> None:
+    pass
+
+
+class WriterProcess(subprocess.Popen[bytes]):
+    """A writer's Popen. A writer outlives its Board on purpose (it compacts after
+    ``finish()``, or takes the session over), so when the last reference goes while it
+    still runs, Popen's "subprocess N is still running" ResourceWarning is not said: it
+    would reach users' test suites (pytest makes it an error) for correct use. The child is
+    still reaped as Popen does."""
+
+    def __del__(self, *args: object, **kwargs: object) -> None:
+        try:
+            super().__del__(*args, _warn=_quiet, **kwargs)  # type: ignore[call-arg,misc]
+        except TypeError:  # a Python whose Popen.__del__ takes no _warn
+            super().__del__(*args, **kwargs)  # type: ignore[misc]
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     # The writer must import this very copy of kohakuboard, installed or not.
@@ -46,7 +64,7 @@ def spawn_writer(
     make_reserve(board_dir)  # room for the writer to report a full disk in writer.log
     log = open(os.path.join(board_dir, "writer.log"), "ab")  # noqa: SIM115 - handed to the child
     try:
-        return subprocess.Popen(
+        return WriterProcess(
             writer_command(
                 board_dir,
                 "--session",
