@@ -85,12 +85,14 @@ def test_read_parquet_where_in_matches_read_table_filters(tmp_path: Path) -> Non
     metric = rng.integers(0, 9, 5000).astype(np.int32)
     step = np.arange(5000, dtype=np.int64)
     table = pa.table({"metric": metric, "step": step, "value": rng.normal(size=5000)})
-    path = tmp_path / "t.parquet"
-    pq.write_table(table.sort_by("metric"), path, row_group_size=700)
-    for wanted in ([3], [0, 8], [2, 5, 7], [42]):
-        got = arrow_lean.read_parquet_where_in(path, "metric", wanted, table.schema)
-        expected = pq.read_table(path, filters=[("metric", "in", wanted)], schema=table.schema)
-        assert got.equals(expected)
+    # sorted (a compacted part: one metric is a run, read as a slice) and in log order
+    for name, data in (("sorted", table.sort_by("metric")), ("unsorted", table)):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(data, path, row_group_size=700)
+        for wanted in ([3], [0, 8], [2, 5, 7], [3, 4], [42], [0, 1, 2, 3, 4, 5, 6, 7, 8]):
+            got = arrow_lean.read_parquet_where_in(path, "metric", wanted, table.schema)
+            expected = pq.read_table(path, filters=[("metric", "in", wanted)], schema=table.schema)
+            assert got.equals(expected), (name, wanted)
 
 
 def test_to_numpy_and_int_array_round_trip() -> None:
@@ -99,3 +101,32 @@ def test_to_numpy_and_int_array_round_trip() -> None:
     assert arrow_lean.to_numpy(pa.array([1.5, None])).tolist()[0] == 1.5  # nulls: to_numpy
     assert arrow_lean.int_array([7, -1], pa.int64()).to_pylist() == [7, -1]
     assert arrow_lean.empty_table(pa.schema([("a", pa.int8())])).num_rows == 0
+
+
+def test_a_first_read_of_a_compacted_board_does_not_import_pyarrow_compute(
+    tmp_path: Path,
+) -> None:
+    """pyarrow.compute costs ~30-50 ms to import (W5's budget is 40 ms); a one-metric read of
+    compacted data needs none of it."""
+    from kohakuboard import Board
+
+    board = Board(base_dir=tmp_path)
+    for i in range(50):
+        board.log(loss=float(i), acc=float(i))
+    board.finish(wait=True)
+    proc = board._proc
+    assert proc is not None and proc.wait(timeout=60) == 0  # compacted
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom kohakuboard import open_board\n"
+            "assert open_board(sys.argv[1]).scalars('loss').num_rows == 50\n"
+            "print('pyarrow.compute' in sys.modules)",
+            str(board.path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"

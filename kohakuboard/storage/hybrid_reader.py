@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import catalog_guard, table_store
 from .arrow_lean import empty_table, int_array, read_parquet_where_in, to_numpy
@@ -40,6 +39,14 @@ from .hybrid_series import HybridSeries
 READ_ATTEMPTS = 40  # re-reads of the catalog when compaction replaced a file under a read
 
 _EMPTY_SERIES = empty_table(SCALAR_SCHEMA)
+
+
+def _is_in(column: Any, value_set: Any) -> Any:
+    # pyarrow.compute takes ~30-50 ms to import; a one-metric read of compacted data (the
+    # first read of a script or a viewer) never needs it, so it is imported here
+    import pyarrow.compute as pc
+
+    return pc.is_in(column, value_set=value_set)
 
 
 class HybridReader(HybridSeries, StorageReader):
@@ -248,7 +255,7 @@ class HybridReader(HybridSeries, StorageReader):
                 else f"only {table.num_rows} of {rows} committed rows decode ({stopped})"
             )
             self._damage.add(DamagedFile(rel, why, rows, rows - table.num_rows))
-        mask = pc.is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
+        mask = _is_in(table.column("metric"), value_set=pa.array(mids, pa.int32()))
         return table.filter(mask)
 
     def media(self, name: str) -> list[MediaRow]:

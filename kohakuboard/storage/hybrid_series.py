@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -42,6 +41,14 @@ class HybridMark:
 
     parts: frozenset[str]
     arrow: tuple[tuple[str, int, int | None], ...]
+
+
+def _is_in(column: Any, value_set: Any) -> Any:
+    # pyarrow.compute takes ~30-50 ms to import; a one-metric read of compacted data (the
+    # first read of a script or a viewer) never needs it, so it is imported here
+    import pyarrow.compute as pc
+
+    return pc.is_in(column, value_set=value_set)
 
 
 def _min_max(rg: Any, column: int) -> tuple[Any, Any] | None:
@@ -145,7 +152,7 @@ class HybridSeries:
             return _in_steps(self._read_metrics(segment, mids), steps)
         if len(mids) == 1 and bool(np.all(to_numpy(table.column("metric")) == mids[0])):
             return _in_steps(table, steps)  # every row read is of the one metric: no copy
-        mask = pc.is_in(table.column("metric"), value_set=int_array(mids, pa.int32()))
+        mask = _is_in(table.column("metric"), value_set=int_array(mids, pa.int32()))
         return _in_steps(table.filter(mask), steps)
 
     def _parts_open(self) -> dict[str, tuple[tuple[int, int, int], pq.ParquetFile, _PartIndex]]:
@@ -295,7 +302,7 @@ class HybridSeries:
             except (OSError, pa.ArrowException):
                 return None
             table = pa.Table.from_batches(batches, schema=SEGMENT_SCHEMA)
-            mask = pc.is_in(table.column("metric"), value_set=int_array(list(ids), pa.int32()))
+            mask = _is_in(table.column("metric"), value_set=int_array(list(ids), pa.int32()))
             pieces.append(table.filter(mask))
         out = {name: empty_table(SCALAR_SCHEMA) for name in names}
         out.update(_split(pieces, ids))
