@@ -182,6 +182,52 @@ may_write(FastLog *self)
            PyThread_get_thread_ident() == self->owner;
 }
 
+/* Writes one scalar record of n values (record size ``size``, schema ``sid``) into the
+   owner lane and advances pos and step; 0 (nothing written) where the Python code must
+   decide: a wrap-around, a full ring, a drop point, a record outside the lane. Runs no
+   Python code. */
+static int
+write_record(FastLog *self, uint32_t sid, Py_ssize_t size, const double *values, Py_ssize_t n)
+{
+    int64_t pos = self->pos, end, start, start_end;
+    if (size != HEADER_SIZE + PREFIX_SIZE + 8 * n || self->step == INT64_MAX ||
+        __builtin_add_overflow(pos, (int64_t)size, &end) || end > self->fast_end) {
+        return 0; /* wrap-around, a full ring or a drop point: the careful path */
+    }
+    if (__builtin_add_overflow(pos, self->shift, &start) ||
+        __builtin_add_overflow(start, (int64_t)size, &start_end) || start < self->lane_lo ||
+        start_end > self->lane_hi || self->lane_hi > self->view.len) {
+        return 0;
+    }
+    char *rec = (char *)self->view.buf + start;
+    if (((uintptr_t)rec & 7) != 0) {
+        return 0; /* the header's pos is stored as one aligned 8-byte word */
+    }
+    double now;
+    if (wall_time(&now) < 0) {
+        return 0; /* time.time() raises there */
+    }
+    int64_t step = self->step;
+    self->step = step + 1;
+    char *body = rec + HEADER_SIZE;
+    uint32_t zero = 0;
+    memcpy(body, &sid, 4);
+    memcpy(body + 4, &zero, 4);
+    memcpy(body + 8, &step, 8);
+    memcpy(body + 16, &self->global_step, 8);
+    memcpy(body + 24, &now, 8);
+    memcpy(body + PREFIX_SIZE, values, (size_t)n * 8);
+    /* Body first, header last (ring.py): the reader takes a header whose pos is its cursor
+       as proof of a complete record, so pos is stored last, as one aligned word, with
+       release order (every store above is visible before it: a compiler barrier on x86,
+       stlr on aarch64). */
+    uint64_t length_word = (uint64_t)(uint32_t)size; /* u32 length, u32 reserved = 0 */
+    memcpy(rec, &length_word, 8);
+    __atomic_store_n((uint64_t *)(void *)(rec + 8), (uint64_t)pos, __ATOMIC_RELEASE);
+    self->pos = end;
+    return 1;
+}
+
 static PyObject *
 fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -224,46 +270,63 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
         }
     }
     /* From here on no Python code runs: the state read below stays as it is. */
-    Py_ssize_t size = self->last_size;
-    int64_t pos = self->pos, end, start, start_end;
-    if (size != HEADER_SIZE + PREFIX_SIZE + 8 * n || self->step == INT64_MAX ||
-        __builtin_add_overflow(pos, (int64_t)size, &end) || end > self->fast_end) {
-        goto python; /* wrap-around, a full ring or a drop point: the careful path */
-    }
-    if (__builtin_add_overflow(pos, self->shift, &start) ||
-        __builtin_add_overflow(start, (int64_t)size, &start_end) || start < self->lane_lo ||
-        start_end > self->lane_hi || self->lane_hi > self->view.len) {
+    if (!write_record(self, self->last_sid, self->last_size, values, n)) {
         goto python;
     }
-    char *rec = (char *)self->view.buf + start;
-    if (((uintptr_t)rec & 7) != 0) {
-        goto python; /* the header's pos is stored as one aligned 8-byte word */
-    }
-    double now;
-    if (wall_time(&now) < 0) {
-        goto python; /* time.time() raises there */
-    }
-    int64_t step = self->step;
-    self->step = step + 1;
-    char *body = rec + HEADER_SIZE;
-    uint32_t sid = self->last_sid, zero = 0;
-    memcpy(body, &sid, 4);
-    memcpy(body + 4, &zero, 4);
-    memcpy(body + 8, &step, 8);
-    memcpy(body + 16, &self->global_step, 8);
-    memcpy(body + 24, &now, 8);
-    memcpy(body + PREFIX_SIZE, values, (size_t)n * 8);
-    /* Body first, header last (ring.py): the reader takes a header whose pos is its cursor
-       as proof of a complete record, so pos is stored last, as one aligned word, with
-       release order (every store above is visible before it: a compiler barrier on x86,
-       stlr on aarch64). */
-    uint64_t length_word = (uint64_t)(uint32_t)size; /* u32 length, u32 reserved = 0 */
-    memcpy(rec, &length_word, 8);
-    __atomic_store_n((uint64_t *)(void *)(rec + 8), (uint64_t)pos, __ATOMIC_RELEASE);
-    self->pos = end;
     Py_RETURN_NONE;
 python:
     return call_python(self, self->py_log, args, nargsf, kwnames);
+}
+
+/* put(sid, size, nums): one record of the numbers in the list ``nums`` (exact floats and
+   ints) under a registered schema, as the vectorcall writes it; for the Python code's
+   other fast paths (one-element CPU tensors read in the calling thread). False, nothing
+   written, where the Python code must write it. */
+static PyObject *
+fastlog_put(FastLog *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    double values[MAX_FAST];
+    if (nargs != 3 || !PyLong_CheckExact(args[0]) || !PyLong_CheckExact(args[1]) ||
+        !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "put(sid: int, size: int, nums: list)");
+        return NULL;
+    }
+    if (!may_write(self)) {
+        Py_RETURN_FALSE;
+    }
+    long long sid = PyLong_AsLongLong(args[0]);
+    long long size = PyLong_AsLongLong(args[1]);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    PyObject *nums = args[2];
+    Py_ssize_t n = PyList_GET_SIZE(nums), i;
+    if (sid < 0 || sid > 0xFFFFFFFFLL || n < 1 || n > MAX_FAST ||
+        size != HEADER_SIZE + PREFIX_SIZE + 8 * (long long)n) {
+        Py_RETURN_FALSE;
+    }
+    for (i = 0; i < n; i++) { /* no Python code runs here: the list cannot change */
+        PyObject *v = PyList_GET_ITEM(nums, i);
+        if (PyFloat_CheckExact(v)) {
+            values[i] = PyFloat_AS_DOUBLE(v);
+        }
+        else if (PyLong_CheckExact(v)) {
+            double d = PyLong_AsDouble(v);
+            if (d == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                Py_RETURN_FALSE;
+            }
+            values[i] = d;
+        }
+        else {
+            Py_RETURN_FALSE;
+        }
+    }
+    if (!write_record(self, (uint32_t)sid, (Py_ssize_t)size, values, n)) {
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
 }
 
 static PyObject *
@@ -414,6 +477,8 @@ static PyMethodDef fastlog_methods[] = {
      "step($self, /, increment=1, *, to=None)\n--\n\n"
      "Advance the training step (global_step) and return it (Board.step, in C for an int "
      "increment)."},
+    {"put", (PyCFunction)(void (*)(void))fastlog_put, METH_FASTCALL,
+     "put(sid, size, nums): one record of exact floats/ints; False if the Python code must."},
     {"attach", (PyCFunction)fastlog_attach, METH_VARARGS,
      "attach(mm, schemas, lane_lo, lane_hi): hold a buffer on the ring map."},
     {"release", (PyCFunction)fastlog_release, METH_NOARGS,

@@ -187,6 +187,23 @@ KEY_SETS = st.one_of(
     st.lists(st.sampled_from(KEYS), min_size=1, max_size=5, unique=True),
 )
 PLAIN = st.one_of(st.floats(), _nan_payload, st.integers(-(2**70), 2**70))
+TENSOR_VALUES = st.one_of(
+    st.tuples(st.floats(), st.just("float64")),
+    st.tuples(st.floats(width=32), st.just("float32")),
+    st.tuples(st.integers(-(2**63), 2**63 - 1), st.just("int64")),
+    st.tuples(st.booleans(), st.just("bool")),
+    st.tuples(st.floats(), st.just("pair")),  # two elements: refused, naming the key
+)
+
+
+def _tensor(value: Any, kind: str) -> Any:
+    import torch
+
+    if kind == "pair":
+        return torch.tensor([value, value], dtype=torch.float64)
+    return torch.tensor(value, dtype=getattr(torch, kind))
+
+
 OPS = st.one_of(
     st.tuples(st.just("log"), KEY_SETS, st.lists(PLAIN, min_size=5, max_size=5)),
     st.tuples(st.just("log"), KEY_SETS, st.lists(PLAIN, min_size=5, max_size=5)),
@@ -196,6 +213,8 @@ OPS = st.one_of(
     st.tuples(st.just("step_to"), st.integers(-(2**63), 2**63 - 1)),
     st.tuples(st.just("global_step"), st.integers(0, 10**6), KEY_SETS),
     st.tuples(st.just("positional")),
+    # one-element CPU tensors: read in the calling thread and written by put() in C
+    st.tuples(st.just("tensors"), KEY_SETS, st.lists(TENSOR_VALUES, min_size=5, max_size=5)),
 )
 
 
@@ -219,6 +238,8 @@ def _apply(board: Board, op: tuple[Any, ...]) -> Any:
         if errors:
             raise errors[0]
         return None
+    if kind == "tensors":
+        return board.log(**{k: _tensor(*v) for k, v in zip(op[1], op[2], strict=False)})
     if kind == "step":
         return board.step() if op[1] is None else board.step(op[1])
     if kind == "step_to":
@@ -313,6 +334,40 @@ def test_state_is_shared_with_the_python_code(make_board: Callable[..., Board]) 
             (4, 10, 5.0),
             (5, 10, 6.0),
         ]
+
+
+@needs_c
+def test_cpu_tensors_under_known_keys_are_written_in_c_as_in_python(
+    make_board: Callable[..., Board], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-element CPU tensors under a key set seen before are read in the calling thread
+    and written by the C object's put(): the same records as the Python code's."""
+    import torch
+
+    python_put = Board._put_numbers
+    by_python: list[str] = []
+
+    def counting(self: Board, schema: Any, nums: list[Any]) -> bool:
+        by_python.append(type(self).__name__)
+        return python_put(self, schema, nums)
+
+    c_board = _c_board(make_board, name="c")
+    py_board = _pure_board(make_board, monkeypatch, name="py")
+    monkeypatch.setattr(Board, "_put_numbers", counting)  # FastBoard falls back to it
+    start = c_board._lane0.pos
+    values = [0.1, -0.0, math.inf, math.nan, 2.0**60, 5e-324]
+    for board in (c_board, py_board):
+        for i, v in enumerate(values):
+            board.log(
+                loss=torch.tensor(v, dtype=torch.float64),
+                n=torch.tensor(i * 3, dtype=torch.int64),
+                f=torch.tensor(v, dtype=torch.float32),
+            )
+    # the first call registers the keys; then the pure board writes in Python, the C one in C
+    assert by_python == ["Board"] * (len(values) - 1)
+    assert _lane0(c_board, start) == _lane0(py_board, start)
+    _finish(c_board, py_board)
+    _same_rows(c_board.path, py_board.path)
 
 
 @needs_c
