@@ -418,8 +418,10 @@ class RandomAccessCopy:
             raise TableFileError(f"{rows} rows copied, {src.num_rows} expected")
 
     def take(self, rows: np.ndarray) -> list[list[Any]]:
-        """Python rows at these indices, in that order."""
-        assert self._folder is not None
+        """Python rows at these indices, in that order (of a copy :meth:`ready` returned)."""
+        folder = self._folder
+        if folder is None:  # only ready() hands this copy out, once it is made
+            raise RuntimeError("take() on a random-access table copy that is not made yet")
         kinds = self.source.kinds
         n = self.source.num_rows
         columns: list[list[Any]] = [[] for _ in kinds]
@@ -428,8 +430,8 @@ class RandomAccessCopy:
             if not cols:
                 continue
             shape = (n, len(cols))
-            data = np.memmap(self._folder / f"{kind}.bin", dtype=dtype, mode="r", shape=shape)
-            valid = np.memmap(self._folder / f"{kind}.valid", dtype="u1", mode="r", shape=shape)
+            data = np.memmap(folder / f"{kind}.bin", dtype=dtype, mode="r", shape=shape)
+            valid = np.memmap(folder / f"{kind}.valid", dtype="u1", mode="r", shape=shape)
             picked, ok = np.array(data[rows]), np.array(valid[rows], dtype=bool)
             del data, valid
             if kind == "bool":
@@ -445,7 +447,7 @@ class RandomAccessCopy:
         if text:
             with self._lock:
                 if self._text is None:  # zero-copy over the mapped file
-                    mapped = pa.memory_map(str(self._folder / "text.arrow"))
+                    mapped = pa.memory_map(str(folder / "text.arrow"))
                     self._text = pa.ipc.open_file(mapped).read_all()
                 table = self._text
             picked_text = table.take(int64_array(rows))
