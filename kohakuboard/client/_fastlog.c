@@ -182,6 +182,28 @@ may_write(FastLog *self)
            PyThread_get_thread_ident() == self->owner;
 }
 
+/* The value of an exact float or int as struct's "d" packs it (int.__float__); 0 for any
+   other type, or an int beyond float64 (struct raises OverflowError there, which the Python
+   path reports naming the key). Runs no Python code. */
+static int
+as_double(PyObject *v, double *out)
+{
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        double d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = d;
+        return 1;
+    }
+    return 0;
+}
+
 /* Writes one scalar record of n values (record size ``size``, schema ``sid``) into the
    owner lane and advances pos and step; 0 (nothing written) where the Python code must
    decide: a wrap-around, a full ring, a drop point, a record outside the lane. Runs no
@@ -251,21 +273,7 @@ fastlog_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyO
         }
     }
     for (i = 0; i < n; i++) {
-        PyObject *v = args[i];
-        if (PyFloat_CheckExact(v)) {
-            values[i] = PyFloat_AS_DOUBLE(v);
-        }
-        else if (PyLong_CheckExact(v)) {
-            /* what struct's "d" does with an int (int.__float__); beyond float64 it raises
-               OverflowError, which the Python path reports naming the key */
-            double d = PyLong_AsDouble(v);
-            if (d == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear();
-                goto python;
-            }
-            values[i] = d;
-        }
-        else {
+        if (!as_double(args[i], &values[i])) {
             goto python;
         }
     }
@@ -307,19 +315,7 @@ fastlog_put(FastLog *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     for (i = 0; i < n; i++) { /* no Python code runs here: the list cannot change */
-        PyObject *v = PyList_GET_ITEM(nums, i);
-        if (PyFloat_CheckExact(v)) {
-            values[i] = PyFloat_AS_DOUBLE(v);
-        }
-        else if (PyLong_CheckExact(v)) {
-            double d = PyLong_AsDouble(v);
-            if (d == -1.0 && PyErr_Occurred()) {
-                PyErr_Clear();
-                Py_RETURN_FALSE;
-            }
-            values[i] = d;
-        }
-        else {
+        if (!as_double(PyList_GET_ITEM(nums, i), &values[i])) {
             Py_RETURN_FALSE;
         }
     }
