@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastlog_kit import c_board as _c_board
+from fastlog_kit import finish as _finish
+from fastlog_kit import needs_c
+from fastlog_kit import pure_board as _pure_board
 from helpers import live_writers_of_board, rows, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,21 +38,6 @@ from kohakuboard.client import fastboard
 from kohakuboard.errors import BoardClosedError
 
 PURE = fastboard.ENV_PURE
-needs_c = pytest.mark.skipif(fastboard._fastlog is None, reason=fastboard.status())
-
-
-def _pure_board(make_board: Callable[..., Board], monkeypatch: pytest.MonkeyPatch, **kw: Any):
-    with monkeypatch.context() as m:
-        m.setenv(PURE, "1")
-        board = make_board(**kw)
-    assert type(board) is Board
-    return board
-
-
-def _c_board(make_board: Callable[..., Board], **kw: Any) -> Board:
-    board = make_board(**kw)
-    assert type(board) is fastboard.FastBoard, fastboard.status()
-    return board
 
 
 def _lane0(board: Board, start: int) -> list[tuple[int, int, bytes]]:
@@ -70,16 +59,6 @@ def _lane0(board: Board, start: int) -> list[tuple[int, int, bytes]]:
         reader.release()
     assert reader.pos == lane.pos  # every record written is complete and visible
     return out
-
-
-def _finish(*boards: Board) -> None:
-    """finish(), then wait for the writers: a test this short would otherwise end before
-    they have started (their Popen objects then warn at exit)."""
-    for board in boards:
-        board.finish()
-    for board in boards:
-        proc = board._proc
-        assert proc is not None and proc.wait(timeout=60) == 0
 
 
 def _bits(values: list[float]) -> list[bytes]:

@@ -22,36 +22,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastlog_kit import c_board as _c_board
+from fastlog_kit import finish as _finish
+from fastlog_kit import needs_c
+from fastlog_kit import pure_board as _pure_board
 from helpers import rows
 
 from kohakuboard import Board, open_board
 from kohakuboard.client import fastboard
 
 _fastlog = fastboard._fastlog
-needs_c = pytest.mark.skipif(_fastlog is None, reason=fastboard.status())
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _c_board(make_board: Callable[..., Board], **kw: Any) -> Any:
-    board = make_board(**kw)
-    assert type(board) is fastboard.FastBoard, fastboard.status()
-    return board
-
-
-def _pure_board(make_board: Callable[..., Board], monkeypatch: pytest.MonkeyPatch) -> Board:
-    with monkeypatch.context() as m:
-        m.setenv(fastboard.ENV_PURE, "1")
-        board = make_board()
-    assert type(board) is Board
-    return board
-
-
-def _finish(*boards: Board) -> None:
-    for board in boards:
-        board.finish()
-    for board in boards:
-        proc = board._proc
-        assert proc is not None and proc.wait(timeout=60) == 0
 
 
 # -- values --------------------------------------------------------------------------------------
