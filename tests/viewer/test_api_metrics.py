@@ -13,7 +13,7 @@ from helpers import wait_until
 
 from kohakuboard import Board
 from kohakuboard.viewer import create_app
-from kohakuboard.viewer.routes_metrics import MAX_BOARDS
+from kohakuboard.viewer.routes_metrics import FIRST_SCREEN, MAX_BOARDS, first_screen
 
 
 def test_metrics_of_several_boards_match_the_per_board_route(
@@ -68,3 +68,43 @@ def test_progress_moves_the_progress_signature_not_the_list_signature(live_base:
             assert state()["boards_sig"] == before["boards_sig"]  # same boards, same status
     finally:
         board.finish()
+
+
+def test_first_screen_follows_the_scalars_pages_order() -> None:
+    """The page's order: each name once in first-logged order (first board first), grouped
+    into sections by namespace in the order the sections first appear; other kinds left out."""
+    found = {
+        "b1": [
+            {"name": "val/x", "kind": "scalar"},
+            {"name": "train/b", "kind": "scalar"},
+            {"name": "samples", "kind": "media"},
+            {"name": "zeta", "kind": "scalar"},
+            {"name": "val/y", "kind": "scalar"},
+        ],
+        "b2": [{"name": "train/b", "kind": "scalar"}, {"name": "train/a", "kind": "scalar"}],
+    }
+    assert first_screen(found, ["b1", "b2"]) == ["val/x", "val/y", "train/b", "train/a", "zeta"]
+    assert first_screen(found, ["b2", "b1"])[:3] == ["train/b", "train/a", "val/x"]
+    many = {"b": [{"name": f"m{i:02d}", "kind": "scalar"} for i in range(3 * FIRST_SCREEN)]}
+    assert first_screen(many, ["b"]) == [f"m{i:02d}" for i in range(FIRST_SCREEN)]
+
+
+def test_the_first_screens_series_are_read_after_the_answer(tmp_path: Path) -> None:
+    """After ``/api/metrics`` has answered, the series of the Scalars page's first charts are
+    read on every board (at the level a default chart reads), and no others."""
+    names = [f"train/m{i:02d}" for i in range(FIRST_SCREEN + 4)]
+    for r in range(2):
+        with Board(name=f"run{r}", base_dir=tmp_path) as b:
+            for i in range(300):
+                b.log(**{n: i * (k + 1) + r for k, n in enumerate(names)})
+    ids = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    app = create_app(tmp_path, static_dir=None)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        c.get("/api/boards")  # the page asks the list first: the summaries are then known
+        response = c.get("/api/metrics", params={"board": ids})  # returns after its task ran
+        assert response.status_code == 200
+        read = {(k[1], k[2]) for k in app.state.catalog._cache.keys() if k[0] == "view"}
+        assert read == {(b, n) for b in ids for n in names[:FIRST_SCREEN]}
+        # the page's own requests for those charts find them there
+        chart = c.get("/api/series", params={"board": ids, "metric": names[0], "format": "json"})
+        assert chart.status_code == 200

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -333,6 +335,64 @@ def test_a_request_the_client_left_stops_computing(
 
     asyncio.run(run())
     assert calls == []  # gone before the first series: nothing computed
+    assert sent and sent[0].get("status") == 499
+
+
+def test_a_client_that_leaves_midway_stops_the_rest_of_the_request(
+    long_board: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pairs of a request are computed in one worker thread; a disconnect that comes
+    while it runs stops it before the next pair (a chart scrolled away, a zoom replaced)."""
+    from kohakuboard.viewer import routes
+
+    base, board_id = long_board
+    app = create_app(base)
+    calls: list[str] = []
+    real = routes.chart_series
+    computing = threading.Event()
+
+    def spy(*args: Any) -> Any:
+        calls.append(args[2])
+        computing.set()
+        time.sleep(0.3)  # the disconnect arrives meanwhile
+        return real(*args)
+
+    monkeypatch.setattr(routes, "chart_series", spy)
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/api/series",
+            "raw_path": b"/api/series",
+            "query_string": f"board={board_id}&metric=loss&metric=a&metric=b".encode(),
+            "headers": [(b"host", b"127.0.0.1")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 80),
+        }
+        messages = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal messages
+            messages += 1
+            if messages == 1:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            while not computing.is_set():  # the client leaves once the first pair is begun
+                await asyncio.sleep(0.005)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async with _lifespan(app):
+            await app(scope, receive, send)
+
+    asyncio.run(run())
+    assert calls == ["loss"]  # a, b: not computed
     assert sent and sent[0].get("status") == 499
 
 
