@@ -7,7 +7,9 @@ them it says so and exits 0. The viewer runs in a thread on a real port, a fresh
 repeat (nothing cached), a fresh tab each time.
 
 Rows (medians): the page with every run selected until its first chart is drawn, until its
-first 4 are; then one screen of scrolling until every chart on screen is drawn. Floor: the app
+first 4 are; then one screen of scrolling until every chart on screen is drawn. ``--wait``:
+how the bench sees a chart drawn (a MutationObserver in the page, or Playwright polling each
+animation frame as before). Floor: the app
 loaded with nothing selected. These are wall times of the test driver (from ``goto`` until
 Playwright sees the state). The page's own clock adds the time from navigation until the
 first frame that shows the first chart (``in the page``).
@@ -41,6 +43,21 @@ READY = """(n) => {
   const cards = [...document.querySelectorAll('.chart-card')]
   return cards.length >= n && cards.slice(0, n).every((c) => c.dataset.state === 'ready')
 }"""
+# The same condition, waited for by a MutationObserver in the page instead of Playwright's
+# polling on every animation frame, whose predicate runs ~60 times a second on the page's
+# main thread (~150 ms of it in a load of ~2.5 s, taken from the page it measures).
+READY_EVENT = """(n) => new Promise((resolve) => {
+  const done = () => {
+    const cards = [...document.querySelectorAll('.chart-card')]
+    return cards.length >= n && cards.slice(0, n).every((c) => c.dataset.state === 'ready')
+  }
+  if (done()) return resolve(true)
+  const observer = new MutationObserver(() => {
+    if (done()) { observer.disconnect(); resolve(true) }
+  })
+  observer.observe(document, { subtree: true, childList: true, attributes: true,
+                               attributeFilter: ['data-state'] })
+})"""
 ON_SCREEN_READY = """() => {
   const cards = [...document.querySelectorAll('.chart-card')].filter((c) => {
     const r = c.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight })
@@ -106,6 +123,17 @@ def serve(base: Path, static: Path | None, process: bool) -> Iterator[str]:
         child.wait(timeout=30)
 
 
+WAIT = {"events": True}  # --wait: how the bench learns that the first charts are drawn
+
+
+def ready(page: Any, n: int) -> None:
+    """Returns once the page's first ``n`` chart cards are drawn."""
+    if WAIT["events"]:
+        page.evaluate(READY_EVENT, n)
+    else:
+        page.wait_for_function(READY, arg=n)
+
+
 def measure(
     browser: Any,
     base: Path,
@@ -132,11 +160,11 @@ def measure(
             page.add_init_script(FIRST_FRAME)
             start = time.perf_counter()
             page.goto(url + "?p=scalars&b=" + ",".join(ids))
-            page.wait_for_function(READY, arg=1)
+            ready(page, 1)
             first.append((time.perf_counter() - start) * 1e3)
             page.wait_for_function("() => window.__kbFirstFrame !== undefined")
             in_page.append(page.evaluate("window.__kbFirstFrame"))
-            page.wait_for_function(READY, arg=4)
+            ready(page, 4)
             four.append((time.perf_counter() - start) * 1e3)
             page.wait_for_function(ON_SCREEN_READY)
             start = time.perf_counter()
@@ -169,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         default="thread",
         help="the viewer in a thread of the bench (as before) or a process of its own",
     )
+    parser.add_argument(
+        "--wait",
+        choices=("events", "raf"),
+        default="events",
+        help="learn that charts are drawn from a MutationObserver in the page (default), or "
+        "by Playwright's polling on every animation frame (rounds 3-6 of docs/performance.md)",
+    )
     args = parser.parse_args(argv)
+    WAIT["events"] = args.wait == "events"
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -189,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     print(
         f"\nScalars page, {RUNS} runs x {WIDE_METRICS} metrics x {STEPS:,} steps "
-        f"(medians of {args.repeats}, fresh server and tab each; viewer in a {args.server})"
+        f"(medians of {args.repeats}, fresh server and tab each; viewer in a {args.server}; "
+        f"waits: {args.wait})"
     )
     for name, ms in rows:
         print(f"  {name:<48} {ms:8.0f} ms")

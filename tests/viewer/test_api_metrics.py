@@ -83,15 +83,16 @@ def test_first_screen_follows_the_scalars_pages_order() -> None:
         ],
         "b2": [{"name": "train/b", "kind": "scalar"}, {"name": "train/a", "kind": "scalar"}],
     }
-    assert first_screen(found, ["b1", "b2"]) == ["val/x", "val/y", "train/b", "train/a", "zeta"]
-    assert first_screen(found, ["b2", "b1"])[:3] == ["train/b", "train/a", "val/x"]
-    many = {"b": [{"name": f"m{i:02d}", "kind": "scalar"} for i in range(3 * FIRST_SCREEN)]}
-    assert first_screen(many, ["b"]) == [f"m{i:02d}" for i in range(FIRST_SCREEN)]
+    page = ["val/x", "val/y", "train/b", "train/a", "zeta"]
+    assert first_screen(found, ["b1", "b2"], count=10) == page
+    assert first_screen(found, ["b1", "b2"], count=3) == page[:3]
+    assert first_screen(found, ["b2", "b1"], count=3) == ["train/b", "train/a", "val/x"]
+    assert first_screen(found, ["b1", "b2"]) == page[:FIRST_SCREEN]
 
 
-def test_the_first_screens_series_are_read_after_the_answer(tmp_path: Path) -> None:
-    """After ``/api/metrics`` has answered, the series of the Scalars page's first charts are
-    read on every board (at the level a default chart reads), and no others."""
+def test_the_first_charts_series_are_read_after_the_answer(tmp_path: Path) -> None:
+    """After ``/api/metrics`` has answered, the series of the Scalars page's first chart
+    (:data:`FIRST_SCREEN` charts) are read on every board, and no others."""
     names = [f"train/m{i:02d}" for i in range(FIRST_SCREEN + 4)]
     for r in range(2):
         with Board(name=f"run{r}", base_dir=tmp_path) as b:
