@@ -8,7 +8,9 @@ Chromium driven by Playwright against ``kobo open`` on a real port (see browser_
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -122,3 +124,54 @@ def test_cards_built_on_screen_ask_without_waiting_for_the_observer(
             if urlparse(u).path == "/api/series"
         }
         assert f"train/m{N_METRICS - 1:02d}" not in asked
+
+
+# cards and placeholders when each of the first cards is drawn
+AT_EACH_DRAW = """
+window.__atDraw = []
+new MutationObserver(() => {
+  const ready = document.querySelectorAll('.chart-card[data-state="ready"]').length
+  if (ready > window.__atDraw.length) {
+    window.__atDraw.push({ ready, cards: document.querySelectorAll('.chart-card').length })
+  }
+}).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] })
+"""
+
+
+def test_the_rest_of_the_cards_wait_for_the_first_charts(long_page: Path, tab: Page) -> None:
+    """Cards past the first screen are built once its first 4 charts are drawn: built
+    earlier, they took the CPU those charts were being computed and drawn with."""
+    tab.context.add_init_script(AT_EACH_DRAW)
+    delay = {"n": 0}
+
+    def slow_series(route: Any) -> None:
+        delay["n"] += 1
+        time.sleep(0.3)  # the server is slower than the page builds (a loaded machine)
+        route.continue_()
+
+    with ViewerThread(long_page, static_dir=TEST_STATIC) as viewer:
+        tab.page.route("**/api/series?*", slow_series)
+        tab.page.goto(_url(viewer, long_page))
+        tab.page.wait_for_function(
+            f"() => document.querySelectorAll('.chart-card').length === {N_METRICS}"
+        )
+        draws = tab.page.evaluate("window.__atDraw")
+        first = draws[0]["cards"]
+        assert first < N_METRICS
+        # built only once four were drawn, and then in later tasks (none in the same one)
+        assert all(d["cards"] == first for d in draws if d["ready"] <= 4), draws
+        tab.page.unroute("**/api/series?*")
+
+
+def test_a_scalars_page_opened_later_builds_every_card(long_page: Path, tab: Page) -> None:
+    """Opened from another page, with the series lists already known (no change to wait
+    for), the page still builds its other cards."""
+    with ViewerThread(long_page, static_dir=TEST_STATIC) as viewer:
+        tab.page.goto(_url(viewer, long_page).replace("p=scalars", "p=runs"))
+        tab.page.wait_for_selector(".board")
+        tab.page.click("nav.pages button[data-page='scalars']")
+        tab.ready("train/m00")
+        tab.page.wait_for_function(
+            f"() => document.querySelectorAll('.chart-card').length === {N_METRICS}"
+        )
+        assert tab.page.locator(".chart-slot").count() == 0

@@ -6,6 +6,14 @@
 // setup; once every card is mounted `limit` stays Infinity.
 import { onBeforeUnmount, ref, watch } from 'vue'
 
+// Chart cards drawn so far (ChartCard.vue counts each card's first drawing). The rest of the
+// cards are built once the first screen's first few are drawn: building them earlier (~30-50
+// ms of the page's thread a batch of 24, and their layout and paint) took CPU from the server
+// and the page while those charts were still being computed and drawn.
+export const drawnCards = ref(0)
+export const FIRST_DRAWN = 4 // cards drawn before the rest are built (or FIRST_WAIT ms)
+const FIRST_WAIT = 2000
+
 // cards on the first screen (and the observer's margin below it): a column per 440 px
 // (the grid's minimum), a row per ~300 px
 export function firstScreen() {
@@ -31,14 +39,27 @@ export function useProgressive(total, { first = firstScreen(), step = 24, wait =
     pending = idle(grow, wait)
   }
   // starts when there are more cards than the first screen (the list comes with the runs)
-  const stop = watch(total, (n) => {
-    if (n > limit.value && !pending) {
-      stop()
-      pending = idle(grow, wait)
-    }
-  })
+  // and the first of them are drawn (or after FIRST_WAIT ms: charts without data never draw)
+  const begin = drawnCards.value + Math.min(FIRST_DRAWN, first)
+  let started = false
+  let timer = 0
+  const start = () => {
+    if (started) return
+    started = true
+    clearTimeout(timer)
+    pending = idle(grow, wait)
+  }
+  const check = () => {
+    if (started || total() <= limit.value) return
+    if (drawnCards.value >= begin) start()
+    else if (!timer) timer = setTimeout(start, FIRST_WAIT)
+  }
+  const stopTotal = watch(total, check, { immediate: true })
+  const stopDrawn = watch(drawnCards, check)
   onBeforeUnmount(() => {
-    stop()
+    stopTotal()
+    stopDrawn()
+    clearTimeout(timer)
     if (pending) cancelIdle(pending)
   })
   return limit
