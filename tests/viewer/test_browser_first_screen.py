@@ -175,3 +175,41 @@ def test_a_scalars_page_opened_later_builds_every_card(long_page: Path, tab: Pag
             f"() => document.querySelectorAll('.chart-card').length === {N_METRICS}"
         )
         assert tab.page.locator(".chart-slot").count() == 0
+
+
+# when the live state's stream was asked, and when the first chart was drawn
+LIVE_ASKED = """
+window.__liveAt = null
+window.__firstDrawnAt = null
+const RealSource = window.EventSource
+window.EventSource = class extends RealSource {
+  constructor(url, init) {
+    if (window.__liveAt === null) window.__liveAt = performance.now()
+    super(url, init)
+  }
+}
+new MutationObserver(() => {
+  if (window.__firstDrawnAt === null && document.querySelector('.chart-card[data-state="ready"]')) {
+    window.__firstDrawnAt = performance.now()
+  }
+}).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] })
+"""
+
+
+def test_the_live_state_is_asked_after_the_first_chart(long_page: Path, tab: Page) -> None:
+    """The live stream's first snapshot (every board's progress and series) waits for the
+    first chart: on a cold server it took the CPU that chart was computed with."""
+    tab.context.add_init_script(LIVE_ASKED)
+
+    def slow_series(route: Any) -> None:
+        time.sleep(0.4)
+        route.continue_()
+
+    with ViewerThread(long_page, static_dir=TEST_STATIC) as viewer:
+        tab.page.route("**/api/series?*", slow_series)
+        tab.page.goto(_url(viewer, long_page))
+        tab.ready("train/m00")
+        tab.page.wait_for_function("() => window.__liveAt !== null")
+        live_at, drawn_at = tab.page.evaluate("[window.__liveAt, window.__firstDrawnAt]")
+        assert live_at >= drawn_at, (live_at, drawn_at)
+        tab.page.unroute("**/api/series?*")

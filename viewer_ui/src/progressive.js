@@ -5,12 +5,11 @@
 // The cards past `limit` render as placeholders of a card's size. Call from a component's
 // setup; once every card is mounted `limit` stays Infinity.
 import { onBeforeUnmount, ref, watch } from 'vue'
+import { drawnCards } from './firstdraw.js'
 
-// Chart cards drawn so far (ChartCard.vue counts each card's first drawing). The rest of the
-// cards are built once the first screen's first few are drawn: building them earlier (~30-50
-// ms of the page's thread a batch of 24, and their layout and paint) took CPU from the server
-// and the page while those charts were still being computed and drawn.
-export const drawnCards = ref(0)
+// The rest of the cards are built once the first screen's first few are drawn: building them
+// earlier (~30-50 ms of the page's thread a batch of 24, and their layout and paint) took
+// CPU from the server and the page while those charts were still being computed and drawn.
 export const FIRST_DRAWN = 4 // cards drawn before the rest are built (or FIRST_WAIT ms)
 const FIRST_WAIT = 2000
 

@@ -3,6 +3,7 @@ import { computed, reactive, toRaw, watch } from 'vue'
 import { auth, check } from './api.js'
 import { MAX_METRIC_BOARDS, boardsMetrics, info, listBoards } from './endpoints/boards.js'
 import { connectLive } from './endpoints/live.js'
+import { afterCharts } from './firstdraw.js'
 import { ready, view } from './state.js'
 
 export const store = reactive({
@@ -234,8 +235,9 @@ export async function startStore(urlHadBoards) {
   setTimeout(() => (store.liveLate = true), 2000)
   let disconnect = () => {}
   let turn = 0
-  // the first live stream waits for the first series lists: on a cold server its snapshot
-  // (the same catalogs) delayed the lists the charts wait for; later ones start at once
+  // the first live stream waits for the first series lists and the first chart (or 1.5 s):
+  // on a cold server its first snapshot (every board's progress and series) took the CPU
+  // the lists and that chart were computed with; later ones start at once
   let before = null
   // the selected runs that exist: an id of a run removed since (an old link) would make the
   // server refuse the whole stream; a board created after the page loaded joins when it appears
@@ -245,7 +247,7 @@ export async function startStore(urlHadBoards) {
       const ids = joined ? joined.split(',') : []
       const missing = ids.filter((id) => !store.metrics[id])
       const lists = missing.length ? loadMetrics(missing) : Promise.resolve()
-      if (!before) before = lists
+      if (!before) before = lists.then(() => (view.page === 'scalars' && ids.length ? afterCharts(1, 1500) : null))
       const mine = ++turn
       before.then(() => {
         if (mine !== turn) return // a later selection connects instead
