@@ -10,6 +10,7 @@ board's :class:`~kohakuboard.client.supervisor.Supervisor` keeps it working, and
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import secrets
@@ -141,12 +142,15 @@ class Board:
         except BaseException:
             locking.release(self._lock_fd)
             raise
-        if config:
-            try:
+        try:
+            if self._console_mode:
+                self._console = ConsoleCapture(self._path, self._console_mode)
+                self._console.start()  # a failure: finish() below puts the streams back
+            if config:
                 self.update_config(config)
-            except BaseException:
-                self.finish("failed")  # stops the writer and frees the board for a new try
-                raise
+        except BaseException:
+            self.finish("failed")  # stops the writer and frees the board for a new try
+            raise
 
     def _start(
         self, meta: BoardMeta, path: Path, resumed: bool, ring_size: int, commit_interval: float
@@ -173,7 +177,14 @@ class Board:
             raise BoardDirectoryError(
                 f"cannot create the log ring in {path}: {exc.strerror or exc}"
             ) from exc
-        label = meta.name
+        try:
+            self._start_writing(path, meta.name, capacity, commit_interval)
+        except BaseException:
+            self._undo_start()
+            raise
+
+    def _start_writing(self, path: Path, label: str, capacity: int, commit_interval: float) -> None:
+        """The writer process, the lanes and the flusher on the ring just created."""
         writer = self._writer = Supervisor(
             path=path,
             session=self._session,
@@ -181,7 +192,7 @@ class Board:
             mm=self._mm,
             ring_path=self._ring_path,
             label=label,
-            board_id=meta.id,
+            board_id=self._meta.id,
             system_interval=self._system_interval,
             remote=self._remote,
         )
@@ -211,8 +222,33 @@ class Board:
         self._pid = os.getpid()
         self._closed = False
         _LIVE.add(self)
-        if self._console_mode:
-            self._console = ConsoleCapture(path, self._console_mode).start()
+
+    def _undo_start(self) -> None:
+        """A start that failed after the ring was created (no writer process could be
+        started, no thread, no staging folder): stop what did start, close the ring and
+        remove its file, so nothing is left open or behind. Nothing was logged yet."""
+        self._closed = True
+        self._owner = -1
+        _LIVE.discard(self)
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None:
+            with contextlib.suppress(Exception):
+                flusher.stop()
+        writer: Supervisor | None = getattr(self, "_writer", None)
+        proc = writer.proc if writer is not None else None
+        if writer is not None and proc is not None:
+            writer.expect_exit()
+            with contextlib.suppress(OSError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            self._release_map()
+        try:
+            self._mm.close()
+        finally:
+            os.close(self._fd)
+            self._ring_path.unlink(missing_ok=True)
 
     def _owner_lane(
         self, capacity: int, check_writer: Callable[[], None], label: str

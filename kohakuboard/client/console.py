@@ -212,7 +212,8 @@ class ConsoleCapture:
         self._fds = []
         if not self._stop.is_set():
             self._stop.set()
-            self._writer.join(timeout=5.0)
+            if self._writer.ident is not None:  # a start() that failed may not have got here
+                self._writer.join(timeout=5.0)
             self._flush()
             self._file.close()
 
