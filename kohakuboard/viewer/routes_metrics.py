@@ -38,7 +38,7 @@ MAX_BOARDS = 64  # as /api/series: the page asks in chunks of this many
 # the first screen's 8 ahead (30 runs x 20k steps) took the server's ~0.4 s of CPU while the
 # page was being built on the same two cores, and both the first chart (1.44 s against 1.27 s)
 # and the first four (2.16 s against 1.85 s) came later (8 alternated loads each).
-FIRST_SCREEN = 1
+READ_AHEAD_CHARTS = 1
 
 Boards = Annotated[list[str], Query(alias="board", description="Board ids (repeatable).")]
 
@@ -85,7 +85,7 @@ def catalog_metrics(catalog: Catalog, board_id: str) -> tuple[list[dict[str, Any
 
 
 def first_screen(
-    found: dict[str, list[dict[str, Any]]], ids: list[str], count: int = FIRST_SCREEN
+    found: dict[str, list[dict[str, Any]]], ids: list[str], count: int = READ_AHEAD_CHARTS
 ) -> list[str]:
     """The scalars of the Scalars page's first ``count`` charts, in its order: each
     name once, in first-logged order (first board first), sections by namespace (``train/``)

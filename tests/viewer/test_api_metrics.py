@@ -13,7 +13,7 @@ from helpers import wait_until
 
 from kohakuboard import Board
 from kohakuboard.viewer import create_app
-from kohakuboard.viewer.routes_metrics import FIRST_SCREEN, MAX_BOARDS, first_screen
+from kohakuboard.viewer.routes_metrics import MAX_BOARDS, READ_AHEAD_CHARTS, first_screen
 
 
 def test_metrics_of_several_boards_match_the_per_board_route(
@@ -87,13 +87,13 @@ def test_first_screen_follows_the_scalars_pages_order() -> None:
     assert first_screen(found, ["b1", "b2"], count=10) == page
     assert first_screen(found, ["b1", "b2"], count=3) == page[:3]
     assert first_screen(found, ["b2", "b1"], count=3) == ["train/b", "train/a", "val/x"]
-    assert first_screen(found, ["b1", "b2"]) == page[:FIRST_SCREEN]
+    assert first_screen(found, ["b1", "b2"]) == page[:READ_AHEAD_CHARTS]
 
 
 def test_the_first_charts_series_are_read_after_the_answer(tmp_path: Path) -> None:
     """After ``/api/metrics`` has answered, the series of the Scalars page's first chart
-    (:data:`FIRST_SCREEN` charts) are read on every board, and no others."""
-    names = [f"train/m{i:02d}" for i in range(FIRST_SCREEN + 4)]
+    (:data:`READ_AHEAD_CHARTS` charts) are read on every board, and no others."""
+    names = [f"train/m{i:02d}" for i in range(READ_AHEAD_CHARTS + 4)]
     for r in range(2):
         with Board(name=f"run{r}", base_dir=tmp_path) as b:
             for i in range(300):
@@ -105,7 +105,7 @@ def test_the_first_charts_series_are_read_after_the_answer(tmp_path: Path) -> No
         response = c.get("/api/metrics", params={"board": ids})  # returns after its task ran
         assert response.status_code == 200
         read = {(k[1], k[2]) for k in app.state.catalog._cache.keys() if k[0] == "view"}
-        assert read == {(b, n) for b in ids for n in names[:FIRST_SCREEN]}
+        assert read == {(b, n) for b in ids for n in names[:READ_AHEAD_CHARTS]}
         # the page's own requests for those charts find them there
         chart = c.get("/api/series", params={"board": ids, "metric": names[0], "format": "json"})
         assert chart.status_code == 200
