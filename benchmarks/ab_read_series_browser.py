@@ -12,12 +12,8 @@ that checkout's ``kohakuboard/viewer/static``). Prints each row's median and eve
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import bench_read_series_browser as bench
@@ -41,27 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     versions = [_version(v) for v in args.versions]
     bench.WAIT["page"] = args.wait == "page"
-    current: list[tuple[str, Path, Path]] = []
-
-    @contextlib.contextmanager
-    def serve(base: Path, static: Path | None, process: bool) -> Iterator[str]:
-        _, root, web = current[0]
-        env = dict(os.environ, PYTHONPATH=str(root))
-        child = subprocess.Popen(
-            [sys.executable, "-c", bench.SERVE, str(base), str(web)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            yield child.stdout.readline().strip()
-        finally:
-            child.stdin.close()
-            child.wait(timeout=30)
-
-    bench.serve = serve  # type: ignore[assignment]
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -80,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             for k in range(args.passes):
-                for version in versions if k % 2 == 0 else versions[::-1]:
-                    current[:] = [version]
-                    for label, ms in bench.measure(browser, base, ids, 1, None, True):
-                        rows[version[0]].setdefault(label, []).append(ms)
+                for name, root, web in versions if k % 2 == 0 else versions[::-1]:
+                    bench.SERVER_ENV["PYTHONPATH"] = str(root)
+                    for label, ms in bench.measure(browser, base, ids, 1, web, True):
+                        rows[name].setdefault(label, []).append(ms)
         finally:
             browser.close()
     print(f"\n{args.passes} alternated passes, waits: {args.wait} (ms)")

@@ -122,6 +122,11 @@ with ViewerThread(Path(sys.argv[1]), **extra) as viewer:
 """
 
 
+# added to the viewer process's environment (ab_read_series_browser.py: another checkout's
+# PYTHONPATH)
+SERVER_ENV: dict[str, str] = {}
+
+
 @contextlib.contextmanager
 def serve(base: Path, static: Path | None, process: bool) -> Iterator[str]:
     """The viewer's URL: in a thread of this process, or in a process of its own."""
@@ -135,6 +140,7 @@ def serve(base: Path, static: Path | None, process: bool) -> Iterator[str]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **SERVER_ENV},
     )
     try:
         assert child.stdout is not None

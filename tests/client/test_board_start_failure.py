@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastlog_kit import needs_c
 
 import kohakuboard.client.board as board_module
 from kohakuboard import Board, open_board
@@ -46,6 +45,15 @@ class Refused(RuntimeError):
     pass
 
 
+def _start_fails_leaving_nothing(base: Path, match: str) -> None:
+    """Board() raises the injected failure, and leaves no ring file and no descriptor."""
+    before = _fds()
+    with pytest.raises(Refused, match=match):
+        Board(name="x", base_dir=base, board_id="b1")
+    assert _rings(base) == []
+    assert _fds() <= before
+
+
 def test_a_failure_before_the_writer_starts_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path_kind: str
 ) -> None:
@@ -53,11 +61,7 @@ def test_a_failure_before_the_writer_starts_leaves_nothing(
         raise Refused("no writer here")
 
     monkeypatch.setattr(Supervisor, "start", refuse)
-    before = _fds()
-    with pytest.raises(Refused, match="no writer here"):
-        Board(name="x", base_dir=tmp_path, board_id="b1")
-    assert _rings(tmp_path) == []
-    assert _fds() <= before
+    _start_fails_leaving_nothing(tmp_path, "no writer here")
     monkeypatch.undo()
     _open_again(tmp_path)
 
@@ -77,12 +81,8 @@ def test_a_failure_after_the_writer_started_stops_it(
 
     monkeypatch.setattr(Supervisor, "start", start)
     monkeypatch.setattr(board_module, "Flusher", no_flusher)
-    before = _fds()
-    with pytest.raises(Refused, match="no thread for the flusher"):
-        Board(name="x", base_dir=tmp_path, board_id="b1")
+    _start_fails_leaving_nothing(tmp_path, "no thread for the flusher")
     assert len(started) == 1 and started[0].wait(timeout=30) is not None  # stopped
-    assert _rings(tmp_path) == []
-    assert _fds() <= before
     monkeypatch.undo()
     _open_again(tmp_path)
 
@@ -99,8 +99,3 @@ def test_a_failure_once_set_up_ends_the_session_as_failed(
     monkeypatch.undo()
     assert open_board(tmp_path / "b1").info().status == "failed"
     _open_again(tmp_path)
-
-
-@needs_c
-def test_the_c_path_is_the_default_here() -> None:
-    assert fastboard.status().startswith("c")

@@ -9,6 +9,7 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -307,33 +308,11 @@ def test_a_request_the_client_left_stops_computing(
         return real(*args)
 
     monkeypatch.setattr(routes, "chart_series", spy)
-    sent: list[dict[str, Any]] = []
 
-    async def run() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/api/series",
-            "raw_path": b"/api/series",
-            "query_string": f"board={board_id}&metric=loss&metric=a&metric=b".encode(),
-            "headers": [(b"host", b"127.0.0.1")],
-            "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 80),
-        }
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        async with _lifespan(app):
-            await app(scope, receive, send)
-
-    asyncio.run(run())
+    sent = _series_request(app, board_id, receive)
     assert calls == []  # gone before the first series: nothing computed
     assert sent and sent[0].get("status") == 499
 
@@ -358,42 +337,51 @@ def test_a_client_that_leaves_midway_stops_the_rest_of_the_request(
         return real(*args)
 
     monkeypatch.setattr(routes, "chart_series", spy)
+    messages = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal messages
+        messages += 1
+        if messages == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while not computing.is_set():  # the client leaves once the first pair is begun
+            await asyncio.sleep(0.005)
+        return {"type": "http.disconnect"}
+
+    sent = _series_request(app, board_id, receive)
+    assert calls == ["loss"]  # a, b: not computed
+    assert sent and sent[0].get("status") == 499
+
+
+def _series_request(
+    app: Any, board_id: str, receive: Callable[[], Awaitable[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``GET /api/series`` of three series of ``board_id``, called on the app directly (ASGI)
+    with the client's side played by ``receive``; the messages the app sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/series",
+        "raw_path": b"/api/series",
+        "query_string": f"board={board_id}&metric=loss&metric=a&metric=b".encode(),
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
     sent: list[dict[str, Any]] = []
 
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
     async def run() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/api/series",
-            "raw_path": b"/api/series",
-            "query_string": f"board={board_id}&metric=loss&metric=a&metric=b".encode(),
-            "headers": [(b"host", b"127.0.0.1")],
-            "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 80),
-        }
-        messages = 0
-
-        async def receive() -> dict[str, Any]:
-            nonlocal messages
-            messages += 1
-            if messages == 1:
-                return {"type": "http.request", "body": b"", "more_body": False}
-            while not computing.is_set():  # the client leaves once the first pair is begun
-                await asyncio.sleep(0.005)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
         async with _lifespan(app):
             await app(scope, receive, send)
 
     asyncio.run(run())
-    assert calls == ["loss"]  # a, b: not computed
-    assert sent and sent[0].get("status") == 499
+    return sent
 
 
 class _lifespan:
